@@ -1,0 +1,184 @@
+"""Fixtures: a fresh app and database per test, clients, the CLI runner, login helpers.
+
+Tests run on SQLite (a new file per test) unless USETIX_TEST_DATABASE_URL names a
+PostgreSQL database; then the schema is created once and every table is emptied after
+each test.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import sqlalchemy as sa
+
+from usetix import create_app
+from usetix.api_tokens import issue_token
+from usetix.blueprints.auth import hash_password
+from usetix.extensions import db
+from usetix.models import Account, Admin, Attendee, Event
+
+PASSWORD = "correct horse battery"
+TEST_DATABASE_URL = os.environ.get("USETIX_TEST_DATABASE_URL")
+CSRF_FIELD = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
+NONCE_FIELD = re.compile(r'name="nonce" type="hidden" value="([^"]+)"')
+TOKEN_VALUE = re.compile(r'id="token-value">([^<]+)<')
+
+
+def make_test_config(tmp_path) -> dict:
+    """Settings of a test app: its own database, CSRF on, a cheap password hash."""
+    return {
+        "TESTING": True,
+        "SECRET_KEY": "test-secret-key-not-for-production",
+        "DATABASE_URL": TEST_DATABASE_URL or f"sqlite:///{tmp_path / 'test.sqlite3'}",
+        # scrypt with a small cost: same code path as production, fast enough for many logins.
+        "PASSWORD_HASH_METHOD": "scrypt:1024:8:1",
+        "SESSION_REDIS_URL": None,
+        "RATELIMIT_STORAGE_URL": "memory://",
+    }
+
+
+def empty_all_tables() -> None:
+    tables = ", ".join(t.name for t in db.metadata.sorted_tables)
+    with db.engine.begin() as conn:
+        conn.execute(sa.text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture
+def app(tmp_path):
+    app = create_app(make_test_config(tmp_path))
+    with app.app_context():
+        db.create_all()
+    yield app
+    with app.app_context():
+        if TEST_DATABASE_URL:
+            empty_all_tables()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+@dataclass
+class Org:
+    """An account with one admin, events and attendees, as ids (no ORM objects leak out)."""
+
+    account_id: int
+    admin_id: int
+    email: str
+    event_ids: list[int]
+    attendee_ids: list[int]
+
+
+def make_org(name: str, email: str, events: int = 3, attendees_per_event: int = 2) -> Org:
+    account = Account(name=name)
+    db.session.add(account)
+    db.session.flush()
+    admin = Admin(account_id=account.id, email=email, password_hash=hash_password(PASSWORD))
+    db.session.add(admin)
+    start = datetime(2026, 6, 1, 18, 30, tzinfo=timezone.utc)
+    event_rows = []
+    for n in range(events):
+        event = Event(account_id=account.id, title=f"{name} event {n}", venue="Main Hall", status="published",
+                      starts_at=start + timedelta(days=n), ends_at=start + timedelta(days=n, hours=2))
+        db.session.add(event)
+        event_rows.append(event)
+    db.session.flush()
+    attendee_rows = []
+    for event in event_rows:
+        for n in range(attendees_per_event):
+            attendee = Attendee(account_id=account.id, event_id=event.id, name=f"Guest {n}",
+                                email=f"guest{n}@{event.id}.example", ticket_type="General")
+            db.session.add(attendee)
+            attendee_rows.append(attendee)
+    db.session.commit()
+    return Org(account.id, admin.id, email, [e.id for e in event_rows], [a.id for a in attendee_rows])
+
+
+@pytest.fixture
+def orgs(app):
+    """Two accounts: "acme" and "globex", each with an admin, 3 events and 6 attendees."""
+    with app.app_context():
+        return {
+            "acme": make_org("Acme Events", "admin@acme.example"),
+            "globex": make_org("Globex Live", "admin@globex.example"),
+        }
+
+
+def csrf_token_from(html: str) -> str:
+    match = CSRF_FIELD.search(html)
+    assert match, "no csrf_token field in the page"
+    return match.group(1)
+
+
+class AuthActions:
+    """Log in and out through the real forms, CSRF token and all."""
+
+    def __init__(self, client):
+        self.client = client
+
+    def login(self, email: str = "admin@acme.example", password: str = PASSWORD, next: str | None = None):
+        page = self.client.get("/login")
+        url = "/login" + (f"?next={next}" if next else "")
+        return self.client.post(url, data={"email": email, "password": password,
+                                           "csrf_token": csrf_token_from(page.text)})
+
+    def logout(self):
+        page = self.client.get("/admin/events")
+        return self.client.post("/logout", data={"csrf_token": csrf_token_from(page.text)})
+
+
+@pytest.fixture
+def auth(client):
+    return AuthActions(client)
+
+
+@pytest.fixture
+def logged_in(client, auth, orgs):
+    """A client logged in as Acme's admin."""
+    response = auth.login()
+    assert response.status_code == 302
+    return client
+
+
+def create_token_via_form(client, description: str = "Mailchimp sync", tier: str = "read") -> str:
+    """Create a token through Settings → API Tokens; returns the raw value from the reveal page."""
+    form = client.get("/admin/settings/api_tokens/new")
+    response = client.post("/admin/settings/api_tokens", data={
+        "description": description, "tier": tier,
+        "csrf_token": csrf_token_from(form.text), "nonce": NONCE_FIELD.search(form.text).group(1),
+    })
+    assert response.status_code == 200, response.text
+    return TOKEN_VALUE.search(response.text).group(1)
+
+
+def issue(app, org: Org, tier: str = "read", description: str = "test token") -> str:
+    """A raw token for ``org``, issued directly (no dashboard round trip)."""
+    with app.app_context():
+        admin = db.session.get(Admin, org.admin_id)
+        return issue_token(admin, description, tier, "127.0.0.1")[1]
+
+
+@pytest.fixture
+def read_token(app, orgs):
+    return issue(app, orgs["acme"], "read")
+
+
+@pytest.fixture
+def write_token(app, orgs):
+    return issue(app, orgs["acme"], "write")
+
+
+def bearer(token: str) -> dict:
+    """Headers of a JSON API request with ``token``."""
+    return {"Authorization": f"Bearer {token}", "Accept": "application/json"}

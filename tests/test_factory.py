@@ -1,0 +1,42 @@
+import pytest
+
+from usetix import create_app
+
+
+def test_testing_config_is_applied(app):
+    assert app.testing
+    assert app.config["SQLALCHEMY_DATABASE_URI"] == app.config["DATABASE_URL"]
+
+
+def test_production_refuses_placeholder_secret_key(tmp_path, monkeypatch):
+    monkeypatch.delenv("USETIX_SECRET_KEY", raising=False)
+    monkeypatch.delenv("FLASK_DEBUG", raising=False)
+    with pytest.raises(RuntimeError, match="USETIX_SECRET_KEY"):
+        create_app({"DATABASE_URL": f"sqlite:///{tmp_path / 'x.sqlite3'}"})
+
+
+def test_production_refuses_short_secret_key(tmp_path):
+    with pytest.raises(RuntimeError, match="real secret key"):
+        create_app({"SECRET_KEY": "short", "DATABASE_URL": f"sqlite:///{tmp_path / 'x.sqlite3'}"})
+
+
+def test_production_starts_with_a_real_secret_key(tmp_path):
+    app = create_app({"SECRET_KEY": "x" * 32, "DATABASE_URL": f"sqlite:///{tmp_path / 'x.sqlite3'}"})
+    assert not app.testing
+
+
+def test_environment_overrides_defaults(tmp_path, monkeypatch):
+    monkeypatch.setenv("USETIX_SESSION_IDLE_HOURS", "2")
+    monkeypatch.setenv("USETIX_SECRET_KEY", "y" * 32)
+    monkeypatch.setenv("USETIX_DATABASE_URL", f"sqlite:///{tmp_path / 'env.sqlite3'}")
+    app = create_app()
+    assert app.config["PERMANENT_SESSION_LIFETIME"].total_seconds() == 2 * 3600
+    assert app.config["SQLALCHEMY_DATABASE_URI"].endswith("env.sqlite3")
+
+
+def test_sqlite_connections_use_wal_and_busy_timeout(app):
+    from usetix.extensions import db
+
+    with app.app_context(), db.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 10000

@@ -1,0 +1,66 @@
+"""Usetix admin: the dashboard for an account's admins and the JSON API for its scripts."""
+
+from __future__ import annotations
+
+from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from . import config
+from .extensions import csrf, db, limiter, login_manager, migrate
+from .routing import Usetix
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    """Build the app: configuration, extensions, blueprints, commands, response headers."""
+    app = Usetix(__name__, instance_relative_config=True)
+    config.load(app, test_config)
+    config.check_secret_key(app)
+    register_extensions(app)
+    register_blueprints(app)
+    register_errorhandlers(app)
+    register_commands(app)
+    register_middleware(app)
+    return app
+
+
+def register_extensions(app: Flask) -> None:
+    from pathlib import Path
+
+    from .sessions import make_session_interface
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(Path(__file__).parent / "migrations"))
+    csrf.init_app(app)
+    limiter.init_app(app)
+    login_manager.init_app(app)
+    app.session_interface = make_session_interface(app)
+
+
+def register_blueprints(app: Flask) -> None:
+    from .blueprints import api, auth, dashboard, meta
+
+    app.register_blueprint(meta.bp)
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(dashboard.bp)
+    app.register_blueprint(api.bp)
+
+
+def register_errorhandlers(app: Flask) -> None:
+    from . import errors
+
+    errors.register_errorhandlers(app)
+
+
+def register_commands(app: Flask) -> None:
+    from . import cli
+
+    app.register_blueprint(cli.bp)
+
+
+def register_middleware(app: Flask) -> None:
+    from .security_headers import add_security_headers
+
+    app.after_request(add_security_headers)
+    if app.config["PROXY_FIX"]:
+        hops = int(app.config["PROXY_FIX_HOPS"])
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)

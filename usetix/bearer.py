@@ -1,0 +1,36 @@
+"""Parse an ``Authorization`` header into a bearer credential (RFC 6750 §2.1). No Flask."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Credential:
+    """The outcome of reading the header: a token, or why there is none.
+
+    ``problem`` is None when ``token`` holds the presented value, ``"missing"`` when no
+    credentials were sent, and ``"malformed"`` (with ``detail``) when the header is not
+    ``Bearer <one value>``.
+    """
+
+    token: str | None = None
+    problem: str | None = None
+    detail: str = ""
+
+
+MISSING = Credential(problem="missing", detail="No Authorization header was sent.")
+
+
+def parse_authorization(header: str | None) -> Credential:
+    """Read ``Bearer <token>``; the scheme is case-insensitive, exactly one value follows."""
+    if header is None or not header.strip():
+        return MISSING
+    parts = header.split()
+    if parts[0].lower() != "bearer":
+        return Credential(problem="malformed", detail="The Authorization scheme must be Bearer.")
+    if len(parts) == 1:
+        return Credential(problem="malformed", detail="The Bearer scheme needs a token after it.")
+    if len(parts) > 2:
+        return Credential(problem="malformed", detail="The Authorization header must hold exactly one token.")
+    return Credential(token=parts[1])

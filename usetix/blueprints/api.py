@@ -1,0 +1,195 @@
+"""The JSON API: bearer-token authentication and the V1 read-only endpoints.
+
+Requests reach this blueprint only when they ask for JSON (see ``usetix.routing``). The
+``authenticate`` hook runs before routing errors are raised, so it sees every JSON
+request, including those that would end in 404 or 405: a read token's POST is a 401
+whatever the path. Views read ``g.api_token`` and never the login session.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any, Iterable
+
+import orjson
+import sqlalchemy as sa
+from flask import Blueprint, Response, current_app, g, request, url_for
+from werkzeug.exceptions import HTTPException
+
+from .. import tokens
+from ..bearer import parse_authorization
+from ..extensions import csrf, db
+from ..models import Account, ApiToken, Attendee, Event, account_select, utcnow
+from ..pagination import BadParameter, ListQuery, parse_list_query
+
+bp = Blueprint("api", __name__, url_prefix="/admin")
+csrf.exempt(bp)  # bearer tokens, never cookies: there is nothing for a forged form to ride on
+
+# JSON endpoints that need no token (they live in the "meta" blueprint).
+PUBLIC_ENDPOINTS = frozenset({"meta.openapi", "meta.healthz", "static"})
+READ_METHODS = frozenset({"GET", "HEAD"})
+# last_used_at is for auditing, not accounting: one write per token per minute is plenty.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+_JSON_OPTIONS = orjson.OPT_UTC_Z | orjson.OPT_OMIT_MICROSECONDS | orjson.OPT_NON_STR_KEYS
+
+EVENT_COLUMNS = (Event.id, Event.title, Event.starts_at, Event.ends_at, Event.venue, Event.status,
+                 Event.created_at, Event.updated_at)
+ATTENDEE_COLUMNS = (Attendee.id, Attendee.event_id, Attendee.name, Attendee.email, Attendee.ticket_type,
+                    Attendee.checked_in, Attendee.created_at, Attendee.updated_at)
+TOKEN_COLUMNS = (ApiToken.id, ApiToken.account_id, ApiToken.tier, ApiToken.revoked_at, ApiToken.last_used_at)
+
+
+def json_response(payload: Any, status: int = 200, headers: dict | None = None) -> Response:
+    return current_app.response_class(
+        orjson.dumps(payload, option=_JSON_OPTIONS), status=status, headers=headers, mimetype="application/json"
+    )
+
+
+def error_response(status: int, error: str, message: str, headers: dict | None = None, **extra: Any) -> Response:
+    """Every API error has this shape: ``{"error": code, "message": sentence, ...}``."""
+    return json_response({"error": error, "message": message, **extra}, status, headers)
+
+
+def http_error_response(exc: HTTPException) -> Response:
+    """An HTTPException (404, 405, 413, 429, 500, ...) as JSON, keeping its headers (Allow, Retry-After)."""
+    headers = {k: v for k, v in exc.get_headers() if k.lower() != "content-type"}
+    code = (exc.name or "error").lower().replace(" ", "_").replace("'", "")
+    return error_response(exc.code or 500, code, exc.description or exc.name, headers)
+
+
+def _unauthorized(error: str, message: str, auth_error: str | None) -> Response:
+    # RFC 6750 §3: no error code when no credentials were sent at all.
+    challenge = 'Bearer realm="Usetix"' + (f', error="{auth_error}"' if auth_error else "")
+    return error_response(401, error, message, {"WWW-Authenticate": challenge})
+
+
+@bp.before_app_request
+def authenticate() -> Response | None:
+    """Resolve the bearer token of a JSON request into ``g.api_token``, or answer 401."""
+    if not request.wants_json or request.endpoint in PUBLIC_ENDPOINTS:
+        return None
+    credential = parse_authorization(request.headers.get("Authorization"))
+    if credential.problem == "missing":
+        return _unauthorized("missing_token", "Missing token: send Authorization: Bearer <token>.", None)
+    if credential.problem:
+        return _unauthorized("malformed_token", f"Malformed Authorization header: {credential.detail}",
+                             "invalid_request")
+    try:
+        digest = tokens.digest(tokens.parse(credential.token))
+    except tokens.MalformedToken as exc:
+        # Turned away before any database query.
+        return _unauthorized("malformed_token", f"Malformed token: {exc}.", "invalid_request")
+    token = db.session.execute(sa.select(*TOKEN_COLUMNS).where(ApiToken.digest == digest)).first()
+    if token is None:
+        return _unauthorized("invalid_token", "Unknown token.", "invalid_token")
+    if token.revoked_at is not None:
+        return _unauthorized("revoked_token", "This token has been revoked.", "invalid_token")
+    if token.tier == "read" and request.method not in READ_METHODS:
+        return _unauthorized("insufficient_scope", f"A read token allows GET and HEAD only, not {request.method}.",
+                             "insufficient_scope")
+    _record_use(token)
+    g.api_token = token
+    return None
+
+
+def _record_use(token: sa.Row) -> None:
+    now = utcnow()
+    if token.last_used_at is not None and now - token.last_used_at < LAST_USED_RESOLUTION:
+        return
+    # Conditional, so concurrent workers write once between them.
+    db.session.execute(
+        sa.update(ApiToken)
+        .where(ApiToken.id == token.id,
+               sa.or_(ApiToken.last_used_at.is_(None), ApiToken.last_used_at <= now - LAST_USED_RESOLUTION))
+        .values(last_used_at=now)
+    )
+    db.session.commit()
+
+
+@bp.errorhandler(BadParameter)
+def bad_parameter(exc: BadParameter) -> Response:
+    return error_response(400, "invalid_parameter", exc.message, parameter=exc.parameter)
+
+
+def _not_found() -> Response:
+    # The same answer whether the id belongs to another account or to none.
+    return error_response(404, "not_found", "No such resource in this account.")
+
+
+def _page_links(query: ListQuery, total: int) -> str | None:
+    """RFC 8288 Link header with rel="prev" / rel="next" for this list."""
+    def link(page: int, rel: str) -> str:
+        args = {**request.args.to_dict(), "page": page, "per_page": query.per_page}
+        return f'<{url_for(request.endpoint, **request.view_args, **args, _external=True)}>; rel="{rel}"'
+
+    links = []
+    if query.page > 1:
+        links.append(link(query.page - 1, "prev"))
+    if query.offset + query.per_page < total:
+        links.append(link(query.page + 1, "next"))
+    return ", ".join(links) or None
+
+
+def _list(model: Any, columns: Iterable, order_by: Iterable, *criteria: Any) -> Response:
+    """One page of an account-owned table as ``{"data": [...], "meta": {...}}``.
+
+    The total comes from a window function in the same query; only a page past the end
+    (no rows to carry it) costs a separate COUNT.
+    """
+    query = parse_list_query(request.args)
+    account_id = g.api_token.account_id
+    if query.updated_since is not None:
+        criteria = (*criteria, model.updated_at >= query.updated_since)
+    stmt = account_select(model, account_id, *columns, sa.func.count().over()).where(*criteria)
+    rows = db.session.execute(stmt.order_by(*order_by).limit(query.per_page).offset(query.offset)).all()
+    if rows:
+        total = rows[0][-1]
+    elif query.page == 1:
+        total = 0
+    else:
+        total = db.session.scalar(account_select(model, account_id, sa.func.count()).where(*criteria))
+    names = [column.key for column in columns]
+    body = {
+        "data": [dict(zip(names, row)) for row in rows],  # zip drops the trailing total
+        "meta": {"page": query.page, "per_page": query.per_page, "total": total},
+    }
+    links = _page_links(query, total)
+    return json_response(body, headers={"Link": links} if links else None)
+
+
+@bp.get("/account")
+def account() -> Response:
+    token_id = g.api_token.id
+    row = db.session.execute(
+        sa.select(Account.id, Account.name, ApiToken.description, ApiToken.tier, ApiToken.created_at)
+        .join(ApiToken, ApiToken.account_id == Account.id)
+        .where(ApiToken.id == token_id)
+    ).one()
+    return json_response({"data": {
+        "id": row.id,
+        "name": row.name,
+        "token": {"id": token_id, "description": row.description, "tier": row.tier, "created_at": row.created_at},
+    }})
+
+
+@bp.get("/events")
+def events() -> Response:
+    return _list(Event, EVENT_COLUMNS, (Event.starts_at, Event.id))
+
+
+@bp.get("/events/<int:event_id>")
+def event(event_id: int) -> Response:
+    row = db.session.execute(
+        account_select(Event, g.api_token.account_id, *EVENT_COLUMNS).where(Event.id == event_id)
+    ).first()
+    if row is None:
+        return _not_found()
+    return json_response({"data": row._asdict()})
+
+
+@bp.get("/events/<int:event_id>/attendees")
+def attendees(event_id: int) -> Response:
+    owned = db.session.scalar(account_select(Event, g.api_token.account_id, Event.id).where(Event.id == event_id))
+    if owned is None:
+        return _not_found()
+    return _list(Attendee, ATTENDEE_COLUMNS, (Attendee.id,), Attendee.event_id == event_id)

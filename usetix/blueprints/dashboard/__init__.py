@@ -1,0 +1,30 @@
+"""The admin dashboard: HTML pages behind a session login.
+
+Every view here belongs to the logged-in admin's account; the pages live in
+``events.py`` and ``tokens.py`` (Settings → API Tokens and the audit log).
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, redirect, url_for
+from flask_login import current_user
+
+from ...extensions import login_manager
+
+bp = Blueprint("dashboard", __name__, url_prefix="/admin")
+
+
+@bp.before_request
+def require_login():
+    """Every dashboard page needs a logged-in admin; anonymous visitors go to /login."""
+    if not current_user.is_authenticated:
+        return login_manager.unauthorized()
+    return None
+
+
+@bp.get("/")
+def home():
+    return redirect(url_for("dashboard.events"))
+
+
+from . import events, tokens  # noqa: E402,F401  (they add their views to bp)

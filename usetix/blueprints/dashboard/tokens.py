@@ -1,0 +1,113 @@
+"""Settings → API Tokens: list, create (with the ten-second reveal), revoke; the audit log."""
+
+from __future__ import annotations
+
+import secrets
+
+from flask import abort, current_app, flash, make_response, redirect, render_template, request, session, url_for
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from wtforms import HiddenField, RadioField, StringField
+from wtforms.validators import DataRequired, Length
+
+from ...api_tokens import issue_token, revoke_token
+from ...extensions import csrf, db
+from ...models import ApiToken, AuditEvent, account_select, get_for_account
+from . import bp
+
+REVEAL_SECONDS = 10
+# Open "new token" forms an admin may have at once (tabs); older nonces are dropped.
+MAX_OPEN_FORMS = 5
+NONCES_KEY = "token_form_nonces"
+
+
+class TokenForm(FlaskForm):
+    description = StringField(
+        "Description",
+        validators=[DataRequired("Give the token a description."), Length(max=100)],
+        filters=[lambda value: value.strip() if isinstance(value, str) else value],
+        description="Something you will recognise when auditing, e.g. Mailchimp sync.",
+    )
+    tier = RadioField(
+        "Permission tier",
+        choices=[("read", "Read — GET and HEAD only"), ("write", "Read + Write — all methods")],
+        default="read",
+        validate_choice=True,
+    )
+    # One-time nonce: a resubmitted form (reload, back, double click) cannot make a 2nd token.
+    nonce = HiddenField()
+
+
+def _issue_nonce() -> str:
+    nonce = secrets.token_urlsafe(16)
+    session[NONCES_KEY] = (session.get(NONCES_KEY, []) + [nonce])[-MAX_OPEN_FORMS:]
+    return nonce
+
+
+def _consume_nonce(nonce: str | None) -> bool:
+    nonces = session.get(NONCES_KEY, [])
+    if not nonce or nonce not in nonces:
+        return False
+    session[NONCES_KEY] = [n for n in nonces if n != nonce]
+    return True
+
+
+@bp.get("/settings/api_tokens")
+def api_tokens():
+    live = db.session.scalars(
+        account_select(ApiToken, current_user.account_id)
+        .where(ApiToken.revoked_at.is_(None))
+        .order_by(ApiToken.created_at.desc(), ApiToken.id.desc())
+    ).all()
+    return render_template("dashboard/api_tokens.html", tokens=live)
+
+
+@bp.get("/settings/api_tokens/new")
+def new_api_token():
+    form = TokenForm(nonce=_issue_nonce())
+    return render_template("dashboard/api_token_new.html", form=form)
+
+
+@bp.post("/settings/api_tokens")
+@csrf.exempt  # checked by TokenForm.validate() instead, so a stale CSRF token shows the form again with the error
+def create_api_token():
+    form = TokenForm()
+    if request.form.get("nonce") not in session.get(NONCES_KEY, []):
+        flash("That form was already submitted, so no new token was created. Your tokens are listed below.", "info")
+        return redirect(url_for("dashboard.api_tokens"))
+    if not form.validate():
+        return render_template("dashboard/api_token_new.html", form=form), 400
+    _consume_nonce(form.nonce.data)
+    token, raw = issue_token(current_user, form.description.data, form.tier.data, request.remote_addr)
+    # The reveal page is the answer to this POST, so the raw value never has to be kept
+    # anywhere to survive a redirect; no-store keeps it out of caches and history.
+    response = make_response(
+        render_template("dashboard/api_token_reveal.html", token=token, raw_value=raw, seconds=REVEAL_SECONDS)
+    )
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+@bp.post("/settings/api_tokens/<int:token_id>/revoke")
+def revoke_api_token(token_id: int):
+    token = get_for_account(ApiToken, current_user.account_id, token_id)
+    if token is None:
+        abort(404)
+    if revoke_token(token, current_user.email, current_user.id, request.remote_addr):
+        flash(f"Token “{token.description}” was revoked. Requests using it now get 401.", "success")
+    else:
+        flash(f"Token “{token.description}” was already revoked.", "info")
+    return redirect(url_for("dashboard.api_tokens"))
+
+
+@bp.get("/settings/audit_log")
+def audit_log():
+    page = request.args.get("page", 1, type=int)
+    pagination = db.paginate(
+        account_select(AuditEvent, current_user.account_id).order_by(AuditEvent.created_at.desc(), AuditEvent.id.desc()),
+        page=page,
+        per_page=current_app.config["EVENTS_PER_PAGE"],
+        error_out=False,
+    )
+    return render_template("dashboard/audit_log.html", pagination=pagination, tier_labels=ApiToken.TIER_LABELS)

@@ -1,0 +1,169 @@
+"""Command-line tools: ``usetix COMMAND`` or ``flask --app usetix COMMAND``.
+
+Every command checks its input before writing, and writes in one transaction, so a bad
+argument leaves nothing half-done.
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+from datetime import datetime, timedelta, timezone
+
+import click
+import sqlalchemy as sa
+from flask import Blueprint, current_app
+from flask.cli import FlaskGroup
+
+from . import tokens
+from .api_tokens import find_by_value, revoke_token
+from .blueprints.auth import hash_password
+from .extensions import db
+from .models import Account, Admin, Attendee, Event
+from .sessions import purge_expired
+
+bp = Blueprint("cli", __name__, cli_group=None)
+
+MIN_PASSWORD_LENGTH = 10
+DEMO_PASSWORD = "usetix-demo-password"
+DEMO_ACCOUNTS = (("Acme Events", "admin@acme.example"), ("Globex Live", "admin@globex.example"))
+DEMO_EVENTS_PER_ACCOUNT = 32
+
+
+def fail(message: str) -> None:
+    """Print ``message`` to stderr and exit with status 1."""
+    click.echo(f"Error: {message}", err=True)
+    sys.exit(1)
+
+
+@bp.cli.command("init-db")
+def init_db() -> None:
+    """Create or upgrade the database schema (idempotent)."""
+    from flask_migrate import upgrade
+
+    upgrade()
+    click.echo(f"Database ready: {db.engine.url.render_as_string(hide_password=True)}")
+
+
+@bp.cli.command("create-account")
+@click.argument("name")
+def create_account(name: str) -> None:
+    """Create an account called NAME and print its id."""
+    name = name.strip()
+    if not name or len(name) > 200:
+        fail("the account name must be 1 to 200 characters.")
+    account = Account(name=name)
+    db.session.add(account)
+    db.session.commit()
+    click.echo(account.id)
+
+
+def _add_admin(account_id: int, email: str, password: str) -> Admin:
+    """Validate and create an admin (not committed); exits with a clear error on bad input."""
+    email = Admin.normalize_email(email)
+    if db.session.get(Account, account_id) is None:
+        fail(f"there is no account with id {account_id}.")
+    if "@" not in email or len(email) > 254:
+        fail(f"{email!r} is not an email address.")
+    if db.session.scalar(sa.select(Admin.id).where(Admin.email == email)) is not None:
+        fail(f"an admin with email {email} already exists.")
+    if len(password) < MIN_PASSWORD_LENGTH:
+        fail(f"the password must be at least {MIN_PASSWORD_LENGTH} characters.")
+    admin = Admin(account_id=account_id, email=email, password_hash=hash_password(password))
+    db.session.add(admin)
+    return admin
+
+
+@bp.cli.command("create-admin")
+@click.option("--account", "account_id", type=int, required=True, help="Id of the admin's account.")
+@click.option("--email", required=True)
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+def create_admin(account_id: int, email: str, password_stdin: bool) -> None:
+    """Create an admin; the password comes from a hidden prompt or --password-stdin."""
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    admin = _add_admin(account_id, email, password)
+    db.session.commit()
+    click.echo(f"Admin {admin.email} created (id {admin.id}).")
+
+
+@bp.cli.command("seed-demo")
+@click.option("--password", default=DEMO_PASSWORD, show_default=True, help="Password of the demo admins.")
+def seed_demo(password: str) -> None:
+    """Demo data (idempotent): two accounts with events, attendees and one admin each."""
+    rng = random.Random(2026)
+    start = datetime(2026, 12, 1, 18, 0, tzinfo=timezone.utc)
+    for name, email in DEMO_ACCOUNTS:
+        if db.session.scalar(sa.select(Admin.id).where(Admin.email == email)) is not None:
+            continue
+        account = Account(name=name)
+        db.session.add(account)
+        db.session.flush()
+        _add_admin(account.id, email, password)
+        for number in range(DEMO_EVENTS_PER_ACCOUNT):
+            starts_at = start + timedelta(days=3 * number + rng.randint(0, 2), hours=rng.randint(-4, 3))
+            event = Event(
+                account_id=account.id,
+                title=f"{name.split()[0]} {rng.choice(_TOPICS)} {rng.choice(_KINDS)} #{number + 1}",
+                starts_at=starts_at,
+                ends_at=starts_at + timedelta(hours=rng.choice((2, 3, 4))),
+                venue=rng.choice(_VENUES),
+                status=rng.choice(("published", "published", "draft")),
+            )
+            db.session.add(event)
+            db.session.flush()
+            for seat in range(rng.randint(2, 8)):
+                first, last = rng.choice(_FIRST_NAMES), rng.choice(_LAST_NAMES)
+                db.session.add(Attendee(
+                    account_id=account.id,
+                    event_id=event.id,
+                    name=f"{first} {last}",
+                    email=f"{first}.{last}{seat}@{name.split()[0].lower()}-guests.example".lower(),
+                    ticket_type=rng.choice(("General", "VIP", "Student")),
+                    checked_in=rng.random() < 0.3,
+                ))
+    db.session.commit()
+    click.echo("Demo data ready. Log in at /login as:")
+    for name, email in DEMO_ACCOUNTS:
+        click.echo(f"  {email:<24} ({name})")
+    click.echo(f"  password: {password}" if password == DEMO_PASSWORD else "  with the password you gave.")
+
+
+@bp.cli.command("purge-sessions")
+def purge_sessions() -> None:
+    """Delete expired dashboard sessions."""
+    click.echo(f"Purged {purge_expired(current_app)} expired session(s).")
+
+
+@bp.cli.command("revoke-token")
+@click.option("--value-stdin", is_flag=True, required=True, help="Read the leaked token value from stdin.")
+def revoke_token_command(value_stdin: bool) -> None:
+    """Revoke a leaked token by its value, whatever its account (recorded in the audit log)."""
+    raw = sys.stdin.readline().strip()
+    try:
+        token = find_by_value(raw)
+    except tokens.MalformedToken as exc:
+        fail(f"that is not a Usetix token: {exc}.")
+    if token is None:
+        fail("no token with that value exists.")
+    if revoke_token(token, actor="operator (command line)", admin_id=None, client_address=None):
+        click.echo(f"Revoked token {token.id} (“{token.description}”) of account {token.account_id}.")
+    else:
+        click.echo(f"Token {token.id} of account {token.account_id} was already revoked.")
+
+
+def main() -> None:
+    """The ``usetix`` console script."""
+    from . import create_app
+
+    FlaskGroup(create_app=create_app, help="Usetix admin: database, accounts, demo data.")()
+
+
+_TOPICS = ("Jazz", "Python", "Design", "Film", "Poetry", "Startup", "Science", "Food", "Open-Air", "Comedy")
+_KINDS = ("Night", "Meetup", "Workshop", "Summit", "Showcase", "Festival", "Salon", "Gala")
+_VENUES = ("Main Hall", "Riverside Pavilion", "Room 101", "The Old Library", "Glasshouse Stage",
+           "Harbour Warehouse", "Civic Centre Auditorium", "Rooftop Terrace")
+_FIRST_NAMES = ("Ada", "Grace", "Alan", "Edsger", "Barbara", "Ken", "Margaret", "Linus", "Guido", "Radia")
+_LAST_NAMES = ("Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Thompson", "Hamilton", "Perlman")

@@ -1,0 +1,73 @@
+"""Configuration: built-in defaults, then instance/config.py, then USETIX_* environment
+variables, then the mapping passed to create_app() (tests)."""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+
+from flask import Flask
+
+# A placeholder only usable in debug or testing; production must set a real key.
+DEV_SECRET_KEY = "dev-only-not-secret"
+
+
+def defaults(instance_path: str) -> dict:
+    """Built-in settings; every one can be overridden by instance/config.py or USETIX_*."""
+    return {
+        "SECRET_KEY": DEV_SECRET_KEY,
+        # The embedded default database lives in the instance folder, outside the package.
+        "DATABASE_URL": "sqlite:///" + os.path.join(instance_path, "usetix.sqlite3"),
+        "SESSION_IDLE_HOURS": 8,
+        "SESSION_REDIS_URL": None,
+        "SESSION_COOKIE_NAME": "usetix_session",
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": False,
+        "PREFERRED_URL_SCHEME": "http",
+        "PASSWORD_HASH_METHOD": "scrypt",
+        "EVENTS_PER_PAGE": 25,
+        "API_RATE_LIMIT": "600 per minute",
+        "API_FAILED_AUTH_LIMIT": "60 per minute",
+        "LOGIN_RATE_LIMIT": "10 per 15 minutes",
+        "RATELIMIT_STORAGE_URL": "memory://",
+        "PROXY_FIX": False,
+        "PROXY_FIX_HOPS": 1,
+        "TRUSTED_HOSTS": None,
+        "MAX_CONTENT_LENGTH": 1024 * 1024,
+        "BENCH_TWIN_ROUTE": False,
+    }
+
+
+def load(app: Flask, overrides: dict | None) -> None:
+    """Fill ``app.config`` in the documented order and derive the settings extensions read."""
+    app.config.from_mapping(defaults(app.instance_path))
+    app.config.from_pyfile("config.py", silent=True)
+    # USETIX_SESSION_IDLE_HOURS=4 -> SESSION_IDLE_HOURS=4 (values are parsed as JSON when they can be).
+    app.config.from_prefixed_env("USETIX")
+    if overrides:
+        app.config.from_mapping(overrides)
+
+    config = app.config
+    config["SQLALCHEMY_DATABASE_URI"] = config["DATABASE_URL"]
+    config["PERMANENT_SESSION_LIFETIME"] = timedelta(hours=float(config["SESSION_IDLE_HOURS"]))
+    config["RATELIMIT_STORAGE_URI"] = config["RATELIMIT_STORAGE_URL"]
+    # Flask-Login's remember-me cookie would outlive the server-side session: never set it.
+    config["REMEMBER_COOKIE_REFRESH_EACH_REQUEST"] = False
+    if config["SESSION_COOKIE_SECURE"]:
+        config["PREFERRED_URL_SCHEME"] = "https"
+    if isinstance(config["TRUSTED_HOSTS"], str):
+        config["TRUSTED_HOSTS"] = [h.strip() for h in config["TRUSTED_HOSTS"].split(",") if h.strip()]
+
+
+def check_secret_key(app: Flask) -> None:
+    """Refuse to serve outside debug/testing with the placeholder (or an empty) secret key."""
+    if app.debug or app.testing:
+        return
+    key = app.config.get("SECRET_KEY")
+    if not key or key == DEV_SECRET_KEY or len(str(key)) < 16:
+        raise RuntimeError(
+            "Usetix needs a real secret key outside debug and testing. Set USETIX_SECRET_KEY "
+            "(for example: export USETIX_SECRET_KEY=$(python3 -c 'import secrets; "
+            "print(secrets.token_hex(32))')) or SECRET_KEY in instance/config.py."
+        )

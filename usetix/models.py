@@ -1,0 +1,171 @@
+"""Every model of Usetix, in typed SQLAlchemy 2 style.
+
+Account-owned rows carry an indexed ``account_id``; read them through
+:func:`account_select` / :func:`get_for_account` so the account filter cannot be forgotten.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from flask_login import UserMixin
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from .extensions import db
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTime(sa.types.TypeDecorator):
+    """Stores naive UTC, hands back aware UTC, on SQLite (which keeps no offset) and
+    PostgreSQL alike, so every timestamp the app sees has an explicit offset."""
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTCDateTime column")
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=timezone.utc)
+
+
+class Account(db.Model):
+    __tablename__ = "accounts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Admin(UserMixin, db.Model):
+    __tablename__ = "admins"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(sa.ForeignKey("accounts.id"), index=True)
+    # Stored lower-cased (see normalize_email), so the unique index is case-insensitive.
+    email: Mapped[str] = mapped_column(sa.String(254), unique=True)
+    password_hash: Mapped[str] = mapped_column(sa.String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    account: Mapped[Account] = relationship()
+
+    @staticmethod
+    def normalize_email(email: str) -> str:
+        return email.strip().lower()
+
+
+class Event(db.Model):
+    __tablename__ = "events"
+    __table_args__ = (
+        sa.CheckConstraint("status IN ('draft', 'published')", name="status"),
+        # Leads with account_id, so it also serves every per-account lookup.
+        sa.Index("ix_events_account_starts", "account_id", "starts_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(sa.ForeignKey("accounts.id"))
+    title: Mapped[str] = mapped_column(sa.String(200))
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    venue: Mapped[str] = mapped_column(sa.String(200))
+    status: Mapped[str] = mapped_column(sa.String(20), default="draft")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class Attendee(db.Model):
+    __tablename__ = "attendees"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(sa.ForeignKey("accounts.id"), index=True)
+    event_id: Mapped[int] = mapped_column(sa.ForeignKey("events.id"), index=True)
+    name: Mapped[str] = mapped_column(sa.String(200))
+    email: Mapped[str] = mapped_column(sa.String(254))
+    ticket_type: Mapped[str] = mapped_column(sa.String(50))
+    checked_in: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class ApiToken(db.Model):
+    """A bearer token. Only the SHA-256 digest of its value is stored; a revoked token
+    stays as a row for the audit trail and is never accepted again."""
+
+    __tablename__ = "api_tokens"
+    __table_args__ = (sa.CheckConstraint("tier IN ('read', 'write')", name="tier"),)
+
+    TIER_LABELS = {"read": "Read", "write": "Read + Write"}
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(sa.ForeignKey("accounts.id"), index=True)
+    created_by_id: Mapped[int] = mapped_column(sa.ForeignKey("admins.id"))
+    description: Mapped[str] = mapped_column(sa.String(100))
+    tier: Mapped[str] = mapped_column(sa.String(10))
+    digest: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    created_by: Mapped[Admin] = relationship()
+
+    @property
+    def tier_label(self) -> str:
+        return self.TIER_LABELS[self.tier]
+
+
+class AuditEvent(db.Model):
+    """One token created or revoked: who, what (as it was then), when, from where."""
+
+    __tablename__ = "audit_events"
+    # Leads with account_id, so it also serves every per-account lookup.
+    __table_args__ = (sa.Index("ix_audit_events_account_created", "account_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(sa.ForeignKey("accounts.id"))
+    # None when an operator acted from the command line (e.g. revoking a leaked token).
+    admin_id: Mapped[int | None] = mapped_column(sa.ForeignKey("admins.id"))
+    actor: Mapped[str] = mapped_column(sa.String(254))
+    action: Mapped[str] = mapped_column(sa.String(40))
+    token_id: Mapped[int] = mapped_column(sa.ForeignKey("api_tokens.id"))
+    token_description: Mapped[str] = mapped_column(sa.String(100))
+    token_tier: Mapped[str] = mapped_column(sa.String(10))
+    client_address: Mapped[str | None] = mapped_column(sa.String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ServerSession(db.Model):
+    """A dashboard login session. The key is the SHA-256 of the cookie's session id, so
+    the table never holds a value that would work as a cookie."""
+
+    __tablename__ = "server_sessions"
+
+    key: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    data: Mapped[str] = mapped_column(sa.Text)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+AccountOwned = TypeVar("AccountOwned", Event, Attendee, ApiToken, AuditEvent, Admin)
+
+
+def account_select(model: type[AccountOwned], account_id: int, *columns: Any) -> sa.Select:
+    """``SELECT`` from an account-owned table, already limited to one account.
+
+    With ``columns`` it selects just those (no ORM objects built), else whole rows.
+    """
+    stmt = sa.select(*columns) if columns else sa.select(model)
+    return stmt.where(model.account_id == account_id)
+
+
+def get_for_account(model: type[AccountOwned], account_id: int, row_id: int) -> AccountOwned | None:
+    """The row with ``row_id`` if it belongs to ``account_id``; None whether it belongs to
+    another account or exists nowhere (callers answer both with the same 404)."""
+    return db.session.scalar(account_select(model, account_id).where(model.id == row_id))

@@ -1,0 +1,61 @@
+"""Read and check the API's list query parameters (?page, ?per_page, ?updated_since). No Flask."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Mapping
+
+DEFAULT_PER_PAGE = 25
+MAX_PER_PAGE = 100
+
+
+class BadParameter(ValueError):
+    def __init__(self, parameter: str, message: str):
+        super().__init__(message)
+        self.parameter = parameter
+        self.message = message
+
+
+@dataclass(frozen=True)
+class ListQuery:
+    page: int = 1
+    per_page: int = DEFAULT_PER_PAGE
+    updated_since: datetime | None = None
+
+    @property
+    def offset(self) -> int:
+        return (self.page - 1) * self.per_page
+
+
+def _positive_int(args: Mapping[str, str], name: str, default: int, maximum: int | None = None) -> int:
+    raw = args.get(name)
+    if raw is None:
+        return default
+    if not raw.isascii() or not raw.isdigit() or int(raw) < 1:
+        raise BadParameter(name, f"{name} must be a whole number of at least 1.")
+    value = int(raw)
+    if maximum is not None and value > maximum:
+        raise BadParameter(name, f"{name} must be at most {maximum}.")
+    return value
+
+
+def _timestamp(args: Mapping[str, str], name: str) -> datetime | None:
+    raw = args.get(name)
+    if raw is None:
+        return None
+    try:
+        value = datetime.fromisoformat(raw)
+    except ValueError:
+        raise BadParameter(name, f"{name} must be an ISO 8601 timestamp, e.g. 2026-05-01T18:30:00Z.") from None
+    # A timestamp without an offset is taken as UTC, like every timestamp the API returns.
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+def parse_list_query(args: Mapping[str, str]) -> ListQuery:
+    """The list parameters from a query string mapping; raises BadParameter naming the culprit."""
+    return ListQuery(
+        page=_positive_int(args, "page", 1, maximum=10**9),
+        per_page=_positive_int(args, "per_page", DEFAULT_PER_PAGE, maximum=MAX_PER_PAGE),
+        updated_since=_timestamp(args, "updated_since"),
+    )

@@ -1,0 +1,63 @@
+"""One path, two audiences: JSON requests reach the API blueprint, all others the dashboard.
+
+Both blueprints register the same rules under /admin (the public document's example is
+``GET /admin/events``). Werkzeug routes on path and method only, so one map holding both
+would always pick the same rule. Instead the app keeps two filtered copies of its URL map
+and ``create_url_adapter`` (Flask's extension point for "which rules does this request
+see") binds each request to one of them, by its Accept header. Views and hooks never have
+to ask which kind of request they are serving.
+"""
+
+from __future__ import annotations
+
+from flask import Flask, Request
+from werkzeug.routing import Map, MapAdapter
+from werkzeug.utils import cached_property
+
+from .negotiation import prefers_json
+
+# Blueprints that answer only JSON requests, and those that answer both kinds
+# ("" is the app itself: the static files).
+JSON_BLUEPRINTS = frozenset({"api"})
+SHARED_BLUEPRINTS = frozenset({"", "meta"})
+
+
+class UsetixRequest(Request):
+    @cached_property
+    def wants_json(self) -> bool:
+        """Whether this is a JSON (API) request; see :mod:`usetix.negotiation`."""
+        return prefers_json(self.headers.get("Accept"))
+
+
+class Usetix(Flask):
+    request_class = UsetixRequest
+
+    def create_url_adapter(self, request: Request | None) -> MapAdapter | None:
+        adapter = super().create_url_adapter(request)
+        if adapter is not None and request is not None:
+            adapter.map = self.json_url_map if request.wants_json else self.html_url_map
+        return adapter
+
+    # Built on first use: Flask refuses new routes once the app has served a request.
+    @cached_property
+    def json_url_map(self) -> Map:
+        return self._url_map_of(lambda bp: bp in JSON_BLUEPRINTS or bp in SHARED_BLUEPRINTS)
+
+    @cached_property
+    def html_url_map(self) -> Map:
+        return self._url_map_of(lambda bp: bp not in JSON_BLUEPRINTS)
+
+    def _url_map_of(self, keep) -> Map:
+        full = self.url_map
+        url_map = self.url_map_class(
+            [rule.empty() for rule in full.iter_rules() if keep(rule.endpoint.rpartition(".")[0])],
+            default_subdomain=full.default_subdomain,
+            strict_slashes=full.strict_slashes,
+            merge_slashes=full.merge_slashes,
+            redirect_defaults=full.redirect_defaults,
+            converters=full.converters,
+            sort_parameters=full.sort_parameters,
+            sort_key=full.sort_key,
+            host_matching=full.host_matching,
+        )
+        return url_map

@@ -1,0 +1,43 @@
+// The ten-second reveal of a new API token: count down, offer a copy button, then remove
+// the value from the page and move on to the token list (replacing this history entry,
+// so Back never comes here again). Without script, the page's meta refresh moves on too.
+(function () {
+  "use strict";
+  var reveal = document.getElementById("reveal");
+  var value = document.getElementById("token-value");
+  var counter = document.getElementById("countdown");
+  var copyButton = document.getElementById("copy-token");
+  var copyStatus = document.getElementById("copy-status");
+  if (!reveal || !value) return;
+
+  var remaining = parseInt(reveal.dataset.seconds, 10) || 10;
+  var next = reveal.dataset.next;
+
+  copyButton.addEventListener("click", function () {
+    if (!navigator.clipboard) {
+      copyStatus.textContent = "Select the token and copy it by hand.";
+      return;
+    }
+    navigator.clipboard.writeText(value.textContent).then(
+      function () { copyStatus.textContent = "Copied to the clipboard."; },
+      function () { copyStatus.textContent = "Copy failed: select the token and copy it by hand."; }
+    );
+  });
+
+  function hide() {
+    value.textContent = "";
+    value.remove();
+    copyButton.remove();
+    reveal.querySelector(".warning").textContent = "The token is hidden now. Only its description and tier remain visible.";
+    window.location.replace(next);
+  }
+
+  var timer = window.setInterval(function () {
+    remaining -= 1;
+    counter.textContent = String(Math.max(remaining, 0));
+    if (remaining <= 0) {
+      window.clearInterval(timer);
+      hide();
+    }
+  }, 1000);
+})();
