@@ -8,17 +8,20 @@ whatever the path. Views read ``g.api_token`` and never the login session.
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
+from functools import lru_cache
 from typing import Any, Iterable
 
 import orjson
 import sqlalchemy as sa
 from flask import Blueprint, Response, current_app, g, request, url_for
+from limits import RateLimitItem, parse
 from werkzeug.exceptions import HTTPException
 
 from .. import tokens
 from ..bearer import parse_authorization
-from ..extensions import csrf, db
+from ..extensions import csrf, db, limiter
 from ..models import Account, ApiToken, Attendee, Event, account_select, utcnow
 from ..pagination import BadParameter, ListQuery, parse_list_query
 
@@ -57,7 +60,30 @@ def http_error_response(exc: HTTPException) -> Response:
     return error_response(exc.code or 500, code, exc.description or exc.name, headers)
 
 
+@lru_cache(maxsize=8)
+def _rate_limit(setting: str) -> RateLimitItem:
+    return parse(setting)
+
+
+def _rate_limit_headers(item: RateLimitItem, *key: str) -> dict[str, str]:
+    stats = limiter.limiter.get_window_stats(item, *key)
+    return {
+        "RateLimit-Limit": str(item.amount),
+        "RateLimit-Remaining": str(stats.remaining),
+        "RateLimit-Reset": str(max(1, round(stats.reset_time - time.time()))),
+    }
+
+
+def _too_many_requests(headers: dict[str, str], message: str) -> Response:
+    return error_response(429, "rate_limited", message, {**headers, "Retry-After": headers["RateLimit-Reset"]})
+
+
 def _unauthorized(error: str, message: str, auth_error: str | None) -> Response:
+    """401 with an RFC 6750 challenge, or 429 once this address has failed too often."""
+    item = _rate_limit(current_app.config["API_FAILED_AUTH_LIMIT"])
+    if not limiter.limiter.hit(item, "api-auth-failures", request.remote_addr or ""):
+        return _too_many_requests(_rate_limit_headers(item, "api-auth-failures", request.remote_addr or ""),
+                                  "Too many failed authentications from this address; retry later.")
     # RFC 6750 §3: no error code when no credentials were sent at all.
     challenge = 'Bearer realm="Usetix"' + (f', error="{auth_error}"' if auth_error else "")
     return error_response(401, error, message, {"WWW-Authenticate": challenge})
@@ -87,9 +113,22 @@ def authenticate() -> Response | None:
     if token.tier == "read" and request.method not in READ_METHODS:
         return _unauthorized("insufficient_scope", f"A read token allows GET and HEAD only, not {request.method}.",
                              "insufficient_scope")
+    item = _rate_limit(current_app.config["API_RATE_LIMIT"])
+    allowed = limiter.limiter.hit(item, "api-token", str(token.id))
+    g.rate_limit_headers = _rate_limit_headers(item, "api-token", str(token.id))
+    if not allowed:
+        return _too_many_requests(g.rate_limit_headers, "This token has made too many requests; retry later.")
     _record_use(token)
     g.api_token = token
     return None
+
+
+@bp.after_app_request
+def add_rate_limit_headers(response: Response) -> Response:
+    headers = g.get("rate_limit_headers")
+    if headers:
+        response.headers.update(headers)
+    return response
 
 
 def _record_use(token: sa.Row) -> None:

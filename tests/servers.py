@@ -1,0 +1,71 @@
+"""Start real gunicorn servers for tests that must cross a process boundary."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+GUNICORN = str(Path(sys.executable).with_name("gunicorn"))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def server_env(database_url: str, **settings: str) -> dict[str, str]:
+    """Environment of a server process: a real secret key, our database, USETIX_* extras."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("USETIX_", "FLASK_"))}
+    env.update({
+        "USETIX_SECRET_KEY": "gunicorn-test-secret-key-0123456789",
+        "USETIX_DATABASE_URL": database_url,
+        "USETIX_PASSWORD_HASH_METHOD": "scrypt:1024:8:1",
+    })
+    env.update({f"USETIX_{k}": v for k, v in settings.items()})
+    return env
+
+
+@contextmanager
+def gunicorn(database_url: str, workers: int = 2, log_path: Path | None = None, **settings: str):
+    """Serve ``wsgi:app`` with real gunicorn on a free loopback port; yields the base URL."""
+    port = free_port()
+    log = open(log_path, "w") if log_path else subprocess.DEVNULL
+    proc = subprocess.Popen(
+        [GUNICORN, "--workers", str(workers), "--bind", f"127.0.0.1:{port}", "--no-control-socket",
+         "--graceful-timeout", "5", "wsgi:app"],
+        cwd=ROOT, env=server_env(database_url, **settings), stdout=log, stderr=log, start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"gunicorn exited with status {proc.returncode}")
+            try:
+                if requests.get(base + "/healthz", timeout=1).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("gunicorn did not answer /healthz within 30 s")
+            time.sleep(0.1)
+        yield base
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        if log_path:
+            log.close()
