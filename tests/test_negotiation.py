@@ -1,0 +1,30 @@
+"""The Accept rule that splits JSON (API) requests from HTML ones: no Flask."""
+
+import pytest
+
+from usetix.negotiation import prefers_json
+
+
+@pytest.mark.parametrize("accept, is_json", [
+    # The rule as the issue pins it.
+    ("application/json", True),
+    ("application/json; charset=utf-8", True),
+    ("application/json, text/html", True),
+    ("text/html, application/json;q=0.9", False),
+    ("*/*", False),
+    (None, False),
+    ("", False),
+    # And around it.
+    ("text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8", False),
+    ("application/json, */*", True),
+    ("application/json;q=0.5, */*", False),
+    ("application/json;q=0.5, */*;q=0.1", True),
+    ("application/json;q=0", False),
+    ("APPLICATION/JSON", True),
+    ("text/html;q=0.2, application/json;q=0.3", True),
+    ("text/*, application/json;q=0.8", False),
+    ("application/json;q=abc", False),
+    ("application/*", False),
+])
+def test_accept_rule(accept, is_json):
+    assert prefers_json(accept) is is_json
