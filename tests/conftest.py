@@ -23,8 +23,8 @@ from usetix.models import Account, Admin, Attendee, Event
 
 PASSWORD = "correct horse battery"
 TEST_DATABASE_URL = os.environ.get("USETIX_TEST_DATABASE_URL")
-CSRF_FIELD = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
-NONCE_FIELD = re.compile(r'name="nonce" type="hidden" value="([^"]+)"')
+CSRF_FIELD = re.compile(r'<input[^>]*name="csrf_token"[^>]*value="([^"]+)"')
+NONCE_FIELD = re.compile(r'<input[^>]*name="nonce"[^>]*value="([^"]+)"')
 TOKEN_VALUE = re.compile(r'id="token-value">([^<]+)<')
 
 
