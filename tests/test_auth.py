@@ -132,7 +132,9 @@ def test_cookie_is_secure_when_configured_for_https(tmp_path, orgs):
     from .conftest import AuthActions, make_test_config
 
     https_app = create_app({**make_test_config(tmp_path), "SESSION_COOKIE_SECURE": True})
-    response = AuthActions(https_app.test_client()).login()
+    https_client = https_app.test_client()
+    https_client.environ_base["wsgi.url_scheme"] = "https"
+    response = AuthActions(https_client).login()
     cookie = next(c for c in response.headers.getlist("Set-Cookie") if c.startswith(f"{COOKIE}="))
     assert "; Secure" in cookie
 
