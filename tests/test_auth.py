@@ -134,6 +134,8 @@ def test_cookie_is_secure_when_configured_for_https(tmp_path, orgs):
     https_app = create_app({**make_test_config(tmp_path), "SESSION_COOKIE_SECURE": True})
     https_client = https_app.test_client()
     https_client.environ_base["wsgi.url_scheme"] = "https"
+    # Over HTTPS Flask-WTF also checks that the Referer is this site, as browsers send it.
+    https_client.environ_base["HTTP_REFERER"] = "https://localhost/login"
     response = AuthActions(https_client).login()
     cookie = next(c for c in response.headers.getlist("Set-Cookie") if c.startswith(f"{COOKIE}="))
     assert "; Secure" in cookie
