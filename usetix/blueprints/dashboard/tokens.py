@@ -8,6 +8,7 @@ from flask import abort, current_app, flash, make_response, redirect, render_tem
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from wtforms import HiddenField, RadioField, StringField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length
 
 from ...api_tokens import issue_token, revoke_token
@@ -30,7 +31,7 @@ class TokenForm(FlaskForm):
     )
     tier = RadioField(
         "Permission tier",
-        choices=[("read", "Read — GET and HEAD only"), ("write", "Read + Write — all methods")],
+        choices=[SelectChoice("read", "Read — GET and HEAD only"), SelectChoice("write", "Read + Write — all methods")],
         default="read",
         validate_choice=True,
     )
