@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import config
+from . import config, request_log
 from .extensions import csrf, db, limiter, login_manager, migrate
 from .routing import Usetix
 
@@ -16,6 +16,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     config.load(app, test_config)
     config.check_secret_key(app)
     register_extensions(app)
+    # Before the blueprints: its clock must start before their before_request hooks.
+    request_log.init_app(app)
     register_blueprints(app)
     register_errorhandlers(app)
     register_commands(app)
@@ -59,8 +61,15 @@ def register_commands(app: Flask) -> None:
 
 def register_middleware(app: Flask) -> None:
     from .security_headers import add_security_headers
+    from .trusted_hosts import TrustedHostMiddleware
 
     app.after_request(add_security_headers)
+    if app.config["TRUSTED_HOSTS"]:
+        # Inside ProxyFix, so it checks the host the client asked the proxy for. The
+        # middleware does the whole check: Flask's own would refuse /healthz for a load
+        # balancer that probes by address (see usetix/trusted_hosts.py).
+        app.wsgi_app = TrustedHostMiddleware(app.wsgi_app, app.config["TRUSTED_HOSTS"])
+        app.config["TRUSTED_HOSTS"] = None
     if app.config["PROXY_FIX"]:
         hops = int(app.config["PROXY_FIX_HOPS"])
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)

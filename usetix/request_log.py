@@ -1,0 +1,73 @@
+"""One log line per request, to stderr: method, path, status, duration, account, token.
+
+The line never holds the token value, the query string (a token pasted into a URL would
+land there) or any header. It reads only what the request has already loaded (the API's
+``g.api_token``, the admin Flask-Login has already loaded): logging costs no query.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+import time
+
+from flask import Flask, Response, g, request
+
+logger = logging.getLogger("usetix.requests")
+
+# Paths made only of these print as they are; any other (spaces, quotes, control
+# characters: a forged log line) is JSON-quoted.
+_PLAIN_PATH = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]*")
+
+
+def init_app(app: Flask) -> None:
+    """Log every request of ``app`` (unless ``REQUEST_LOG`` is off).
+
+    Call it before the blueprints are registered: its clock must start before their
+    ``before_request`` hooks, which may answer (a 401) without running later hooks.
+    """
+    if not app.config.get("REQUEST_LOG", True):
+        return
+    if logger.level == logging.NOTSET:
+        logger.setLevel(logging.INFO)
+    # Like Flask's own default handler: only when nothing else (the root logger of a
+    # deployment's logging config, pytest's capture) would handle the line.
+    if not logger.hasHandlers():
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+        logger.addHandler(handler)
+    app.before_request(_start_clock)
+    app.after_request(_log_request)
+
+
+def _start_clock() -> None:
+    g.request_started = time.perf_counter()
+
+
+def _log_request(response: Response) -> Response:
+    if not logger.isEnabledFor(logging.INFO):
+        return response
+    started = g.get("request_started")
+    duration_ms = round((time.perf_counter() - started) * 1000, 2) if started is not None else None
+    token = g.get("api_token")
+    if token is not None:
+        account_id, token_id = token.account_id, token.id
+    else:
+        # Flask-Login keeps the admin it loaded in g; never load one just to log it.
+        admin = g.get("_login_user")
+        account_id, token_id = getattr(admin, "account_id", None), None
+    path = request.path
+    if not _PLAIN_PATH.fullmatch(path):
+        path = json.dumps(path)
+    logger.info(
+        "method=%s path=%s status=%d duration_ms=%s account=%s token=%s",
+        request.method, path, response.status_code,
+        "-" if duration_ms is None else duration_ms,
+        "-" if account_id is None else account_id,
+        "-" if token_id is None else token_id,
+        extra={"http": {"method": request.method, "path": request.path, "status": response.status_code,
+                        "duration_ms": duration_ms, "account_id": account_id, "token_id": token_id}},
+    )
+    return response
