@@ -48,8 +48,10 @@ def empty_all_tables() -> None:
 
 
 @pytest.fixture
-def app(tmp_path):
-    app = create_app(make_test_config(tmp_path))
+def app(request, tmp_path):
+    """A fresh app and database; ``@pytest.mark.app_config(NAME=value)`` adds settings."""
+    marker = request.node.get_closest_marker("app_config")
+    app = create_app({**make_test_config(tmp_path), **(marker.kwargs if marker else {})})
     with app.app_context():
         db.create_all()
     yield app
