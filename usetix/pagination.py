@@ -46,10 +46,10 @@ def _timestamp(args: Mapping[str, str], name: str) -> datetime | None:
         return None
     try:
         value = datetime.fromisoformat(raw)
-    except ValueError:
+        # A timestamp without an offset is taken as UTC, like every timestamp the API returns.
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+    except (ValueError, OverflowError):  # OverflowError: 0001-01-01T00:00:00+01:00 is before year 1 in UTC
         raise BadParameter(name, f"{name} must be an ISO 8601 timestamp, e.g. 2026-05-01T18:30:00Z.") from None
-    # A timestamp without an offset is taken as UTC, like every timestamp the API returns.
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
 
 
 def parse_list_query(args: Mapping[str, str]) -> ListQuery:

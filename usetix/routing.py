@@ -11,7 +11,7 @@ to ask which kind of request they are serving.
 from __future__ import annotations
 
 from flask import Flask, Request
-from werkzeug.routing import Map, MapAdapter
+from werkzeug.routing import IntegerConverter, Map, MapAdapter
 from werkzeug.utils import cached_property
 
 from .negotiation import prefers_json
@@ -20,6 +20,18 @@ from .negotiation import prefers_json
 # ("" is the app itself: the static files).
 JSON_BLUEPRINTS = frozenset({"api"})
 SHARED_BLUEPRINTS = frozenset({"", "meta"})
+
+
+class RowIdConverter(IntegerConverter):
+    """``<int:...>`` in every route: a row id fits a signed 64-bit column, so a larger
+    number in the path is a 404 rather than an overflow in the database driver. ASCII
+    digits only (``\\d`` would also take other scripts' digits)."""
+
+    regex = "[0-9]+"
+
+    def __init__(self, map: Map, fixed_digits: int = 0, min: int | None = None, max: int | None = 2**63 - 1,
+                 signed: bool = False) -> None:
+        super().__init__(map, fixed_digits, min, max, signed)
 
 
 class UsetixRequest(Request):
@@ -31,6 +43,10 @@ class UsetixRequest(Request):
 
 class Usetix(Flask):
     request_class = UsetixRequest
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.url_map.converters["int"] = RowIdConverter
 
     def create_url_adapter(self, request: Request | None) -> MapAdapter | None:
         adapter = super().create_url_adapter(request)
