@@ -9,7 +9,7 @@ from freezegun import freeze_time
 from usetix import tokens
 from usetix.blueprints.auth import hash_password
 from usetix.extensions import db
-from usetix.models import Admin, ApiToken, AuditEvent
+from usetix.models import Admin, ApiToken, AuditEvent, ServerSession
 
 from .conftest import NONCE_FIELD, PASSWORD, bearer, create_token_via_form, csrf_token_from
 
@@ -99,6 +99,23 @@ def test_resubmitting_the_form_never_makes_a_second_token(app, client, logged_in
     assert again.status_code == 302
     assert again.headers["Location"] == LIST
     assert "already submitted" in client.get(LIST).text
+    assert len(token_rows(app)) == 1
+
+
+def test_a_double_click_racing_past_the_session_check_still_makes_one_token(app, client, logged_in):
+    csrf, nonce = new_form(client)
+    with app.app_context():
+        before = db.session.execute(sa.select(ServerSession.key, ServerSession.data)).all()
+    assert post_form(client, csrf, nonce).status_code == 200
+    # The second click's request read the session before the first one saved it, so
+    # the nonce still looks unspent there: the database must catch the repeat.
+    with app.app_context():
+        for key, data in before:
+            db.session.execute(sa.update(ServerSession).where(ServerSession.key == key).values(data=data))
+        db.session.commit()
+    again = post_form(client, csrf, nonce)
+    assert again.status_code == 302
+    assert again.headers["Location"] == LIST
     assert len(token_rows(app)) == 1
 
 

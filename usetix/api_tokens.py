@@ -6,12 +6,17 @@ Used by the dashboard (Settings → API Tokens) and by ``usetix revoke-token``.
 from __future__ import annotations
 
 import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
 
 from . import tokens
 from .extensions import db
 from .models import Admin, ApiToken, AuditEvent, utcnow
 
 TIERS = ("read", "write")
+
+
+class DuplicateSubmission(Exception):
+    """A token was already made from this form (its nonce is spent)."""
 
 
 def _audit(action: str, token: ApiToken, actor: str, admin_id: int | None, client_address: str | None) -> None:
@@ -29,9 +34,13 @@ def _audit(action: str, token: ApiToken, actor: str, admin_id: int | None, clien
     )
 
 
-def issue_token(admin: Admin, description: str, tier: str, client_address: str | None) -> tuple[ApiToken, str]:
+def issue_token(admin: Admin, description: str, tier: str, client_address: str | None,
+                form_nonce: str | None = None) -> tuple[ApiToken, str]:
     """Create a token for the admin's account; returns the row and the raw value, which
-    exists only in this return value and is never written anywhere."""
+    exists only in this return value and is never written anywhere.
+
+    Raises DuplicateSubmission if ``form_nonce`` already made a token.
+    """
     if tier not in TIERS:
         raise ValueError(f"unknown tier {tier!r}")
     raw = tokens.generate()
@@ -41,9 +50,16 @@ def issue_token(admin: Admin, description: str, tier: str, client_address: str |
         description=description,
         tier=tier,
         digest=tokens.digest(raw),
+        form_nonce=form_nonce,
     )
     db.session.add(token)
-    db.session.flush()  # assigns token.id for the audit row
+    try:
+        db.session.flush()  # assigns token.id for the audit row; enforces the unique nonce
+    except IntegrityError:
+        db.session.rollback()
+        if form_nonce and db.session.scalar(sa.select(ApiToken.id).where(ApiToken.form_nonce == form_nonce)):
+            raise DuplicateSubmission from None
+        raise
     _audit("token.created", token, admin.email, admin.id, client_address)
     db.session.commit()
     return token, raw

@@ -114,6 +114,9 @@ class ApiToken(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The one-time nonce of the dashboard form that made it. Unique, so two submissions
+    # racing past the session's nonce check (a double click) still make one token.
+    form_nonce: Mapped[str | None] = mapped_column(sa.String(32), unique=True)
 
     created_by: Mapped[Admin] = relationship()
 

@@ -11,7 +11,7 @@ from wtforms import HiddenField, RadioField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length
 
-from ...api_tokens import issue_token, revoke_token
+from ...api_tokens import DuplicateSubmission, issue_token, revoke_token
 from ...extensions import csrf, db
 from ...models import ApiToken, AuditEvent, account_select, get_for_account
 from . import bp
@@ -45,12 +45,13 @@ def _issue_nonce() -> str:
     return nonce
 
 
-def _consume_nonce(nonce: str | None) -> bool:
-    nonces = session.get(NONCES_KEY, [])
-    if not nonce or nonce not in nonces:
-        return False
-    session[NONCES_KEY] = [n for n in nonces if n != nonce]
-    return True
+def _spend_nonce(nonce: str) -> None:
+    session[NONCES_KEY] = [n for n in session.get(NONCES_KEY, []) if n != nonce]
+
+
+def _already_submitted():
+    flash("That form was already submitted, so no new token was created. Your tokens are listed below.", "info")
+    return redirect(url_for("dashboard.api_tokens"))
 
 
 @bp.get("/settings/api_tokens")
@@ -73,13 +74,17 @@ def new_api_token():
 @csrf.exempt  # checked by TokenForm.validate() instead, so a stale CSRF token shows the form again with the error
 def create_api_token():
     form = TokenForm()
-    if request.form.get("nonce") not in session.get(NONCES_KEY, []):
-        flash("That form was already submitted, so no new token was created. Your tokens are listed below.", "info")
-        return redirect(url_for("dashboard.api_tokens"))
+    nonce = request.form.get("nonce", "")
+    if nonce not in session.get(NONCES_KEY, []):
+        return _already_submitted()
     if not form.validate():
         return render_template("dashboard/api_token_new.html", form=form), 400
-    _consume_nonce(form.nonce.data)
-    token, raw = issue_token(current_user, form.description.data, form.tier.data, request.remote_addr)
+    _spend_nonce(nonce)
+    try:
+        token, raw = issue_token(current_user, form.description.data, form.tier.data, request.remote_addr, nonce)
+    except DuplicateSubmission:
+        # A second submission that raced past the session check (a double click).
+        return _already_submitted()
     # The reveal page is the answer to this POST, so the raw value never has to be kept
     # anywhere to survive a redirect; no-store keeps it out of caches and history.
     response = make_response(

@@ -73,11 +73,13 @@ def upgrade():
     sa.Column('created_at', sa.DateTime(), nullable=False),
     sa.Column('last_used_at', sa.DateTime(), nullable=True),
     sa.Column('revoked_at', sa.DateTime(), nullable=True),
+    sa.Column('form_nonce', sa.String(length=32), nullable=True),
     sa.CheckConstraint("tier IN ('read', 'write')", name=op.f('ck_api_tokens_tier')),
     sa.ForeignKeyConstraint(['account_id'], ['accounts.id'], name=op.f('fk_api_tokens_account_id_accounts')),
     sa.ForeignKeyConstraint(['created_by_id'], ['admins.id'], name=op.f('fk_api_tokens_created_by_id_admins')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_api_tokens')),
-    sa.UniqueConstraint('digest', name=op.f('uq_api_tokens_digest'))
+    sa.UniqueConstraint('digest', name=op.f('uq_api_tokens_digest')),
+    sa.UniqueConstraint('form_nonce', name=op.f('uq_api_tokens_form_nonce'))
     )
     with op.batch_alter_table('api_tokens', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_api_tokens_account_id'), ['account_id'], unique=False)
