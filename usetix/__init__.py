@@ -6,6 +6,7 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import config, request_log
+from .body_limit import refuse_oversized_body
 from .extensions import csrf, db, limiter, login_manager, migrate
 from .routing import Usetix
 
@@ -18,6 +19,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     register_extensions(app)
     # Before the blueprints: its clock must start before their before_request hooks.
     request_log.init_app(app)
+    # Before the blueprints too: an oversized body is refused before the API authenticates.
+    app.before_request(refuse_oversized_body)
     register_blueprints(app)
     register_errorhandlers(app)
     register_commands(app)
