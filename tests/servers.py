@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 GUNICORN = str(Path(sys.executable).with_name("gunicorn"))
+USETIX = str(Path(sys.executable).with_name("usetix"))
 
 
 def free_port() -> int:
@@ -35,14 +37,28 @@ def server_env(database_url: str, **settings: str) -> dict[str, str]:
     return env
 
 
+def prepare_database(database_url: str, password: str) -> None:
+    """Fill an empty database with the ``usetix`` CLI, as an operator would: the schema
+    (migrations), then the two demo accounts with their admins and events."""
+    for args in (["init-db"], ["seed-demo", "--password", password]):
+        done = subprocess.run([USETIX, *args], cwd=ROOT, env=server_env(database_url), capture_output=True,
+                              text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"usetix {args[0]} failed ({done.returncode}):\n{done.stdout}{done.stderr}")
+
+
 @contextmanager
-def gunicorn(database_url: str, workers: int = 2, log_path: Path | None = None, **settings: str):
-    """Serve ``wsgi:app`` with real gunicorn on a free loopback port; yields the base URL."""
+def gunicorn(database_url: str, workers: int = 2, log_path: Path | None = None, extra_args: Sequence[str] = (),
+             **settings: str):
+    """Serve ``wsgi:app`` with real gunicorn on a free loopback port; yields the base URL.
+
+    ``extra_args`` go on gunicorn's command line (an access log format, say).
+    """
     port = free_port()
     log = open(log_path, "w") if log_path else subprocess.DEVNULL
     proc = subprocess.Popen(
         [GUNICORN, "--workers", str(workers), "--bind", f"127.0.0.1:{port}", "--no-control-socket",
-         "--graceful-timeout", "5", "wsgi:app"],
+         "--graceful-timeout", "5", *extra_args, "wsgi:app"],
         cwd=ROOT, env=server_env(database_url, **settings), stdout=log, stderr=log, start_new_session=True,
     )
     base = f"http://127.0.0.1:{port}"
@@ -54,8 +70,8 @@ def gunicorn(database_url: str, workers: int = 2, log_path: Path | None = None, 
             try:
                 if requests.get(base + "/healthz", timeout=1).status_code == 200:
                     break
-            except requests.ConnectionError:
-                pass
+            except (requests.ConnectionError, requests.Timeout):
+                pass  # not listening yet, or listening while its workers still boot
             if time.monotonic() > deadline:
                 raise RuntimeError("gunicorn did not answer /healthz within 30 s")
             time.sleep(0.1)
