@@ -12,6 +12,7 @@ from usetix.extensions import db
 from usetix.models import ApiToken, Attendee, Event
 
 from .conftest import bearer, issue
+from .test_negotiation import PINNED_CASES
 
 JSON = {"Accept": "application/json"}
 
@@ -38,14 +39,7 @@ class QueryLog:
 
 # -- the JSON/HTML split ----------------------------------------------------------------
 
-@pytest.mark.parametrize("accept, is_json", [
-    ("application/json", True),
-    ("application/json; charset=utf-8", True),
-    ("application/json, text/html", True),
-    ("text/html, application/json;q=0.9", False),
-    ("*/*", False),
-    (None, False),
-])
+@pytest.mark.parametrize("accept, is_json", PINNED_CASES)
 def test_accept_decides_between_api_and_dashboard(client, read_token, accept, is_json):
     headers = {"Authorization": f"Bearer {read_token}"}
     if accept is not None:
