@@ -1,0 +1,306 @@
+"""Property-based tests (hypothesis) of everything that reads a credential or a query string.
+
+First the pure parsers (usetix.bearer, usetix.tokens, usetix.pagination), then the API
+through the test client: whatever arrives in the Authorization header (text or bytes up
+to 64 KiB, unicode, NUL and control characters, runs of spaces, any case of the scheme,
+several headers, a well-formed prefix with a broken checksum) gets a 401 with a JSON body
+and a Bearer challenge: never a 500, never a session cookie, and never a database query
+unless the value passed the format and checksum checks.
+
+Every test is bounded (max_examples, no deadline), so the module runs in seconds.
+"""
+
+from __future__ import annotations
+
+import string
+import zlib
+
+import pytest
+from hypothesis import HealthCheck, assume, event, example, given, settings
+from hypothesis import strategies as st
+
+from usetix import tokens
+from usetix.bearer import parse_authorization
+from usetix.pagination import BadParameter, ListQuery, parse_list_query
+
+from .conftest import bearer
+from .queries import recorded_queries
+
+# Fuzzing sends thousands of bad credentials from one address: lift the failed-auth limit
+# (its 429 has tests of its own in test_throttling.py).
+pytestmark = pytest.mark.app_config(API_FAILED_AUTH_LIMIT="1000000 per minute")
+
+PURE = settings(max_examples=500, deadline=None)
+# Tests that share one app (and its database) across examples: safe, they only read.
+THROUGH_APP = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                                HealthCheck.too_slow,
+                                                                                HealthCheck.data_too_large])
+
+MAX_HEADER = 64 * 1024
+WHITESPACE = " \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f\x85\xa0\u2000\u3000"
+
+# --- Strategies -------------------------------------------------------------------------------
+
+random_parts = st.text(alphabet=tokens.ALPHABET, min_size=tokens.RANDOM_LENGTH, max_size=tokens.RANDOM_LENGTH)
+# Well-formed tokens with a valid checksum that no account holds.
+well_formed_tokens = random_parts.map(lambda body: tokens.PREFIX + body + tokens.checksum(body))
+
+
+@st.composite
+def broken_checksum_tokens(draw) -> str:
+    """utx_ + 36 base62 characters whose last six are not the checksum of the first 30."""
+    body = draw(random_parts)
+    check = draw(st.text(alphabet=tokens.ALPHABET, min_size=tokens.CHECKSUM_LENGTH, max_size=tokens.CHECKSUM_LENGTH))
+    assume(check != tokens.checksum(body))
+    return tokens.PREFIX + body + check
+
+
+@st.composite
+def one_character_changed(draw) -> str:
+    """A real token with one character of its random part or checksum replaced."""
+    value = draw(well_formed_tokens)
+    index = draw(st.integers(len(tokens.PREFIX), tokens.TOKEN_LENGTH - 1))
+    replacement = draw(st.sampled_from(tokens.ALPHABET).filter(lambda c: c != value[index]))
+    return value[:index] + replacement + value[index + 1:]
+
+
+def _repeat_to(piece: str, times: int) -> str:
+    return (piece * times)[:MAX_HEADER]
+
+
+# Long values: hypothesis seldom draws 64 KiB by itself, so repeat a short piece.
+long_text = st.builds(_repeat_to, st.text(min_size=1, max_size=16), st.integers(1, MAX_HEADER))
+schemes = st.sampled_from(["Bearer", "bearer", "BEARER", "bEaReR", "Basic", "Token", "Bearer:", "Bearer,", "utx_", ""])
+spaces = st.text(alphabet=WHITESPACE, max_size=64) | st.builds(lambda n: " " * n, st.integers(0, MAX_HEADER // 2))
+credentials = st.one_of(
+    st.text(max_size=256),  # any unicode, NUL and control characters included
+    well_formed_tokens, broken_checksum_tokens(), one_character_changed(),
+    well_formed_tokens.map(str.upper), well_formed_tokens.map(lambda t: t[:-1]), well_formed_tokens.map(lambda t: t + "A"),
+    st.builds(lambda t, junk: t + junk, well_formed_tokens, st.text(min_size=1, max_size=8)),
+    long_text,
+)
+
+
+@st.composite
+def header_texts(draw) -> str:
+    """An Authorization value: scheme, spaces and credentials in any arrangement, or junk."""
+    shaped = st.builds(lambda s1, scheme, s2, cred, s3: s1 + scheme + s2 + cred + s3,
+                       spaces, schemes, spaces, credentials, spaces)
+    several = st.lists(shaped, min_size=2, max_size=4).map(", ".join)
+    return draw(st.one_of(shaped, several, st.text(max_size=512), long_text))[:MAX_HEADER]
+
+
+# What a WSGI server hands the app: header bytes decoded as latin-1 (PEP 3333).
+header_bytes = st.one_of(
+    st.binary(max_size=1024),
+    st.builds(lambda piece, n: (piece * n)[:MAX_HEADER], st.binary(min_size=1, max_size=16), st.integers(1, MAX_HEADER)),
+    header_texts().map(lambda text: text.encode("utf-8", "surrogatepass")[:MAX_HEADER]),
+).map(lambda raw: raw.decode("latin-1"))
+
+
+# --- Pure parsers ------------------------------------------------------------------------------
+
+@PURE
+@given(st.none() | header_texts() | st.text())
+def test_parse_authorization_never_raises_and_classifies(header):
+    credential = parse_authorization(header)
+    assert credential.problem in (None, "missing", "malformed")
+    if credential.problem is None:
+        assert credential.token and header.split() == [header.split()[0], credential.token]
+        assert header.split()[0].lower() == "bearer"
+    else:
+        assert credential.token is None and credential.detail
+    if header is None or not header.strip():
+        assert credential.problem == "missing"
+
+
+@PURE
+@given(st.sampled_from(["Bearer", "bearer", "BEARER", "BeArEr"]), st.text(alphabet=" \t", min_size=0, max_size=40),
+       st.text(alphabet=" ", min_size=1, max_size=4000), st.text(alphabet=" \t", max_size=40),
+       st.text(min_size=1).filter(lambda t: len(t.split()) == 1).map(str.strip))
+def test_parse_authorization_reads_one_bearer_value_in_any_case_and_spacing(scheme, before, between, after, value):
+    credential = parse_authorization(before + scheme + between + value + after)
+    assert credential.problem is None
+    assert credential.token == value
+
+
+@PURE
+@given(st.lists(well_formed_tokens, min_size=2, max_size=4), st.sampled_from([",", ", ", " , "]))
+def test_several_bearer_headers_joined_by_a_server_are_malformed(values, separator):
+    # gunicorn and most servers join repeated headers with a comma.
+    header = separator.join(f"Bearer {value}" for value in values)
+    assert parse_authorization(header).problem == "malformed"
+
+
+@PURE
+@given(st.text(max_size=128) | long_text | broken_checksum_tokens() | one_character_changed())
+@example("utx_" + "0" * 36)
+@example("utx_" + "é" * 36)
+@example("UTX_" + "A" * 36)
+def test_tokens_parse_returns_the_value_or_raises_malformed(value):
+    try:
+        assert tokens.parse(value) == value
+    except tokens.MalformedToken:
+        return
+    # Accepted: then it has the documented shape and a matching checksum.
+    assert value.startswith("utx_") and len(value) == tokens.TOKEN_LENGTH
+    assert set(value[4:]) <= set(tokens.ALPHABET)
+    assert tokens.checksum(value[4:34]) == value[34:]
+
+
+@PURE
+@given(well_formed_tokens)
+def test_well_formed_tokens_parse_and_digest_to_64_hex(value):
+    assert tokens.parse(value) == value
+    digest = tokens.digest(value)
+    assert len(digest) == 64 and set(digest) <= set(string.hexdigits.lower())
+    assert digest == tokens.digest(value)
+
+
+@PURE
+@given(one_character_changed())
+def test_any_single_character_change_is_caught_by_the_checksum(value):
+    # CRC32 catches every error burst of up to 32 bits, so one changed character always is.
+    with pytest.raises(tokens.MalformedToken):
+        tokens.parse(value)
+
+
+@PURE
+@given(random_parts)
+def test_checksum_is_six_base62_characters_of_the_crc32(body):
+    check = tokens.checksum(body)
+    assert len(check) == tokens.CHECKSUM_LENGTH and set(check) <= set(tokens.ALPHABET)
+    assert sum(tokens.ALPHABET.index(c) * 62 ** i for i, c in enumerate(reversed(check))) == zlib.crc32(body.encode())
+
+
+@PURE
+@given(st.dictionaries(st.sampled_from(["page", "per_page", "updated_since", "other"]),
+                       st.text(max_size=40) | st.integers(-10**12, 10**12).map(str)
+                       | st.datetimes(timezones=st.timezones()).map(lambda d: d.isoformat())))
+def test_parse_list_query_returns_a_query_or_names_the_bad_parameter(args):
+    try:
+        query = parse_list_query(args)
+    except BadParameter as exc:
+        assert exc.parameter in args and exc.message
+        return
+    assert isinstance(query, ListQuery)
+    assert 1 <= query.page <= 10**9 and 1 <= query.per_page <= 100
+    assert query.updated_since is None or query.updated_since.utcoffset().total_seconds() == 0
+
+
+# --- The API through the test client -----------------------------------------------------------
+
+API_PATHS = ["/admin/account", "/admin/events", "/admin/events/1", "/admin/events/1/attendees", "/admin/nope"]
+
+
+def passes_format_check(header: str | None) -> bool:
+    """Whether the value would reach the database: one bearer value, well formed, checksum ok."""
+    credential = parse_authorization(header)
+    if credential.problem:
+        return False
+    try:
+        tokens.parse(credential.token)
+    except tokens.MalformedToken:
+        return False
+    return True
+
+
+def assert_refused(response, method: str) -> None:
+    assert response.status_code == 401, (response.status_code, response.get_data()[:300])
+    assert response.mimetype == "application/json"
+    assert response.headers["WWW-Authenticate"].startswith('Bearer realm="Usetix"')
+    assert "Set-Cookie" not in response.headers
+    assert "Cookie" not in response.vary  # no session was opened
+    if method != "HEAD":
+        body = response.json
+        assert set(body) == {"error", "message"}
+        assert body["error"] in {"missing_token", "malformed_token", "invalid_token"}
+
+
+def send(client, app, header: str | None, method: str = "GET", path: str = "/admin/events"):
+    environ = {} if header is None else {"HTTP_AUTHORIZATION": header}
+    with recorded_queries(app) as queries:
+        response = client.open(path, method=method, headers={"Accept": "application/json"},
+                               environ_overrides=environ)
+    return response, queries
+
+
+@THROUGH_APP
+@given(header=header_texts(), method=st.sampled_from(["GET", "HEAD", "POST", "DELETE", "PATCH", "OPTIONS"]),
+       path=st.sampled_from(API_PATHS))
+@example(header="", method="GET", path="/admin/events")
+@example(header="Bearer", method="GET", path="/admin/events")
+@example(header="Bearer \x00", method="GET", path="/admin/events")
+@example(header="Bearer utx_" + "\x00" * 36, method="GET", path="/admin/events")
+@example(header="Basic dXNlcjpwYXNz", method="GET", path="/admin/events")
+@example(header=" " * MAX_HEADER, method="GET", path="/admin/events")
+@example(header="Bearer " + "a" * (MAX_HEADER - 7), method="GET", path="/admin/events")
+def test_api_refuses_any_header_text(app, client, orgs, header, method, path):
+    response, queries = send(client, app, header, method, path)
+    assert_refused(response, method)
+    if not passes_format_check(header):
+        event("refused before the database")
+        assert queries == [], queries
+    else:
+        event("looked up")
+        assert len(queries) == 1  # the one look-up by digest
+        assert response.json["error"] == "invalid_token" if method != "HEAD" else True
+
+
+@THROUGH_APP
+@given(header=header_bytes)
+@example(header="Bearer utx_\xff\xfe")
+@example(header="\x00" * 1024)
+def test_api_refuses_any_header_bytes(app, client, orgs, header):
+    response, queries = send(client, app, header)
+    assert_refused(response, "GET")
+    if not passes_format_check(header):
+        assert queries == []
+
+
+@THROUGH_APP
+@given(token=broken_checksum_tokens() | one_character_changed(), scheme=st.sampled_from(["Bearer", "bearer", "BEARER"]))
+def test_api_refuses_a_broken_checksum_without_a_query(app, client, orgs, token, scheme):
+    response, queries = send(client, app, f"{scheme} {token}")
+    assert_refused(response, "GET")
+    assert response.json["error"] == "malformed_token"
+    assert "checksum" in response.json["message"]
+    assert queries == []
+
+
+@THROUGH_APP
+@given(token=well_formed_tokens)
+def test_api_refuses_an_unknown_well_formed_token_after_one_query(app, client, orgs, token):
+    response, queries = send(client, app, f"Bearer {token}")
+    assert_refused(response, "GET")
+    assert response.json["error"] == "invalid_token"
+    assert len(queries) == 1
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(others=st.lists(header_texts(), min_size=1, max_size=3), first=st.booleans())
+def test_several_authorization_headers_never_authenticate(app, client, read_token, others, first):
+    # A server joins repeated headers with a comma; the real token among them must not pass.
+    values = [f"Bearer {read_token}", *others] if first else [*others, f"Bearer {read_token}"]
+    response, _ = send(client, app, ",".join(values))
+    assert_refused(response, "GET")
+
+
+def test_the_fuzzed_checks_pass_for_the_real_token(app, client, read_token):
+    # The same request with the real token is served, so the refusals above are about the header.
+    response, queries = send(client, app, f"Bearer {read_token}")
+    assert response.status_code == 200
+    assert "Set-Cookie" not in response.headers
+    assert queries  # the look-up and the page
+
+
+@THROUGH_APP
+@given(args=st.dictionaries(st.sampled_from(["page", "per_page", "updated_since"]),
+                            st.text(max_size=30) | st.integers(-5, 10**10).map(str), min_size=1),
+       path=st.sampled_from(["/admin/events", "/admin/events/1/attendees"]))
+def test_api_list_parameters_are_200_or_400(client, read_token, args, path):
+    response = client.get(path, query_string=args, headers=bearer(read_token))
+    assert response.status_code in (200, 400), response.get_data()[:300]
+    if response.status_code == 400:
+        assert response.json["error"] == "invalid_parameter"
+        assert response.json["parameter"] in args
