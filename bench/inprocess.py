@@ -1,0 +1,112 @@
+"""Time (and optionally profile) the API paths in-process, without HTTP or gunicorn.
+
+    python bench/inprocess.py --tokens tokens.json [--n 5000] [--profile auth] [--pyinstrument]
+
+Calls the WSGI app directly, so what it reports is the app's own cost per request (µs),
+free of the TCP and load-generator noise of the HTTP benchmark; good for comparing two
+versions of the hot path on this shared machine. Needs the same environment as the
+server (USETIX_DATABASE_URL of a seeded bench database, USETIX_SECRET_KEY, the raised
+rate limits): ``bench/run.sh`` prints it, or use ``bench/run.sh --inprocess``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import json
+import pstats
+import sys
+import time
+
+from usetix import create_app
+
+
+def environ(method: str, path: str, token: str | None) -> dict:
+    env = {
+        "REQUEST_METHOD": method, "SCRIPT_NAME": "", "PATH_INFO": path, "QUERY_STRING": "",
+        "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "8000", "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "127.0.0.1", "HTTP_HOST": "127.0.0.1:8000", "HTTP_ACCEPT": "application/json",
+        "wsgi.url_scheme": "http", "wsgi.input": io.BytesIO(b""), "wsgi.errors": sys.stderr,
+        "wsgi.multithread": False, "wsgi.multiprocess": True, "wsgi.run_once": False,
+    }
+    if token is not None:
+        env["HTTP_AUTHORIZATION"] = f"Bearer {token}"
+    return env
+
+
+def paths(tok: dict) -> dict[str, tuple[str, str, str | None, int]]:
+    return {
+        "auth": ("GET", "/admin/events", tok["read_token"], 200),
+        "twin": ("GET", "/admin/bench-twin/events", tok["read_token"], 200),
+        "unknown": ("GET", "/admin/events", tok["unknown_token"], 401),
+        "malformed": ("GET", "/admin/events", tok["malformed_token"], 401),
+        "post": ("POST", "/admin/events", tok["read_token"], 401),
+    }
+
+
+def call(app, method: str, path: str, token: str | None) -> tuple[int, bytes]:
+    status = []
+
+    def start_response(s, headers, exc_info=None):
+        status.append(int(s.split()[0]))
+
+    body = b"".join(app(environ(method, path, token), start_response))
+    return status[0], body
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--tokens", required=True, help="JSON written by bench/seed.py")
+    ap.add_argument("--n", type=int, default=5000, help="requests per path and repetition (5000)")
+    ap.add_argument("--repeat", type=int, default=3, help="repetitions; the best is reported (3)")
+    ap.add_argument("--only", help="comma-separated paths (auth,twin,unknown,malformed,post)")
+    ap.add_argument("--profile", metavar="PATH", help="profile this path with cProfile instead of timing")
+    ap.add_argument("--pyinstrument", action="store_true", help="with --profile: use pyinstrument")
+    a = ap.parse_args()
+    with open(a.tokens) as f:
+        table = paths(json.load(f))
+    app = create_app()
+    if not app.config["BENCH_TWIN_ROUTE"]:
+        table.pop("twin")
+    for name, (method, path, token, expect) in table.items():
+        status, body = call(app, method, path, token)
+        if status != expect:
+            print(f"{name}: expected {expect}, got {status}: {body[:200]!r}", file=sys.stderr)
+            return 1
+    if a.profile:
+        method, path, token, _ = table[a.profile]
+        if a.pyinstrument:
+            from pyinstrument import Profiler
+
+            profiler = Profiler(interval=0.0001)
+            profiler.start()
+            for _ in range(a.n):
+                call(app, method, path, token)
+            profiler.stop()
+            print(profiler.output_text(unicode=True, color=False, show_all=False))
+        else:
+            prof = cProfile.Profile()
+            prof.enable()
+            for _ in range(a.n):
+                call(app, method, path, token)
+            prof.disable()
+            pstats.Stats(prof).sort_stats("cumulative").print_stats(45)
+        return 0
+    names = a.only.split(",") if a.only else list(table)
+    for name in names:
+        method, path, token, _ = table[name]
+        best = min(_timed(app, method, path, token, a.n) for _ in range(a.repeat))
+        print(f"{name:>10}: {best * 1e6:7.1f} µs/request  ({1 / best:7.0f} req/s on one core, no HTTP)")
+    return 0
+
+
+def _timed(app, method, path, token, n) -> float:
+    t0 = time.process_time()
+    for _ in range(n):
+        call(app, method, path, token)
+    return (time.process_time() - t0) / n
+
+
+if __name__ == "__main__":
+    sys.exit(main())
