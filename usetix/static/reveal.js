@@ -13,6 +13,9 @@
   var remaining = parseInt(reveal.dataset.seconds, 10) || 10;
   var next = reveal.dataset.next;
 
+  // Hidden in the markup: without script it could only be a button that does nothing.
+  copyButton.hidden = false;
+
   copyButton.addEventListener("click", function () {
     if (!navigator.clipboard) {
       copyStatus.textContent = "Select the token and copy it by hand.";

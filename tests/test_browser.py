@@ -1,0 +1,272 @@
+"""The token reveal in a real browser: headless Chromium, driven by Playwright, against
+real gunicorn.
+
+The countdown, the copy button and the confirmation step are behaviour of a page, so
+they are tested where a page runs. Playwright drives the system's Chromium (Debian's
+``chromium`` package): its own browser download cannot work here. Without a Chromium the
+tests are skipped with the reason, unless USETIX_TEST_REQUIRE_BROWSER=1 (CI) makes that
+a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import time
+
+import pytest
+import requests
+
+from .conftest import PASSWORD
+from .servers import gunicorn, prepare_database
+
+pytestmark = pytest.mark.browser
+
+EMAIL = "admin@acme.example"  # an admin of the demo data (usetix seed-demo)
+REVEAL_SECONDS = 10
+TOKEN_SHAPE = re.compile(r"utx_[0-9A-Za-z]{36}")
+# Headless, and nothing that phones home: the machine may have no internet at all.
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+SCREENSHOTS = os.environ.get("USETIX_TEST_SCREENSHOTS")  # a directory, to look at the pages
+
+
+def find_chromium() -> str:
+    """The system Chromium, or skip (fail when USETIX_TEST_REQUIRE_BROWSER=1)."""
+    path = shutil.which("chromium")
+    if path is None:
+        reason = "no Chromium on PATH (Debian: apt-get install chromium)"
+        if os.environ.get("USETIX_TEST_REQUIRE_BROWSER") == "1":
+            pytest.fail(f"{reason}, and USETIX_TEST_REQUIRE_BROWSER=1 requires one", pytrace=False)
+        pytest.skip(reason)
+    return path
+
+
+@pytest.fixture(scope="module")
+def browser():
+    executable = find_chromium()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """gunicorn with two workers on a fresh SQLite database made by the CLI."""
+    directory = tmp_path_factory.mktemp("browser")
+    url = f"sqlite:///{directory / 'usetix.sqlite3'}"
+    prepare_database(url, PASSWORD)
+    with gunicorn(url, workers=2, log_path=directory / "gunicorn.log") as base:
+        yield base
+
+
+def screenshot(page, name: str) -> None:
+    if SCREENSHOTS:
+        os.makedirs(SCREENSHOTS, exist_ok=True)
+        page.screenshot(path=os.path.join(SCREENSHOTS, f"{name}.png"), full_page=True)
+
+
+def log_in(page, base: str) -> None:
+    page.goto(base + "/admin/events")
+    assert page.url.startswith(base + "/login?next=")
+    screenshot(page, "login")
+    page.get_by_label("Email").fill(EMAIL)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(base + "/admin/events")
+
+
+def create_token(page, description: str, tier_label: str) -> None:
+    """Settings → API Tokens → Token → description and tier → Create Token."""
+    page.get_by_role("link", name="Settings → API Tokens").click()
+    page.wait_for_url("**/admin/settings/api_tokens")
+    page.get_by_role("link", name="Token", exact=True).click()
+    page.wait_for_url("**/admin/settings/api_tokens/new")
+    assert page.get_by_label("Read — GET and HEAD only").is_checked()  # the default
+    page.get_by_label("Description").fill(description)
+    page.get_by_label(tier_label).check()
+    screenshot(page, "new-token")
+    page.get_by_role("button", name="Create Token").click()
+    page.wait_for_selector("#token-value")
+
+
+def api_get(base: str, path: str, token: str) -> requests.Response:
+    return requests.get(base + path, headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+                        timeout=10)
+
+
+def test_token_lifecycle(browser, server):
+    """Log in, create a token, copy it, watch the countdown hide it, go back, revoke it."""
+    context = browser.new_context(permissions=["clipboard-read", "clipboard-write"])
+    page = context.new_page()
+    log_in(page, server)
+    assert page.locator("tr[data-event-id]").count() == 25  # the first page of 32 events
+    screenshot(page, "events")
+    page.get_by_role("link", name="Settings → API Tokens").click()
+    screenshot(page, "token-list-empty")
+
+    create_token(page, "Mailchimp sync", "Read + Write — all methods")
+    shown_at = time.monotonic()
+    # Every change of the countdown, and the page's text at the moment the value leaves it.
+    countdown: list[str] = []
+    removed: list[str] = []
+    page.expose_function("usetixCountdown", lambda text: countdown.append(text))
+    page.expose_function("usetixRemoved", lambda text: removed.append(text))
+    page.evaluate("""() => {
+        const counter = document.getElementById("countdown");
+        const value = document.getElementById("token-value");
+        new MutationObserver(() => window.usetixCountdown(counter.textContent))
+            .observe(counter, {childList: true, characterData: true, subtree: true});
+        new MutationObserver((changes, observer) => {
+            if (!value.isConnected) { observer.disconnect(); window.usetixRemoved(document.body.innerText); }
+        }).observe(document.body, {childList: true, subtree: true});
+    }""")
+    raw = page.locator("#token-value").inner_text()
+    assert TOKEN_SHAPE.fullmatch(raw), raw
+    assert page.locator("#countdown").is_visible()
+    first = int(page.locator("#countdown").inner_text())
+    assert 0 < first <= REVEAL_SECONDS
+    assert page.get_by_role("button", name="Copy").is_visible()
+    screenshot(page, "reveal")
+
+    # The value works, and is the one shown.
+    response = api_get(server, "/admin/account", raw)
+    assert response.status_code == 200, response.text
+    assert response.json()["data"]["token"]["description"] == "Mailchimp sync"
+    assert response.json()["data"]["token"]["tier"] == "write"
+
+    # The copy button puts exactly the value on the clipboard (headless Chromium has a
+    # clipboard of its own once the context is granted clipboard-read and -write).
+    page.get_by_role("button", name="Copy").click()
+    # (Functions, not expressions: the page's CSP forbids eval, and Playwright would use it.)
+    page.wait_for_function("() => document.getElementById('copy-status').textContent !== ''")
+    assert page.locator("#copy-status").inner_text() == "Copied to the clipboard."
+    assert page.evaluate("navigator.clipboard.readText()") == raw
+    screenshot(page, "reveal-copied")
+
+    # The visible countdown goes down, second by second, while the value is still shown.
+    page.wait_for_function("(limit) => Number(document.getElementById('countdown').textContent) <= limit",
+                           arg=first - 2)
+    assert page.locator("#countdown").is_visible()
+    assert page.locator("#token-value").inner_text() == raw
+
+    # At zero the script removes the value, then moves on to the token list (the reveal,
+    # being the answer to the form's POST, has the list's URL already).
+    with page.expect_navigation(url=server + "/admin/settings/api_tokens", timeout=(REVEAL_SECONDS + 5) * 1000):
+        pass
+    elapsed = time.monotonic() - shown_at
+    assert REVEAL_SECONDS - 1.5 < elapsed < REVEAL_SECONDS + 3, elapsed
+    numbers = [int(text) for text in countdown]
+    assert numbers == list(range(first - 1, -1, -1)), countdown
+    assert removed, "the value was never removed from the reveal page"
+    assert raw not in removed[0]
+    assert "The token is hidden now." in removed[0]
+
+    # The list shows the token without its value; the API call above shows as its last use.
+    assert raw not in page.content()
+    row = page.locator("tr[data-token-id]")
+    assert row.count() == 1
+    cells = row.locator("td").all_inner_texts()
+    assert cells[:3] == ["Mailchimp sync", "Read + Write", EMAIL]
+    assert cells[4] != "Never"
+    screenshot(page, "token-list")
+
+    # The reveal replaced its own history entry: back goes to the form, never the value.
+    page.go_back()
+    page.wait_for_load_state()
+    assert page.url == server + "/admin/settings/api_tokens/new"
+    assert page.locator("#token-value").count() == 0
+    assert raw not in page.content()
+    page.go_forward()
+    page.wait_for_load_state()
+    assert page.url == server + "/admin/settings/api_tokens"
+    assert raw not in page.content()
+
+    # Revoke asks first: dismissing the question keeps the token working.
+    questions: list[str] = []
+
+    def answer(accept: bool):
+        def handle(dialog):
+            questions.append(dialog.message)
+            dialog.accept() if accept else dialog.dismiss()
+        return handle
+
+    page.once("dialog", answer(False))
+    row.get_by_role("button", name="Revoke").click()
+    assert questions == ["Revoke “Mailchimp sync”? Requests using it will get 401 at once."]
+    assert page.locator("tr[data-token-id]").count() == 1
+    assert api_get(server, "/admin/events", raw).status_code == 200
+
+    page.once("dialog", answer(True))
+    with page.expect_navigation():
+        row.get_by_role("button", name="Revoke").click()
+    assert len(questions) == 2
+    assert page.url == server + "/admin/settings/api_tokens"
+    assert page.get_by_role("status").first.inner_text() == (
+        "Token “Mailchimp sync” was revoked. Requests using it now get 401.")
+    assert page.locator("tr[data-token-id]").count() == 0
+    screenshot(page, "token-revoked")
+    response = api_get(server, "/admin/events", raw)
+    assert response.status_code == 401
+    assert response.json()["error"] == "revoked_token"
+
+    # The audit log has both, newest first, and never the value.
+    page.get_by_role("link", name="Audit log").click()
+    page.wait_for_url("**/admin/settings/audit_log")
+    rows = page.locator("tr[data-audit-id]")
+    assert [rows.nth(n).locator("td").nth(2).inner_text() for n in range(rows.count())] == [
+        "Revoked token", "Created token"]
+    assert raw not in page.content()
+    screenshot(page, "audit-log")
+    context.close()
+
+
+def test_reveal_without_script(browser, server):
+    """With JavaScript off, the meta refresh alone leaves the reveal after ten seconds."""
+    context = browser.new_context(java_script_enabled=False)
+    page = context.new_page()
+    log_in(page, server)
+    create_token(page, "Analytics job", "Read — GET and HEAD only")
+    shown_at = time.monotonic()
+    raw = page.locator("#token-value").inner_text()
+    assert TOKEN_SHAPE.fullmatch(raw), raw
+    assert page.locator("#countdown").inner_text() == str(REVEAL_SECONDS)
+    assert api_get(server, "/admin/account", raw).json()["data"]["token"]["tier"] == "read"
+    # A copy button would do nothing here, so it stays hidden; the value is selectable.
+    assert not page.get_by_role("button", name="Copy").is_visible()
+    screenshot(page, "reveal-without-script")
+
+    with page.expect_navigation(url=server + "/admin/settings/api_tokens", timeout=(REVEAL_SECONDS + 5) * 1000):
+        pass
+    elapsed = time.monotonic() - shown_at
+    assert REVEAL_SECONDS - 1 < elapsed < REVEAL_SECONDS + 3, elapsed
+    assert raw not in page.content()
+    assert page.locator("tr[data-token-id]").locator("td").first.inner_text() == "Analytics job"
+    # The refresh loads the reveal's own URL, so it replaces the reveal in the history too.
+    page.go_back()
+    page.wait_for_load_state()
+    assert page.url == server + "/admin/settings/api_tokens/new"
+    assert raw not in page.content()
+    context.close()
+
+
+def test_reload_of_the_reveal_shows_the_list(browser, server):
+    """Reloading the reveal resubmits the form: no second token, and never the value."""
+    context = browser.new_context()
+    page = context.new_page()
+    log_in(page, server)
+    create_token(page, "Reloaded once", "Read — GET and HEAD only")
+    raw = page.locator("#token-value").inner_text()
+    response = page.reload()  # Chromium resubmits the POST (Playwright confirms the question)
+    assert response.request.method == "GET"  # after the server's redirect
+    assert page.url == server + "/admin/settings/api_tokens"
+    assert raw not in page.content()
+    assert page.get_by_role("status").first.inner_text().startswith("That form was already submitted")
+    assert page.locator("tr[data-token-id]", has_text="Reloaded once").count() == 1
+    context.close()
