@@ -42,7 +42,7 @@ def prepare_database(database_url: str, password: str) -> None:
     (migrations), then the two demo accounts with their admins and events."""
     for args in (["init-db"], ["seed-demo", "--password", password]):
         done = subprocess.run([USETIX, *args], cwd=ROOT, env=server_env(database_url), capture_output=True,
-                              text=True)
+                              text=True, check=False)
         if done.returncode != 0:
             raise RuntimeError(f"usetix {args[0]} failed ({done.returncode}):\n{done.stdout}{done.stderr}")
 
