@@ -31,6 +31,8 @@ def defaults(instance_path: str) -> dict:
         "API_FAILED_AUTH_LIMIT": "60 per minute",
         "LOGIN_RATE_LIMIT": "10 per 15 minutes",
         "RATELIMIT_STORAGE_URL": "memory://",
+        # Flask-Limiter's headers on the login form's answers, so its 429 carries Retry-After.
+        "RATELIMIT_HEADERS_ENABLED": True,
         "PROXY_FIX": False,
         "PROXY_FIX_HOPS": 1,
         "TRUSTED_HOSTS": None,

@@ -77,11 +77,14 @@ def _failed_login_only(response) -> bool:
     return response.status_code == 200 and request.method == "POST"
 
 
+THROTTLED = "Too many failed logins for this email or from this address. Try again in a few minutes."
+
+
 @bp.route("/login", methods=["GET", "POST"])
 @limiter.limit(lambda: current_app.config["LOGIN_RATE_LIMIT"], methods=["POST"],
-               deduct_when=_failed_login_only)
+               deduct_when=_failed_login_only, error_message=THROTTLED)
 @limiter.limit(lambda: current_app.config["LOGIN_RATE_LIMIT"], methods=["POST"],
-               key_func=_login_email_key, deduct_when=_failed_login_only)
+               key_func=_login_email_key, deduct_when=_failed_login_only, error_message=THROTTLED)
 def login():
     if current_user.is_authenticated:
         return redirect(url_for("dashboard.events"))

@@ -1,0 +1,306 @@
+"""Abuse: login throttling, the API's per-token rate limit and per-address failed-auth
+limit (Flask-Limiter, memory or Redis storage), and logins that cost the same whether
+or not the email exists."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from datetime import datetime, timezone
+from importlib.resources import files
+
+import jsonschema
+import pytest
+from freezegun import freeze_time
+from werkzeug.security import check_password_hash as real_check_password_hash
+
+from usetix import create_app
+from usetix.blueprints import auth as auth_module
+from usetix.extensions import db
+from usetix.models import Admin
+
+from .conftest import PASSWORD, bearer, csrf_token_from, issue, make_test_config
+
+REDIS_URL = os.environ.get("USETIX_TEST_REDIS_URL")
+needs_redis = pytest.mark.skipif(not REDIS_URL, reason="USETIX_TEST_REDIS_URL is not set (CI sets it)")
+
+ERROR_SCHEMA = json.loads(files("usetix").joinpath("openapi.json").read_text())["components"]["schemas"]["Error"]
+
+
+def login_from(client, address: str, email: str, password: str):
+    """A login through the real form, as a client at ``address``."""
+    environ = {"REMOTE_ADDR": address}
+    page = client.get("/login", environ_base=environ)
+    return client.post("/login", environ_base=environ,
+                       data={"email": email, "password": password, "csrf_token": csrf_token_from(page.text)})
+
+
+def fail_logins(app, count: int, email: str, address: str | None = None) -> None:
+    """``count`` failed logins for ``email``, each from its own address unless one is given."""
+    for n in range(count):
+        response = login_from(app.test_client(), address or f"198.51.100.{n + 1}", email, "wrong password")
+        assert response.status_code == 200, f"attempt {n + 1} got {response.status_code}"
+
+
+def assert_login_throttled(response) -> None:
+    assert response.status_code == 429
+    assert response.mimetype == "text/html"
+    assert 0 < int(response.headers["Retry-After"]) <= 15 * 60
+    assert "Too many failed logins" in response.text
+    assert "Set-Cookie" not in response.headers or "usetix_session=;" not in response.headers["Set-Cookie"]
+
+
+# --- Login throttling -------------------------------------------------------------------------
+
+def test_ten_failures_for_one_email_throttle_that_email_from_anywhere(app, orgs):
+    fail_logins(app, 10, "admin@acme.example")
+    # Even the right password, from an address that never failed.
+    assert_login_throttled(login_from(app.test_client(), "203.0.113.7", "admin@acme.example", PASSWORD))
+
+
+def test_the_email_limit_ignores_case_and_spaces(app, orgs):
+    fail_logins(app, 10, " Admin@ACME.example ")
+    assert_login_throttled(login_from(app.test_client(), "203.0.113.7", "admin@acme.example", PASSWORD))
+
+
+def test_ten_failures_from_one_address_throttle_that_address(app, orgs):
+    for n in range(10):
+        response = login_from(app.test_client(), "192.0.2.10", f"nobody{n}@example.com", "wrong password")
+        assert response.status_code == 200
+    assert_login_throttled(login_from(app.test_client(), "192.0.2.10", "admin@acme.example", PASSWORD))
+
+
+def test_nine_failures_do_not_throttle(app, orgs):
+    fail_logins(app, 9, "admin@acme.example", address="192.0.2.10")
+    assert login_from(app.test_client(), "192.0.2.10", "admin@acme.example", PASSWORD).status_code == 302
+
+
+def test_other_peoples_failures_do_not_block_a_login(app, orgs):
+    # Globex's email throttled, and one address throttled: Acme's admin elsewhere logs in.
+    fail_logins(app, 10, "admin@globex.example")
+    fail_logins(app, 10, "someone@else.example", address="192.0.2.66")
+    assert_login_throttled(login_from(app.test_client(), "192.0.2.1", "admin@globex.example", "whatever"))
+    assert_login_throttled(login_from(app.test_client(), "192.0.2.66", "x@y.example", "whatever"))
+    response = login_from(app.test_client(), "192.0.2.99", "admin@acme.example", PASSWORD)
+    assert response.status_code == 302
+    assert response.headers["Location"].endswith("/admin/events")
+
+
+def test_successful_logins_are_not_counted(app, orgs):
+    client = app.test_client()
+    here = {"REMOTE_ADDR": "192.0.2.10"}
+    for _ in range(12):
+        assert login_from(client, "192.0.2.10", "admin@acme.example", PASSWORD).status_code == 302
+        page = client.get("/admin/events", environ_base=here)
+        assert client.post("/logout", data={"csrf_token": csrf_token_from(page.text)},
+                           environ_base=here).status_code == 302
+
+
+def test_the_login_page_itself_is_never_throttled(app, orgs):
+    fail_logins(app, 10, "admin@acme.example", address="192.0.2.10")
+    response = app.test_client().get("/login", environ_base={"REMOTE_ADDR": "192.0.2.10"})
+    assert response.status_code == 200
+
+
+def test_the_throttle_lifts_after_fifteen_minutes(app, orgs):
+    with freeze_time(datetime.now(timezone.utc)) as clock:
+        fail_logins(app, 10, "admin@acme.example", address="192.0.2.10")
+        response = login_from(app.test_client(), "192.0.2.10", "admin@acme.example", PASSWORD)
+        assert_login_throttled(response)
+        clock.tick(int(response.headers["Retry-After"]) + 1)
+        assert login_from(app.test_client(), "192.0.2.10", "admin@acme.example", PASSWORD).status_code == 302
+
+
+@pytest.mark.app_config(LOGIN_RATE_LIMIT="3 per 15 minutes")
+def test_the_login_limit_is_configurable(app, orgs):
+    fail_logins(app, 3, "admin@acme.example")
+    assert_login_throttled(login_from(app.test_client(), "192.0.2.1", "admin@acme.example", PASSWORD))
+
+
+# --- Unknown emails cost a password hash too --------------------------------------------------
+
+@pytest.fixture
+def kdf_calls(monkeypatch):
+    """Every check_password_hash the login view makes: (hash, result). The real function runs."""
+    calls = []
+
+    def spy(pwhash: str, password: str) -> bool:
+        result = real_check_password_hash(pwhash, password)
+        calls.append((pwhash, result))
+        return result
+
+    monkeypatch.setattr(auth_module, "check_password_hash", spy)
+    return calls
+
+
+def test_unknown_email_runs_the_same_kdf_as_a_wrong_password(app, client, orgs, kdf_calls):
+    with app.app_context():
+        admin_hash = db.session.get(Admin, orgs["acme"].admin_id).password_hash
+    method = admin_hash.split("$", 1)[0]
+    assert method == app.config["PASSWORD_HASH_METHOD"]
+
+    assert login_from(client, "192.0.2.1", "admin@acme.example", "wrong password").status_code == 200
+    assert kdf_calls == [(admin_hash, False)]
+
+    kdf_calls.clear()
+    for _ in range(2):  # the dummy hash is made once; each attempt still checks against it
+        assert login_from(client, "192.0.2.1", "nobody@acme.example", "wrong password").status_code == 200
+    assert len(kdf_calls) == 2
+    for pwhash, result in kdf_calls:
+        assert result is False
+        assert pwhash != admin_hash
+        assert pwhash.split("$", 1)[0] == method  # same algorithm and cost parameters
+
+
+def test_both_failures_give_the_same_answer(app, orgs):
+    unknown = login_from(app.test_client(), "192.0.2.1", "nobody@acme.example", "wrong password")
+    wrong = login_from(app.test_client(), "192.0.2.2", "admin@acme.example", "wrong password")
+    assert unknown.status_code == wrong.status_code == 200
+    assert auth_module.BAD_CREDENTIALS in unknown.text and auth_module.BAD_CREDENTIALS in wrong.text
+
+
+# --- API: per-token rate limit ----------------------------------------------------------------
+
+def assert_api_throttled(response, limit: int) -> None:
+    assert response.status_code == 429
+    assert response.mimetype == "application/json"
+    assert response.headers["Cache-Control"] == "no-store"
+    jsonschema.validate(response.json, ERROR_SCHEMA)
+    assert response.json["error"] == "rate_limited"
+    retry_after = int(response.headers["Retry-After"])
+    assert 0 < retry_after <= 60
+    assert response.headers["RateLimit-Limit"] == str(limit)
+    assert response.headers["RateLimit-Remaining"] == "0"
+    assert int(response.headers["RateLimit-Reset"]) == retry_after
+
+
+def test_default_api_limits(app):
+    assert app.config["API_RATE_LIMIT"] == "600 per minute"
+    assert app.config["LOGIN_RATE_LIMIT"] == "10 per 15 minutes"
+
+
+@pytest.mark.app_config(API_RATE_LIMIT="3 per minute")
+def test_api_rate_limit_per_token(app, client, orgs, read_token):
+    for remaining in (2, 1, 0):
+        response = client.get("/admin/events", headers=bearer(read_token))
+        assert response.status_code == 200
+        assert response.headers["RateLimit-Limit"] == "3"
+        assert response.headers["RateLimit-Remaining"] == str(remaining)
+        assert 0 < int(response.headers["RateLimit-Reset"]) <= 60
+    assert_api_throttled(client.get("/admin/events", headers=bearer(read_token)), 3)
+    # Another token of the same account has its own budget.
+    other = issue(app, orgs["acme"], "read")
+    assert client.get("/admin/events", headers=bearer(other)).status_code == 200
+
+
+@pytest.mark.app_config(API_RATE_LIMIT="2 per minute")
+def test_api_rate_limit_window_resets(app, client, read_token):
+    with freeze_time(datetime.now(timezone.utc)) as clock:
+        for _ in range(2):
+            assert client.get("/admin/account", headers=bearer(read_token)).status_code == 200
+        response = client.get("/admin/account", headers=bearer(read_token))
+        assert_api_throttled(response, 2)
+        clock.tick(int(response.headers["Retry-After"]) + 1)
+        assert client.get("/admin/account", headers=bearer(read_token)).status_code == 200
+
+
+# --- API: failed authentications per address --------------------------------------------------
+
+@pytest.mark.app_config(API_FAILED_AUTH_LIMIT="5 per minute")
+def test_failed_authentications_are_limited_per_address(app, client, orgs, read_token):
+    bad = {"Authorization": "Bearer utx_not-a-token", "Accept": "application/json"}
+    for _ in range(5):
+        assert client.get("/admin/events", headers=bad, environ_base={"REMOTE_ADDR": "192.0.2.5"}).status_code == 401
+    # The sixth failure from that address, whatever its kind (missing, malformed, unknown).
+    for headers in (bad, {"Accept": "application/json"}):
+        assert_api_throttled(client.get("/admin/events", headers=headers, environ_base={"REMOTE_ADDR": "192.0.2.5"}),
+                             5)
+    # Another address still gets its 401.
+    assert client.get("/admin/events", headers=bad, environ_base={"REMOTE_ADDR": "192.0.2.6"}).status_code == 401
+    # A valid token from the throttled address (a NAT shared with a misconfigured script) is served.
+    assert client.get("/admin/events", headers=bearer(read_token),
+                      environ_base={"REMOTE_ADDR": "192.0.2.5"}).status_code == 200
+
+
+# --- Redis storage (what production uses with several gunicorn workers) -----------------------
+
+class RedisRun:
+    """Names unique to one test, so runs sharing the Redis database never meet, and cleanup."""
+
+    def __init__(self):
+        self.group = secrets.token_hex(2)
+        self.email = f"throttle-{secrets.token_hex(6)}@example.com"
+        self.token_id = 10**9 + secrets.randbelow(10**9)
+
+    def address(self, n: int) -> str:
+        return f"2001:db8:{self.group}::{n + 1:x}"  # IPv6 documentation range
+
+    def keys(self):
+        import redis
+
+        server = redis.Redis.from_url(REDIS_URL)
+        for pattern in (f"*{self.email}*", f"*2001:db8:{self.group}::*", f"*api-token/{self.token_id}/*"):
+            yield from ((server, key) for key in server.scan_iter(match=pattern))
+
+
+@pytest.fixture
+def redis_app(tmp_path, monkeypatch):
+    """A factory of apps whose limits live in Redis, configured the operator's way (the
+    environment), on one database; and the names this test may use there."""
+    monkeypatch.setenv("USETIX_RATELIMIT_STORAGE_URL", REDIS_URL)
+    settings = make_test_config(tmp_path)
+    del settings["RATELIMIT_STORAGE_URL"]
+    settings.update(API_RATE_LIMIT="3 per minute")
+    apps = []
+
+    def make():
+        app = create_app(settings)
+        with app.app_context():
+            db.create_all()
+        apps.append(app)
+        return app
+
+    run = RedisRun()
+    yield make, run
+    for server, key in list(run.keys()):
+        server.delete(key)
+    for app in apps:
+        with app.app_context():
+            db.engine.dispose()
+
+
+@needs_redis
+def test_login_failures_are_counted_in_redis_and_outlive_the_app(redis_app):
+    make, run = redis_app
+    app = make()
+    assert app.config["RATELIMIT_STORAGE_URI"] == REDIS_URL
+    for n in range(10):
+        assert login_from(app.test_client(), run.address(n), run.email, "wrong password").status_code == 200
+    assert any(run.email in key.decode() for _, key in run.keys()), "no counter in Redis"
+    # A new app (another worker, or this one restarted) sees the same counters.
+    assert_login_throttled(login_from(make().test_client(), run.address(99), run.email, "wrong password"))
+
+
+@needs_redis
+def test_api_rate_limit_is_shared_through_redis(redis_app):
+    from usetix import tokens
+    from usetix.models import Account, ApiToken
+
+    make, run = redis_app
+    app = make()
+    raw = tokens.generate()
+    with app.app_context():
+        account = Account(name="Redis")
+        db.session.add(account)
+        db.session.flush()
+        admin = Admin(account_id=account.id, email=run.email, password_hash="x")
+        db.session.add(admin)
+        db.session.flush()
+        # An id no other run uses: the limit is keyed by token id.
+        db.session.add(ApiToken(id=run.token_id, account_id=account.id, created_by_id=admin.id,
+                                description="redis", tier="read", digest=tokens.digest(raw)))
+        db.session.commit()
+    for _ in range(3):
+        assert app.test_client().get("/admin/account", headers=bearer(raw)).status_code == 200
+    assert_api_throttled(make().test_client().get("/admin/account", headers=bearer(raw)), 3)
