@@ -22,7 +22,7 @@ from werkzeug.exceptions import HTTPException
 from .. import tokens
 from ..bearer import parse_authorization
 from ..extensions import csrf, db, limiter
-from ..models import Account, ApiToken, Attendee, Event, account_select, utcnow
+from ..models import Account, ApiToken, Attendee, Event, UTCDateTime, account_select, utcnow
 from ..pagination import BadParameter, ListQuery, parse_list_query
 
 bp = Blueprint("api", __name__, url_prefix="/admin")
@@ -33,7 +33,8 @@ PUBLIC_ENDPOINTS = frozenset({"meta.openapi", "meta.healthz", "static"})
 READ_METHODS = frozenset({"GET", "HEAD"})
 # last_used_at is for auditing, not accounting: one write per token per minute is plenty.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
-_JSON_OPTIONS = orjson.OPT_UTC_Z | orjson.OPT_OMIT_MICROSECONDS | orjson.OPT_NON_STR_KEYS
+# Naive datetimes are the stored UTC values (see AccountList): OPT_NAIVE_UTC says so.
+_JSON_OPTIONS = orjson.OPT_UTC_Z | orjson.OPT_OMIT_MICROSECONDS | orjson.OPT_NON_STR_KEYS | orjson.OPT_NAIVE_UTC
 
 EVENT_COLUMNS = (Event.id, Event.title, Event.starts_at, Event.ends_at, Event.venue, Event.status,
                  Event.created_at, Event.updated_at)
@@ -41,10 +42,34 @@ ATTENDEE_COLUMNS = (Attendee.id, Attendee.event_id, Attendee.name, Attendee.emai
                     Attendee.checked_in, Attendee.created_at, Attendee.updated_at)
 TOKEN_COLUMNS = (ApiToken.id, ApiToken.account_id, ApiToken.tier, ApiToken.revoked_at, ApiToken.last_used_at)
 
+# The hot path runs Core statements built once, here: everything that varies per request
+# is a bind parameter, so a request neither builds a statement nor computes its cache
+# key, and rows come back as tuples through a plain Connection (the ORM Session, its
+# unit of work and result layer cost several times the queries themselves).
+_TOKEN_BY_DIGEST = sa.select(*(column.property.columns[0] for column in TOKEN_COLUMNS)).where(
+    ApiToken.__table__.c.digest == sa.bindparam("digest"))
+
+
+def _db() -> sa.Connection:
+    """This request's database connection (one per request, opened on first use)."""
+    connection = g.get("api_connection")
+    if connection is None:
+        connection = g.api_connection = db.engine.connect()
+    return connection
+
+
+@bp.teardown_app_request
+def _close_db(exc: BaseException | None) -> None:
+    connection = g.pop("api_connection", None)
+    if connection is not None:
+        connection.close()  # rolls back whatever was not committed, returns it to the pool
+
 
 def _json_default(value: Any) -> Any:
     # orjson encodes datetime itself but not subclasses of it (freezegun's, in tests).
     if isinstance(value, datetime):
+        if value.tzinfo is None:  # naive means UTC here, as with OPT_NAIVE_UTC
+            value = value.replace(tzinfo=timezone.utc)
         return value.astimezone(timezone.utc).replace(microsecond=0, tzinfo=None).isoformat() + "Z"
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
@@ -113,7 +138,7 @@ def authenticate() -> Response | None:
     except tokens.MalformedToken as exc:
         # Turned away before any database query.
         return _unauthorized("malformed_token", f"Malformed token: {exc}.", "invalid_request")
-    token = db.session.execute(sa.select(*TOKEN_COLUMNS).where(ApiToken.digest == digest)).first()
+    token = _db().execute(_TOKEN_BY_DIGEST, {"digest": digest}).first()
     if token is None:
         return _unauthorized("invalid_token", "Unknown token.", "invalid_token")
     if token.revoked_at is not None:
@@ -144,13 +169,15 @@ def _record_use(token: sa.Row) -> None:
     if token.last_used_at is not None and now - token.last_used_at < LAST_USED_RESOLUTION:
         return
     # Conditional, so concurrent workers write once between them.
-    db.session.execute(
-        sa.update(ApiToken)
-        .where(ApiToken.id == token.id,
-               sa.or_(ApiToken.last_used_at.is_(None), ApiToken.last_used_at <= now - LAST_USED_RESOLUTION))
+    table = ApiToken.__table__
+    connection = _db()
+    connection.execute(
+        sa.update(table)
+        .where(table.c.id == token.id,
+               sa.or_(table.c.last_used_at.is_(None), table.c.last_used_at <= now - LAST_USED_RESOLUTION))
         .values(last_used_at=now)
     )
-    db.session.commit()
+    connection.commit()
 
 
 @bp.errorhandler(BadParameter)
@@ -177,37 +204,66 @@ def _page_links(query: ListQuery, total: int) -> str | None:
     return ", ".join(links) or None
 
 
-def _list(model: Any, columns: Iterable, order_by: Iterable, *criteria: Any) -> Response:
-    """One page of an account-owned table as ``{"data": [...], "meta": {...}}``.
+class AccountList:
+    """One list endpoint over an account-owned table, its statements built once.
 
-    The total comes from a window function in the same query; only a page past the end
-    (no rows to carry it) costs a separate COUNT.
+    A page is one query: the total rides along as a scalar subquery, which SQLite
+    evaluates once and PostgreSQL as an InitPlan (a ``count() OVER ()`` window would make
+    SQLite sort the rows again in a temporary B-tree). Only a page past the end, with no
+    row to carry the total, costs a separate COUNT. Timestamps are read as the stored
+    naive UTC and encoded with ``OPT_NAIVE_UTC``: the same JSON as ``UTCDateTime``'s
+    aware values, without a Python call per value.
     """
-    query = parse_list_query(request.args)
-    account_id = g.api_token.account_id
-    if query.updated_since is not None:
-        criteria = (*criteria, model.updated_at >= query.updated_since)
-    stmt = account_select(model, account_id, *columns, sa.func.count().over()).where(*criteria)
-    rows = db.session.execute(stmt.order_by(*order_by).limit(query.per_page).offset(query.offset)).all()
-    if rows:
-        total = rows[0][-1]
-    elif query.page == 1:
-        total = 0
-    else:
-        total = db.session.scalar(account_select(model, account_id, sa.func.count()).where(*criteria))
-    names = [column.key for column in columns]
-    body = {
-        "data": [dict(zip(names, row)) for row in rows],  # zip drops the trailing total
-        "meta": {"page": query.page, "per_page": query.per_page, "total": total},
-    }
-    links = _page_links(query, total)
-    return json_response(body, headers={"Link": links} if links else None)
+
+    def __init__(self, model: Any, columns: Iterable, order_by: Iterable, *criteria: Any):
+        table = model.__table__
+        columns = [column.property.columns[0] for column in columns]
+        self.names = [column.key for column in columns]
+        selected = [sa.type_coerce(c, c.type.impl_instance) if isinstance(c.type, UTCDateTime) else c
+                    for c in columns]
+        order_by = [column.property.columns[0] for column in order_by]
+        where = (table.c.account_id == sa.bindparam("account_id"), *criteria)
+        self.statements = {}
+        for since in (False, True):
+            conditions = (*where, table.c.updated_at >= sa.bindparam("updated_since")) if since else where
+            count = sa.select(sa.func.count()).select_from(table).where(*conditions)
+            page = (sa.select(*selected, count.scalar_subquery()).where(*conditions).order_by(*order_by)
+                    .limit(sa.bindparam("limit", type_=sa.Integer)).offset(sa.bindparam("offset", type_=sa.Integer)))
+            self.statements[since] = (page, count)
+
+    def response(self, account_id: int, **params: Any) -> Response:
+        """One page as ``{"data": [...], "meta": {...}}``, with a Link header to its neighbours."""
+        query = parse_list_query(request.args)
+        page, count = self.statements[query.updated_since is not None]
+        params["account_id"] = account_id
+        if query.updated_since is not None:
+            params["updated_since"] = query.updated_since
+        connection = _db()
+        rows = connection.execute(page, {**params, "limit": query.per_page, "offset": query.offset}).all()
+        if rows:
+            total = rows[0][-1]
+        elif query.page == 1:
+            total = 0
+        else:
+            total = connection.scalar(count, params)
+        names = self.names
+        body = {
+            "data": [dict(zip(names, row)) for row in rows],  # zip drops the trailing total
+            "meta": {"page": query.page, "per_page": query.per_page, "total": total},
+        }
+        links = _page_links(query, total)
+        return json_response(body, headers={"Link": links} if links else None)
+
+
+EVENTS = AccountList(Event, EVENT_COLUMNS, (Event.starts_at, Event.id))
+ATTENDEES = AccountList(Attendee, ATTENDEE_COLUMNS, (Attendee.id,),
+                        Attendee.__table__.c.event_id == sa.bindparam("event_id"))
 
 
 @bp.get("/account")
 def account() -> Response:
     token_id = g.api_token.id
-    row = db.session.execute(
+    row = _db().execute(
         sa.select(Account.id, Account.name, ApiToken.description, ApiToken.tier, ApiToken.created_at)
         .join(ApiToken, ApiToken.account_id == Account.id)
         .where(ApiToken.id == token_id)
@@ -221,12 +277,12 @@ def account() -> Response:
 
 @bp.get("/events")
 def events() -> Response:
-    return _list(Event, EVENT_COLUMNS, (Event.starts_at, Event.id))
+    return EVENTS.response(g.api_token.account_id)
 
 
 @bp.get("/events/<int:event_id>")
 def event(event_id: int) -> Response:
-    row = db.session.execute(
+    row = _db().execute(
         account_select(Event, g.api_token.account_id, *EVENT_COLUMNS).where(Event.id == event_id)
     ).first()
     if row is None:
@@ -236,7 +292,7 @@ def event(event_id: int) -> Response:
 
 @bp.get("/events/<int:event_id>/attendees")
 def attendees(event_id: int) -> Response:
-    owned = db.session.scalar(account_select(Event, g.api_token.account_id, Event.id).where(Event.id == event_id))
+    owned = _db().scalar(account_select(Event, g.api_token.account_id, Event.id).where(Event.id == event_id))
     if owned is None:
         return _not_found()
-    return _list(Attendee, ATTENDEE_COLUMNS, (Attendee.id,), Attendee.event_id == event_id)
+    return ATTENDEES.response(g.api_token.account_id, event_id=event_id)
