@@ -155,6 +155,8 @@ def test_token_lifecycle(browser, server):
                            arg=first - 2)
     assert page.locator("#countdown").is_visible()
     assert page.locator("#token-value").inner_text() == raw
+    page.wait_for_function("() => document.getElementById('countdown').textContent === '1'")
+    assert page.locator(".warning strong").inner_text() == "1 second"
 
     # At zero the script removes the value, then moves on to the token list (the reveal,
     # being the answer to the form's POST, has the list's URL already).
@@ -269,4 +271,34 @@ def test_reload_of_the_reveal_shows_the_list(browser, server):
     assert raw not in page.content()
     assert page.get_by_role("status").first.inner_text().startswith("That form was already submitted")
     assert page.locator("tr[data-token-id]", has_text="Reloaded once").count() == 1
+    context.close()
+
+
+def test_a_double_click_on_create_token_still_reveals_it(browser, server):
+    """On a slow network a double click lands while the first POST is under way. The
+    second click must send nothing: the browser would show only the last answer ("already
+    submitted"), and the token the first POST made would never be revealed."""
+    context = browser.new_context()
+    page = context.new_page()
+    log_in(page, server)
+    page.goto(server + "/admin/settings/api_tokens/new")
+    page.get_by_label("Description").fill("Clicked twice")
+    network = context.new_cdp_session(page)
+    network.send("Network.enable")
+    network.send("Network.emulateNetworkConditions",
+                 {"offline": False, "latency": 400, "downloadThroughput": -1, "uploadThroughput": -1})
+    box = page.get_by_role("button", name="Create Token").bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.click(x, y)
+    page.wait_for_timeout(150)  # a human double click, at the speed of a mouse
+    page.mouse.click(x, y)
+    page.wait_for_selector("#token-value, .flash", timeout=10_000)
+    assert page.locator("#token-value").count() == 1, page.locator("main").inner_text()
+    raw = page.locator("#token-value").inner_text()
+    assert TOKEN_SHAPE.fullmatch(raw)
+
+    network.send("Network.emulateNetworkConditions",
+                 {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1})
+    page.goto(server + "/admin/settings/api_tokens")
+    assert page.locator("tr[data-token-id]", has_text="Clicked twice").count() == 1
     context.close()

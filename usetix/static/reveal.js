@@ -6,6 +6,7 @@
   var reveal = document.getElementById("reveal");
   var value = document.getElementById("token-value");
   var counter = document.getElementById("countdown");
+  var unit = document.getElementById("countdown-unit");
   var copyButton = document.getElementById("copy-token");
   var copyStatus = document.getElementById("copy-status");
   if (!reveal || !value) return;
@@ -38,6 +39,7 @@
   var timer = window.setInterval(function () {
     remaining -= 1;
     counter.textContent = String(Math.max(remaining, 0));
+    unit.textContent = remaining === 1 ? "second" : "seconds";
     if (remaining <= 0) {
       window.clearInterval(timer);
       hide();
