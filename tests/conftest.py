@@ -1,14 +1,15 @@
 """Fixtures: a fresh app and database per test, clients, the CLI runner, login helpers.
 
 Tests run on SQLite (a new file per test) unless USETIX_TEST_DATABASE_URL names a
-PostgreSQL database; then the schema is created once and every table is emptied after
-each test.
+PostgreSQL database; then the run gets a schema of its own in that database (see
+tests/databases.py), its tables are created once and every table is emptied after each
+test.
 """
 
 from __future__ import annotations
 
-import os
 import re
+import weakref
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
@@ -21,8 +22,12 @@ from usetix.blueprints.auth import hash_password
 from usetix.extensions import db
 from usetix.models import Account, Admin, Attendee, Event
 
+from .databases import POSTGRES_URL, create_schema, drop_schema, in_schema, new_schema_name
+
 PASSWORD = "correct horse battery"
-TEST_DATABASE_URL = os.environ.get("USETIX_TEST_DATABASE_URL")
+# On PostgreSQL: this run's own schema (made and dropped by the postgres_schema fixture).
+POSTGRES_SCHEMA = new_schema_name("test") if POSTGRES_URL else None
+TEST_DATABASE_URL = in_schema(POSTGRES_URL, POSTGRES_SCHEMA) if POSTGRES_URL else None
 CSRF_FIELD = re.compile(r'<input[^>]*name="csrf_token"[^>]*value="([^"]+)"')
 NONCE_FIELD = re.compile(r'<input[^>]*name="nonce"[^>]*value="([^"]+)"')
 TOKEN_VALUE = re.compile(r'id="token-value">([^<]+)<')
@@ -44,7 +49,41 @@ def make_test_config(tmp_path) -> dict:
 def empty_all_tables() -> None:
     tables = ", ".join(t.name for t in db.metadata.sorted_tables)
     with db.engine.begin() as conn:
+        # A connection left open by a test fails the run here instead of hanging it.
+        conn.execute(sa.text("SET LOCAL lock_timeout = '10s'"))
         conn.execute(sa.text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def postgres_schema():
+    """On PostgreSQL, this run's schema exists for the whole run and is dropped after it."""
+    if not POSTGRES_URL:
+        yield None
+        return
+    create_schema(POSTGRES_URL, POSTGRES_SCHEMA)
+    yield POSTGRES_SCHEMA
+    drop_schema(POSTGRES_URL, POSTGRES_SCHEMA)
+
+
+# PostgreSQL engines that connected during the current test: apps a test makes itself
+# (create_app(make_test_config(...))) are never disposed, and a pooled connection that is
+# garbage-collected open is a ResourceWarning, which this suite turns into an error.
+_postgres_engines: weakref.WeakSet = weakref.WeakSet()
+
+
+@sa.event.listens_for(sa.engine.Engine, "engine_connect")
+def _remember_postgres_engine(connection) -> None:
+    if connection.dialect.name == "postgresql":
+        _postgres_engines.add(connection.engine)
+
+
+@pytest.fixture(autouse=True)
+def close_postgres_connections():
+    """After each test, close the pooled connections of every PostgreSQL engine it used."""
+    yield
+    for engine in list(_postgres_engines):
+        engine.dispose()
+    _postgres_engines.clear()
 
 
 @pytest.fixture

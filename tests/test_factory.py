@@ -34,9 +34,11 @@ def test_environment_overrides_defaults(tmp_path, monkeypatch):
     assert app.config["SQLALCHEMY_DATABASE_URI"].endswith("env.sqlite3")
 
 
-def test_sqlite_connections_use_wal_and_busy_timeout(app):
+def test_sqlite_connections_use_wal_and_busy_timeout(tmp_path):
     from usetix.extensions import db
 
+    # Always a SQLite file, also when the suite runs on PostgreSQL: this is SQLite's setup.
+    app = create_app({"TESTING": True, "DATABASE_URL": f"sqlite:///{tmp_path / 'wal.sqlite3'}"})
     with app.app_context(), db.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 10000

@@ -23,13 +23,14 @@ SHARED_BLUEPRINTS = frozenset({"", "meta"})
 
 
 class RowIdConverter(IntegerConverter):
-    """``<int:...>`` in every route: a row id fits a signed 64-bit column, so a larger
-    number in the path is a 404 rather than an overflow in the database driver. ASCII
-    digits only (``\\d`` would also take other scripts' digits)."""
+    """``<int:...>`` in every route: a row id fits a signed 32-bit column (PostgreSQL's
+    INTEGER, the id columns' type; SQLite's are wider), so a larger number in the path is
+    a 404 rather than an overflow in the database. ASCII digits only (``\\d`` would
+    also take other scripts' digits)."""
 
     regex = "[0-9]+"
 
-    def __init__(self, map: Map, fixed_digits: int = 0, min: int | None = None, max: int | None = 2**63 - 1,
+    def __init__(self, map: Map, fixed_digits: int = 0, min: int | None = None, max: int | None = 2**31 - 1,
                  signed: bool = False) -> None:
         super().__init__(map, fixed_digits, min, max, signed)
 

@@ -1,0 +1,70 @@
+"""Databases for tests: SQLite files, or PostgreSQL schemas of their own.
+
+On PostgreSQL (``USETIX_TEST_DATABASE_URL`` set) a test run, or a test that needs an empty
+database (migrations, real gunicorn servers), gets a schema of its own in that database,
+chosen by the URL (``options=-csearch_path=...``). Two runs at once, a developer's and
+CI's, then never empty or drop each other's tables.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import sqlalchemy as sa
+
+POSTGRES_URL = os.environ.get("USETIX_TEST_DATABASE_URL") or None
+# A lock held by a leaked connection fails the DDL after this, instead of hanging the run.
+LOCK_TIMEOUT = "10s"
+
+
+def in_schema(url: str, schema: str) -> str:
+    """``url`` with ``schema`` as the connection's search path (where tables are made and found)."""
+    return sa.engine.make_url(url).update_query_dict({"options": f"-csearch_path={schema}"}) \
+        .render_as_string(hide_password=False)
+
+
+def _schema_ddl(url: str, statement: str) -> None:
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
+            conn.execute(sa.text(statement))
+    finally:
+        engine.dispose()
+
+
+def create_schema(url: str, schema: str) -> None:
+    _schema_ddl(url, f'CREATE SCHEMA "{schema}"')
+
+
+def drop_schema(url: str, schema: str) -> None:
+    _schema_ddl(url, f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def new_schema_name(purpose: str) -> str:
+    return f"usetix_{purpose}_{os.getpid()}_{secrets.token_hex(3)}"
+
+
+@contextmanager
+def scratch_database(directory: Path, purpose: str) -> Iterator[str]:
+    """The URL of a new, empty database on the suite's kind of database; gone afterwards.
+
+    SQLite: a file in ``directory``. PostgreSQL: a new schema, dropped at the end.
+    """
+    if POSTGRES_URL is None:
+        yield f"sqlite:///{directory / (purpose + '.sqlite3')}"
+        return
+    schema = new_schema_name(purpose)
+    create_schema(POSTGRES_URL, schema)
+    try:
+        yield in_schema(POSTGRES_URL, schema)
+    finally:
+        drop_schema(POSTGRES_URL, schema)
+
+
+def database_kind() -> str:
+    return "postgresql" if POSTGRES_URL else "sqlite"
