@@ -1,6 +1,7 @@
 import logging
 from logging.config import fileConfig
 
+import sqlalchemy as sa
 from flask import current_app
 
 from alembic import context
@@ -9,10 +10,21 @@ from alembic import context
 # access to the values within the .ini file in use.
 config = context.config
 
-# Interpret the config file for Python logging.
-# This line sets up loggers basically.
-fileConfig(config.config_file_name)
+# Interpret the config file for Python logging, unless the process has set up logging
+# already (gunicorn, pytest); and never disable the loggers made before this runs (the
+# app's request log, when migrations run inside a live process).
+if config.config_file_name is not None and not logging.getLogger().handlers:
+    fileConfig(config.config_file_name, disable_existing_loggers=False)
 logger = logging.getLogger('alembic.env')
+
+
+def render_item(type_, obj, autogen_context):
+    """Write a TypeDecorator column type (usetix.models.UTCDateTime) as the SQLAlchemy
+    type it stores (sa.DateTime()), so migration files import only alembic and
+    sqlalchemy, never the app."""
+    if type_ == 'type' and isinstance(obj, sa.types.TypeDecorator):
+        return f'sa.{obj.impl_instance!r}'
+    return False
 
 
 def get_engine():
@@ -60,7 +72,8 @@ def run_migrations_offline():
     """
     url = config.get_main_option("sqlalchemy.url")
     context.configure(
-        url=url, target_metadata=get_metadata(), literal_binds=True
+        url=url, target_metadata=get_metadata(), literal_binds=True,
+        render_item=render_item, compare_type=True,
     )
 
     with context.begin_transaction():
@@ -88,6 +101,8 @@ def run_migrations_online():
     conf_args = current_app.extensions['migrate'].configure_args
     if conf_args.get("process_revision_directives") is None:
         conf_args["process_revision_directives"] = process_revision_directives
+    conf_args.setdefault("render_item", render_item)
+    conf_args.setdefault("compare_type", True)
 
     connectable = get_engine()
 

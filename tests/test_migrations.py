@@ -1,0 +1,149 @@
+"""Schema migrations: upgrading an empty database gives exactly the schema the models
+declare, and downgrade/upgrade round-trips. On the suite's database kind: a new SQLite
+file, or a PostgreSQL schema of its own (tests/databases.py)."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from flask_migrate import downgrade, migrate, upgrade
+
+import usetix
+from usetix import create_app
+from usetix.extensions import db
+
+from .conftest import make_test_config
+from .databases import database_kind, scratch_database
+
+MIGRATIONS = Path(usetix.__file__).parent / "migrations"
+# Alembic's own table, and what the models declare.
+EXPECTED_TABLES = {t.name for t in db.metadata.sorted_tables} | {"alembic_version"}
+
+
+@pytest.fixture
+def empty_app(tmp_path):
+    """An app on a new, empty database (no create_all: the migrations make the schema)."""
+    with scratch_database(tmp_path, "migrations") as url:
+        app = create_app({**make_test_config(tmp_path), "DATABASE_URL": url})
+        yield app
+        with app.app_context():
+            db.engine.dispose()
+
+
+def schema_drift(app, metadata: sa.MetaData = db.metadata) -> list:
+    """What autogenerate would put in a new migration: the differences between the
+    database and the models (``metadata``), comparing column types too."""
+    with app.app_context(), db.engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True, "compare_server_default": True})
+        return compare_metadata(context, metadata)
+
+
+def table_names(app) -> set[str]:
+    with app.app_context():
+        return set(sa.inspect(db.engine).get_table_names())
+
+
+def head_revision() -> str:
+    return ScriptDirectory(str(MIGRATIONS)).get_current_head()
+
+
+def current_revision(app) -> str | None:
+    with app.app_context(), db.engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def test_one_head_and_a_single_line_of_history():
+    script = ScriptDirectory(str(MIGRATIONS))
+    assert len(script.get_heads()) == 1
+    revisions = list(script.walk_revisions())
+    assert revisions[-1].down_revision is None  # the initial migration
+    assert all(not r.is_merge_point for r in revisions)
+
+
+def test_upgrade_from_empty_gives_exactly_the_models_schema(empty_app):
+    assert table_names(empty_app) == set()
+    with empty_app.app_context():
+        upgrade()
+    assert table_names(empty_app) == EXPECTED_TABLES
+    assert current_revision(empty_app) == head_revision()
+    assert schema_drift(empty_app) == [], f"models and migrations differ on {database_kind()}"
+
+
+def test_the_drift_check_sees_a_missing_index(empty_app):
+    """The comparison is not vacuous: a schema one index short is reported."""
+    with empty_app.app_context():
+        upgrade()
+        with db.engine.begin() as conn:
+            conn.execute(sa.text("DROP INDEX ix_api_tokens_account_id"))
+    drift = schema_drift(empty_app)
+    assert [d[0] for d in drift] == ["add_index"]
+    assert drift[0][1].name == "ix_api_tokens_account_id"
+
+
+def test_the_drift_check_compares_column_types(empty_app):
+    """A model whose column type differs from the migrated one is reported too."""
+    with empty_app.app_context():
+        upgrade()
+    changed = sa.MetaData(naming_convention=db.metadata.naming_convention)
+    for table in db.metadata.sorted_tables:
+        table.to_metadata(changed)
+    changed.tables["events"].c.title.type = sa.String(100)
+    drift = schema_drift(empty_app, changed)
+    assert len(drift) == 1 and drift[0][0][0] == "modify_type"
+    assert drift[0][0][2:4] == ("events", "title")
+
+
+def test_downgrade_to_base_and_upgrade_again(empty_app):
+    with empty_app.app_context():
+        upgrade()
+        downgrade(revision="base")
+    assert table_names(empty_app) == {"alembic_version"}
+    assert current_revision(empty_app) is None
+    with empty_app.app_context():
+        upgrade()
+    assert current_revision(empty_app) == head_revision()
+    assert schema_drift(empty_app) == []
+
+
+def test_upgraded_schema_holds_data_and_init_db_is_idempotent(empty_app):
+    runner = empty_app.test_cli_runner()
+    for _ in range(2):
+        result = runner.invoke(args=["init-db"])
+        assert result.exit_code == 0, result.output
+    result = runner.invoke(args=["seed-demo", "--password", "a-long-demo-password"])
+    assert result.exit_code == 0, result.output
+    with empty_app.app_context():
+        assert db.session.scalar(sa.text("SELECT count(*) FROM events")) > 0
+        db.session.remove()
+
+
+def test_autogenerate_writes_migrations_that_need_only_alembic_and_sqlalchemy(empty_app, tmp_path):
+    """``flask db migrate`` (through our env.py) on an empty database writes the whole
+    schema, with UTCDateTime columns as plain sa.DateTime: no import of the app."""
+    directory = tmp_path / "migrations"
+    shutil.copytree(MIGRATIONS, directory, ignore=shutil.ignore_patterns("__pycache__"))
+    for old in (directory / "versions").glob("*.py"):
+        old.unlink()
+    with empty_app.app_context():
+        migrate(directory=str(directory), message="everything")
+    [generated] = (directory / "versions").glob("*.py")
+    code = generated.read_text()
+    assert "sa.Column('expires_at', sa.DateTime(), nullable=False)" in code
+    assert "usetix" not in code and "UTCDateTime" not in code
+    imports = {line for line in code.splitlines() if line.startswith(("import ", "from "))}
+    assert imports == {"from alembic import op", "import sqlalchemy as sa"}
+
+
+def test_running_migrations_leaves_the_apps_loggers_alone(empty_app):
+    """Alembic's logging setup must not disable loggers made before it (the request log)."""
+    logger = logging.getLogger("usetix.requests")
+    with empty_app.app_context():
+        upgrade()
+    assert not logger.disabled
