@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from usetix import tokens
 from usetix.bearer import parse_authorization
-from usetix.pagination import BadParameter, ListQuery, parse_list_query
+from usetix.pagination import MAX_PAGE, BadParameter, ListQuery, parse_list_query
 
 from .conftest import bearer
 from .queries import recorded_queries
@@ -184,7 +184,7 @@ def test_parse_list_query_returns_a_query_or_names_the_bad_parameter(args):
         assert exc.parameter in args and exc.message
         return
     assert isinstance(query, ListQuery)
-    assert 1 <= query.page <= 10**9 and 1 <= query.per_page <= 100
+    assert 1 <= query.page <= MAX_PAGE and 1 <= query.per_page <= 100
     assert query.updated_since is None or query.updated_since.utcoffset().total_seconds() == 0
 
 

@@ -8,6 +8,9 @@ from typing import Mapping
 
 DEFAULT_PER_PAGE = 25
 MAX_PER_PAGE = 100
+# (MAX_PAGE - 1) * MAX_PER_PAGE fits a signed 32-bit integer: PostgreSQL takes the OFFSET
+# as one, and a larger one fails in the database instead of giving an empty page.
+MAX_PAGE = 10**7
 
 
 class BadParameter(ValueError):
@@ -26,6 +29,15 @@ class ListQuery:
     @property
     def offset(self) -> int:
         return (self.page - 1) * self.per_page
+
+
+def page_number(raw: str) -> int:
+    """A dashboard page's ``?page=``: 1 to MAX_PAGE, else ValueError, which
+    ``request.args.get("page", 1, type=page_number)`` turns into page 1 (a huge page
+    number would overflow the OFFSET in the database)."""
+    if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE:
+        raise ValueError(f"not a page number: {raw[:20]!r}")
+    return int(raw)
 
 
 def _positive_int(args: Mapping[str, str], name: str, default: int, maximum: int | None = None) -> int:
@@ -55,7 +67,7 @@ def _timestamp(args: Mapping[str, str], name: str) -> datetime | None:
 def parse_list_query(args: Mapping[str, str]) -> ListQuery:
     """The list parameters from a query string mapping; raises BadParameter naming the culprit."""
     return ListQuery(
-        page=_positive_int(args, "page", 1, maximum=10**9),
+        page=_positive_int(args, "page", 1, maximum=MAX_PAGE),
         per_page=_positive_int(args, "per_page", DEFAULT_PER_PAGE, maximum=MAX_PER_PAGE),
         updated_since=_timestamp(args, "updated_since"),
     )

@@ -14,6 +14,7 @@ from wtforms.validators import DataRequired, Length
 
 from ..extensions import db, limiter, login_manager
 from ..models import Admin
+from ..validators import NoControlCharacters
 
 bp = Blueprint("auth", __name__)
 
@@ -25,7 +26,7 @@ BAD_CREDENTIALS = "Unknown email or wrong password."
 
 
 class LoginForm(FlaskForm):
-    email = EmailField("Email", validators=[DataRequired(), Length(max=254)])
+    email = EmailField("Email", validators=[DataRequired(), Length(max=254), NoControlCharacters()])
     password = PasswordField("Password", validators=[DataRequired(), Length(max=1024)])
 
 

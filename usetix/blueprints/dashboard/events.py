@@ -7,12 +7,13 @@ from flask_login import current_user
 
 from ...extensions import db
 from ...models import Attendee, Event, account_select, get_for_account
+from ...pagination import page_number
 from . import bp
 
 
 @bp.get("/events")
 def events():
-    page = request.args.get("page", 1, type=int)
+    page = request.args.get("page", 1, type=page_number)
     pagination = db.paginate(
         account_select(Event, current_user.account_id).order_by(Event.starts_at, Event.id),
         page=page,

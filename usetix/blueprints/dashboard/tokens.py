@@ -14,6 +14,8 @@ from wtforms.validators import DataRequired, Length
 from ...api_tokens import DuplicateSubmission, issue_token, revoke_token
 from ...extensions import csrf, db
 from ...models import ApiToken, AuditEvent, account_select, get_for_account
+from ...pagination import page_number
+from ...validators import NoControlCharacters
 from . import bp
 
 REVEAL_SECONDS = 10
@@ -25,7 +27,7 @@ NONCES_KEY = "token_form_nonces"
 class TokenForm(FlaskForm):
     description = StringField(
         "Description",
-        validators=[DataRequired("Give the token a description."), Length(max=100)],
+        validators=[DataRequired("Give the token a description."), Length(max=100), NoControlCharacters()],
         filters=[lambda value: value.strip() if isinstance(value, str) else value],
         description="Something you will recognise when auditing, e.g. Mailchimp sync.",
     )
@@ -109,7 +111,7 @@ def revoke_api_token(token_id: int):
 
 @bp.get("/settings/audit_log")
 def audit_log():
-    page = request.args.get("page", 1, type=int)
+    page = request.args.get("page", 1, type=page_number)
     pagination = db.paginate(
         account_select(AuditEvent, current_user.account_id).order_by(AuditEvent.created_at.desc(), AuditEvent.id.desc()),
         page=page,
