@@ -21,7 +21,6 @@ from .queries import recorded_queries
 from .servers import ROOT, gunicorn
 from .test_headers import inline_problems
 
-
 # --- Numbers and dates outside what the database or datetime can hold ---------------------
 
 @pytest.mark.parametrize("path", [

@@ -7,7 +7,7 @@ from importlib.resources import files
 
 import pytest
 
-from .conftest import bearer, create_token_via_form, csrf_token_from
+from .conftest import bearer, csrf_token_from
 
 # --- Helpers ------------------------------------------------------------------------------------
 

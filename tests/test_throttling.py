@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib.resources import files
 
 import jsonschema
@@ -104,7 +104,7 @@ def test_the_login_page_itself_is_never_throttled(app, orgs):
 
 
 def test_the_throttle_lifts_after_fifteen_minutes(app, orgs):
-    with freeze_time(datetime.now(timezone.utc)) as clock:
+    with freeze_time(datetime.now(UTC)) as clock:
         fail_logins(app, 10, "admin@acme.example", address="192.0.2.10")
         response = login_from(app.test_client(), "192.0.2.10", "admin@acme.example", PASSWORD)
         assert_login_throttled(response)
@@ -196,7 +196,7 @@ def test_api_rate_limit_per_token(app, client, orgs, read_token):
 
 @pytest.mark.app_config(API_RATE_LIMIT="2 per minute")
 def test_api_rate_limit_window_resets(app, client, read_token):
-    with freeze_time(datetime.now(timezone.utc)) as clock:
+    with freeze_time(datetime.now(UTC)) as clock:
         for _ in range(2):
             assert client.get("/admin/account", headers=bearer(read_token)).status_code == 200
         response = client.get("/admin/account", headers=bearer(read_token))
@@ -236,7 +236,7 @@ class RedisRun:
     def address(self, n: int) -> str:
         return f"2001:db8:{self.group}::{n + 1:x}"  # IPv6 documentation range
 
-    def keys(self):
+    def stored_keys(self):
         import redis
 
         server = redis.Redis.from_url(REDIS_URL)
@@ -263,7 +263,7 @@ def redis_app(tmp_path, monkeypatch):
 
     run = RedisRun()
     yield make, run
-    for server, key in list(run.keys()):
+    for server, key in list(run.stored_keys()):
         server.delete(key)
     for app in apps:
         with app.app_context():
@@ -277,7 +277,7 @@ def test_login_failures_are_counted_in_redis_and_outlive_the_app(redis_app):
     assert app.config["RATELIMIT_STORAGE_URI"] == REDIS_URL
     for n in range(10):
         assert login_from(app.test_client(), run.address(n), run.email, "wrong password").status_code == 200
-    assert any(run.email in key.decode() for _, key in run.keys()), "no counter in Redis"
+    assert any(run.email in key.decode() for _, key in run.stored_keys()), "no counter in Redis"
     # A new app (another worker, or this one restarted) sees the same counters.
     assert_login_throttled(login_from(make().test_client(), run.address(99), run.email, "wrong password"))
 
