@@ -304,3 +304,14 @@ def test_api_list_parameters_are_200_or_400(client, read_token, args, path):
     if response.status_code == 400:
         assert response.json["error"] == "invalid_parameter"
         assert response.json["parameter"] in args
+
+
+@pytest.mark.parametrize("order", ["real first", "real last"])
+def test_two_authorization_header_lines_never_authenticate(client, read_token, order):
+    # Two header lines as the test client sends them (joined into one WSGI value).
+    lines = [("Authorization", f"Bearer {read_token}"), ("Authorization", "Bearer utx_other")]
+    if order == "real last":
+        lines.reverse()
+    response = client.get("/admin/events", headers=[*lines, ("Accept", "application/json")])
+    assert_refused(response, "GET")
+    assert response.json["error"] == "malformed_token"

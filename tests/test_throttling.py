@@ -304,3 +304,15 @@ def test_api_rate_limit_is_shared_through_redis(redis_app):
     for _ in range(3):
         assert app.test_client().get("/admin/account", headers=bearer(raw)).status_code == 200
     assert_api_throttled(make().test_client().get("/admin/account", headers=bearer(raw)), 3)
+
+
+def test_a_json_client_cannot_reach_the_login_form(app, orgs):
+    # /login is a page, not an API endpoint: a JSON request never tries a password there,
+    # so it can neither bypass the login throttle nor be counted by it.
+    client = app.test_client()
+    for _ in range(12):
+        response = client.post("/login", headers={"Accept": "application/json"},
+                               data={"email": "admin@acme.example", "password": "wrong password"})
+        assert response.status_code == 401
+        assert response.json["error"] == "missing_token"
+    assert login_from(client, "127.0.0.1", "admin@acme.example", PASSWORD).status_code == 302
