@@ -48,6 +48,10 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(auth.bp)
     app.register_blueprint(dashboard.bp)
     app.register_blueprint(api.bp)
+    if app.config["BENCH_TWIN_ROUTE"] or app.config["BENCH_STATEMENT_LOG"]:
+        from . import benchmark
+
+        benchmark.init_app(app)
 
 
 def register_errorhandlers(app: Flask) -> None:

@@ -39,7 +39,11 @@ def defaults(instance_path: str) -> dict:
         # One line per request to stderr (usetix/request_log.py).
         "REQUEST_LOG": True,
         "MAX_CONTENT_LENGTH": 1024 * 1024,
+        # Benchmark only (usetix/benchmark.py): the unauthenticated twin route and its
+        # account, and a file counting the statements that write.
         "BENCH_TWIN_ROUTE": False,
+        "BENCH_TWIN_ACCOUNT_ID": 1,
+        "BENCH_STATEMENT_LOG": None,
     }
 
 

@@ -28,8 +28,11 @@ from ..pagination import BadParameter, ListQuery, parse_list_query
 bp = Blueprint("api", __name__, url_prefix="/admin")
 csrf.exempt(bp)  # bearer tokens, never cookies: there is nothing for a forged form to ride on
 
-# JSON endpoints that need no token (they live in the "meta" blueprint).
-PUBLIC_ENDPOINTS = frozenset({"meta.openapi", "meta.healthz", "static"})
+# The benchmark's unauthenticated twin of GET /admin/events (usetix/benchmark.py); it
+# exists only when the BENCH_TWIN_ROUTE setting is on.
+BENCH_TWIN_ENDPOINT = "api.bench_twin_events"
+# JSON endpoints that need no token (they live in the "meta" blueprint, but for the twin).
+PUBLIC_ENDPOINTS = frozenset({"meta.openapi", "meta.healthz", "static", BENCH_TWIN_ENDPOINT})
 READ_METHODS = frozenset({"GET", "HEAD"})
 # last_used_at is for auditing, not accounting: one write per token per minute is plenty.
 LAST_USED_RESOLUTION = timedelta(minutes=1)

@@ -1,0 +1,51 @@
+"""What exists only in the load benchmark's configuration (``bench/``), never in production.
+
+- ``BENCH_TWIN_ROUTE``: ``GET /admin/bench-twin/events``, the very work of the API's
+  ``GET /admin/events`` for account ``BENCH_TWIN_ACCOUNT_ID``, with no authentication at
+  all; the benchmark compares the two to see what authentication costs. It serves an
+  account's data to anyone, so ``create_app`` logs a warning whenever it is on.
+- ``BENCH_STATEMENT_LOG``: a file that gets one line per UPDATE, INSERT or DELETE the app
+  sends (process, time, statement), so the benchmark can count ``last_used_at`` writes.
+  Reads are not logged: the hot path stays as it is.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import sqlalchemy as sa
+from flask import Flask, Response, current_app
+
+from .blueprints.api import BENCH_TWIN_ENDPOINT, EVENTS
+from .extensions import db
+
+_WRITES = ("UPDATE", "INSERT", "DELETE")
+
+
+def init_app(app: Flask) -> None:
+    if app.config["BENCH_TWIN_ROUTE"]:
+        # In the API's URL map (its endpoint is under "api."), left alone by its bearer hook.
+        app.add_url_rule("/admin/bench-twin/events", endpoint=BENCH_TWIN_ENDPOINT, view_func=twin_events,
+                         methods=["GET"])
+        app.logger.warning("BENCH_TWIN_ROUTE is on: /admin/bench-twin/events serves account %s's events "
+                           "without authentication (benchmarks only)", app.config["BENCH_TWIN_ACCOUNT_ID"])
+    path = app.config["BENCH_STATEMENT_LOG"]
+    if path:
+        with app.app_context():
+            sa.event.listen(db.engine, "before_cursor_execute", _statement_logger(path))
+
+
+def twin_events() -> Response:
+    """``GET /admin/events`` minus authentication: the same list, for a configured account."""
+    return EVENTS.response(current_app.config["BENCH_TWIN_ACCOUNT_ID"])
+
+
+def _statement_logger(path: str):
+    def log_writes(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip()[:6].upper() in _WRITES:
+            line = f"{os.getpid()} {time.time():.3f} {' '.join(statement.split())}\n"
+            with open(path, "a", encoding="utf-8") as log:  # rare: last_used_at is written once a minute
+                log.write(line)
+
+    return log_writes
