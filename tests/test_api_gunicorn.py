@@ -233,6 +233,8 @@ UNAUTHORIZED = {
                         "insufficient_scope"),
     "read token DELETE": ("DELETE", lambda t: f"Bearer {t['read']}", "insufficient_scope", "read token",
                           "insufficient_scope"),
+    "read token OPTIONS": ("OPTIONS", lambda t: f"Bearer {t['read']}", "insufficient_scope", "read token",
+                           "insufficient_scope"),
 }
 
 
@@ -318,6 +320,30 @@ def test_a_token_cannot_revoke_tokens(server, acme):
                              headers={"Authorization": f"Bearer {raw}"}, allow_redirects=False, timeout=10)
     assert response.status_code in (302, 400)  # to /login, or refused for its missing CSRF token
     assert api(server.base, "GET", "/admin/account", raw).status_code == 200
+
+
+# --- OPTIONS ---------------------------------------------------------------------------
+
+def _allowed(response: requests.Response) -> set[str]:
+    return {method.strip() for method in response.headers["Allow"].split(",")}
+
+
+def test_options_is_answered_by_flask_and_never_runs_a_view(server, acme):
+    """OPTIONS gets Flask's automatic answer (Allow, no body) on both maps. Were it to
+    reach a view, a POST-only one such as revoke would act on it, with no CSRF check:
+    CSRF protection guards POST, PUT, PATCH and DELETE only."""
+    token_id, raw = acme.create_token("Asked for its options", "write")
+    response = acme.http.options(f"{server.base}/admin/settings/api_tokens/{token_id}/revoke",
+                                 allow_redirects=False, timeout=10)
+    assert response.status_code == 200
+    assert _allowed(response) == {"POST", "OPTIONS"}
+    assert response.content == b""
+    assert api(server.base, "GET", "/admin/account", raw).status_code == 200  # not revoked
+
+    response = api(server.base, "OPTIONS", "/admin/events", raw)  # a write token may send any method
+    assert response.status_code == 200
+    assert _allowed(response) == {"GET", "HEAD", "OPTIONS"}
+    assert response.content == b""
 
 
 # --- The document's curl command -----------------------------------------------------

@@ -11,7 +11,7 @@ to ask which kind of request they are serving.
 from __future__ import annotations
 
 from flask import Flask, Request
-from werkzeug.routing import IntegerConverter, Map, MapAdapter
+from werkzeug.routing import IntegerConverter, Map, MapAdapter, Rule
 from werkzeug.utils import cached_property
 
 from .negotiation import prefers_json
@@ -67,7 +67,7 @@ class Usetix(Flask):
     def _url_map_of(self, keep) -> Map:
         full = self.url_map
         url_map = self.url_map_class(
-            [rule.empty() for rule in full.iter_rules() if keep(rule.endpoint.rpartition(".")[0])],
+            [_copy(rule) for rule in full.iter_rules() if keep(rule.endpoint.rpartition(".")[0])],
             default_subdomain=full.default_subdomain,
             strict_slashes=full.strict_slashes,
             merge_slashes=full.merge_slashes,
@@ -78,3 +78,15 @@ class Usetix(Flask):
             host_matching=full.host_matching,
         )
         return url_map
+
+
+def _copy(rule: Rule) -> Rule:
+    """An unbound copy of ``rule`` for another map, with Flask's flag kept as well.
+
+    ``Rule.empty()`` knows only Werkzeug's arguments; without ``provide_automatic_options``
+    an OPTIONS request would run the view itself, and a POST-only view such as revoking a
+    token would act on it, unchecked by CSRF (which guards POST, PUT, PATCH and DELETE).
+    """
+    copy = rule.empty()
+    copy.provide_automatic_options = getattr(rule, "provide_automatic_options", False)
+    return copy
