@@ -173,6 +173,7 @@ def test_accept_decides_json_or_html(server, read_token, accept, is_json, with_t
     assert "Accept" in response.headers["Vary"]
     if is_json:
         assert response.headers["Content-Type"] == "application/json"
+        assert "Set-Cookie" not in response.headers  # JSON requests never open a session
         body = json.loads(response.body)
         if with_token:
             assert response.status == 200
