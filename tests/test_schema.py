@@ -64,3 +64,16 @@ def test_api_conforms_with_a_read_token(case, app, read_token):
 def test_api_conforms_with_a_write_token(case, app, write_token):
     response = case.call_and_validate(headers=bearer(write_token), app=app)
     assert response.status_code < 500
+
+
+def test_documented_bounds_are_the_apps(app):
+    from usetix.pagination import MAX_PAGE, MAX_PER_PAGE
+
+    document = json.loads(files("usetix").joinpath("openapi.json").read_text())
+    largest_id = app.url_map.converters["int"](app.url_map).max
+    for path, operation in ((p, item["get"]) for p, item in document["paths"].items()):
+        for parameter in operation.get("parameters", []):
+            schema_ = parameter["schema"]
+            expected = {"event_id": (0, largest_id), "page": (1, MAX_PAGE), "per_page": (1, MAX_PER_PAGE)}
+            if parameter["name"] in expected:
+                assert (schema_["minimum"], schema_["maximum"]) == expected[parameter["name"]], (path, parameter)
