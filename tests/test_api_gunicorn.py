@@ -25,6 +25,7 @@ import requests
 from usetix import tokens
 
 from .conftest import NONCE_FIELD, PASSWORD, TOKEN_VALUE, csrf_token_from
+from .databases import scratch_database
 from .servers import gunicorn, prepare_database
 
 pytestmark = pytest.mark.gunicorn
@@ -60,15 +61,15 @@ class Server:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     directory = tmp_path_factory.mktemp("gunicorn")
-    url = f"sqlite:///{directory / 'usetix.sqlite3'}"
-    prepare_database(url, PASSWORD)
-    log = directory / "gunicorn.log"
-    # The 401 tests fail on purpose, many times, from one address: keep them under the
-    # failed-authentication limit (memory storage: per worker).
-    with gunicorn(url, workers=2, log_path=log,
-                  extra_args=["--access-logfile", "-", "--access-logformat", ACCESS_LOG_FORMAT],
-                  API_FAILED_AUTH_LIMIT="1000 per minute") as base:
-        yield Server(base, log)
+    with scratch_database(directory, "gunicorn") as url:
+        prepare_database(url, PASSWORD)
+        log = directory / "gunicorn.log"
+        # The 401 tests fail on purpose, many times, from one address: keep them under the
+        # failed-authentication limit (memory storage: per worker).
+        with gunicorn(url, workers=2, log_path=log,
+                      extra_args=["--access-logfile", "-", "--access-logformat", ACCESS_LOG_FORMAT],
+                      API_FAILED_AUTH_LIMIT="1000 per minute") as base:
+            yield Server(base, log)
 
 
 class Dashboard:

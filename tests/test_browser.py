@@ -19,6 +19,7 @@ import pytest
 import requests
 
 from .conftest import PASSWORD
+from .databases import scratch_database
 from .servers import gunicorn, prepare_database
 
 pytestmark = pytest.mark.browser
@@ -58,12 +59,12 @@ def browser():
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    """gunicorn with two workers on a fresh SQLite database made by the CLI."""
+    """gunicorn with two workers on a fresh database (the suite's kind) made by the CLI."""
     directory = tmp_path_factory.mktemp("browser")
-    url = f"sqlite:///{directory / 'usetix.sqlite3'}"
-    prepare_database(url, PASSWORD)
-    with gunicorn(url, workers=2, log_path=directory / "gunicorn.log") as base:
-        yield base
+    with scratch_database(directory, "browser") as url:
+        prepare_database(url, PASSWORD)
+        with gunicorn(url, workers=2, log_path=directory / "gunicorn.log") as base:
+            yield base
 
 
 def screenshot(page, name: str) -> None:
