@@ -23,7 +23,7 @@ from usetix import tokens
 from usetix.bearer import parse_authorization
 from usetix.pagination import MAX_PAGE, BadParameter, ListQuery, parse_list_query
 
-from .conftest import bearer
+from .conftest import bearer, csrf_token_from
 from .queries import recorded_queries
 
 # Fuzzing sends thousands of bad credentials from one address: lift the failed-auth limit
@@ -315,3 +315,34 @@ def test_two_authorization_header_lines_never_authenticate(client, read_token, o
     response = client.get("/admin/events", headers=[*lines, ("Accept", "application/json")])
     assert_refused(response, "GET")
     assert response.json["error"] == "malformed_token"
+
+
+# --- Other headers and the login form ----------------------------------------------------------
+
+@THROUGH_APP
+@given(accept=st.text(max_size=200) | st.sampled_from(["application/json;q=nan", "application/json;q=1e309",
+                                                        "application/json;q=-0", "*/*;q=0.5, application/json"]),
+       path=st.sampled_from(["/admin/events", "/admin/events/1", "/login", "/admin/settings/api_tokens", "/nope"]))
+def test_any_accept_header_is_answered_without_a_server_error(client, read_token, accept, path):
+    response = client.get(path, environ_overrides={"HTTP_ACCEPT": accept, "HTTP_AUTHORIZATION": f"Bearer {read_token}"})
+    assert response.status_code in (200, 302, 401, 404), response.get_data()[:300]
+    assert response.mimetype in ("application/json", "text/html")
+
+
+login_text = st.text(max_size=300) | long_text.map(lambda text: text[:5000])
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                  HealthCheck.too_slow])
+@given(email=login_text | st.just("admin@acme.example"), password=login_text)
+@example(email="admin@acme.example\x00", password="x")
+@example(email="a" * 255, password="x")
+@example(email="admin@acme.example", password="\x00")
+@pytest.mark.app_config(LOGIN_RATE_LIMIT="1000000 per minute")
+def test_login_form_answers_any_text_without_a_server_error(app, orgs, email, password):
+    client = app.test_client()
+    page = client.get("/login")
+    response = client.post("/login", data={"email": email, "password": password,
+                                           "csrf_token": csrf_token_from(page.text)})
+    assert response.status_code == 200  # the form again, with an error: never 500, never logged in
+    assert "Unknown email or wrong password." in response.text or 'class="error"' in response.text
