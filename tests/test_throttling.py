@@ -153,6 +153,17 @@ def test_unknown_email_runs_the_same_kdf_as_a_wrong_password(app, client, orgs, 
         assert pwhash.split("$", 1)[0] == method  # same algorithm and cost parameters
 
 
+def test_no_login_makes_a_password_hash(app, client, orgs, monkeypatch):
+    # The dummy hash is made with the app: the first unknown email costs one hash check
+    # like every other attempt, not a hash generation on top.
+    generated = []
+    real = auth_module.generate_password_hash
+    monkeypatch.setattr(auth_module, "generate_password_hash", lambda *a, **k: generated.append(1) or real(*a, **k))
+    for email in ("nobody@acme.example", "admin@acme.example", "other@acme.example"):
+        assert login_from(client, "192.0.2.1", email, "wrong password").status_code == 200
+    assert generated == []
+
+
 def test_both_failures_give_the_same_answer(app, orgs):
     unknown = login_from(app.test_client(), "192.0.2.1", "nobody@acme.example", "wrong password")
     wrong = login_from(app.test_client(), "192.0.2.2", "admin@acme.example", "wrong password")
