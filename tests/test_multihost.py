@@ -47,6 +47,7 @@ def hosts(tmp_path_factory):
         with app.app_context():
             upgrade()
             make_org("Acme Events", "admin@acme.example", events=12)
+            db.session.remove()  # give its connection back first, so dispose() closes it
             db.engine.dispose()
         # The load test fails authentication on purpose, many times, from one address, and
         # reads hard with few tokens: lift the rate limits (memory storage, per worker).
