@@ -32,6 +32,10 @@ run: $(STAMP) instance/config.py
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
+# Load benchmark of the JSON API beside the shared peer apps (bench/RESULTS.md); ARGS="--quick" for a smoke run.
+bench: $(STAMP)
+	$(BIN)/python bench/run.py $(ARGS)
+
 lint: $(STAMP)
 	$(BIN)/ruff check usetix tests
 

@@ -63,6 +63,8 @@ def main() -> int:
     ap.add_argument("--only", help="comma-separated paths (auth,twin,unknown,malformed,post)")
     ap.add_argument("--profile", metavar="PATH", help="profile this path with cProfile instead of timing")
     ap.add_argument("--pyinstrument", action="store_true", help="with --profile: use pyinstrument")
+    ap.add_argument("--queries", action="store_true",
+                    help="print, as JSON, the SQL statements one steady-state request of each path sends")
     a = ap.parse_args()
     with open(a.tokens) as f:
         table = paths(json.load(f))
@@ -74,6 +76,9 @@ def main() -> int:
         if status != expect:
             print(f"{name}: expected {expect}, got {status}: {body[:200]!r}", file=sys.stderr)
             return 1
+    if a.queries:
+        print(json.dumps({name: _statements(app, *spec[:3]) for name, spec in table.items()}))
+        return 0
     if a.profile:
         method, path, token, _ = table[a.profile]
         if a.pyinstrument:
@@ -99,6 +104,27 @@ def main() -> int:
         best = min(_timed(app, method, path, token, a.n) for _ in range(a.repeat))
         print(f"{name:>10}: {best * 1e6:7.1f} µs/request  ({1 / best:7.0f} req/s on one core, no HTTP)")
     return 0
+
+
+def _statements(app, method: str, path: str, token: str | None) -> list[str]:
+    import sqlalchemy as sa
+
+    from usetix.extensions import db
+
+    seen: list[str] = []
+
+    def record(conn, cursor, statement, *args):
+        seen.append(" ".join(statement.split()))
+
+    with app.app_context():
+        engine = db.engine
+    call(app, method, path, token)  # the steady state: last_used_at was just written
+    sa.event.listen(engine, "before_cursor_execute", record)
+    try:
+        call(app, method, path, token)
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", record)
+    return seen
 
 
 def _timed(app, method, path, token, n) -> float:

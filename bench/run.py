@@ -1,0 +1,542 @@
+#!/usr/bin/env python3
+"""`make bench`: load-test the JSON API's hot path under gunicorn, beside the shared peer apps.
+
+    .venv/bin/python bench/run.py                  # full run with the peers (~9 min with 2 rounds)
+    .venv/bin/python bench/run.py --rounds 3       # more rounds, better medians on a shared machine
+    .venv/bin/python bench/run.py --quick          # smoke run: no peers, short windows, small RSS check
+
+It reuses the shared load harness (``../shared/bench-peers``, or ``BENCH_PEERS_DIR``): its
+wrk setup (``apt-get install wrk`` when missing, as root), its pinned venv and data set for
+the four peer apps, its server start/stop, quiet-machine wait, wrk runs with per-status
+tally and CPU accounting, and its report tables. The harness's own command line measures
+one path pair per server (a valid token that must answer 200, an invalid one that must
+answer 401, GET only); this script drives the same functions to measure our app's five
+paths in the same alternating rounds as the peers:
+
+- ``usetix`` ok: authenticated ``GET /admin/events`` (read token, page of 25 events)
+- ``usetix`` reject: a well-formed token that exists nowhere (401 after one query)
+- ``usetix_twin`` ok: ``GET /admin/bench-twin/events``, the same endpoint work without
+  authentication (``BENCH_TWIN_ROUTE``, benchmark configuration only)
+- ``usetix_malformed`` reject: a token whose checksum fails (401 before any query)
+- ``usetix_post`` reject: the read token's ``POST /admin/events`` (401, insufficient scope)
+
+Our database is seeded fresh under /tmp by ``bench/seed.py`` (our migrations and models:
+one account, 25 events, one read token) and deleted afterwards. The app runs with the
+repository's ``gunicorn.conf.py``, overridden to the peers' settings (2 sync workers,
+127.0.0.1 only, no access log, no control socket) and with both API rate limits raised
+so far that no 401 turns into a 429. After the rounds it checks what the timings cannot
+show: SQL statements per path, ``last_used_at`` writes (at most one per token per minute),
+and worker memory after 1k and after 100k requests. Every process it starts is stopped
+at the end, also on Ctrl-C, SIGTERM or error; every step has a time bound.
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import contextlib
+import datetime as dt
+import http.client
+import importlib.util
+import json
+import os
+import secrets
+import shlex
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+HERE = ROOT / "bench"
+POST_LUA = HERE / "post.lua"
+PORT = 18010
+HOST = "127.0.0.1"
+APP = "usetix"
+# Both API limits raised far beyond what a run sends: otherwise the per-address
+# failed-authentication limit turns the 401 paths into 429s within a second.
+RAISED_LIMIT = "1000000000 per minute"
+
+# name: (pseudo-app in the tables, its kind there, method, path, token, expected status)
+PATHS = {
+    "auth": (APP, "ok", "GET", "/admin/events", "read_token", 200),
+    "twin": (APP + "_twin", "ok", "GET", "/admin/bench-twin/events", "read_token", 200),
+    "unknown": (APP, "reject", "GET", "/admin/events", "unknown_token", 401),
+    "malformed": (APP + "_malformed", "reject", "GET", "/admin/events", "malformed_token", 401),
+    "post": (APP + "_post", "reject", "POST", "/admin/events", "read_token", 401),
+}
+PSEUDO_APPS = list(dict.fromkeys(spec[0] for spec in PATHS.values()))
+
+
+def load_harness(peers_dir: Path):
+    """The shared harness's run.py as a module (stdlib only; its main() is not run)."""
+    script = peers_dir / "run.py"
+    if not script.is_file():
+        sys.exit(f"bench: no load harness at {script}; set BENCH_PEERS_DIR to the bench-peers folder")
+    spec = importlib.util.spec_from_file_location("bench_peers_run", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def parse_args(argv):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=2, help="rounds, order alternating between them (2)")
+    ap.add_argument("--duration", type=int, default=10, help="measured seconds per app and path (10)")
+    ap.add_argument("--warmup", type=int, default=2, help="warm-up seconds before each measurement (2)")
+    ap.add_argument("--threads", type=int, default=2, help="wrk threads (2)")
+    ap.add_argument("--connections", type=int, default=32, help="wrk connections (32)")
+    ap.add_argument("--workers", type=int, default=2, help="gunicorn sync workers, ours and the peers' (2)")
+    ap.add_argument("--max-busy", type=float, default=10.0, help="quiet check: wait while the machine is busier")
+    ap.add_argument("--quiet-wait", type=float, default=30.0, help="quiet check: wait at most this long (s)")
+    ap.add_argument("--no-peers", action="store_true", help="our app only (no ratios to the peers)")
+    ap.add_argument("--rss-requests", type=int, default=100_000, help="requests for the memory check (100000)")
+    ap.add_argument("--quick", action="store_true",
+                    help="smoke run: no peers, 1 round, 3 s windows, 1 s warm-up, 20k-request memory check")
+    ap.add_argument("--port", type=int, default=PORT, help=f"our app's port on {HOST} ({PORT})")
+    ap.add_argument("--peers-dir", type=Path,
+                    default=Path(os.environ.get("BENCH_PEERS_DIR", ROOT.parent / "shared" / "bench-peers")))
+    ap.add_argument("--venv", default=os.environ.get("BENCH_VENV", "/tmp/benchvenv"), help="the peers' venv")
+    ap.add_argument("--data-dir", default="/tmp/bench-data", help="the peers' data")
+    ap.add_argument("--log-dir", default="/tmp/bench-logs", help="server logs")
+    ap.add_argument("--no-install", action="store_true", help="never apt-get install wrk")
+    ap.add_argument("--md-out", default="/tmp/usetix-bench.md", help="also write the report here")
+    ap.add_argument("--json-out", default="/tmp/usetix-bench.json", help="raw measurements as JSON")
+    ap.add_argument("--keep-data", action="store_true", help="keep the seeded database (and its tokens)")
+    a = ap.parse_args(argv)
+    if a.quick:
+        a.no_peers, a.rounds, a.duration, a.warmup = True, 1, 3, 1
+        a.rss_requests = min(a.rss_requests, 20_000)
+    if a.rounds < 1 or a.duration < 1 or a.warmup < 0 or a.rss_requests < 2000:
+        ap.error("--rounds and --duration must be >= 1, --warmup >= 0, --rss-requests >= 2000")
+    return a
+
+
+# --------------------------------------------------------------------------- our app
+
+def app_environment(work: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("USETIX_", "FLASK_"))}
+    env.update({
+        "USETIX_DATABASE_URL": f"sqlite:///{work / 'bench.sqlite3'}",
+        "USETIX_SECRET_KEY": secrets.token_hex(32),
+        "USETIX_API_RATE_LIMIT": RAISED_LIMIT,
+        "USETIX_API_FAILED_AUTH_LIMIT": RAISED_LIMIT,
+        "USETIX_BENCH_TWIN_ROUTE": "true",
+        "USETIX_ACCESS_LOG": "",  # gunicorn.conf.py: no access log, as the peers have none
+        "PYTHONDONTWRITEBYTECODE": "1",
+    })
+    return env
+
+
+def seed(env: dict[str, str], work: Path) -> dict:
+    cp = subprocess.run([sys.executable, str(HERE / "seed.py")], env=env, cwd=ROOT, capture_output=True,
+                        text=True, timeout=300)
+    if cp.returncode != 0:
+        raise RuntimeError(f"bench/seed.py failed:\n{cp.stderr}")
+    tokens = json.loads(cp.stdout)
+    env["USETIX_BENCH_TWIN_ACCOUNT_ID"] = str(tokens["account_id"])
+    (work / "tokens.json").write_text(json.dumps(tokens))
+    return tokens
+
+
+def statements_per_path(env: dict[str, str], work: Path) -> dict[str, list[str]]:
+    cp = subprocess.run([sys.executable, str(HERE / "inprocess.py"), "--tokens", str(work / "tokens.json"),
+                         "--queries"], env=dict(env, USETIX_REQUEST_LOG="false"), cwd=ROOT,
+                        capture_output=True, text=True, timeout=300)
+    if cp.returncode != 0:
+        raise RuntimeError(f"bench/inprocess.py --queries failed:\n{cp.stderr}")
+    return json.loads(cp.stdout)
+
+
+def gunicorn_argv(port: int, workers: int) -> list[str]:
+    gunicorn = Path(sys.executable).with_name("gunicorn")
+    tmp = "/dev/shm" if os.path.isdir("/dev/shm") else "/tmp"
+    # The repository's production settings, with the peers' worker, log and bind settings on top.
+    return [str(gunicorn), "-c", "gunicorn.conf.py", "--workers", str(workers), "--worker-class", "sync",
+            "--bind", f"{HOST}:{port}", "--log-level", "warning", "--graceful-timeout", "5",
+            "--worker-tmp-dir", tmp, "--no-control-socket", "wsgi:app"]
+
+
+def request(port: int, method: str, path: str, token: str, timeout: float = 20) -> tuple[int, bytes]:
+    conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
+    try:
+        conn.request(method, path, headers={"Authorization": f"Bearer {token}", "Accept": "application/json"})
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def check_paths(port: int, tokens: dict) -> None:
+    """Each path answers as it must before any load is sent (the 200s with the 25 events)."""
+    for name, (_, _, method, path, token_key, expected) in PATHS.items():
+        status, body = request(port, method, path, tokens[token_key])
+        if status != expected:
+            raise RuntimeError(f"{name}: {method} {path} answered {status}, expected {expected}: {body[:200]!r}")
+        if expected == 200 and len(json.loads(body)["data"]) != 25:
+            raise RuntimeError(f"{name}: expected a page of 25 events")
+
+
+def worker_rss(master_pid: int) -> dict[int, int]:
+    """RSS in KiB of each worker (child process) of the gunicorn master."""
+    rss = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+            if int(stat[stat.rfind(")") + 2:].split()[1]) != master_pid:
+                continue
+            with open(f"/proc/{entry}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        rss[int(entry)] = int(line.split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+    return rss
+
+
+@contextlib.contextmanager
+def wrk_script(harness, path: Path | None):
+    """Run wrk with another Lua script (the POST one); it ends by running the harness's own."""
+    if path is None:
+        yield
+        return
+    saved = harness.LUA_SCRIPT
+    harness.LUA_SCRIPT = str(path)
+    try:
+        yield
+    finally:
+        harness.LUA_SCRIPT = saved
+
+
+# --------------------------------------------------------------------------- the run
+
+class Bench:
+    def __init__(self, a, h):
+        self.a, self.h = a, h
+        self.results: dict[str, dict[str, list[dict]]] = {}
+        self.failures: list[str] = []
+        self.twin_pairs: list[tuple[int, float, float]] = []  # (round, auth req/s, twin req/s)
+        self.servers = h.Servers()
+        self.server_seconds = 0.0
+
+    def measure(self, name, kind, url, token, pgid, rnd, slot, lua=None):
+        a, h = self.a, self.h
+        busy, waited = h.wait_quiet(a.max_busy, a.quiet_wait)
+        if busy > a.max_busy:
+            h.log(f"warning: machine still {busy}% busy after waiting {waited} s; measuring {name}/{kind} anyway")
+        with wrk_script(h, lua):
+            if a.warmup:
+                h.run_wrk(self.wrk, url, token, a.warmup, a.threads, a.connections, 5, True, pgid)
+            r = h.run_wrk(self.wrk, url, token, a.duration, a.threads, a.connections, 5, True, pgid)
+        r.update(round=rnd, slot=slot, busy_before_pct=busy, quiet_waited_s=waited)
+        self.results.setdefault(name, {}).setdefault(kind, []).append(r)
+        h.log(f"{name:>17} {kind:>6}: {r['rps']:8.0f} req/s  p50 {h.fmt_ms(r['latency_us']['p50'])} ms"
+              f"  p99 {h.fmt_ms(r['latency_us']['p99'])} ms  statuses {r['statuses']}"
+              f"  CPU server {r['cpu_server_pct']}% wrk {r['cpu_wrk_pct']}% other {r['cpu_other_pct']}%")
+        return r
+
+    def run_peer(self, t, rnd, slot):
+        h = self.h
+        proc = self.servers.start(t.name, t.argv, t.env, t.cwd, t.log_path)
+        try:
+            h.wait_port(t.host, t.port, proc, t.startup_timeout)
+            ok, notes, parsed = h.sanity_check(t, self.reference)
+            if not ok:
+                raise h.BenchError("; ".join(notes))
+            if self.reference is None:
+                self.reference = parsed
+            for kind in ("ok", "reject"):
+                self.measure(t.name, kind, t.url, t.token if kind == "ok" else t.bad_token, proc.pid, rnd, slot)
+        finally:
+            self.servers.stop(t.name)
+
+    def run_app(self, rnd, slot):
+        a, h = self.a, self.h
+        log_path = os.path.join(a.log_dir, f"{APP}.log")
+        proc = self.servers.start(APP, self.app_argv, self.app_env, str(ROOT), log_path)
+        started = time.monotonic()
+        try:
+            h.wait_port(HOST, a.port, proc, 60)
+            check_paths(a.port, self.tokens)
+            names = list(PATHS) if rnd % 2 else list(reversed(PATHS))
+            rps = {}
+            for name in names:
+                pseudo, kind, method, path, token_key, _ = PATHS[name]
+                r = self.measure(pseudo, kind, f"http://{HOST}:{a.port}{path}", self.tokens[token_key], proc.pid,
+                                 rnd, slot, POST_LUA if method == "POST" else None)
+                rps[name] = r["rps"]
+            self.twin_pairs.append((rnd, rps["auth"], rps["twin"]))
+        finally:
+            self.server_seconds += time.monotonic() - started
+            self.servers.stop(APP)
+
+    def memory_check(self):
+        """Worker RSS after 1k requests and after --rss-requests (authenticated path)."""
+        a, h = self.a, self.h
+        log_path = os.path.join(a.log_dir, f"{APP}.log")
+        proc = self.servers.start(APP, self.app_argv, self.app_env, str(ROOT), log_path)
+        started = time.monotonic()
+        try:
+            h.wait_port(HOST, a.port, proc, 60)
+            token = self.tokens["read_token"]
+            statuses: dict[int, int] = {}
+            for _ in range(1000):
+                status, _ = request(a.port, "GET", "/admin/events", token)
+                statuses[status] = statuses.get(status, 0) + 1
+            rss_1k = worker_rss(proc.pid)
+            sent = 1000
+            deadline = time.monotonic() + 600
+            url = f"http://{HOST}:{a.port}/admin/events"
+            while sent < a.rss_requests and time.monotonic() < deadline:
+                r = h.run_wrk(self.wrk, url, token, 10, a.threads, a.connections, 5, True, proc.pid)
+                sent += r["requests"]
+                for status, count in r["statuses"].items():
+                    statuses[status] = statuses.get(status, 0) + count
+            rss_end = worker_rss(proc.pid)
+            h.log(f"memory: RSS after 1k {rss_1k}, after {sent} requests {rss_end} (KiB)")
+            return {"requests": sent, "rss_1k_kib": rss_1k, "rss_end_kib": rss_end, "statuses": statuses}
+        finally:
+            self.server_seconds += time.monotonic() - started
+            self.servers.stop(APP)
+
+    def main(self):
+        a, h = self.a, self.h
+        self.wrk = h.ensure_wrk(a.no_install)
+        peers = [] if a.no_peers else list(h.PEERS)
+        vpy = h.ensure_venv(a.venv, "python3") if peers else None
+        os.makedirs(a.log_dir, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix="usetix-bench-"))
+        statement_log = work / "writes.log"
+        self.app_env = app_environment(work)
+        self.app_argv = gunicorn_argv(a.port, a.workers)
+        self.reference = None
+        try:
+            h.log(f"seeding {work / 'bench.sqlite3'}")
+            self.tokens = seed(self.app_env, work)
+            statements = statements_per_path(self.app_env, work)
+            # Only the servers log their writes (not the seeding, nor the in-process check).
+            self.app_env["USETIX_BENCH_STATEMENT_LOG"] = str(statement_log)
+            targets = self.peer_targets(peers)
+            for t in targets:
+                if h.port_open(t.host, t.port):
+                    raise h.BenchError(f"port {t.port} is already in use")
+            if h.port_open(HOST, a.port):
+                raise h.BenchError(f"port {a.port} is already in use (--port)")
+            per_app = (a.warmup + a.duration + 2) * 2
+            estimate = a.rounds * (len(targets) * (per_app + 3) + len(PATHS) * per_app / 2 + 5)
+            h.log(f"{a.rounds} round(s), ~{estimate / 60:.0f} min plus the memory check and quiet waits")
+            meta = self.meta(vpy, peers)
+            order = [*targets, APP]
+            for rnd in range(1, a.rounds + 1):
+                this = order if rnd % 2 else list(reversed(order))
+                h.log(f"round {rnd}/{a.rounds}: {' -> '.join(x if isinstance(x, str) else x.name for x in this)}")
+                for slot, t in enumerate(this, 1):
+                    try:
+                        if t == APP:
+                            self.run_app(rnd, slot)
+                        else:
+                            self.run_peer(t, rnd, slot)
+                    except (h.BenchError, RuntimeError, OSError, subprocess.SubprocessError) as e:
+                        name = t if isinstance(t, str) else t.name
+                        self.failures.append(f"{name} (round {rnd}): {e}")
+                        h.log(f"FAILED {name} (round {rnd}): {e}")
+                    time.sleep(1)
+            memory = self.memory_check()
+            writes = [line.split(" ", 2) for line in statement_log.read_text().splitlines()] \
+                if statement_log.exists() else []
+            report = self.report(meta, statements, memory, writes)
+        except KeyboardInterrupt as e:
+            h.log(f"interrupted ({e or 'Ctrl-C'}): stopping servers")
+            self.servers.stop_all()
+            return 130
+        finally:
+            self.servers.stop_all()
+            if a.keep_data:
+                h.log(f"kept {work}")
+            else:
+                shutil.rmtree(work, ignore_errors=True)
+        print(report)
+        Path(a.md_out).write_text(report + "\n")
+        Path(a.json_out).write_text(json.dumps({"meta": meta, "results": self.results, "failures": self.failures,
+                                                "twin_pairs": self.twin_pairs}, indent=1, default=str))
+        h.log(f"report: {a.md_out}, raw numbers: {a.json_out}")
+        return 1 if self.failures else 0
+
+    def peer_targets(self, peers):
+        a, h = self.a, self.h
+        if not peers:
+            return []
+        os.makedirs(a.data_dir, exist_ok=True)
+        base_db = os.path.join(a.data_dir, "base-s1-a200.sqlite3")
+        if h.dataset.ensure(base_db, 200, h.dataset.EVENTS_PER_ACCOUNT, 1):
+            h.log(f"built dataset {base_db}")
+        venv_bin = os.path.join(a.venv, "bin")
+        tmp = "/dev/shm" if os.path.isdir("/dev/shm") else "/tmp"
+        targets = []
+        for i, name in enumerate(h.PEERS):
+            port = 18001 + i
+            db = h.prepare_db(a.data_dir, name, base_db)
+            argv = [os.path.join(venv_bin, "gunicorn"), "--workers", str(a.workers), "--worker-class", "sync",
+                    "--bind", f"{HOST}:{port}", "--chdir", h.PEERS_DIR, "--log-level", "warning",
+                    "--graceful-timeout", "5", "--worker-tmp-dir", tmp, "--no-control-socket", h.PEERS[name]]
+            env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", BENCH_DB=db,
+                       PATH=venv_bin + os.pathsep + os.environ.get("PATH", ""))
+            env.pop("DJANGO_SETTINGS_MODULE", None)
+            targets.append(h.Target(name, HOST, port, h.DEFAULT_PATH, h.dataset.token_for(1, 1),
+                                    h.dataset.bad_token(1), argv, env, h.PEERS_DIR,
+                                    expect_events=h.dataset.EVENTS_PER_ACCOUNT, same_dataset=True,
+                                    log_path=os.path.join(a.log_dir, f"{name}.log")))
+        return targets
+
+    def meta(self, vpy, peers):
+        a, h = self.a, self.h
+        versions = h.collect_versions(vpy, self.wrk) if vpy else h.collect_versions(None, self.wrk)
+        ours = subprocess.run([sys.executable, "-c", (
+            "import importlib.metadata as m, json, sys\n"
+            "out = {'python': sys.version.split()[0]}\n"
+            "for p in ('gunicorn', 'Flask', 'Werkzeug', 'SQLAlchemy', 'Flask-SQLAlchemy', 'Flask-Limiter',"
+            " 'limits', 'Flask-Login', 'Flask-WTF', 'orjson'):\n"
+            "    out[p] = m.version(p)\n"
+            "print(json.dumps(out))")], capture_output=True, text=True, timeout=60)
+        app_versions = json.loads(ours.stdout) if ours.returncode == 0 else {}
+        meta = {
+            "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "versions": versions, "app_versions": app_versions, "machine": h.machine_info(),
+            "path": "/admin/events", "threads": a.threads, "connections": a.connections,
+            "duration": a.duration, "warmup": a.warmup, "rounds": a.rounds, "tally": True,
+            "max_busy": a.max_busy, "quiet_wait": a.quiet_wait,
+            "server_desc": (f"peers and {APP} under gunicorn --workers {a.workers} --worker-class sync, "
+                            f"127.0.0.1 only; {APP}: `{' '.join(Path(x).name if i == 0 else x for i, x in enumerate(self.app_argv))}`"
+                            f" with the API rate limits raised to {RAISED_LIMIT}"),
+            "dataset": (f"peers: 200 accounts x 25 events (seed 1), token of account 1; {APP}: bench/seed.py "
+                        "(1 account, 25 events, 1 read token), SQLite WAL"),
+            "command": " ".join(shlex.quote(x) for x in ["bench/run.py", *sys.argv[1:]]),
+            "idle_busy_pct": h.idle_check(),
+        }
+        h.log(f"versions: {versions}; app: {app_versions}")
+        return meta
+
+    # ----------------------------------------------------------------------- report
+
+    def report(self, meta, statements, memory, writes):
+        h = self.h
+        names = [n for n in h.PEERS if n in self.results] + [n for n in PSEUDO_APPS if n in self.results]
+        out = [h.render_header(meta)]
+        out.append(f"App versions: {', '.join(f'{k} {v}' for k, v in meta['app_versions'].items())}  ")
+        out.append("Paths: `usetix` ok = authenticated GET /admin/events (read token), reject = well-formed unknown "
+                   "token; `usetix_twin` = GET /admin/bench-twin/events (same work, no authentication); "
+                   "`usetix_malformed` = bad-checksum token; `usetix_post` = the read token's POST /admin/events.\n")
+        out.append(self.targets_table(statements, memory, writes))
+        out.append(h.render(self.results, names, meta, self.failures))
+        out.append(self.checks(statements, memory, writes))
+        return "\n".join(out)
+
+    def median(self, name, kind):
+        runs = self.results.get(name, {}).get(kind, [])
+        return statistics.median(r["rps"] for r in runs) if runs else None
+
+    def targets_table(self, statements, memory, writes):
+        m = self.median
+        auth, unknown = m(APP, "ok"), m(APP, "reject")
+        twin, malformed = m(APP + "_twin", "ok"), m(APP + "_malformed", "reject")
+        base_ok, base_401 = m("flask_baseline", "ok"), m("flask_baseline", "reject")
+        ceil_ok, ceil_401 = m("ceiling", "ok"), m("ceiling", "reject")
+        ok_runs = self.results.get(APP, {}).get("ok", [])
+        non2xx = sum(n for r in ok_runs for s, n in r["statuses"].items() if not 200 <= s < 300)
+        p99 = statistics.median(r["latency_us"]["p99"] for r in ok_runs) / 1000 if ok_runs else None
+        gaps = self.write_gaps(writes)
+        growth = self.rss_growth(memory)
+
+        def ratio(x, y):
+            return x / y if x and y else None
+
+        rows = [
+            ("authenticated vs flask_baseline", ratio(auth, base_ok), 1.3),
+            ("authenticated vs ceiling", ratio(auth, ceil_ok), 0.5),
+            ("unknown token 401 vs flask_baseline's 401", ratio(unknown, base_401), 1.2),
+            ("malformed token 401 vs ceiling's 401", ratio(malformed, ceil_401), 0.8),
+            ("authenticated vs unauthenticated twin", ratio(auth, twin), 0.9),
+        ]
+        lines = ["### Targets (medians of this run)\n", "| target | measured | needed | met |", "|---|---:|---:|---|"]
+        for label, value, need in rows:
+            shown = "n/a (no peers)" if value is None else f"{value:.2f}x"
+            lines.append(f"| {label} | {shown} | ≥ {need}x | {'n/a' if value is None else ('yes' if value >= need else 'NO')} |")
+        queries = statements.get("malformed", [])
+        lines.append(f"| malformed token: SQL statements | {len(queries)} | 0 | {'yes' if not queries else 'NO'} |")
+        n_auth = len(statements.get("auth", []))
+        lines.append(f"| authenticated list: SQL statements | {n_auth} | ≤ 2 | {'yes' if n_auth <= 2 else 'NO'} |")
+        n_updates = sum(1 for w in writes if len(w) == 3 and "UPDATE api_tokens" in w[2])
+        lines.append(f"| last_used_at UPDATEs, closest two apart | {n_updates} written, "
+                     f"{'-' if gaps is None else f'{gaps:.0f} s'} | ≥ 60 s | {'yes' if gaps is None or gaps >= 60 else 'NO'} |")
+        lines.append(f"| non-2xx on the authenticated path | {non2xx} | 0 | {'yes' if non2xx == 0 else 'NO'} |")
+        lines.append(f"| authenticated p99 (median of rounds) | {'-' if p99 is None else f'{p99:.2f} ms'} | reported | yes |")
+        lines.append(f"| worker RSS growth, 1k → {memory['requests'] // 1000}k requests | "
+                     f"{'-' if growth is None else f'{growth:+.1f} %'} | ≤ +10 % | "
+                     f"{'yes' if growth is not None and growth <= 10 else 'NO'} |")
+        lines.append("")
+        return "\n".join(lines)
+
+    @staticmethod
+    def write_gaps(writes):
+        times = sorted(float(w[1]) for w in writes if len(w) == 3 and "UPDATE api_tokens" in w[2])
+        return min((b - a for a, b in zip(times, times[1:])), default=None)
+
+    @staticmethod
+    def rss_growth(memory):
+        before, after = memory["rss_1k_kib"], memory["rss_end_kib"]
+        pids = [pid for pid in before if pid in after]
+        if not pids:
+            return None
+        return max(100.0 * (after[pid] - before[pid]) / before[pid] for pid in pids)
+
+    def checks(self, statements, memory, writes):
+        lines = ["### SQL statements per request (steady state, in-process)\n", "| path | statements |", "|---|---|"]
+        for name, seen in statements.items():
+            shown = "<br>".join(f"`{s[:110]}{'…' if len(s) > 110 else ''}`" for s in seen) or "none"
+            lines.append(f"| {name} | {len(seen)}: {shown} |")
+        updates = [w for w in writes if len(w) == 3 and "UPDATE api_tokens" in w[2]]
+        other = [w for w in writes if w not in updates]
+        lines += ["", "### last_used_at writes\n",
+                  f"{len(updates)} `UPDATE api_tokens SET last_used_at` statement(s) while our server ran for "
+                  f"{self.server_seconds / 60:.1f} min under load (all rounds and the memory check), at "
+                  + (", ".join(time.strftime("%H:%M:%S", time.gmtime(float(w[1]))) for w in updates) or "-")
+                  + f" UTC; other writes: {len(other)}.", ""]
+        lines += ["### Worker memory (authenticated path)\n", "| worker | RSS after 1k | RSS after "
+                  f"{memory['requests']} | change |", "|---|---:|---:|---:|"]
+        for pid, before in sorted(memory["rss_1k_kib"].items()):
+            after = memory["rss_end_kib"].get(pid)
+            change = "-" if after is None else f"{100.0 * (after - before) / before:+.1f} %"
+            lines.append(f"| pid {pid} | {before / 1024:.1f} MiB | "
+                         f"{'gone' if after is None else f'{after / 1024:.1f} MiB'} | {change} |")
+        lines.append(f"\nStatuses during the memory check: {dict(sorted(memory['statuses'].items()))}\n")
+        if self.twin_pairs:
+            lines.append("Authenticated / twin per round: "
+                         + ", ".join(f"round {r}: {x / y:.2f}" for r, x, y in self.twin_pairs) + "\n")
+        return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    a = parse_args(sys.argv[1:] if argv is None else argv)
+    h = load_harness(a.peers_dir)
+    # The POST script runs the harness's report script after setting the method.
+    os.environ["BENCH_REPORT_LUA"] = h.LUA_SCRIPT
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, h._raise_interrupt)
+    bench = Bench(a, h)
+    atexit.register(bench.servers.stop_all)
+    try:
+        return bench.main()
+    except h.BenchError as e:
+        h.log(f"error: {e}")
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
