@@ -35,6 +35,7 @@ def assert_html_headers(response, referrer: str = "same-origin") -> None:
     assert response.headers["X-Frame-Options"] == "DENY"
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert response.headers["Referrer-Policy"] == referrer
+    assert response.headers["Cache-Control"] == "no-store"
     assert "Strict-Transport-Security" not in response.headers  # plain HTTP by default
 
 
