@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 
@@ -28,7 +29,8 @@ def init_app(app: Flask) -> None:
         # In the API's URL map (its endpoint is under "api."), left alone by its bearer hook.
         app.add_url_rule("/admin/bench-twin/events", endpoint=BENCH_TWIN_ENDPOINT, view_func=twin_events,
                          methods=["GET"])
-        app.logger.warning("BENCH_TWIN_ROUTE is on: /admin/bench-twin/events serves account %s's events "
+        # Not app.logger: creating it adds Flask's handler, which would print every request's log line twice.
+        logging.getLogger(__name__).warning("BENCH_TWIN_ROUTE is on: /admin/bench-twin/events serves account %s's events "
                            "without authentication (benchmarks only)", app.config["BENCH_TWIN_ACCOUNT_ID"])
     path = app.config["BENCH_STATEMENT_LOG"]
     if path:
