@@ -33,6 +33,8 @@ graceful_timeout = 20
 keepalive = 5
 # No runtime-control socket: nothing should reconfigure a production server through a file.
 control_socket_disable = True
+# preload_app stays off: each worker builds the app, and opens its database connections,
+# after the fork (connections shared across a fork corrupt each other).
 
 # Oversized requests are refused here, before the app reads them: a request line over
 # 4094 bytes gets 414, more than 100 header fields or one over 8190 bytes gets 431 (a
