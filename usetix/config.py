@@ -30,7 +30,9 @@ def defaults(instance_path: str) -> dict:
         "API_RATE_LIMIT": "600 per minute",
         "API_FAILED_AUTH_LIMIT": "60 per minute",
         "LOGIN_RATE_LIMIT": "10 per 15 minutes",
-        "RATELIMIT_STORAGE_URL": "memory://",
+        # Per-worker counters without limits' expiry thread (usetix/rate_limit_storage.py);
+        # a redis:// URL shares them between workers and hosts.
+        "RATELIMIT_STORAGE_URL": "worker-memory://",
         # Flask-Limiter's headers on the login form's answers, so its 429 carries Retry-After.
         "RATELIMIT_HEADERS_ENABLED": True,
         "PROXY_FIX": False,

@@ -11,6 +11,8 @@ from sqlalchemy import MetaData, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase
 
+from . import rate_limit_storage  # noqa: F401  (registers the worker-memory:// scheme with limits)
+
 
 class Base(DeclarativeBase):
     # Named constraints, so migrations can refer to (and drop) them on every database.

@@ -1,0 +1,72 @@
+"""The default rate-limit storage (worker-memory://): limits' fixed-window counters in the
+worker's memory, with no background thread."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime
+
+import pytest
+from freezegun import freeze_time
+from limits import parse
+from limits.strategies import FixedWindowRateLimiter
+from limits.storage import storage_from_string
+
+from usetix import config
+from usetix.extensions import limiter
+from usetix.rate_limit_storage import WorkerMemoryStorage
+
+from .conftest import bearer
+
+
+def test_it_is_the_default_storage(tmp_path):
+    assert config.defaults(str(tmp_path))["RATELIMIT_STORAGE_URL"] == "worker-memory://"
+    assert isinstance(storage_from_string("worker-memory://"), WorkerMemoryStorage)
+
+
+def test_counts_in_fixed_windows_like_limits_memory_storage():
+    with freeze_time("2026-06-01 09:00:00") as clock:
+        limiter_ = FixedWindowRateLimiter(WorkerMemoryStorage())
+        item = parse("2 per minute")
+        assert limiter_.hit(item, "token", "1") and limiter_.hit(item, "token", "1")
+        assert not limiter_.hit(item, "token", "1")
+        assert limiter_.hit(item, "token", "2")  # another key has its own budget
+        stats = limiter_.get_window_stats(item, "token", "1")
+        assert stats.remaining == 0 and stats.reset_time == datetime(2026, 6, 1, 9, 1, tzinfo=UTC).timestamp()
+        clock.tick(60)
+        assert limiter_.get_window_stats(item, "token", "1").remaining == 2
+        assert limiter_.hit(item, "token", "1")
+
+
+def test_starts_no_thread_and_sweeps_expired_counters():
+    before = threading.active_count()
+    with freeze_time("2026-06-01 09:00:00") as clock:
+        storage = WorkerMemoryStorage()
+        for n in range(100):
+            storage.incr(f"address-{n}", 60)
+        assert threading.active_count() == before
+        clock.tick(61)
+        storage.incr("late", 60)  # past the sweep time: the 100 expired counters go
+        assert list(storage._counters) == ["late"]
+
+
+def test_clear_and_reset():
+    storage = WorkerMemoryStorage()
+    storage.incr("a", 60)
+    storage.incr("b", 60, amount=3)
+    storage.clear("a")
+    assert (storage.get("a"), storage.get("b")) == (0, 3)
+    assert storage.reset() == 1 and storage.get("b") == 0
+    assert storage.check()
+
+
+@pytest.mark.app_config(RATELIMIT_STORAGE_URL="worker-memory://", API_RATE_LIMIT="3 per minute")
+def test_the_api_limit_holds_on_it(app, client, read_token):
+    assert isinstance(limiter.storage, WorkerMemoryStorage)
+    for remaining in (2, 1, 0):
+        response = client.get("/admin/events", headers=bearer(read_token))
+        assert response.status_code == 200
+        assert response.headers["RateLimit-Remaining"] == str(remaining)
+    response = client.get("/admin/events", headers=bearer(read_token))
+    assert response.status_code == 429 and response.json["error"] == "rate_limited"
+    assert 0 < int(response.headers["Retry-After"]) <= 60
