@@ -22,7 +22,13 @@ from usetix.blueprints.auth import hash_password
 from usetix.extensions import db
 from usetix.models import Account, Admin, Attendee, Event
 
-from .databases import POSTGRES_URL, create_schema, drop_schema, in_schema, new_schema_name
+from .databases import (
+    POSTGRES_URL,
+    create_schema,
+    drop_schema,
+    in_schema,
+    new_schema_name,
+)
 
 PASSWORD = "correct horse battery"
 # On PostgreSQL: this run's own schema (made and dropped by the postgres_schema fixture).

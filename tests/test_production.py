@@ -21,7 +21,7 @@ from usetix import create_app
 from usetix.extensions import db
 from usetix.models import ApiToken, ServerSession
 
-from .conftest import AuthActions, bearer, issue, make_test_config
+from .conftest import bearer, issue, make_test_config
 from .queries import recorded_queries
 from .servers import GUNICORN, ROOT, free_port, gunicorn, server_env
 
@@ -36,7 +36,7 @@ def gunicorn_settings(**env: str) -> dict[str, str]:
     loads the app), with ``env`` added to a server's environment."""
     environ = {k: v for k, v in server_env("sqlite://").items() if not k.startswith("WEB_CONCURRENCY")}
     done = subprocess.run([GUNICORN, "--print-config"], cwd=ROOT, env={**environ, **env},
-                          capture_output=True, text=True, timeout=30)
+                          capture_output=True, text=True, timeout=30, check=False)
     assert done.returncode == 0, done.stderr
     settings = {}
     for line in done.stdout.splitlines():
@@ -347,7 +347,8 @@ def test_request_log_goes_to_stderr_outside_pytest(tmp_path):
         f"app = create_app({{'TESTING': True, 'DATABASE_URL': 'sqlite:///{tmp_path / 'x.sqlite3'}'}})\n"
         "app.test_client().get('/healthz?probe=1')\n"
     )
-    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                          check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout == ""
     assert re.search(r"INFO usetix\.requests method=GET path=/healthz status=200 duration_ms=[\d.]+ account=- token=-$",

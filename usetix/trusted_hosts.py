@@ -11,7 +11,7 @@ generates no links.
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from werkzeug.exceptions import SecurityError
 from werkzeug.wsgi import get_host
