@@ -39,6 +39,9 @@ def init_app(app: Flask) -> None:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
         logger.addHandler(handler)
+        # Not also through app.logger ("usetix"), which gets Flask's own stderr handler the
+        # first time anything logs an error: that would print every line twice.
+        logger.propagate = False
     app.before_request(_start_clock)
     app.after_request(_log_request)
 
