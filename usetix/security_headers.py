@@ -12,13 +12,19 @@ CONTENT_SECURITY_POLICY = (
 
 
 def add_security_headers(response: Response) -> Response:
-    # Which blueprint answers depends on Accept (see routing.py), so caches must key on it.
-    response.vary.add("Accept")
     headers = response.headers
+    # Which blueprint answers depends on Accept (see routing.py), so caches must key on it.
+    # (Read and written as a string: response.vary builds a HeaderSet on every response.)
+    vary = headers.get("Vary")
+    if not vary:
+        headers["Vary"] = "Accept"
+    elif "accept" not in {value.strip().lower() for value in vary.split(",")}:
+        headers["Vary"] = f"{vary}, Accept"
     headers.setdefault("X-Content-Type-Options", "nosniff")
-    if response.mimetype == "application/json":
+    mimetype = response.mimetype
+    if mimetype == "application/json":
         headers.setdefault("Cache-Control", "no-store")
-    elif response.mimetype == "text/html":
+    elif mimetype == "text/html":
         headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
         headers.setdefault("X-Frame-Options", "DENY")
         headers.setdefault("Referrer-Policy", "same-origin")
