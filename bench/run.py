@@ -107,6 +107,9 @@ def parse_args(argv):
     ap.add_argument("--md-out", default="/tmp/usetix-bench.md", help="also write the report here")
     ap.add_argument("--json-out", default="/tmp/usetix-bench.json", help="raw measurements as JSON")
     ap.add_argument("--keep-data", action="store_true", help="keep the seeded database (and its tokens)")
+    ap.add_argument("--before", type=Path, metavar="TREE",
+                    help="also measure an older checkout of this repository (e.g. `git archive REV | tar -x`) "
+                         "on the authenticated and unknown-token paths, as `usetix_before`")
     a = ap.parse_args(argv)
     if a.quick:
         a.no_peers, a.rounds, a.duration, a.warmup = True, 1, 3, 1
@@ -126,7 +129,11 @@ def app_environment(work: Path) -> dict[str, str]:
         "USETIX_API_RATE_LIMIT": RAISED_LIMIT,
         "USETIX_API_FAILED_AUTH_LIMIT": RAISED_LIMIT,
         "USETIX_BENCH_TWIN_ROUTE": "true",
-        "USETIX_ACCESS_LOG": "",  # gunicorn.conf.py: no access log, as the peers have none
+        # No per-request log line, as the peers write none: gunicorn's access log off
+        # (gunicorn.conf.py) and the app's own request log off; the `usetix_logged` row
+        # measures the authenticated path with the request log on, its default.
+        "USETIX_ACCESS_LOG": "",
+        "USETIX_REQUEST_LOG": "false",
         "PYTHONDONTWRITEBYTECODE": "1",
     })
     return env
@@ -277,6 +284,30 @@ class Bench:
             self.server_seconds += time.monotonic() - started
             self.servers.stop(APP)
 
+    def run_variant(self, name, rnd, slot):
+        """Our app with its request log on (its default), or an older tree: fewer paths."""
+        a = self.a
+        env, cwd = dict(self.app_env), str(ROOT)
+        if name == APP + "_logged":
+            env.pop("USETIX_REQUEST_LOG")
+            paths = ["auth"]
+        else:
+            cwd = str(a.before.resolve())
+            env["PYTHONPATH"] = cwd
+            paths = ["auth", "unknown"]
+        env.pop("USETIX_BENCH_STATEMENT_LOG", None)
+        proc = self.servers.start(name, self.app_argv, env, cwd, os.path.join(a.log_dir, f"{name}.log"))
+        try:
+            self.h.wait_port(HOST, a.port, proc, 60)
+            for path_name in paths:
+                _, kind, method, path, token_key, expected = PATHS[path_name]
+                status, body = request(a.port, method, path, self.tokens[token_key])
+                if status != expected:
+                    raise RuntimeError(f"{name}/{path_name}: answered {status}, expected {expected}: {body[:200]!r}")
+                self.measure(name, kind, f"http://{HOST}:{a.port}{path}", self.tokens[token_key], proc.pid, rnd, slot)
+        finally:
+            self.servers.stop(name)
+
     def memory_check(self):
         """Worker RSS after 1k requests and after --rss-requests (authenticated path)."""
         a, h = self.a, self.h
@@ -333,7 +364,7 @@ class Bench:
             estimate = a.rounds * (len(targets) * (per_app + 3) + len(PATHS) * per_app / 2 + 5)
             h.log(f"{a.rounds} round(s), ~{estimate / 60:.0f} min plus the memory check and quiet waits")
             meta = self.meta(vpy, peers)
-            order = [*targets, APP]
+            order = [*targets, APP, APP + "_logged"] + ([APP + "_before"] if a.before else [])
             for rnd in range(1, a.rounds + 1):
                 this = order if rnd % 2 else list(reversed(order))
                 h.log(f"round {rnd}/{a.rounds}: {' -> '.join(x if isinstance(x, str) else x.name for x in this)}")
@@ -341,6 +372,8 @@ class Bench:
                     try:
                         if t == APP:
                             self.run_app(rnd, slot)
+                        elif t in (APP + "_logged", APP + "_before"):
+                            self.run_variant(t, rnd, slot)
                         else:
                             self.run_peer(t, rnd, slot)
                     except (h.BenchError, RuntimeError, OSError, subprocess.SubprocessError) as e:
@@ -427,12 +460,16 @@ class Bench:
 
     def report(self, meta, statements, memory, writes):
         h = self.h
-        names = [n for n in h.PEERS if n in self.results] + [n for n in PSEUDO_APPS if n in self.results]
+        ours = [*PSEUDO_APPS, APP + "_logged", APP + "_before"]
+        names = [n for n in h.PEERS if n in self.results] + [n for n in ours if n in self.results]
         out = [h.render_header(meta)]
         out.append(f"App versions: {', '.join(f'{k} {v}' for k, v in meta['app_versions'].items())}  ")
         out.append("Paths: `usetix` ok = authenticated GET /admin/events (read token), reject = well-formed unknown "
                    "token; `usetix_twin` = GET /admin/bench-twin/events (same work, no authentication); "
-                   "`usetix_malformed` = bad-checksum token; `usetix_post` = the read token's POST /admin/events.\n")
+                   "`usetix_malformed` = bad-checksum token; `usetix_post` = the read token's POST /admin/events; "
+                   "`usetix_logged` = the authenticated path with the app's request log on (its default; off "
+                   "everywhere else, as the peers log nothing per request)"
+                   + ("; `usetix_before` = the tree given with --before" if self.a.before else "") + ".\n")
         out.append(self.targets_table(statements, memory, writes))
         out.append(h.render(self.results, names, meta, self.failures))
         out.append(self.checks(statements, memory, writes))
