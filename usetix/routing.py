@@ -48,6 +48,18 @@ class Usetix(Flask):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.url_map.converters["int"] = RowIdConverter
+        self._sync_callables: dict = {}
+
+    def ensure_sync(self, func):
+        # Flask asks inspect.iscoroutinefunction() about every hook, view and error handler
+        # on every request, a dozen times for an API request; the answer never changes.
+        try:
+            return self._sync_callables[func]
+        except KeyError:
+            sync = self._sync_callables[func] = super().ensure_sync(func)
+            return sync
+        except TypeError:  # unhashable
+            return super().ensure_sync(func)
 
     def create_url_adapter(self, request: Request | None) -> MapAdapter | None:
         adapter = super().create_url_adapter(request)
