@@ -365,30 +365,16 @@ class Bench:
             h.log(f"{a.rounds} round(s), ~{estimate / 60:.0f} min plus the memory check and quiet waits")
             meta = self.meta(vpy, peers)
             order = [*targets, APP, APP + "_logged"] + ([APP + "_before"] if a.before else [])
-            for rnd in range(1, a.rounds + 1):
-                this = order if rnd % 2 else list(reversed(order))
-                h.log(f"round {rnd}/{a.rounds}: {' -> '.join(x if isinstance(x, str) else x.name for x in this)}")
-                for slot, t in enumerate(this, 1):
-                    try:
-                        if t == APP:
-                            self.run_app(rnd, slot)
-                        elif t in (APP + "_logged", APP + "_before"):
-                            self.run_variant(t, rnd, slot)
-                        else:
-                            self.run_peer(t, rnd, slot)
-                    except (h.BenchError, RuntimeError, OSError, subprocess.SubprocessError) as e:
-                        name = t if isinstance(t, str) else t.name
-                        self.failures.append(f"{name} (round {rnd}): {e}")
-                        h.log(f"FAILED {name} (round {rnd}): {e}")
-                    time.sleep(1)
-            memory = self.memory_check()
+            memory = None
+            try:
+                self.rounds(order)
+                memory = self.memory_check()
+            except KeyboardInterrupt as e:
+                h.log(f"interrupted ({e or 'Ctrl-C'}): stopping servers, reporting what was measured")
+                self.failures.append("run interrupted; the tables hold what was measured before")
             writes = [line.split(" ", 2) for line in statement_log.read_text().splitlines()] \
                 if statement_log.exists() else []
             report = self.report(meta, statements, memory, writes)
-        except KeyboardInterrupt as e:
-            h.log(f"interrupted ({e or 'Ctrl-C'}): stopping servers")
-            self.servers.stop_all()
-            return 130
         finally:
             self.servers.stop_all()
             if a.keep_data:
@@ -398,9 +384,29 @@ class Bench:
         print(report)
         Path(a.md_out).write_text(report + "\n")
         Path(a.json_out).write_text(json.dumps({"meta": meta, "results": self.results, "failures": self.failures,
-                                                "twin_pairs": self.twin_pairs}, indent=1, default=str))
+                                                "twin_pairs": self.twin_pairs, "memory": memory}, indent=1,
+                                               default=str))
         h.log(f"report: {a.md_out}, raw numbers: {a.json_out}")
         return 1 if self.failures else 0
+
+    def rounds(self, order):
+        a, h = self.a, self.h
+        for rnd in range(1, a.rounds + 1):
+            this = order if rnd % 2 else list(reversed(order))
+            h.log(f"round {rnd}/{a.rounds}: {' -> '.join(x if isinstance(x, str) else x.name for x in this)}")
+            for slot, t in enumerate(this, 1):
+                try:
+                    if t == APP:
+                        self.run_app(rnd, slot)
+                    elif t in (APP + "_logged", APP + "_before"):
+                        self.run_variant(t, rnd, slot)
+                    else:
+                        self.run_peer(t, rnd, slot)
+                except (h.BenchError, RuntimeError, OSError, subprocess.SubprocessError) as e:
+                    name = t if isinstance(t, str) else t.name
+                    self.failures.append(f"{name} (round {rnd}): {e}")
+                    h.log(f"FAILED {name} (round {rnd}): {e}")
+                time.sleep(1)
 
     def peer_targets(self, peers):
         a, h = self.a, self.h
@@ -446,7 +452,7 @@ class Bench:
             "duration": a.duration, "warmup": a.warmup, "rounds": a.rounds, "tally": True,
             "max_busy": a.max_busy, "quiet_wait": a.quiet_wait,
             "server_desc": (f"peers and {APP} under gunicorn --workers {a.workers} --worker-class sync, "
-                            f"127.0.0.1 only; {APP}: `{' '.join(Path(x).name if i == 0 else x for i, x in enumerate(self.app_argv))}`"
+                            f"127.0.0.1 only; {APP}: `gunicorn {' '.join(self.app_argv[1:])}`"
                             f" with the API rate limits raised to {RAISED_LIMIT}"),
             "dataset": (f"peers: 200 accounts x 25 events (seed 1), token of account 1; {APP}: bench/seed.py "
                         "(1 account, 25 events, 1 read token), SQLite WAL"),
@@ -489,7 +495,7 @@ class Bench:
         non2xx = sum(n for r in ok_runs for s, n in r["statuses"].items() if not 200 <= s < 300)
         p99 = statistics.median(r["latency_us"]["p99"] for r in ok_runs) / 1000 if ok_runs else None
         gaps = self.write_gaps(writes)
-        growth = self.rss_growth(memory)
+        growth = self.rss_growth(memory) if memory else None
 
         def ratio(x, y):
             return x / y if x and y else None
@@ -504,17 +510,20 @@ class Bench:
         lines = ["### Targets (medians of this run)\n", "| target | measured | needed | met |", "|---|---:|---:|---|"]
         for label, value, need in rows:
             shown = "n/a (no peers)" if value is None else f"{value:.2f}x"
-            lines.append(f"| {label} | {shown} | ≥ {need}x | {'n/a' if value is None else ('yes' if value >= need else 'NO')} |")
+            met = "n/a" if value is None else ("yes" if value >= need else "NO")
+            lines.append(f"| {label} | {shown} | ≥ {need}x | {met} |")
         queries = statements.get("malformed", [])
         lines.append(f"| malformed token: SQL statements | {len(queries)} | 0 | {'yes' if not queries else 'NO'} |")
         n_auth = len(statements.get("auth", []))
         lines.append(f"| authenticated list: SQL statements | {n_auth} | ≤ 2 | {'yes' if n_auth <= 2 else 'NO'} |")
         n_updates = sum(1 for w in writes if len(w) == 3 and "UPDATE api_tokens" in w[2])
-        lines.append(f"| last_used_at UPDATEs, closest two apart | {n_updates} written, "
-                     f"{'-' if gaps is None else f'{gaps:.0f} s'} | ≥ 60 s | {'yes' if gaps is None or gaps >= 60 else 'NO'} |")
+        gap = "-" if gaps is None else f"{gaps:.0f} s"
+        lines.append(f"| last_used_at UPDATEs, closest two apart | {n_updates} written, {gap} | ≥ 60 s | "
+                     f"{'yes' if gaps is None or gaps >= 60 else 'NO'} |")
         lines.append(f"| non-2xx on the authenticated path | {non2xx} | 0 | {'yes' if non2xx == 0 else 'NO'} |")
-        lines.append(f"| authenticated p99 (median of rounds) | {'-' if p99 is None else f'{p99:.2f} ms'} | reported | yes |")
-        lines.append(f"| worker RSS growth, 1k → {memory['requests'] // 1000}k requests | "
+        lines.append(f"| authenticated p99 (median of rounds) | {'-' if p99 is None else f'{p99:.2f} ms'} "
+                     "| reported | yes |")
+        lines.append(f"| worker RSS growth, 1k → {memory['requests'] // 1000 if memory else '-'}k requests | "
                      f"{'-' if growth is None else f'{growth:+.1f} %'} | ≤ +10 % | "
                      f"{'yes' if growth is not None and growth <= 10 else 'NO'} |")
         lines.append("")
@@ -545,6 +554,8 @@ class Bench:
                   f"{self.server_seconds / 60:.1f} min under load (all rounds and the memory check), at "
                   + (", ".join(time.strftime("%H:%M:%S", time.gmtime(float(w[1]))) for w in updates) or "-")
                   + f" UTC; other writes: {len(other)}.", ""]
+        if not memory:
+            return "\n".join(lines + ["(memory check not run)\n"])
         lines += ["### Worker memory (authenticated path)\n", "| worker | RSS after 1k | RSS after "
                   f"{memory['requests']} | change |", "|---|---:|---:|---:|"]
         for pid, before in sorted(memory["rss_1k_kib"].items()):
