@@ -37,7 +37,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/run.py $(ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check usetix tests
+	$(BIN)/ruff check usetix tests bench wsgi.py gunicorn.conf.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

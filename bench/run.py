@@ -38,6 +38,7 @@ import contextlib
 import datetime as dt
 import http.client
 import importlib.util
+import itertools
 import json
 import os
 import secrets
@@ -446,7 +447,7 @@ class Bench:
             "print(json.dumps(out))")], capture_output=True, text=True, timeout=60)
         app_versions = json.loads(ours.stdout) if ours.returncode == 0 else {}
         meta = {
-            "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
             "versions": versions, "app_versions": app_versions, "machine": h.machine_info(),
             "path": "/admin/events", "threads": a.threads, "connections": a.connections,
             "duration": a.duration, "warmup": a.warmup, "rounds": a.rounds, "tally": True,
@@ -532,7 +533,7 @@ class Bench:
     @staticmethod
     def write_gaps(writes):
         times = sorted(float(w[1]) for w in writes if len(w) == 3 and "UPDATE api_tokens" in w[2])
-        return min((b - a for a, b in zip(times, times[1:])), default=None)
+        return min((b - a for a, b in itertools.pairwise(times)), default=None)
 
     @staticmethod
     def rss_growth(memory):

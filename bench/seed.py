@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import random
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from flask_migrate import upgrade
 
@@ -46,7 +46,7 @@ def seed() -> dict:
         admin = Admin(account_id=account.id, email="bench@bench.example",
                       password_hash=hash_password("bench-not-a-real-password"))
         db.session.add(admin)
-        start = datetime(2026, 12, 1, 18, 0, tzinfo=timezone.utc)
+        start = datetime(2026, 12, 1, 18, 0, tzinfo=UTC)
         for number in range(EVENTS):
             starts_at = start + timedelta(days=2 * number, hours=rng.randint(-3, 3))
             db.session.add(Event(account_id=account.id, title=f"Bench event #{number + 1}",

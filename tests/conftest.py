@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import weakref
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -133,7 +133,7 @@ def make_org(name: str, email: str, events: int = 3, attendees_per_event: int = 
     db.session.flush()
     admin = Admin(account_id=account.id, email=email, password_hash=hash_password(PASSWORD))
     db.session.add(admin)
-    start = datetime(2026, 6, 1, 18, 30, tzinfo=timezone.utc)
+    start = datetime(2026, 6, 1, 18, 30, tzinfo=UTC)
     event_rows = []
     for n in range(events):
         event = Event(account_id=account.id, title=f"{name} event {n}", venue="Main Hall", status="published",

@@ -55,7 +55,7 @@ def gunicorn(database_url: str, workers: int = 2, log_path: Path | None = None, 
     ``extra_args`` go on gunicorn's command line (an access log format, say).
     """
     port = free_port()
-    log = open(log_path, "w") if log_path else subprocess.DEVNULL
+    log = open(log_path, "w") if log_path else subprocess.DEVNULL  # noqa: SIM115 (closed in finally)
     proc = subprocess.Popen(
         [GUNICORN, "--workers", str(workers), "--bind", f"127.0.0.1:{port}", "--no-control-socket",
          "--graceful-timeout", "5", *extra_args, "wsgi:app"],

@@ -1,6 +1,6 @@
 """The JSON API: the JSON/HTML split, bearer authentication, V1 endpoints, errors."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import jsonschema
 import pytest
@@ -110,7 +110,7 @@ def test_unknown_token(client, orgs):
 def test_revoked_token_is_refused_at_once(app, client, read_token):
     assert client.get("/admin/events", headers=bearer(read_token)).status_code == 200
     with app.app_context():
-        db.session.execute(sa.update(ApiToken).values(revoked_at=datetime.now(timezone.utc)))
+        db.session.execute(sa.update(ApiToken).values(revoked_at=datetime.now(UTC)))
         db.session.commit()
     response = client.get("/admin/events", headers=bearer(read_token))
     assert response.status_code == 401
@@ -197,9 +197,9 @@ def test_pagination_and_link_header(app, client, orgs):
 
 def test_updated_since_filters_for_incremental_sync(app, client, read_token, orgs):
     with app.app_context():
-        db.session.execute(sa.update(Event).values(updated_at=datetime(2026, 1, 1, tzinfo=timezone.utc)))
+        db.session.execute(sa.update(Event).values(updated_at=datetime(2026, 1, 1, tzinfo=UTC)))
         db.session.execute(sa.update(Event).where(Event.id == orgs["acme"].event_ids[1])
-                           .values(updated_at=datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)))
+                           .values(updated_at=datetime(2026, 3, 1, 12, 0, tzinfo=UTC)))
         db.session.commit()
     response = client.get("/admin/events?updated_since=2026-02-01T00:00:00Z", headers=bearer(read_token))
     assert [e["id"] for e in response.json["data"]] == [orgs["acme"].event_ids[1]]
@@ -257,7 +257,7 @@ FOREIGN_PATHS = [
 def test_another_accounts_ids_get_exactly_the_not_found_answer(app, client, orgs, template):
     # Two fresh tokens at one frozen instant, so even the rate-limit headers match.
     first, second = issue(app, orgs["acme"]), issue(app, orgs["acme"])
-    with freeze_time(datetime(2026, 6, 1, 9, 0, tzinfo=timezone.utc)):
+    with freeze_time(datetime(2026, 6, 1, 9, 0, tzinfo=UTC)):
         foreign = client.get(template.format(event=orgs["globex"].event_ids[0]), headers=bearer(first))
         missing = client.get(template.format(event=987654), headers=bearer(second))
     assert foreign.status_code == missing.status_code == 404
@@ -300,7 +300,7 @@ def test_server_errors_are_json_too(tmp_path):
 # -- cost of authentication -----------------------------------------------------------------
 
 def test_authenticated_list_costs_two_queries_and_last_used_is_written_once_a_minute(app, client, read_token):
-    start = datetime(2026, 6, 1, 9, 0, tzinfo=timezone.utc)
+    start = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
     with freeze_time(start) as clock:
         with QueryLog(app) as first:
             client.get("/admin/events", headers=bearer(read_token))

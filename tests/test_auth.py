@@ -1,7 +1,7 @@
 """Login and logout on server-side sessions."""
 
 import hashlib
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -10,7 +10,7 @@ from freezegun import freeze_time
 from usetix.extensions import db
 from usetix.models import ServerSession
 
-from .conftest import PASSWORD, csrf_token_from
+from .conftest import PASSWORD
 
 COOKIE = "usetix_session"
 
@@ -163,7 +163,7 @@ def test_logout_needs_post_and_csrf(client, logged_in):
 
 
 def test_session_expires_after_idle_time(client, auth, orgs):
-    start = datetime(2026, 6, 1, 9, 0, tzinfo=timezone.utc)
+    start = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
     with freeze_time(start) as frozen:
         auth.login()
         frozen.tick(timedelta(hours=7, minutes=59))
@@ -175,7 +175,7 @@ def test_session_expires_after_idle_time(client, auth, orgs):
 
 
 def test_purge_sessions_removes_expired_rows(app, client, auth, orgs, runner):
-    start = datetime(2026, 6, 1, 9, 0, tzinfo=timezone.utc)
+    start = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
     with freeze_time(start) as frozen:
         auth.login()
         assert stored_session_keys(app)

@@ -1,7 +1,7 @@
 """Settings → API Tokens: create with the ten-second reveal, list, revoke, audit log."""
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from freezegun import freeze_time
@@ -237,14 +237,14 @@ def test_every_admin_of_the_account_manages_its_tokens(app, client, auth, orgs):
 
 
 def test_list_shows_creator_dates_and_last_use(app, client, auth, orgs):
-    with freeze_time(datetime(2026, 5, 1, 18, 30, tzinfo=timezone.utc)) as clock:
+    with freeze_time(datetime(2026, 5, 1, 18, 30, tzinfo=UTC)) as clock:
         auth.login()
         raw = create_token_via_form(client, tier="write")
         page = client.get(LIST)
         assert "2026-05-01 18:30 UTC" in page.text
         assert "Read + Write" in page.text
         assert "Never" in page.text
-        clock.move_to(datetime(2026, 5, 1, 21, 15, tzinfo=timezone.utc))
+        clock.move_to(datetime(2026, 5, 1, 21, 15, tzinfo=UTC))
         app.test_client().get("/admin/events", headers=bearer(raw))
         page = client.get(LIST)
         assert "2026-05-01 21:15 UTC" in page.text
@@ -252,11 +252,11 @@ def test_list_shows_creator_dates_and_last_use(app, client, auth, orgs):
 
 
 def test_audit_log_records_create_and_revoke(app, client, auth, orgs):
-    with freeze_time(datetime(2026, 5, 1, 12, 0, tzinfo=timezone.utc)) as clock:
+    with freeze_time(datetime(2026, 5, 1, 12, 0, tzinfo=UTC)) as clock:
         auth.login()
         create_token_via_form(client, description="Analytics", tier="read")
         (row,) = token_rows(app)
-        clock.move_to(datetime(2026, 5, 1, 13, 0, tzinfo=timezone.utc))
+        clock.move_to(datetime(2026, 5, 1, 13, 0, tzinfo=UTC))
         revoke(client, row.id)
         page = client.get("/admin/settings/audit_log").text
     with app.app_context():

@@ -75,7 +75,8 @@ spaces = st.text(alphabet=WHITESPACE, max_size=64) | st.builds(lambda n: " " * n
 credentials = st.one_of(
     st.text(max_size=256),  # any unicode, NUL and control characters included
     well_formed_tokens, broken_checksum_tokens(), one_character_changed(),
-    well_formed_tokens.map(str.upper), well_formed_tokens.map(lambda t: t[:-1]), well_formed_tokens.map(lambda t: t + "A"),
+    well_formed_tokens.map(str.upper), well_formed_tokens.map(lambda t: t[:-1]),
+    well_formed_tokens.map(lambda t: t + "A"),
     st.builds(lambda t, junk: t + junk, well_formed_tokens, st.text(min_size=1, max_size=8)),
     long_text,
 )
@@ -93,7 +94,8 @@ def header_texts(draw) -> str:
 # What a WSGI server hands the app: header bytes decoded as latin-1 (PEP 3333).
 header_bytes = st.one_of(
     st.binary(max_size=1024),
-    st.builds(lambda piece, n: (piece * n)[:MAX_HEADER], st.binary(min_size=1, max_size=16), st.integers(1, MAX_HEADER)),
+    st.builds(lambda piece, n: (piece * n)[:MAX_HEADER],
+              st.binary(min_size=1, max_size=16), st.integers(1, MAX_HEADER)),
     header_texts().map(lambda text: text.encode("utf-8", "surrogatepass")[:MAX_HEADER]),
 ).map(lambda raw: raw.decode("latin-1"))
 

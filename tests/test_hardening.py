@@ -247,7 +247,9 @@ def test_unicode_descriptions_round_trip(app, logged_in, description):
     assert str(escape(description)) in logged_in.get("/admin/settings/api_tokens").text
 
 
-@pytest.mark.parametrize("description", ["nul\x00inside", "tab\tinside", "line\nbreak", "escape\x1b[31m", "c1\x85inside"])
+@pytest.mark.parametrize("description", [
+    "nul\x00inside", "tab\tinside", "line\nbreak", "escape\x1b[31m", "c1\x85inside",
+])
 def test_control_characters_in_a_description_are_refused(app, logged_in, description):
     # A NUL would reach PostgreSQL and fail there (a 500); none has a use in a description.
     response = post_token_form(logged_in, description)

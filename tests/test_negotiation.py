@@ -4,7 +4,6 @@ import pytest
 
 from usetix.negotiation import prefers_json
 
-
 # The rule as the issue pins it (test_api.py checks the same cases end to end).
 PINNED_CASES = [
     ("application/json", True),

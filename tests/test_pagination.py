@@ -1,6 +1,6 @@
 """API list query parameters: no Flask."""
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -39,5 +39,5 @@ def test_updated_since_with_offset_and_naive_is_utc():
     with_z = parse_list_query({"updated_since": "2026-05-01T18:30:00Z"}).updated_since
     with_offset = parse_list_query({"updated_since": "2026-05-01T20:30:00+02:00"}).updated_since
     naive = parse_list_query({"updated_since": "2026-05-01T18:30:00"}).updated_since
-    expected = datetime(2026, 5, 1, 18, 30, tzinfo=timezone.utc)
+    expected = datetime(2026, 5, 1, 18, 30, tzinfo=UTC)
     assert with_z == with_offset == naive == expected

@@ -355,7 +355,7 @@ def test_request_log_goes_to_stderr_outside_pytest(tmp_path):
     lines = [line for line in done.stderr.splitlines() if "path=/healthz" in line]
     assert len(lines) == 2  # once per request, however many handlers the app's logger has
     for line in lines:
-        assert re.search(r"INFO usetix\.requests method=GET path=/healthz status=200 duration_ms=[\d.]+ account=- token=-$",
-                         line)
+        assert re.search(
+            r"INFO usetix\.requests method=GET path=/healthz status=200 duration_ms=[\d.]+ account=- token=-$", line)
     assert "probe" not in done.stderr
 

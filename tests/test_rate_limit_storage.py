@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 import pytest
 from freezegun import freeze_time
 from limits import parse
-from limits.strategies import FixedWindowRateLimiter
 from limits.storage import storage_from_string
+from limits.strategies import FixedWindowRateLimiter
 
 from usetix import config
 from usetix.extensions import limiter

@@ -30,8 +30,9 @@ def init_app(app: Flask) -> None:
         app.add_url_rule("/admin/bench-twin/events", endpoint=BENCH_TWIN_ENDPOINT, view_func=twin_events,
                          methods=["GET"])
         # Not app.logger: creating it adds Flask's handler, which would print every request's log line twice.
-        logging.getLogger(__name__).warning("BENCH_TWIN_ROUTE is on: /admin/bench-twin/events serves account %s's events "
-                           "without authentication (benchmarks only)", app.config["BENCH_TWIN_ACCOUNT_ID"])
+        logging.getLogger(__name__).warning(
+            "BENCH_TWIN_ROUTE is on: /admin/bench-twin/events serves account %s's events "
+            "without authentication (benchmarks only)", app.config["BENCH_TWIN_ACCOUNT_ID"])
     path = app.config["BENCH_STATEMENT_LOG"]
     if path:
         with app.app_context():

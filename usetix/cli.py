@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import click
 import sqlalchemy as sa
@@ -94,7 +94,7 @@ def create_admin(account_id: int, email: str, password_stdin: bool) -> None:
 def seed_demo(password: str) -> None:
     """Demo data (idempotent): two accounts with events, attendees and one admin each."""
     rng = random.Random(2026)
-    start = datetime(2026, 12, 1, 18, 0, tzinfo=timezone.utc)
+    start = datetime(2026, 12, 1, 18, 0, tzinfo=UTC)
     for name, email in DEMO_ACCOUNTS:
         if db.session.scalar(sa.select(Admin.id).where(Admin.email == email)) is not None:
             continue

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Mapping
+from datetime import UTC, datetime
 
 DEFAULT_PER_PAGE = 25
 MAX_PER_PAGE = 100
@@ -59,7 +59,7 @@ def _timestamp(args: Mapping[str, str], name: str) -> datetime | None:
     try:
         value = datetime.fromisoformat(raw)
         # A timestamp without an offset is taken as UTC, like every timestamp the API returns.
-        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
     except (ValueError, OverflowError):  # OverflowError: 0001-01-01T00:00:00+01:00 is before year 1 in UTC
         raise BadParameter(name, f"{name} must be an ISO 8601 timestamp, e.g. 2026-05-01T18:30:00Z.") from None
 

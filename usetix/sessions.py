@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 import sqlalchemy as sa
@@ -93,7 +93,7 @@ class DatabaseSessionStore:
             ).rowcount
             if not updated:
                 # A new session: a good moment to sweep expired ones as well.
-                conn.execute(sa.delete(self.table).where(self.table.c.expires_at <= datetime.now(timezone.utc)))
+                conn.execute(sa.delete(self.table).where(self.table.c.expires_at <= datetime.now(UTC)))
                 conn.execute(sa.insert(self.table).values(key=key, data=data, expires_at=expires_at))
 
     def delete(self, key: str) -> None:
@@ -123,7 +123,7 @@ class RedisSessionStore:
         return data.decode(), now + timedelta(milliseconds=ttl_ms)
 
     def save(self, key: str, data: str, expires_at: datetime) -> None:
-        ttl = expires_at - datetime.now(timezone.utc)
+        ttl = expires_at - datetime.now(UTC)
         self.redis.set(self.prefix + key, data, px=max(1, int(ttl.total_seconds() * 1000)))
 
     def delete(self, key: str) -> None:
@@ -144,7 +144,7 @@ class ServerSideSessionInterface(SessionInterface):
             return None  # Flask substitutes a NullSession, which refuses writes
         sid = request.cookies.get(self.get_cookie_name(app), "")
         if _SID_SHAPE.fullmatch(sid):
-            record = self.store.load(_key(sid), datetime.now(timezone.utc))
+            record = self.store.load(_key(sid), datetime.now(UTC))
             if record is not None:
                 data, expires_at = record
                 return ServerSideSession(self.serializer.loads(data), sid=sid, expires_at=expires_at)
@@ -164,7 +164,7 @@ class ServerSideSessionInterface(SessionInterface):
                 response.delete_cookie(name, domain=domain, path=path, secure=self.get_cookie_secure(app),
                                        httponly=self.get_cookie_httponly(app), samesite=self.get_cookie_samesite(app))
             return
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         lifetime = app.permanent_session_lifetime
         if not (session.modified or session.new or session.expires_at - now < lifetime - _REFRESH_AFTER):
             return
@@ -190,4 +190,4 @@ def make_session_interface(app: Flask) -> ServerSideSessionInterface:
 
 def purge_expired(app: Flask) -> int:
     """Delete expired sessions (the ``usetix purge-sessions`` command); returns how many."""
-    return app.session_interface.store.purge(datetime.now(timezone.utc))
+    return app.session_interface.store.purge(datetime.now(UTC))

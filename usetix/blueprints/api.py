@@ -9,9 +9,10 @@ whatever the path. Views read ``g.api_token`` and never the login session.
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta, timezone
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from typing import Any, Iterable
+from typing import Any
 
 import orjson
 import sqlalchemy as sa
@@ -72,8 +73,8 @@ def _json_default(value: Any) -> Any:
     # orjson encodes datetime itself but not subclasses of it (freezegun's, in tests).
     if isinstance(value, datetime):
         if value.tzinfo is None:  # naive means UTC here, as with OPT_NAIVE_UTC
-            value = value.replace(tzinfo=timezone.utc)
-        return value.astimezone(timezone.utc).replace(microsecond=0, tzinfo=None).isoformat() + "Z"
+            value = value.replace(tzinfo=UTC)
+        return value.astimezone(UTC).replace(microsecond=0, tzinfo=None).isoformat() + "Z"
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 

@@ -113,7 +113,8 @@ def revoke_api_token(token_id: int):
 def audit_log():
     page = request.args.get("page", 1, type=page_number)
     pagination = db.paginate(
-        account_select(AuditEvent, current_user.account_id).order_by(AuditEvent.created_at.desc(), AuditEvent.id.desc()),
+        account_select(AuditEvent, current_user.account_id)
+        .order_by(AuditEvent.created_at.desc(), AuditEvent.id.desc()),
         page=page,
         per_page=current_app.config["EVENTS_PER_PAGE"],
         error_out=False,
