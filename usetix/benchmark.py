@@ -5,8 +5,8 @@
   all; the benchmark compares the two to see what authentication costs. It serves an
   account's data to anyone, so ``create_app`` logs a warning whenever it is on.
 - ``BENCH_STATEMENT_LOG``: a file that gets one line per UPDATE, INSERT or DELETE the app
-  sends (process, time, statement), so the benchmark can count ``last_used_at`` writes.
-  Reads are not logged: the hot path stays as it is.
+  sends (process, time, rows it changed, statement), so the benchmark can count
+  ``last_used_at`` writes. Reads are not logged: the hot path stays as it is.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def init_app(app: Flask) -> None:
     path = app.config["BENCH_STATEMENT_LOG"]
     if path:
         with app.app_context():
-            sa.event.listen(db.engine, "before_cursor_execute", _statement_logger(path))
+            sa.event.listen(db.engine, "after_cursor_execute", _statement_logger(path))
 
 
 def twin_events() -> Response:
@@ -47,7 +47,7 @@ def twin_events() -> Response:
 def _statement_logger(path: str):
     def log_writes(conn, cursor, statement, parameters, context, executemany):
         if statement.lstrip()[:6].upper() in _WRITES:
-            line = f"{os.getpid()} {time.time():.3f} {' '.join(statement.split())}\n"
+            line = f"{os.getpid()} {time.time():.3f} {cursor.rowcount} {' '.join(statement.split())}\n"
             with open(path, "a", encoding="utf-8") as log:  # rare: last_used_at is written once a minute
                 log.write(line)
 
