@@ -1,12 +1,19 @@
 """Time (and optionally profile) the API paths in-process, without HTTP or gunicorn.
 
-    python bench/inprocess.py --tokens tokens.json [--n 5000] [--profile auth] [--pyinstrument]
+    export USETIX_DATABASE_URL=sqlite:////tmp/usetix-bench/bench.sqlite3 USETIX_SECRET_KEY=$(openssl rand -hex 32)
+    export USETIX_API_RATE_LIMIT="1000000000 per minute" USETIX_API_FAILED_AUTH_LIMIT="1000000000 per minute"
+    export USETIX_REQUEST_LOG=false USETIX_BENCH_TWIN_ROUTE=true
+    .venv/bin/python bench/seed.py > /tmp/usetix-bench/tokens.json    # a fresh database, once
+    .venv/bin/python bench/inprocess.py --tokens /tmp/usetix-bench/tokens.json [--only auth,twin] [--n 5000]
+    .venv/bin/python bench/inprocess.py --tokens ... --profile auth [--pyinstrument]
+    .venv/bin/python bench/inprocess.py --tokens ... --queries    # SQL statements per path (bench/run.py uses it)
 
-Calls the WSGI app directly, so what it reports is the app's own cost per request (µs),
-free of the TCP and load-generator noise of the HTTP benchmark; good for comparing two
-versions of the hot path on this shared machine. Needs the same environment as the
-server (USETIX_DATABASE_URL of a seeded bench database, USETIX_SECRET_KEY, the raised
-rate limits): ``bench/run.sh`` prints it, or use ``bench/run.sh --inprocess``.
+Calls the WSGI app directly, so what it reports is the app's own CPU cost per request
+(µs), free of the TCP and load-generator noise of the HTTP benchmark; good for comparing
+two versions of the hot path side by side on this shared machine (``PYTHONPATH=OLD_TREE``
+runs an older checkout). Under gunicorn the same code costs 2 to 3 times as much per request
+(colder caches): use it for differences, and ``bench/run.py`` for the figures.
+pyinstrument is not a dependency: install it into a scratch venv to use ``--pyinstrument``.
 """
 
 from __future__ import annotations
