@@ -48,7 +48,7 @@ def make_test_config(tmp_path) -> dict:
         # scrypt with a small cost: same code path as production, fast enough for many logins.
         "PASSWORD_HASH_METHOD": "scrypt:1024:8:1",
         "SESSION_REDIS_URL": None,
-        "RATELIMIT_STORAGE_URL": "memory://",
+        "RATELIMIT_STORAGE_URL": "worker-memory://",  # the default: tests exercise what production runs
     }
 
 
