@@ -265,13 +265,23 @@ class Bench:
         finally:
             self.servers.stop(t.name)
 
-    def run_app(self, rnd, slot):
-        a, h = self.a, self.h
-        log_path = os.path.join(a.log_dir, f"{APP}.log")
-        proc = self.servers.start(APP, self.app_argv, self.app_env, str(ROOT), log_path)
+    @contextlib.contextmanager
+    def serving(self, name, env, cwd, timed=False):
+        """Our app under gunicorn as ``name`` until the block ends; ``timed`` adds its
+        time to the minutes under load reported at the end."""
+        proc = self.servers.start(name, self.app_argv, env, cwd, os.path.join(self.a.log_dir, f"{name}.log"))
         started = time.monotonic()
         try:
-            h.wait_port(HOST, a.port, proc, 60)
+            self.h.wait_port(HOST, self.a.port, proc, 60)
+            yield proc
+        finally:
+            if timed:
+                self.server_seconds += time.monotonic() - started
+            self.servers.stop(name)
+
+    def run_app(self, rnd, slot):
+        a = self.a
+        with self.serving(APP, self.app_env, str(ROOT), timed=True) as proc:
             check_paths(a.port, self.tokens)
             names = list(PATHS) if rnd % 2 else list(reversed(PATHS))
             rps = {}
@@ -281,9 +291,6 @@ class Bench:
                                  rnd, slot, POST_LUA if method == "POST" else None)
                 rps[name] = r["rps"]
             self.twin_pairs.append((rnd, rps["auth"], rps["twin"]))
-        finally:
-            self.server_seconds += time.monotonic() - started
-            self.servers.stop(APP)
 
     def run_variant(self, name, rnd, slot):
         """Our app with its request log on (its default), or an older tree: fewer paths."""
@@ -297,26 +304,18 @@ class Bench:
             env["PYTHONPATH"] = cwd
             paths = ["auth", "unknown"]
         env.pop("USETIX_BENCH_STATEMENT_LOG", None)
-        proc = self.servers.start(name, self.app_argv, env, cwd, os.path.join(a.log_dir, f"{name}.log"))
-        try:
-            self.h.wait_port(HOST, a.port, proc, 60)
+        with self.serving(name, env, cwd) as proc:
             for path_name in paths:
                 _, kind, method, path, token_key, expected = PATHS[path_name]
                 status, body = request(a.port, method, path, self.tokens[token_key])
                 if status != expected:
                     raise RuntimeError(f"{name}/{path_name}: answered {status}, expected {expected}: {body[:200]!r}")
                 self.measure(name, kind, f"http://{HOST}:{a.port}{path}", self.tokens[token_key], proc.pid, rnd, slot)
-        finally:
-            self.servers.stop(name)
 
     def memory_check(self):
         """Worker RSS after 1k requests and after --rss-requests (authenticated path)."""
         a, h = self.a, self.h
-        log_path = os.path.join(a.log_dir, f"{APP}.log")
-        proc = self.servers.start(APP, self.app_argv, self.app_env, str(ROOT), log_path)
-        started = time.monotonic()
-        try:
-            h.wait_port(HOST, a.port, proc, 60)
+        with self.serving(APP, self.app_env, str(ROOT), timed=True) as proc:
             token = self.tokens["read_token"]
             statuses: dict[int, int] = {}
             for _ in range(1000):
@@ -334,9 +333,6 @@ class Bench:
             rss_end = worker_rss(proc.pid)
             h.log(f"memory: RSS after 1k {rss_1k}, after {sent} requests {rss_end} (KiB)")
             return {"requests": sent, "rss_1k_kib": rss_1k, "rss_end_kib": rss_end, "statuses": statuses}
-        finally:
-            self.server_seconds += time.monotonic() - started
-            self.servers.stop(APP)
 
     def main(self):
         a, h = self.a, self.h
