@@ -195,6 +195,25 @@ def test_pagination_and_link_header(app, client, orgs):
     assert beyond.json == {"data": [], "meta": {"page": 9, "per_page": 3, "total": 7}}
 
 
+@pytest.mark.parametrize("extra", ["event_id=9", "_external=0", "_method=POST", "_anchor=x", "foo=bar"])
+def test_links_carry_only_the_lists_own_parameters(app, client, read_token, orgs, extra):
+    event_id = orgs["acme"].event_ids[0]
+    own = client.get(f"/admin/events/{event_id}/attendees?per_page=1&{extra}", headers=bearer(read_token))
+    assert own.status_code == 200
+    assert own.headers["Link"] == (
+        f'<http://localhost/admin/events/{event_id}/attendees?per_page=1&page=2>; rel="next"')
+    # Extra parameters change nothing about another account's 404 either.
+    foreign_id = orgs["globex"].event_ids[0]
+    foreign = client.get(f"/admin/events/{foreign_id}/attendees?per_page=1&{extra}", headers=bearer(read_token))
+    assert foreign.status_code == 404
+
+
+def test_links_keep_updated_since(client, read_token):
+    response = client.get("/admin/events?per_page=1&updated_since=2020-01-01T00:00:00Z", headers=bearer(read_token))
+    assert response.headers["Link"] == (
+        '<http://localhost/admin/events?per_page=1&page=2&updated_since=2020-01-01T00%3A00%3A00Z>; rel="next"')
+
+
 def test_updated_since_filters_for_incremental_sync(app, client, read_token, orgs):
     with app.app_context():
         db.session.execute(sa.update(Event).values(updated_at=datetime(2026, 1, 1, tzinfo=UTC)))

@@ -13,10 +13,11 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
+from urllib.parse import urlencode
 
 import orjson
 import sqlalchemy as sa
-from flask import Blueprint, Response, current_app, g, request, url_for
+from flask import Blueprint, Response, current_app, g, request
 from limits import RateLimitItem, parse
 from werkzeug.exceptions import HTTPException
 
@@ -195,10 +196,16 @@ def _not_found() -> Response:
 
 
 def _page_links(query: ListQuery, total: int) -> str | None:
-    """RFC 8288 Link header with rel="prev" / rel="next" for this list."""
+    """RFC 8288 Link header with rel="prev" / rel="next" for this list.
+
+    Only the list's own parameters are carried over: anything else in the query string is
+    the client's and has no say in our links.
+    """
     def link(page: int, rel: str) -> str:
-        args = {**request.args.to_dict(), "page": page, "per_page": query.per_page}
-        return f'<{url_for(request.endpoint, **request.view_args, **args, _external=True)}>; rel="{rel}"'
+        params = {"per_page": query.per_page, "page": page}
+        if "updated_since" in request.args:
+            params["updated_since"] = request.args["updated_since"]
+        return f'<{request.base_url}?{urlencode(params)}>; rel="{rel}"'
 
     links = []
     if query.page > 1:
