@@ -270,3 +270,23 @@ def test_audit_log_records_create_and_revoke(app, client, auth, orgs):
         ]
     assert page.index("Revoked token") < page.index("Created token")  # newest first
     assert "2026-05-01 13:00 UTC" in page and "2026-05-01 12:00 UTC" in page
+
+
+def test_over_https_the_form_also_needs_a_same_site_referer(tmp_path, orgs):
+    from usetix import create_app
+
+    from .conftest import AuthActions, make_test_config
+
+    https_app = create_app({**make_test_config(tmp_path), "SESSION_COOKIE_SECURE": True})
+    client = https_app.test_client()
+    client.environ_base["wsgi.url_scheme"] = "https"
+    client.environ_base["HTTP_REFERER"] = "https://localhost/login"
+    assert AuthActions(client).login().status_code == 302
+    csrf, nonce = new_form(client)
+    del client.environ_base["HTTP_REFERER"]  # Flask-WTF's strict HTTPS check must still run here
+    response = post_form(client, csrf, nonce)
+    assert response.status_code == 400
+    assert "referrer" in response.text and 'name="description"' in response.text
+    assert token_rows(https_app) == []
+    client.environ_base["HTTP_REFERER"] = "https://localhost/admin/settings/api_tokens/new"
+    assert post_form(client, csrf, nonce).status_code == 200  # the same form, nonce unspent

@@ -5,14 +5,13 @@ from __future__ import annotations
 from flask import Flask, render_template, request
 from werkzeug.exceptions import HTTPException
 
-from .blueprints.api import http_error_response
+from .blueprints.api import error_headers, http_error_response
 
 
 def handle_http_error(exc: HTTPException):
     if request.wants_json:
         return http_error_response(exc)
-    headers = {k: v for k, v in exc.get_headers() if k.lower() != "content-type"}
-    return render_template("error.html", error=exc), exc.code or 500, headers
+    return render_template("error.html", error=exc), exc.code or 500, error_headers(exc)
 
 
 def register_errorhandlers(app: Flask) -> None:

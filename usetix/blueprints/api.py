@@ -91,9 +91,14 @@ def error_response(status: int, error: str, message: str, headers: dict | None =
     return json_response({"error": error, "message": message, **extra}, status, headers)
 
 
+def error_headers(exc: HTTPException) -> dict[str, str]:
+    """The headers an HTTPException carries (Allow, Retry-After, ...), less its Content-Type."""
+    return {k: v for k, v in exc.get_headers() if k.lower() != "content-type"}
+
+
 def http_error_response(exc: HTTPException) -> Response:
     """An HTTPException (404, 405, 413, 429, 500, ...) as JSON, keeping its headers (Allow, Retry-After)."""
-    headers = {k: v for k, v in exc.get_headers() if k.lower() != "content-type"}
+    headers = error_headers(exc)
     code = (exc.name or "error").lower().replace(" ", "_").replace("'", "")
     return error_response(exc.code or 500, code, exc.description or exc.name, headers)
 

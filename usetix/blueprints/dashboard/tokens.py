@@ -7,12 +7,14 @@ import secrets
 from flask import abort, current_app, flash, make_response, redirect, render_template, request, session, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
+from flask_wtf.csrf import CSRFError
 from wtforms import HiddenField, RadioField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length
 
 from ...api_tokens import DuplicateSubmission, issue_token, revoke_token
-from ...extensions import csrf, db
+from ...errors import handle_http_error
+from ...extensions import db
 from ...models import ApiToken, AuditEvent, account_select, get_for_account
 from ...pagination import page_number
 from ...validators import NoControlCharacters
@@ -72,8 +74,20 @@ def new_api_token():
     return render_template("dashboard/api_token_new.html", form=form)
 
 
+@bp.errorhandler(CSRFError)
+def csrf_failed(error: CSRFError):
+    """A missing or stale CSRF token on the new-token form shows the form again with the
+    error (its nonce still unspent); on any other dashboard form, the usual error page."""
+    if request.endpoint != "dashboard.create_api_token":
+        return handle_http_error(error)
+    form = TokenForm()
+    form.validate()  # the other fields' errors too, so one resubmission can fix them all
+    if not form.csrf_token.errors:  # a valid token, refused for another reason (HTTPS Referer)
+        form.csrf_token.errors = [error.description]
+    return render_template("dashboard/api_token_new.html", form=form), 400
+
+
 @bp.post("/settings/api_tokens")
-@csrf.exempt  # checked by TokenForm.validate() instead, so a stale CSRF token shows the form again with the error
 def create_api_token():
     form = TokenForm()
     nonce = request.form.get("nonce", "")
