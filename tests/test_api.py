@@ -56,6 +56,20 @@ def test_accept_decides_between_api_and_dashboard(client, read_token, accept, is
         assert response.headers["Location"].startswith("/login?next=")
 
 
+def test_a_token_never_authenticates_a_browser_request(app, client, write_token):
+    with app.app_context():
+        token_id = db.session.scalar(sa.select(ApiToken.id))
+    revoke = f"/admin/settings/api_tokens/{token_id}/revoke"
+    for accept in (None, "text/html", "*/*"):
+        headers = {"Authorization": f"Bearer {write_token}"} | ({"Accept": accept} if accept else {})
+        page = client.get("/admin/settings/api_tokens", headers=headers)
+        assert page.status_code == 302 and page.headers["Location"].startswith("/login")
+        # A form post with only a token: no session, so no CSRF token either.
+        for path in (revoke, "/admin/settings/api_tokens"):
+            assert client.post(path, headers=headers).status_code == 400, (path, accept)
+    assert client.get("/admin/events", headers=bearer(write_token)).status_code == 200  # still live
+
+
 def test_a_session_cookie_never_authenticates_a_json_request(client, logged_in):
     assert client.get("/admin/events").status_code == 200  # the cookie works for HTML
     for method in ("GET", "POST"):
