@@ -76,6 +76,12 @@ class DatabaseSessionStore:
     with the request's unit of work in ``db.session``)."""
 
     table = ServerSession.__table__
+    # New sessions sweep expired ones, but at most this often per process: a stream of
+    # anonymous visitors must not turn into a stream of table-wide DELETEs.
+    sweep_every = timedelta(minutes=5)
+
+    def __init__(self) -> None:
+        self.next_sweep = datetime.min.replace(tzinfo=UTC)
 
     def load(self, key: str, now: datetime) -> tuple[str, datetime] | None:
         with db.engine.connect() as conn:
@@ -92,8 +98,10 @@ class DatabaseSessionStore:
                 sa.update(self.table).where(self.table.c.key == key).values(data=data, expires_at=expires_at)
             ).rowcount
             if not updated:
-                # A new session: a good moment to sweep expired ones as well.
-                conn.execute(sa.delete(self.table).where(self.table.c.expires_at <= datetime.now(UTC)))
+                now = datetime.now(UTC)
+                if now >= self.next_sweep:
+                    self.next_sweep = now + self.sweep_every
+                    conn.execute(sa.delete(self.table).where(self.table.c.expires_at <= now))
                 conn.execute(sa.insert(self.table).values(key=key, data=data, expires_at=expires_at))
 
     def delete(self, key: str) -> None:
