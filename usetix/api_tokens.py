@@ -12,7 +12,7 @@ from . import tokens
 from .extensions import db
 from .models import Admin, ApiToken, AuditEvent, utcnow
 
-TIERS = ("read", "write")
+TIERS = tuple(ApiToken.TIER_LABELS)
 
 
 class DuplicateSubmission(Exception):

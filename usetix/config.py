@@ -62,8 +62,6 @@ def load(app: Flask, overrides: dict | None) -> None:
     config["SQLALCHEMY_DATABASE_URI"] = config["DATABASE_URL"]
     config["PERMANENT_SESSION_LIFETIME"] = timedelta(hours=float(config["SESSION_IDLE_HOURS"]))
     config["RATELIMIT_STORAGE_URI"] = config["RATELIMIT_STORAGE_URL"]
-    # Flask-Login's remember-me cookie would outlive the server-side session: never set it.
-    config["REMEMBER_COOKIE_REFRESH_EACH_REQUEST"] = False
     if config["SESSION_COOKIE_SECURE"]:
         config["PREFERRED_URL_SCHEME"] = "https"
     if isinstance(config["TRUSTED_HOSTS"], str):

@@ -102,7 +102,8 @@ def login():
         if admin is not None:
             session.clear()
             session.rotate()
-            login_user(admin)
+            # Never remember=True: Flask-Login's remember-me cookie would outlive the server-side session.
+            login_user(admin, remember=False)
             return redirect(safe_next(request.args.get("next")) or url_for("dashboard.events"))
         form.password.errors.append(BAD_CREDENTIALS)
     return render_template("auth/login.html", form=form)
