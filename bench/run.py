@@ -534,7 +534,10 @@ class Bench:
         return updates if changed is None else [w for w in updates if (int(w[2]) > 0) == changed]
 
     def write_gaps(self, writes):
-        times = sorted(float(w[1]) for w in self.token_updates(writes, changed=True))
+        """Seconds between the closest two last_used_at values written (the UPDATE's first
+        parameter, as the database stores it; the log's own clock runs a moment later)."""
+        times = sorted(dt.datetime.fromisoformat(json.loads(w[3].partition("\t")[2])[0]).timestamp()
+                       for w in self.token_updates(writes, changed=True))
         return min((b - a for a, b in itertools.pairwise(times)), default=None)
 
     @staticmethod

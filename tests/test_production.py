@@ -298,7 +298,7 @@ def test_an_api_request_logs_one_line_with_account_and_token_ids(app, client, or
     assert float(duration) >= 0
     assert (account, token) == (str(orgs["acme"].account_id), str(token_id))
     assert raw not in record.getMessage() and "per_page" not in record.getMessage()
-    assert record.levelno == logging.INFO and record.funcName == "_log_request"
+    assert record.levelno == logging.INFO and record.funcName == "log_request"
 
 
 def test_a_refused_token_is_logged_with_its_duration_and_never_its_value(client, orgs, request_lines):

@@ -67,10 +67,14 @@ def register_commands(app: Flask) -> None:
 
 
 def register_middleware(app: Flask) -> None:
+    from .credential_gate import CredentialGate
     from .security_headers import add_security_headers
     from .trusted_hosts import TrustedHostMiddleware
 
     app.after_request(add_security_headers)
+    # Innermost: it refuses unusable API credentials the way the bearer hook would, but
+    # after the host check, and with the client address ProxyFix has restored.
+    app.wsgi_app = CredentialGate(app, app.wsgi_app)
     if app.config["TRUSTED_HOSTS"]:
         # Inside ProxyFix, so it checks the host the client asked the proxy for. The
         # middleware does the whole check: Flask's own would refuse /healthz for a load

@@ -5,12 +5,14 @@
   all; the benchmark compares the two to see what authentication costs. It serves an
   account's data to anyone, so ``create_app`` logs a warning whenever it is on.
 - ``BENCH_STATEMENT_LOG``: a file that gets one line per UPDATE, INSERT or DELETE the app
-  sends (process, time, rows it changed, statement), so the benchmark can count
-  ``last_used_at`` writes. Reads are not logged: the hot path stays as it is.
+  sends (process, time, rows it changed, statement, then a tab and its parameters as
+  JSON), so the benchmark can count ``last_used_at`` writes and read the times written.
+  Reads are not logged: the hot path stays as it is.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -47,7 +49,9 @@ def twin_events() -> Response:
 def _statement_logger(path: str):
     def log_writes(conn, cursor, statement, parameters, context, executemany):
         if statement.lstrip()[:6].upper() in _WRITES:
-            line = f"{os.getpid()} {time.time():.3f} {cursor.rowcount} {' '.join(statement.split())}\n"
+            values = json.dumps(list(parameters.values() if isinstance(parameters, dict) else parameters),
+                                default=str)
+            line = f"{os.getpid()} {time.time():.3f} {cursor.rowcount} {' '.join(statement.split())}\t{values}\n"
             with open(path, "a", encoding="utf-8") as log:  # rare: last_used_at is written once a minute
                 log.write(line)
 

@@ -29,7 +29,7 @@ def init_app(app: Flask) -> None:
     Call it before the blueprints are registered: its clock must start before their
     ``before_request`` hooks, which may answer (a 401) without running later hooks.
     """
-    if not app.config.get("REQUEST_LOG", True):
+    if not enabled(app):
         return
     if logger.level == logging.NOTSET:
         logger.setLevel(logging.INFO)
@@ -55,25 +55,38 @@ def _log_request(response: Response) -> Response:
         return response
     # On the API's hot path: read g and request once each, not through their proxies.
     values, req = g._get_current_object(), request._get_current_object()
-    started = values.get("request_started")
-    duration = "-" if started is None else round((time.perf_counter() - started) * 1000, 2)
     token = values.get("api_token")
     if token is not None:
         account_id, token_id = token.account_id, token.id
     else:
         # Flask-Login keeps the admin it loaded in g; never load one just to log it.
         account_id, token_id = getattr(values.get("_login_user"), "account_id", None), None
-    path = req.path
+    log_request(req.method, req.path, response.status_code, values.get("request_started"), account_id, token_id)
+    return response
+
+
+def enabled(app: Flask) -> bool:
+    return bool(app.config.get("REQUEST_LOG", True))
+
+
+def log_request(method: str, path: str, status: int, started: float | None, account_id: int | None,
+                token_id: int | None) -> None:
+    """Write one request's line; ``started`` is its ``time.perf_counter()`` start, if known.
+
+    Also called by the credential gate (usetix/credential_gate.py) for the refusals it gives.
+    """
+    if not logger.isEnabledFor(logging.INFO):
+        return
+    duration = "-" if started is None else round((time.perf_counter() - started) * 1000, 2)
     if not _PLAIN_PATH.fullmatch(path):
         path = json.dumps(path)
-    args = (req.method, path, response.status_code, duration,
+    args = (method, path, status, duration,
             "-" if account_id is None else account_id, "-" if token_id is None else token_id)
     # makeRecord + handle: what logger.info does, without its walk up the stack for the
     # caller's file and line (always this function).
     logger.handle(logger.makeRecord(logger.name, logging.INFO, __file__, _LINE, _FORMAT, args, None,
-                                    "_log_request"))
-    return response
+                                    "log_request"))
 
 
-# The line records name: the function's own (there is one caller, Flask).
-_LINE = _log_request.__code__.co_firstlineno
+# The line records name: this function's own.
+_LINE = log_request.__code__.co_firstlineno

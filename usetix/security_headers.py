@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from flask import Response, current_app
 
 # Pages load only our own static files: no inline script or style, no framing.
@@ -9,6 +11,30 @@ CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
+HSTS = "max-age=31536000; includeSubDomains"
+
+
+@lru_cache(maxsize=8)
+def fixed_headers(mimetype: str, https_only: bool) -> tuple[tuple[str, str], ...]:
+    """The headers a response of this type carries unless its view set them itself.
+
+    ``https_only`` is the ``SESSION_COOKIE_SECURE`` setting: a site served over HTTPS
+    only also gets HSTS. (Vary is not here: it is merged, see ``add_security_headers``.)
+    """
+    headers = [("X-Content-Type-Options", "nosniff")]
+    if mimetype == "application/json":
+        headers.append(("Cache-Control", "no-store"))
+    elif mimetype == "text/html":
+        headers += [
+            ("Content-Security-Policy", CONTENT_SECURITY_POLICY),
+            ("X-Frame-Options", "DENY"),
+            ("Referrer-Policy", "same-origin"),
+            # Pages show attendees' personal data: Back after logging out must not show them.
+            ("Cache-Control", "no-store"),
+        ]
+    if https_only:
+        headers.append(("Strict-Transport-Security", HSTS))
+    return tuple(headers)
 
 
 def add_security_headers(response: Response) -> Response:
@@ -20,16 +46,6 @@ def add_security_headers(response: Response) -> Response:
         headers["Vary"] = "Accept"
     elif "accept" not in {value.strip().lower() for value in vary.split(",")}:
         headers["Vary"] = f"{vary}, Accept"
-    headers.setdefault("X-Content-Type-Options", "nosniff")
-    mimetype = response.mimetype
-    if mimetype == "application/json":
-        headers.setdefault("Cache-Control", "no-store")
-    elif mimetype == "text/html":
-        headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
-        headers.setdefault("X-Frame-Options", "DENY")
-        headers.setdefault("Referrer-Policy", "same-origin")
-        # Pages show attendees' personal data: Back after logging out must not show them.
-        headers.setdefault("Cache-Control", "no-store")
-    if current_app.config["SESSION_COOKIE_SECURE"]:
-        headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+    for name, value in fixed_headers(response.mimetype, current_app.config["SESSION_COOKIE_SECURE"]):
+        headers.setdefault(name, value)
     return response

@@ -9,10 +9,11 @@ whatever the path. Views read ``g.api_token`` and never the login session.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlencode
 
 import orjson
@@ -26,6 +27,7 @@ from ..bearer import parse_authorization
 from ..extensions import csrf, db, limiter
 from ..models import Account, ApiToken, Attendee, Event, UTCDateTime, account_select, utcnow
 from ..pagination import BadParameter, ListQuery, parse_list_query
+from ..prepared import PreparedSelect
 
 bp = Blueprint("api", __name__, url_prefix="/admin")
 csrf.exempt(bp)  # bearer tokens, never cookies: there is nothing for a forged form to ride on
@@ -36,6 +38,9 @@ BENCH_TWIN_ENDPOINT = "api.bench_twin_events"
 # JSON endpoints that need no token (they live in the "meta" blueprint, but for the twin).
 PUBLIC_ENDPOINTS = frozenset({"meta.openapi", "meta.healthz", "static", BENCH_TWIN_ENDPOINT})
 READ_METHODS = frozenset({"GET", "HEAD"})
+# Where the credential gate leaves the digest of the well-formed token it screened.
+# (A WSGI server puts a client's headers under HTTP_*; no client can set this key.)
+SCREENED_DIGEST = "usetix.screened_digest"
 # last_used_at is for auditing, not accounting: one write per token per minute is plenty.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 # Naive datetimes are the stored UTC values (see AccountList): OPT_NAIVE_UTC says so.
@@ -45,14 +50,26 @@ EVENT_COLUMNS = (Event.id, Event.title, Event.starts_at, Event.ends_at, Event.ve
                  Event.created_at, Event.updated_at)
 ATTENDEE_COLUMNS = (Attendee.id, Attendee.event_id, Attendee.name, Attendee.email, Attendee.ticket_type,
                     Attendee.checked_in, Attendee.created_at, Attendee.updated_at)
-TOKEN_COLUMNS = (ApiToken.id, ApiToken.account_id, ApiToken.tier, ApiToken.revoked_at, ApiToken.last_used_at)
 
-# The hot path runs Core statements built once, here: everything that varies per request
-# is a bind parameter, so a request neither builds a statement nor computes its cache
-# key, and rows come back as tuples through a plain Connection (the ORM Session, its
-# unit of work and result layer cost several times the queries themselves).
-_TOKEN_BY_DIGEST = sa.select(*(column.property.columns[0] for column in TOKEN_COLUMNS)).where(
-    ApiToken.__table__.c.digest == sa.bindparam("digest"))
+
+class TokenGrant(NamedTuple):
+    """What the bearer hook learns of a presented token (``g.api_token``)."""
+
+    id: int
+    account_id: int
+    tier: str
+    revoked: bool
+    last_use_stale: bool  # last_used_at is unset, or older than LAST_USED_RESOLUTION
+
+
+# The hot path's statements are built once, here: everything that varies per request is a
+# bind parameter, and they run on the driver's cursor (usetix/prepared.py).
+_tokens = ApiToken.__table__.c
+TOKEN_BY_DIGEST = PreparedSelect(
+    sa.select(_tokens.id, _tokens.account_id, _tokens.tier, _tokens.revoked_at.is_not(None),
+              sa.or_(_tokens.last_used_at.is_(None), _tokens.last_used_at <= sa.bindparam("stale_before")))
+    .where(_tokens.digest == sa.bindparam("digest"))
+)
 
 
 def _db() -> sa.Connection:
@@ -117,51 +134,92 @@ def _rate_limit_headers(item: RateLimitItem, *key: str) -> dict[str, str]:
     }
 
 
-def _too_many_requests(headers: dict[str, str], message: str) -> Response:
-    return error_response(429, "rate_limited", message, {**headers, "Retry-After": headers["RateLimit-Reset"]})
+@dataclass(frozen=True)
+class Refusal:
+    """Why a request's credentials are turned away: the body's ``error`` and ``message``, and
+    the RFC 6750 error code for the challenge (None when no credentials were sent, §3)."""
+
+    error: str
+    message: str
+    challenge_error: str | None
 
 
-def _unauthorized(error: str, message: str, auth_error: str | None) -> Response:
-    """401 with an RFC 6750 challenge, or 429 once this address has failed too often."""
-    item = _rate_limit(current_app.config["API_FAILED_AUTH_LIMIT"])
-    if not limiter.limiter.hit(item, "api-auth-failures", request.remote_addr or ""):
-        return _too_many_requests(_rate_limit_headers(item, "api-auth-failures", request.remote_addr or ""),
+MISSING_TOKEN = Refusal("missing_token", "Missing token: send Authorization: Bearer <token>.", None)
+UNKNOWN_TOKEN = Refusal("invalid_token", "Unknown token.", "invalid_token")
+REVOKED_TOKEN = Refusal("revoked_token", "This token has been revoked.", "invalid_token")
+
+
+def screen_credentials(authorization: str | None) -> str | Refusal:
+    """The digest to look up for this ``Authorization`` header, or the refusal it earns
+    without one: a missing token, a malformed header, a token of the wrong shape or
+    checksum. No query, no Flask (the credential gate calls it before Flask runs)."""
+    credential = parse_authorization(authorization)
+    if credential.problem == "missing":
+        return MISSING_TOKEN
+    if credential.problem:
+        return Refusal("malformed_token", f"Malformed Authorization header: {credential.detail}", "invalid_request")
+    try:
+        return tokens.digest(tokens.parse(credential.token))
+    except tokens.MalformedToken as exc:
+        return Refusal("malformed_token", f"Malformed token: {exc}.", "invalid_request")
+
+
+def refusal_answer(config: Mapping[str, Any], remote_addr: str | None,
+                   refusal: Refusal) -> tuple[int, dict[str, str], dict[str, str]]:
+    """``(status, headers, body)`` for a refusal: 401 with an RFC 6750 challenge, or 429
+    once this address has failed too often. Every refusal counts against that limit.
+    Needs no request context, so the credential gate gives the very same answer."""
+    item = _rate_limit(config["API_FAILED_AUTH_LIMIT"])
+    key = ("api-auth-failures", remote_addr or "")
+    if not limiter.limiter.hit(item, *key):
+        return _too_many_requests(_rate_limit_headers(item, *key),
                                   "Too many failed authentications from this address; retry later.")
-    # RFC 6750 §3: no error code when no credentials were sent at all.
-    challenge = 'Bearer realm="Usetix"' + (f', error="{auth_error}"' if auth_error else "")
-    return error_response(401, error, message, {"WWW-Authenticate": challenge})
+    challenge = 'Bearer realm="Usetix"'
+    if refusal.challenge_error:
+        challenge += f', error="{refusal.challenge_error}"'
+    return 401, {"WWW-Authenticate": challenge}, {"error": refusal.error, "message": refusal.message}
+
+
+def _too_many_requests(headers: dict[str, str], message: str) -> tuple[int, dict[str, str], dict[str, str]]:
+    return 429, {**headers, "Retry-After": headers["RateLimit-Reset"]}, {"error": "rate_limited", "message": message}
+
+
+def _refuse(refusal: Refusal) -> Response:
+    status, headers, body = refusal_answer(current_app.config, request.remote_addr, refusal)
+    return json_response(body, status, headers)
 
 
 @bp.before_app_request
 def authenticate() -> Response | None:
-    """Resolve the bearer token of a JSON request into ``g.api_token``, or answer 401."""
+    """Resolve the bearer token of a JSON request into ``g.api_token``, or answer 401.
+
+    Refusals that need no query are usually given before Flask runs, by the credential
+    gate (usetix/credential_gate.py); this hook still decides every case itself.
+    """
     if not request.wants_json or request.endpoint in PUBLIC_ENDPOINTS:
         return None
-    credential = parse_authorization(request.headers.get("Authorization"))
-    if credential.problem == "missing":
-        return _unauthorized("missing_token", "Missing token: send Authorization: Bearer <token>.", None)
-    if credential.problem:
-        return _unauthorized("malformed_token", f"Malformed Authorization header: {credential.detail}",
-                             "invalid_request")
-    try:
-        digest = tokens.digest(tokens.parse(credential.token))
-    except tokens.MalformedToken as exc:
-        # Turned away before any database query.
-        return _unauthorized("malformed_token", f"Malformed token: {exc}.", "invalid_request")
-    token = _db().execute(_TOKEN_BY_DIGEST, {"digest": digest}).first()
-    if token is None:
-        return _unauthorized("invalid_token", "Unknown token.", "invalid_token")
-    if token.revoked_at is not None:
-        return _unauthorized("revoked_token", "This token has been revoked.", "invalid_token")
+    screened = request.environ.get(SCREENED_DIGEST) or screen_credentials(request.headers.get("Authorization"))
+    if isinstance(screened, Refusal):
+        return _refuse(screened)  # before any database query
+    now = utcnow()
+    row = TOKEN_BY_DIGEST.first(_db(), {"digest": screened, "stale_before": now - LAST_USED_RESOLUTION})
+    if row is None:
+        return _refuse(UNKNOWN_TOKEN)
+    token = TokenGrant._make(row)
+    if token.revoked:
+        return _refuse(REVOKED_TOKEN)
     if token.tier == "read" and request.method not in READ_METHODS:
-        return _unauthorized("insufficient_scope", f"A read token allows GET and HEAD only, not {request.method}.",
-                             "insufficient_scope")
+        return _refuse(Refusal("insufficient_scope",
+                               f"A read token allows GET and HEAD only, not {request.method}.", "insufficient_scope"))
     item = _rate_limit(current_app.config["API_RATE_LIMIT"])
     allowed = limiter.limiter.hit(item, "api-token", str(token.id))
     g.rate_limit_headers = _rate_limit_headers(item, "api-token", str(token.id))
     if not allowed:
-        return _too_many_requests(g.rate_limit_headers, "This token has made too many requests; retry later.")
-    _record_use(token)
+        status, headers, body = _too_many_requests(g.rate_limit_headers,
+                                                   "This token has made too many requests; retry later.")
+        return json_response(body, status, headers)
+    if token.last_use_stale:
+        _record_use(token, now)
     g.api_token = token
     return None
 
@@ -174,10 +232,7 @@ def add_rate_limit_headers(response: Response) -> Response:
     return response
 
 
-def _record_use(token: sa.Row) -> None:
-    now = utcnow()
-    if token.last_used_at is not None and now - token.last_used_at < LAST_USED_RESOLUTION:
-        return
+def _record_use(token: TokenGrant, now: datetime) -> None:
     # Conditional, so concurrent workers write once between them.
     table = ApiToken.__table__
     connection = _db()
@@ -226,16 +281,17 @@ class AccountList:
     A page is one query: the total rides along as a scalar subquery, which SQLite
     evaluates once and PostgreSQL as an InitPlan (a ``count() OVER ()`` window would make
     SQLite sort the rows again in a temporary B-tree). Only a page past the end, with no
-    row to carry the total, costs a separate COUNT. Timestamps are read as the stored
-    naive UTC and encoded with ``OPT_NAIVE_UTC``: the same JSON as ``UTCDateTime``'s
-    aware values, without a Python call per value.
+    row to carry the total, costs a separate COUNT. The page runs on the driver's cursor
+    (usetix/prepared.py). Timestamps are read as the stored naive UTC and encoded with
+    ``OPT_NAIVE_UTC``: the same JSON as ``UTCDateTime``'s aware values, without a Python
+    call per value.
     """
 
     def __init__(self, model: Any, columns: Iterable, order_by: Iterable, *criteria: Any):
         table = model.__table__
         columns = [column.property.columns[0] for column in columns]
         self.names = [column.key for column in columns]
-        selected = [sa.type_coerce(c, c.type.impl_instance) if isinstance(c.type, UTCDateTime) else c
+        selected = [sa.type_coerce(c, c.type.impl_instance).label(c.key) if isinstance(c.type, UTCDateTime) else c
                     for c in columns]
         order_by = [column.property.columns[0] for column in order_by]
         where = (table.c.account_id == sa.bindparam("account_id"), *criteria)
@@ -245,7 +301,7 @@ class AccountList:
             count = sa.select(sa.func.count()).select_from(table).where(*conditions)
             page = (sa.select(*selected, count.scalar_subquery()).where(*conditions).order_by(*order_by)
                     .limit(sa.bindparam("limit", type_=sa.Integer)).offset(sa.bindparam("offset", type_=sa.Integer)))
-            self.statements[since] = (page, count)
+            self.statements[since] = (PreparedSelect(page), count)
 
     def response(self, account_id: int, **params: Any) -> Response:
         """One page as ``{"data": [...], "meta": {...}}``, with a Link header to its neighbours."""
@@ -255,7 +311,7 @@ class AccountList:
         if query.updated_since is not None:
             params["updated_since"] = query.updated_since
         connection = _db()
-        rows = connection.execute(page, {**params, "limit": query.per_page, "offset": query.offset}).all()
+        rows = page.rows(connection, {**params, "limit": query.per_page, "offset": query.offset})
         if rows:
             total = rows[0][-1]
         elif query.page == 1:

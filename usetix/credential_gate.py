@@ -1,0 +1,97 @@
+"""Refuse unusable API credentials before Flask runs.
+
+The API's bearer hook (``usetix.blueprints.api.authenticate``) checks the credentials of
+every JSON request, and decides every case itself. But some refusals depend on the
+request's headers alone: no token, a malformed ``Authorization`` header, a token of the
+wrong shape or checksum. They need no database, yet through Flask each would cost a
+request context, routing and a dozen hooks: about ten times the check. A flood of
+invented tokens is exactly where that matters, so this WSGI middleware, innermost around
+the Flask app (inside ProxyFix and the trusted-hosts check), gives those refusals itself.
+It asks the same questions with the same functions (``prefers_json``,
+``screen_credentials``), counts the same failed-authentication limit and answers the same
+bytes (``refusal_answer``, ``fixed_headers``, ``log_request``);
+tests/test_credential_gate.py holds it to Flask's own answers.
+
+Anything it is not sure of goes on to Flask: HTML requests, a token-free endpoint's
+paths, requests with a body (an oversized one is a 413 first), HEAD, and every
+well-formed token, which only the database can judge: the gate leaves its digest in the
+WSGI environ (``SCREENED_DIGEST``) for the hook to look up.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+
+import orjson
+from werkzeug.utils import cached_property
+
+from . import request_log
+from .blueprints.api import PUBLIC_ENDPOINTS, SCREENED_DIGEST, Refusal, refusal_answer, screen_credentials
+from .negotiation import prefers_json
+from .routing import Usetix
+from .security_headers import fixed_headers
+
+_STATUS_LINES = {401: "401 UNAUTHORIZED", 429: "429 TOO MANY REQUESTS"}  # as Werkzeug writes them
+
+
+class CredentialGate:
+    def __init__(self, app: Usetix, wsgi_app: Callable) -> None:
+        self.app = app
+        self.wsgi_app = wsgi_app
+        self.config = app.config
+        self.log = request_log.enabled(app)
+
+    @cached_property
+    def public_paths(self) -> tuple[frozenset[str], tuple[str, ...]]:
+        """Paths a token-free endpoint may answer: exact ones, and prefixes for rules with
+        variables (``/static/<path:filename>``). Built on first use, like the URL maps."""
+        exact, prefixes = set(), []
+        for rule in self.app.json_url_map.iter_rules():
+            if rule.endpoint in PUBLIC_ENDPOINTS:
+                if rule.arguments:
+                    prefixes.append(rule.rule.partition("<")[0])
+                else:
+                    exact.add(rule.rule)
+        return frozenset(exact), tuple(prefixes)
+
+    def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        started = time.perf_counter()
+        refusal = self._refusal(environ)
+        if refusal is None:
+            return self.wsgi_app(environ, start_response)
+        remote_addr = environ.get("REMOTE_ADDR")
+        status, headers, payload = refusal_answer(self.config, remote_addr, refusal)
+        body = orjson.dumps(payload)
+        start_response(_STATUS_LINES[status], [
+            *headers.items(),
+            ("Content-Type", "application/json"),
+            ("Content-Length", str(len(body))),
+            ("Vary", "Accept"),
+            *fixed_headers("application/json", self.config["SESSION_COOKIE_SECURE"]),
+        ])
+        if self.log:
+            request_log.log_request(environ["REQUEST_METHOD"], request_path(environ), status, started, None, None)
+        return [body]
+
+    def _refusal(self, environ: dict) -> Refusal | None:
+        """The refusal the bearer hook would give this request without a query, or None
+        when this request is for Flask."""
+        if environ.get("REQUEST_METHOD") == "HEAD" or not prefers_json(environ.get("HTTP_ACCEPT")):
+            return None
+        if environ.get("CONTENT_LENGTH", "0") not in ("", "0") or "HTTP_TRANSFER_ENCODING" in environ:
+            return None
+        path = request_path(environ)
+        exact, prefixes = self.public_paths
+        if path in exact or path.startswith(prefixes):
+            return None
+        screened = screen_credentials(environ.get("HTTP_AUTHORIZATION"))
+        if isinstance(screened, Refusal):
+            return screened
+        environ[SCREENED_DIGEST] = screened  # the bearer hook looks it up, without screening again
+        return None
+
+
+def request_path(environ: dict) -> str:
+    """The path as Werkzeug's ``request.path`` reads it (WSGI's latin-1 string, as UTF-8)."""
+    return "/" + (environ.get("PATH_INFO") or "").encode("latin1").decode(errors="replace").lstrip("/")
