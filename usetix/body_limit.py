@@ -16,8 +16,11 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 def refuse_oversized_body() -> None:
     """``before_request``: 413 when the declared body is larger than MAX_CONTENT_LENGTH."""
-    length = request.content_length
+    req = request._get_current_object()
+    if not req.environ.get("CONTENT_LENGTH"):
+        return  # no declared length: nothing to check (and no parsing on every GET)
+    length = req.content_length
     if length is not None:
-        limit = request.max_content_length
+        limit = req.max_content_length
         if limit is not None and length > limit:
             raise RequestEntityTooLarge(f"The request body is larger than the {limit} bytes this server accepts.")

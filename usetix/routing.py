@@ -39,7 +39,7 @@ class UsetixRequest(Request):
     @cached_property
     def wants_json(self) -> bool:
         """Whether this is a JSON (API) request; see :mod:`usetix.negotiation`."""
-        return prefers_json(self.headers.get("Accept"))
+        return prefers_json(self.environ.get("HTTP_ACCEPT"))  # as the credential gate reads it
 
 
 class Usetix(Flask):

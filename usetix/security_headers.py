@@ -39,13 +39,21 @@ def fixed_headers(mimetype: str, https_only: bool) -> tuple[tuple[str, str], ...
 
 def add_security_headers(response: Response) -> Response:
     headers = response.headers
+    # One pass over the headers: the API answers every request through here.
+    present, mimetype = set(), ""
+    for name, value in headers.items():
+        name = name.lower()
+        present.add(name)
+        if name == "content-type":
+            mimetype = value.partition(";")[0].strip()
     # Which blueprint answers depends on Accept (see routing.py), so caches must key on it.
-    # (Read and written as a string: response.vary builds a HeaderSet on every response.)
-    vary = headers.get("Vary")
-    if not vary:
-        headers["Vary"] = "Accept"
-    elif "accept" not in {value.strip().lower() for value in vary.split(",")}:
-        headers["Vary"] = f"{vary}, Accept"
-    for name, value in fixed_headers(response.mimetype, current_app.config["SESSION_COOKIE_SECURE"]):
-        headers.setdefault(name, value)
+    if "vary" not in present:
+        headers.add("Vary", "Accept")
+    else:
+        vary = headers["Vary"]
+        if "accept" not in {value.strip().lower() for value in vary.split(",")}:
+            headers["Vary"] = f"{vary}, Accept"
+    for name, value in fixed_headers(mimetype, current_app.config["SESSION_COOKIE_SECURE"]):
+        if name.lower() not in present:
+            headers.add(name, value)
     return response

@@ -59,7 +59,7 @@ class TokenGrant(NamedTuple):
     account_id: int
     tier: str
     revoked: bool
-    last_use_stale: bool  # last_used_at is unset, or older than LAST_USED_RESOLUTION
+    last_used_at: datetime | None  # naive UTC, as stored
 
 
 # The hot path's statements are built once, here: everything that varies per request is a
@@ -67,7 +67,7 @@ class TokenGrant(NamedTuple):
 _tokens = ApiToken.__table__.c
 TOKEN_BY_DIGEST = PreparedSelect(
     sa.select(_tokens.id, _tokens.account_id, _tokens.tier, _tokens.revoked_at.is_not(None),
-              sa.or_(_tokens.last_used_at.is_(None), _tokens.last_used_at <= sa.bindparam("stale_before")))
+              sa.type_coerce(_tokens.last_used_at, sa.DateTime))
     .where(_tokens.digest == sa.bindparam("digest"))
 )
 
@@ -125,12 +125,22 @@ def _rate_limit(setting: str) -> RateLimitItem:
     return parse(setting)
 
 
-def _rate_limit_headers(item: RateLimitItem, *key: str) -> dict[str, str]:
-    stats = limiter.limiter.get_window_stats(item, *key)
-    return {
+def _count_request(item: RateLimitItem, *key: str) -> tuple[bool, dict[str, str]]:
+    """Count one request against a fixed-window limit: whether it is within the limit, and
+    the ``RateLimit-*`` headers after it.
+
+    What limits' ``FixedWindowRateLimiter.hit`` and then ``get_window_stats`` tell, from one
+    counter update and one expiry read (two Redis round trips, not three). The API's limits
+    are fixed windows whatever Flask-Limiter's strategy setting, which governs the login form.
+    """
+    storage = limiter.limiter.storage
+    name = item.key_for(*key)
+    count = storage.incr(name, item.get_expiry())
+    reset_at = storage.get_expiry(name)
+    return count <= item.amount, {
         "RateLimit-Limit": str(item.amount),
-        "RateLimit-Remaining": str(stats.remaining),
-        "RateLimit-Reset": str(max(1, round(stats.reset_time - time.time()))),
+        "RateLimit-Remaining": str(max(0, item.amount - count)),
+        "RateLimit-Reset": str(max(1, round(reset_at - time.time()))),
     }
 
 
@@ -170,10 +180,9 @@ def refusal_answer(config: Mapping[str, Any], remote_addr: str | None,
     once this address has failed too often. Every refusal counts against that limit.
     Needs no request context, so the credential gate gives the very same answer."""
     item = _rate_limit(config["API_FAILED_AUTH_LIMIT"])
-    key = ("api-auth-failures", remote_addr or "")
-    if not limiter.limiter.hit(item, *key):
-        return _too_many_requests(_rate_limit_headers(item, *key),
-                                  "Too many failed authentications from this address; retry later.")
+    allowed, limit_headers = _count_request(item, "api-auth-failures", remote_addr or "")
+    if not allowed:
+        return _too_many_requests(limit_headers, "Too many failed authentications from this address; retry later.")
     challenge = 'Bearer realm="Usetix"'
     if refusal.challenge_error:
         challenge += f', error="{refusal.challenge_error}"'
@@ -196,29 +205,29 @@ def authenticate() -> Response | None:
     Refusals that need no query are usually given before Flask runs, by the credential
     gate (usetix/credential_gate.py); this hook still decides every case itself.
     """
-    if not request.wants_json or request.endpoint in PUBLIC_ENDPOINTS:
+    req = request._get_current_object()  # read once: every request passes here
+    if not req.wants_json or req.endpoint in PUBLIC_ENDPOINTS:
         return None
-    screened = request.environ.get(SCREENED_DIGEST) or screen_credentials(request.headers.get("Authorization"))
+    screened = req.environ.get(SCREENED_DIGEST) or screen_credentials(req.headers.get("Authorization"))
     if isinstance(screened, Refusal):
         return _refuse(screened)  # before any database query
-    now = utcnow()
-    row = TOKEN_BY_DIGEST.first(_db(), {"digest": screened, "stale_before": now - LAST_USED_RESOLUTION})
+    row = TOKEN_BY_DIGEST.first(_db(), {"digest": screened})
     if row is None:
         return _refuse(UNKNOWN_TOKEN)
     token = TokenGrant._make(row)
     if token.revoked:
         return _refuse(REVOKED_TOKEN)
-    if token.tier == "read" and request.method not in READ_METHODS:
+    if token.tier == "read" and req.method not in READ_METHODS:
         return _refuse(Refusal("insufficient_scope",
-                               f"A read token allows GET and HEAD only, not {request.method}.", "insufficient_scope"))
+                               f"A read token allows GET and HEAD only, not {req.method}.", "insufficient_scope"))
     item = _rate_limit(current_app.config["API_RATE_LIMIT"])
-    allowed = limiter.limiter.hit(item, "api-token", str(token.id))
-    g.rate_limit_headers = _rate_limit_headers(item, "api-token", str(token.id))
+    allowed, limit_headers = _count_request(item, "api-token", str(token.id))
+    g.rate_limit_headers = limit_headers
     if not allowed:
-        status, headers, body = _too_many_requests(g.rate_limit_headers,
-                                                   "This token has made too many requests; retry later.")
+        status, headers, body = _too_many_requests(limit_headers, "This token has made too many requests; retry later.")
         return json_response(body, status, headers)
-    if token.last_use_stale:
+    now = utcnow()
+    if token.last_used_at is None or now.replace(tzinfo=None) - token.last_used_at >= LAST_USED_RESOLUTION:
         _record_use(token, now)
     g.api_token = token
     return None
