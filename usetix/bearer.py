@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class Credential:
+class Credential(NamedTuple):
     """The outcome of reading the header: a token, or why there is none.
 
     ``problem`` is None when ``token`` holds the presented value, ``"missing"`` when no

@@ -26,11 +26,12 @@ class MalformedToken(ValueError):
 
 
 def _base62(number: int, width: int) -> str:
-    chars = []
-    while number:
+    """``number`` in ``width`` base62 digits, most significant first (it must fit)."""
+    chars = [ALPHABET[0]] * width
+    for position in range(width - 1, -1, -1):
         number, rest = divmod(number, 62)
-        chars.append(ALPHABET[rest])
-    return "".join(reversed(chars)).rjust(width, ALPHABET[0])
+        chars[position] = ALPHABET[rest]
+    return "".join(chars)
 
 
 def checksum(random_part: str) -> str:
