@@ -148,3 +148,40 @@ def test_the_gate_adds_hsts_where_flask_would(app, gate):
     through_gate, flask_alone = both_answers(app, gate, GATE_ANSWERS["no token"])
     assert through_gate == flask_alone
     assert "Strict-Transport-Security" in dict(through_gate[1])
+
+
+def test_the_hook_trusts_only_a_digest_the_gate_itself_left(app, client, read_token):
+    """A digest planted in the WSGI environ (by a server or middleware before the gate)
+    authenticates nothing: the gate clears the key and judges the header it was sent."""
+    from usetix.blueprints.api import SCREENED_DIGEST
+
+    planted = {SCREENED_DIGEST: tokens.digest(read_token)}
+    for headers in (json_request(), json_request(f"Bearer {BAD_CHECKSUM}"), json_request(f"Bearer {GOOD_SHAPE}")):
+        response = client.get("/admin/events", headers=headers, environ_overrides=planted)
+        assert response.status_code == 401
+
+
+def test_a_lowercase_method_is_judged_as_werkzeug_reads_it(app, gate, flask_calls):
+    """``head`` is HEAD to Flask (``request.method``): the gate leaves it to Flask, as HEAD."""
+    headers = json_request(f"Bearer {BAD_CHECKSUM}")
+    answers = []
+    for wsgi_app in (app, gate.wsgi_app):
+        with Client(wsgi_app).open("/admin/events", headers=headers,
+                                   environ_overrides={"REQUEST_METHOD": "head"}) as response:
+            answers.append((response.status, sorted(response.headers.items()), response.get_data()))
+    assert answers[0] == answers[1] and answers[0][0] == "401 UNAUTHORIZED"
+    assert flask_calls == ["/admin/events", "/admin/events"]
+
+
+def test_when_the_gate_fails_flask_answers(app, client, flask_calls, monkeypatch):
+    """A failure inside the gate (its rate-limit storage down, say) is not a bare server
+    error page: the request goes on to Flask, which answers it by its own rules."""
+    import usetix.credential_gate as gate_module
+
+    def storage_down(*args):
+        raise ConnectionError("rate-limit storage unreachable")
+
+    monkeypatch.setattr(gate_module, "refusal_answer", storage_down)
+    response = client.get("/admin/events", headers=json_request(f"Bearer {BAD_CHECKSUM}"))
+    assert response.status_code == 401 and response.get_json()["error"] == "malformed_token"
+    assert flask_calls == ["/admin/events"]

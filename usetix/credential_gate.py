@@ -13,7 +13,8 @@ bytes (``refusal_answer``, ``fixed_headers``, ``log_request``);
 tests/test_credential_gate.py holds it to Flask's own answers.
 
 Anything it is not sure of goes on to Flask: HTML requests, a token-free endpoint's
-paths, requests with a body (an oversized one is a 413 first), HEAD, and every
+paths, requests with a body (an oversized one is a 413 first), HEAD, a request on which
+the gate itself failed (Flask answers that as a JSON 500, and logs it), and every
 well-formed token, which only the database can judge: the gate leaves its digest in the
 WSGI environ (``SCREENED_DIGEST``) for the hook to look up.
 """
@@ -57,11 +58,16 @@ class CredentialGate:
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         started = time.perf_counter()
-        refusal = self._refusal(environ)
+        environ.pop(SCREENED_DIGEST, None)  # only this gate's own word counts
+        try:
+            refusal = self._refusal(environ)
+            if refusal is not None:
+                status, headers, payload = refusal_answer(self.config, environ.get("REMOTE_ADDR"), refusal)
+        except Exception:  # a storage outage, say: Flask answers it, as a JSON 500, and logs it
+            environ.pop(SCREENED_DIGEST, None)
+            return self.wsgi_app(environ, start_response)
         if refusal is None:
             return self.wsgi_app(environ, start_response)
-        remote_addr = environ.get("REMOTE_ADDR")
-        status, headers, payload = refusal_answer(self.config, remote_addr, refusal)
         body = orjson.dumps(payload)
         start_response(_STATUS_LINES[status], [
             *headers.items(),
@@ -71,13 +77,13 @@ class CredentialGate:
             *fixed_headers("application/json", self.config["SESSION_COOKIE_SECURE"]),
         ])
         if self.log:
-            request_log.log_request(environ["REQUEST_METHOD"], request_path(environ), status, started, None, None)
+            request_log.log_request(_method(environ), request_path(environ), status, started, None, None)
         return [body]
 
     def _refusal(self, environ: dict) -> Refusal | None:
         """The refusal the bearer hook would give this request without a query, or None
         when this request is for Flask."""
-        if environ.get("REQUEST_METHOD") == "HEAD" or not prefers_json(environ.get("HTTP_ACCEPT")):
+        if _method(environ) == "HEAD" or not prefers_json(environ.get("HTTP_ACCEPT")):
             return None
         if environ.get("CONTENT_LENGTH", "0") not in ("", "0") or "HTTP_TRANSFER_ENCODING" in environ:
             return None
@@ -90,6 +96,10 @@ class CredentialGate:
             return screened
         environ[SCREENED_DIGEST] = screened  # the bearer hook looks it up, without screening again
         return None
+
+
+def _method(environ: dict) -> str:
+    return environ.get("REQUEST_METHOD", "GET").upper()  # as Werkzeug reads it
 
 
 def request_path(environ: dict) -> str:

@@ -36,7 +36,7 @@ class Limiter(flask_limiter.Limiter):
 
     That check evaluates default, application and meta limits (decorated limits are
     checked by their decorator). The app declares none, and the JSON API applies its own
-    limits in the bearer hook, so for an API request the check finds nothing to do; it
+    limits in the bearer hook and the credential gate, so for an API request the check finds nothing to do; it
     cost about 45 µs a request, a fifth of a rejected request's time. Declare default or
     application limits meant for the API in the bearer hook, not here.
     """

@@ -45,14 +45,13 @@ def add_security_headers(response: Response) -> Response:
         name = name.lower()
         present.add(name)
         if name == "content-type":
-            mimetype = value.partition(";")[0].strip()
+            mimetype = value.partition(";")[0].strip().lower()
     # Which blueprint answers depends on Accept (see routing.py), so caches must key on it.
-    if "vary" not in present:
-        headers.add("Vary", "Accept")
-    else:
-        vary = headers["Vary"]
-        if "accept" not in {value.strip().lower() for value in vary.split(",")}:
-            headers["Vary"] = f"{vary}, Accept"
+    vary = headers.get("Vary") if "vary" in present else None
+    if not vary:
+        headers["Vary"] = "Accept"
+    elif "accept" not in {value.strip().lower() for value in vary.split(",")}:
+        headers["Vary"] = f"{vary}, Accept"
     for name, value in fixed_headers(mimetype, current_app.config["SESSION_COOKIE_SECURE"]):
         if name.lower() not in present:
             headers.add(name, value)

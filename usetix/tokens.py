@@ -27,6 +27,8 @@ class MalformedToken(ValueError):
 
 def _base62(number: int, width: int) -> str:
     """``number`` in ``width`` base62 digits, most significant first (it must fit)."""
+    if number >= 62**width:
+        raise ValueError(f"{number} needs more than {width} base62 digits")
     chars = [ALPHABET[0]] * width
     for position in range(width - 1, -1, -1):
         number, rest = divmod(number, 62)

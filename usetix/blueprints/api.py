@@ -1,9 +1,11 @@
 """The JSON API: bearer-token authentication and the V1 read-only endpoints.
 
 Requests reach this blueprint only when they ask for JSON (see ``usetix.routing``). The
-``authenticate`` hook runs before routing errors are raised, so it sees every JSON
-request, including those that would end in 404 or 405: a read token's POST is a 401
-whatever the path. Views read ``g.api_token`` and never the login session.
+``authenticate`` hook runs before routing errors are raised, so it judges every JSON
+request that reaches Flask, including those that would end in 404 or 405: a read token's
+POST is a 401 whatever the path. (Refusals that need no query are mostly given earlier,
+with this module's functions, by ``usetix.credential_gate``.) Views read ``g.api_token``
+and never the login session.
 """
 
 from __future__ import annotations
@@ -127,7 +129,7 @@ def _rate_limit(setting: str) -> RateLimitItem:
 
 @lru_cache(maxsize=4096)
 def _limit_key(item: RateLimitItem, *key: str) -> str:
-    return item.key_for(*key)  # a string built of ten pieces, the same for every request of a token
+    return item.key_for(*key)  # joined from the limit's parts and the key: the same every time
 
 
 def _count_request(item: RateLimitItem, *key: str) -> tuple[bool, dict[str, str]]:

@@ -1,0 +1,97 @@
+"""PreparedSelect: the API's hot SELECTs on the driver's cursor give SQLAlchemy's rows."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+import sqlalchemy as sa
+
+from usetix.blueprints.api import ATTENDEES, EVENTS, TOKEN_BY_DIGEST
+from usetix.extensions import db
+from usetix.models import ApiToken
+from usetix.prepared import PreparedSelect
+
+from .conftest import bearer
+from .queries import recorded_queries
+
+
+def both_ways(app, prepared: PreparedSelect, params: dict):
+    """The rows through the driver's cursor, and through SQLAlchemy, as plain lists."""
+    with app.app_context(), db.engine.connect() as connection:
+        fast = prepared.rows(connection, params)
+        slow = connection.execute(prepared.statement, params).all()
+    return [list(row) for row in fast], [list(row) for row in slow]
+
+
+@pytest.mark.parametrize("since", [None, datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)])
+def test_a_list_page_reads_the_same_on_the_cursor_as_through_sqlalchemy(app, orgs, since):
+    params = {"account_id": orgs["acme"].account_id, "limit": 25, "offset": 0}
+    if since is not None:
+        params["updated_since"] = since
+    fast, slow = both_ways(app, EVENTS.statements[since is not None][0], params)
+    assert fast == slow
+    assert len(fast) == (0 if since and since.year == 2100 else 3)
+    starts_at = EVENTS.names.index("starts_at")
+    for row in fast:  # naive UTC datetimes, which orjson writes with a Z (OPT_NAIVE_UTC)
+        assert isinstance(row[starts_at], datetime) and row[starts_at].tzinfo is None
+
+
+def test_booleans_and_timestamps_come_back_typed(app, orgs):
+    with app.app_context():
+        event_id = db.session.scalar(sa.text("SELECT min(id) FROM events WHERE account_id = :a"),
+                                     {"a": orgs["acme"].account_id})
+    params = {"account_id": orgs["acme"].account_id, "event_id": event_id, "limit": 25, "offset": 0}
+    fast, slow = both_ways(app, ATTENDEES.statements[False][0], params)
+    assert fast == slow and len(fast) == 2
+    checked_in = ATTENDEES.names.index("checked_in")
+    assert all(type(row[checked_in]) is bool for row in fast)
+
+
+def test_the_token_lookup_reads_the_same_on_the_cursor(app, orgs, read_token):
+    from usetix import tokens
+
+    with app.app_context():
+        db.session.execute(sa.update(ApiToken).values(last_used_at=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)))
+        db.session.commit()
+    fast, slow = both_ways(app, TOKEN_BY_DIGEST, {"digest": tokens.digest(read_token)})
+    assert fast == slow
+    [(_, account_id, tier, revoked, last_used_at)] = fast
+    assert (account_id, tier, revoked) == (orgs["acme"].account_id, "read", False)
+    assert last_used_at == datetime(2026, 1, 2, 3, 4, 5)  # naive UTC, as stored
+
+
+def test_statement_listeners_get_sqlalchemys_context(app, client, read_token):
+    """A listener that reads the execution context (Flask-SQLAlchemy's query recording, APM
+    hooks) works: while one is registered the statements run through SQLAlchemy."""
+    contexts = []
+
+    def needs_context(conn, cursor, statement, parameters, context, executemany):
+        contexts.append(context.compiled is not None)
+
+    with app.app_context():
+        sa.event.listen(db.engine, "before_cursor_execute", needs_context)
+    try:
+        assert client.get("/admin/events", headers=bearer(read_token)).status_code == 200
+    finally:
+        with app.app_context():
+            sa.event.remove(db.engine, "before_cursor_execute", needs_context)
+    assert contexts and all(contexts)
+
+
+@pytest.mark.app_config(SQLALCHEMY_RECORD_QUERIES=True)
+def test_the_api_serves_with_query_recording_on(client, read_token):
+    assert client.get("/admin/events", headers=bearer(read_token)).status_code == 200
+
+
+def test_a_driver_error_is_raised_as_sqlalchemys(app):
+    broken = PreparedSelect(sa.select(sa.column("nothing")).select_from(sa.table("no_such_table")))
+    with app.app_context(), db.engine.connect() as connection, pytest.raises(sa.exc.DBAPIError):
+        broken.rows(connection, {})
+
+
+def test_an_authenticated_page_sends_two_statements(app, client, read_token):
+    client.get("/admin/events", headers=bearer(read_token))  # last_used_at written here
+    with recorded_queries(app) as statements:
+        assert client.get("/admin/events", headers=bearer(read_token)).status_code == 200
+    assert len(statements) == 2
