@@ -48,7 +48,9 @@ def add_security_headers(response: Response) -> Response:
             mimetype = value.partition(";")[0].strip().lower()
     # Which blueprint answers depends on Accept (see routing.py), so caches must key on it.
     vary = headers.get("Vary") if "vary" in present else None
-    if not vary:
+    if vary is None:
+        headers.add("Vary", "Accept")  # appended: a set would scan the headers again
+    elif not vary.strip():
         headers["Vary"] = "Accept"
     elif "accept" not in {value.strip().lower() for value in vary.split(",")}:
         headers["Vary"] = f"{vary}, Accept"

@@ -132,19 +132,21 @@ def _limit_key(item: RateLimitItem, *key: str) -> str:
     return item.key_for(*key)  # joined from the limit's parts and the key: the same every time
 
 
-def _count_request(item: RateLimitItem, *key: str) -> tuple[bool, dict[str, str]]:
-    """Count one request against a fixed-window limit: whether it is within the limit, and
-    the ``RateLimit-*`` headers after it.
+def _count_request(item: RateLimitItem, *key: str) -> tuple[int, str]:
+    """Count one request against a fixed-window limit: ``(count in this window, storage key)``.
 
-    What limits' ``FixedWindowRateLimiter.hit`` and then ``get_window_stats`` tell, from one
-    counter update and one expiry read (two Redis round trips, not three). The API's limits
-    are fixed windows whatever Flask-Limiter's strategy setting, which governs the login form.
+    With ``_rate_limit_headers``, what limits' ``FixedWindowRateLimiter.hit`` and then
+    ``get_window_stats`` tell, from one counter update and one expiry read (two Redis round
+    trips, not three; a refusal within its limit needs only the first). The API's limits are
+    fixed windows whatever Flask-Limiter's strategy setting, which governs the login form.
     """
-    storage = limiter.limiter.storage
     name = _limit_key(item, *key)
-    count = storage.incr(name, item.get_expiry())
-    reset_at = storage.get_expiry(name)
-    return count <= item.amount, {
+    return limiter.limiter.storage.incr(name, item.get_expiry()), name
+
+
+def _rate_limit_headers(item: RateLimitItem, name: str, count: int) -> dict[str, str]:
+    reset_at = limiter.limiter.storage.get_expiry(name)
+    return {
         "RateLimit-Limit": str(item.amount),
         "RateLimit-Remaining": str(max(0, item.amount - count)),
         "RateLimit-Reset": str(max(1, round(reset_at - time.time()))),
@@ -187,9 +189,10 @@ def refusal_answer(config: Mapping[str, Any], remote_addr: str | None,
     once this address has failed too often. Every refusal counts against that limit.
     Needs no request context, so the credential gate gives the very same answer."""
     item = _rate_limit(config["API_FAILED_AUTH_LIMIT"])
-    allowed, limit_headers = _count_request(item, "api-auth-failures", remote_addr or "")
-    if not allowed:
-        return _too_many_requests(limit_headers, "Too many failed authentications from this address; retry later.")
+    count, name = _count_request(item, "api-auth-failures", remote_addr or "")
+    if count > item.amount:
+        return _too_many_requests(_rate_limit_headers(item, name, count),
+                                  "Too many failed authentications from this address; retry later.")
     challenge = 'Bearer realm="Usetix"'
     if refusal.challenge_error:
         challenge += f', error="{refusal.challenge_error}"'
@@ -228,9 +231,9 @@ def authenticate() -> Response | None:
         return _refuse(Refusal("insufficient_scope",
                                f"A read token allows GET and HEAD only, not {req.method}.", "insufficient_scope"))
     item = _rate_limit(current_app.config["API_RATE_LIMIT"])
-    allowed, limit_headers = _count_request(item, "api-token", str(token.id))
-    g.rate_limit_headers = limit_headers
-    if not allowed:
+    count, name = _count_request(item, "api-token", str(token.id))
+    g.rate_limit_headers = limit_headers = _rate_limit_headers(item, name, count)
+    if count > item.amount:
         status, headers, body = _too_many_requests(limit_headers, "This token has made too many requests; retry later.")
         return json_response(body, status, headers)
     now = utcnow()
