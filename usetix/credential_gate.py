@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Iterable
 
 import orjson
+from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.utils import cached_property
 
 from . import request_log
@@ -32,8 +33,6 @@ from .blueprints.api import PUBLIC_ENDPOINTS, SCREENED_DIGEST, Refusal, refusal_
 from .negotiation import prefers_json
 from .routing import Usetix
 from .security_headers import fixed_headers
-
-_STATUS_LINES = {401: "401 UNAUTHORIZED", 429: "429 TOO MANY REQUESTS"}  # as Werkzeug writes them
 
 
 class CredentialGate:
@@ -69,7 +68,7 @@ class CredentialGate:
         if refusal is None:
             return self.wsgi_app(environ, start_response)
         body = orjson.dumps(payload)
-        start_response(_STATUS_LINES[status], [
+        start_response(f"{status} {HTTP_STATUS_CODES[status].upper()}", [  # as Werkzeug's Response writes it
             *headers.items(),
             ("Content-Type", "application/json"),
             ("Content-Length", str(len(body))),
