@@ -8,7 +8,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from . import config, request_log
 from .body_limit import refuse_oversized_body
 from .extensions import csrf, db, limiter, login_manager, migrate
-from .routing import Usetix
+from .routing import Usetix, for_pages_only
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -35,9 +35,10 @@ def register_extensions(app: Flask) -> None:
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(Path(__file__).parent / "migrations"))
-    csrf.init_app(app)
-    limiter.init_app(app)
-    login_manager.init_app(app)
+    csrf.init_app(app)  # on every request: a form on any blueprint is protected unless exempted
+    with for_pages_only(app):
+        limiter.init_app(app)
+        login_manager.init_app(app)
     app.session_interface = make_session_interface(app)
 
 

@@ -1,7 +1,6 @@
 """Extension objects, created unbound here and bound to an app in create_app()."""
 
-import flask_limiter
-from flask import request
+from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
 from flask_migrate import Migrate
@@ -29,22 +28,6 @@ db = SQLAlchemy(model_class=Base)
 login_manager = LoginManager()
 csrf = CSRFProtect()
 migrate = Migrate()
-
-
-class Limiter(flask_limiter.Limiter):
-    """Flask-Limiter, minus its before_request check on JSON (API) requests.
-
-    That check evaluates default, application and meta limits (decorated limits are
-    checked by their decorator). The app declares none, and the JSON API applies its own
-    limits in the bearer hook and the credential gate, so for an API request the check finds nothing to do; it
-    cost about 45 µs a request, a fifth of a rejected request's time. Declare default or
-    application limits meant for the API in the bearer hook, not here.
-    """
-
-    def _check_request_limit(self, callable_name: str | None = None, in_middleware: bool = True) -> None:
-        if in_middleware and getattr(request, "wants_json", False):
-            return
-        super()._check_request_limit(callable_name, in_middleware)
 
 
 # No default limits: each limit is declared where it applies (login form, API hook).

@@ -10,7 +10,11 @@ to ask which kind of request they are serving.
 
 from __future__ import annotations
 
-from flask import Flask, Request
+import functools
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from flask import Flask, Request, request
 from werkzeug.routing import IntegerConverter, Map, MapAdapter, Rule
 from werkzeug.utils import cached_property
 
@@ -102,3 +106,32 @@ def _copy(rule: Rule) -> Rule:
     copy = rule.empty()
     copy.provide_automatic_options = getattr(rule, "provide_automatic_options", False)
     return copy
+
+
+@contextmanager
+def for_pages_only(app: Flask) -> Iterator[None]:
+    """The app-wide request hooks registered within this block skip JSON (API) requests.
+
+    For extensions whose hooks serve the pages alone: Flask-Login's remember-me cookie,
+    Flask-Limiter's default limits, header injection and per-request state (its limits are
+    the login form's). On an API request they would find nothing to do, at about 7 % of its
+    cost (bench/RESULTS.md). The API counts its own limits (usetix/blueprints/api.py); a
+    Flask-Limiter decorator on an API view would still be checked, but get no headers.
+    """
+    hooks = (app.before_request_funcs, app.after_request_funcs, app.teardown_request_funcs)
+    existing = [list(funcs.get(None, ())) for funcs in hooks]
+    yield
+    for funcs, old in zip(hooks, existing):
+        returns_response = funcs is app.after_request_funcs
+        funcs[None] = [hook if hook in old else _skipping_json(hook, returns_response) for hook in funcs.get(None, ())]
+
+
+def _skipping_json(hook: Callable, returns_response: bool) -> Callable:
+    @functools.wraps(hook)
+    def page_hook(*args):
+        # The proxied object, not the proxy: an attribute read through the proxy costs ten times more.
+        if request._get_current_object().wants_json:
+            return args[0] if returns_response else None  # an after_request hook passes the response on
+        return hook(*args)
+
+    return page_hook

@@ -54,7 +54,7 @@ def add_security_headers(response: Response) -> Response:
         headers["Vary"] = "Accept"
     elif "accept" not in {value.strip().lower() for value in vary.split(",")}:
         headers["Vary"] = f"{vary}, Accept"
-    for name, value in fixed_headers(mimetype, current_app.config["SESSION_COOKIE_SECURE"]):
+    for name, value in fixed_headers(mimetype, current_app._get_current_object().config["SESSION_COOKIE_SECURE"]):
         if name.lower() not in present:
             headers.add(name, value)
     return response
