@@ -184,6 +184,8 @@ def assert_api_throttled(response, limit: int) -> None:
     assert response.headers["RateLimit-Limit"] == str(limit)
     assert response.headers["RateLimit-Remaining"] == "0"
     assert int(response.headers["RateLimit-Reset"]) == retry_after
+    for name in ("RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset", "Retry-After"):
+        assert len(response.headers.getlist(name)) == 1, name  # once, not again from the after_request hook
 
 
 def test_default_api_limits(app):

@@ -31,6 +31,9 @@ class ListQuery:
         return (self.page - 1) * self.per_page
 
 
+DEFAULT_LIST_QUERY = ListQuery()
+
+
 def page_number(raw: str) -> int:
     """A dashboard page's ``?page=``: 1 to MAX_PAGE, else ValueError, which
     ``request.args.get("page", 1, type=page_number)`` turns into page 1 (a huge page
@@ -66,6 +69,8 @@ def _timestamp(args: Mapping[str, str], name: str) -> datetime | None:
 
 def parse_list_query(args: Mapping[str, str]) -> ListQuery:
     """The list parameters from a query string mapping; raises BadParameter naming the culprit."""
+    if not args:
+        return DEFAULT_LIST_QUERY  # most requests: a missing key costs Werkzeug's MultiDict an exception each
     return ListQuery(
         page=_positive_int(args, "page", 1, maximum=MAX_PAGE),
         per_page=_positive_int(args, "per_page", DEFAULT_PER_PAGE, maximum=MAX_PER_PAGE),

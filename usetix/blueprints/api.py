@@ -238,10 +238,11 @@ def authenticate() -> Response | None:
     request_globals = g._get_current_object()
     item = _rate_limit(current_app._get_current_object().config["API_RATE_LIMIT"])
     count, name = _count_request(item, "api-token", str(token.id))
-    request_globals.rate_limit_headers = limit_headers = _rate_limit_headers(item, name, count)
-    if count > item.amount:
+    limit_headers = _rate_limit_headers(item, name, count)
+    if count > item.amount:  # the 429 carries the headers itself
         status, headers, body = _too_many_requests(limit_headers, "This token has made too many requests; retry later.")
         return json_response(body, status, headers)
+    request_globals.rate_limit_headers = limit_headers  # for add_rate_limit_headers, whatever the view answers
     now = utcnow()
     if token.last_used_at is None or now.replace(tzinfo=None) - token.last_used_at >= LAST_USED_RESOLUTION:
         _record_use(token, now)
@@ -252,7 +253,7 @@ def authenticate() -> Response | None:
 @bp.after_app_request
 def add_rate_limit_headers(response: Response) -> Response:
     headers = g._get_current_object().get("rate_limit_headers")
-    if headers and "RateLimit-Limit" not in response.headers:  # a 429 carries them already
+    if headers:
         response.headers.extend(headers)
     return response
 
