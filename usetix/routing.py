@@ -117,6 +117,9 @@ def for_pages_only(app: Flask) -> Iterator[None]:
     the login form's). On an API request they would find nothing to do, at about 7 % of its
     cost (bench/RESULTS.md). The API counts its own limits (usetix/blueprints/api.py); a
     Flask-Limiter decorator on an API view would still be checked, but get no headers.
+
+    The hooks are wrapped where Flask keeps them (``before_request_funcs`` and its two
+    siblings, under the app-wide key None); tests/test_routing.py fails if that changes.
     """
     hooks = (app.before_request_funcs, app.after_request_funcs, app.teardown_request_funcs)
     existing = [list(funcs.get(None, ())) for funcs in hooks]
