@@ -218,6 +218,24 @@ def test_api_rate_limit_window_resets(app, client, read_token):
         assert client.get("/admin/account", headers=bearer(read_token)).status_code == 200
 
 
+
+@pytest.mark.app_config(RATELIMIT_DEFAULT="2 per minute")
+def test_flask_limiters_hooks_serve_pages_not_the_api(app, client, read_token):
+    """Flask-Limiter's app-wide hooks are confined to pages (routing.for_pages_only): a
+    default limit throttles the page at a path, while the API at the same path answers by
+    its own limits alone."""
+    for _ in range(2):
+        assert client.get("/admin/events", headers={"Accept": "text/html"}).status_code != 429
+    page = client.get("/admin/events", headers={"Accept": "text/html"})
+    assert page.status_code == 429
+    assert page.headers["Retry-After"]  # Flask-Limiter's after_request hook ran
+    for _ in range(3):
+        response = client.get("/admin/events", headers=bearer(read_token))
+        assert response.status_code == 200
+        assert response.headers["RateLimit-Limit"] == "600"
+        assert not [name for name, _ in response.headers if name.lower().startswith("x-ratelimit")]
+
+
 # --- API: failed authentications per address --------------------------------------------------
 
 @pytest.mark.app_config(API_FAILED_AUTH_LIMIT="5 per minute")
