@@ -30,6 +30,15 @@ def test_checksum_is_crc32_of_the_random_part():
     assert tokens.checksum(random_part) == check
 
 
+@pytest.mark.parametrize(("number", "digits"), [
+    (0, "000000"), (61, "00000z"), (62, "000010"), (62**2, "000100"), (62**4 - 1, "00zzzz"),
+    (2**32 - 1, "4gfFC3"), (62**6 - 1, "zzzzzz"),
+])
+def test_six_base62_digits_most_significant_first(number, digits):
+    assert tokens._six_base62(number) == digits
+    assert sum(tokens.ALPHABET.index(c) * 62**i for i, c in enumerate(reversed(digits))) == number
+
+
 @pytest.mark.parametrize("position", range(4, 40))
 def test_any_changed_character_fails_the_checksum(position):
     value = tokens.generate()

@@ -15,7 +15,7 @@ import zlib
 PREFIX = "utx_"
 ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 RANDOM_LENGTH = 30
-CHECKSUM_LENGTH = 6
+CHECKSUM_LENGTH = 6  # the digits _six_base62 writes
 TOKEN_LENGTH = len(PREFIX) + RANDOM_LENGTH + CHECKSUM_LENGTH
 
 _ALPHABET_SET = frozenset(ALPHABET)
@@ -25,20 +25,21 @@ class MalformedToken(ValueError):
     """The value cannot be a Usetix token: wrong prefix, length, characters or checksum."""
 
 
-def _base62(number: int, width: int) -> str:
-    """``number`` in ``width`` base62 digits, most significant first (it must fit)."""
-    if number >= 62**width:
-        raise ValueError(f"{number} needs more than {width} base62 digits")
-    chars = [ALPHABET[0]] * width
-    for position in range(width - 1, -1, -1):
-        number, rest = divmod(number, 62)
-        chars[position] = ALPHABET[rest]
-    return "".join(chars)
+# Every two-digit base62 string, by value: the checksum in three lookups, not six divisions
+# (it is computed for every token a request presents).
+_PAIRS = tuple(high + low for high in ALPHABET for low in ALPHABET)
+
+
+def _six_base62(number: int) -> str:
+    """``number`` (below 62**6) in six base62 digits, most significant first."""
+    rest, low = divmod(number, 62**2)
+    high, middle = divmod(rest, 62**2)
+    return _PAIRS[high] + _PAIRS[middle] + _PAIRS[low]
 
 
 def checksum(random_part: str) -> str:
     """The 6-character base62 CRC32 of the random part (62**6 > 2**32, so it always fits)."""
-    return _base62(zlib.crc32(random_part.encode("ascii")), CHECKSUM_LENGTH)
+    return _six_base62(zlib.crc32(random_part.encode("ascii")))
 
 
 def generate() -> str:
