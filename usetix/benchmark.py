@@ -7,7 +7,9 @@
 - ``BENCH_STATEMENT_LOG``: a file that gets one line per UPDATE, INSERT or DELETE the app
   sends (process, time, rows it changed, statement, and for a ``last_used_at`` update a tab
   and its parameters as JSON), so the benchmark can count those writes and read the times
-  written. Reads are not logged: the hot path stays as it is.
+  written. Reads are not logged. Any engine listener makes the API's prepared SELECTs
+  ask SQLAlchemy's listener lists (usetix/prepared.py), so ``bench/run.py`` turns this on
+  only for its memory check, not for the timed rounds.
 """
 
 from __future__ import annotations
@@ -39,8 +41,8 @@ def init_app(app: Flask) -> None:
     path = app.config["BENCH_STATEMENT_LOG"]
     if path:
         with app.app_context():
-            # after_execute, not a cursor-level event: those send the API's hot SELECTs through
-            # SQLAlchemy's slower path (usetix/prepared.py), and the benchmark measures that path.
+            # after_execute, not a cursor-level event: those would send the API's hot SELECTs
+            # through SQLAlchemy's execution path (usetix/prepared.py).
             sa.event.listen(db.engine, "after_execute", _statement_logger(path))
 
 
