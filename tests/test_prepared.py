@@ -84,6 +84,46 @@ def test_the_api_serves_with_query_recording_on(client, read_token):
     assert client.get("/admin/events", headers=bearer(read_token)).status_code == 200
 
 
+@pytest.mark.parametrize("on", ["connection", "engine"])
+def test_without_engine_listeners_a_new_one_is_still_honoured(app, orgs, monkeypatch, on):
+    """PreparedSelect asks SQLAlchemy's ``_has_events`` flags before the listener lists. In
+    production no listener exists, so the flags are off; this suite's conftest listens on the
+    Engine class, which sets them for every engine, so the flag is cleared here for the test.
+    A listener then added to one connection, or to the engine, must still see the statement."""
+    monkeypatch.setattr(sa.engine.Engine, "_has_events", False)
+    seen = []
+    page = EVENTS.statements[False][0]
+    params = {"account_id": orgs["acme"].account_id, "limit": 25, "offset": 0}
+
+    def record(conn, cursor, statement, *args):
+        seen.append(statement)
+
+    with app.app_context(), db.engine.connect() as connection:
+        assert not (connection._has_events or connection.engine._has_events)
+        quiet = page.rows(connection, params)
+        target = connection if on == "connection" else connection.engine
+        sa.event.listen(target, "before_cursor_execute", record)
+        try:
+            heard = page.rows(connection, params)
+        finally:
+            sa.event.remove(target, "before_cursor_execute", record)
+    assert len(seen) == 1 and seen[0].startswith("SELECT events.id")
+    assert [list(row) for row in heard] == [list(row) for row in quiet] and len(quiet) == 3
+
+
+def test_statements_with_no_bound_value_and_with_repeated_ones(app, orgs, read_token):
+    """The values go to the driver in the order the SQL names them, once per mention."""
+    tokens_table = ApiToken.__table__
+    no_binds = PreparedSelect(sa.select(sa.func.count()).select_from(tokens_table))
+    account = sa.bindparam("account_id")
+    repeated = PreparedSelect(sa.select(sa.func.count()).select_from(tokens_table)
+                              .where(tokens_table.c.account_id == account, tokens_table.c.id > sa.bindparam("after"),
+                                     tokens_table.c.account_id == account))
+    for prepared, params in ((no_binds, {}), (repeated, {"account_id": orgs["acme"].account_id, "after": 0})):
+        fast, slow = both_ways(app, prepared, params)
+        assert fast == slow and fast[0][0] > 0
+
+
 def test_a_driver_error_is_raised_as_sqlalchemys(app):
     broken = PreparedSelect(sa.select(sa.column("nothing")).select_from(sa.table("no_such_table")))
     with app.app_context(), db.engine.connect() as connection, pytest.raises(sa.exc.DBAPIError):

@@ -14,9 +14,10 @@ SQLAlchemy's, and a lost connection is invalidated, as SQLAlchemy would.
 Statement-level listeners (``before_cursor_execute``, ``after_cursor_execute``: the tests'
 and the benchmark's query counters, Flask-SQLAlchemy's ``SQLALCHEMY_RECORD_QUERIES``, APM
 hooks) expect SQLAlchemy's execution context. While any is registered, the statement runs
-through ``Connection.execute`` instead: the same SQL, the same rows. Whether one is is
-asked as SQLAlchemy asks it before every event: its ``_has_events`` flags first (a plain
-attribute each), the listener lists only when some listener exists (about 2 µs).
+through ``Connection.execute`` instead: the same SQL, the same rows. That is checked the
+way SQLAlchemy checks before each of its events: the connection's and the engine's
+``_has_events`` flags first (a plain attribute each), the listener lists (about 2 µs) only
+when either is set.
 """
 
 from __future__ import annotations
@@ -49,9 +50,10 @@ class PreparedSelect:
 
     def __init__(self, statement: sa.Select) -> None:
         self.statement = statement
-        # Per dialect instance (each engine has its own): gone with its engine.
+        # Per dialect instance (each engine has its own): gone with its engine, but for the
+        # last one used, kept in _last to spare the weak lookup (0.9 µs) on every statement.
         self._by_dialect: weakref.WeakKeyDictionary[sa.Dialect, _Compiled] = weakref.WeakKeyDictionary()
-        self._last: tuple[sa.Dialect, _Compiled] | None = None  # the one in use, without the weak lookup
+        self._last: tuple[sa.Dialect, _Compiled] | None = None
 
     def _compiled(self, dialect: sa.Dialect) -> _Compiled:
         last = self._last
