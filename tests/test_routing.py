@@ -52,4 +52,3 @@ def test_page_requests_run_them_in_order(hooked_app):
     assert response.get_json() == {"ran": ["everywhere", "page_before"]}
     assert response.headers["X-Page-Hook"] == "yes"
     assert hooked_app.ran == ["everywhere", "page_before", "page_teardown"]
-

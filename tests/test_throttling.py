@@ -218,7 +218,6 @@ def test_api_rate_limit_window_resets(app, client, read_token):
         assert client.get("/admin/account", headers=bearer(read_token)).status_code == 200
 
 
-
 @pytest.mark.app_config(RATELIMIT_DEFAULT="2 per minute")
 def test_flask_limiters_hooks_serve_pages_not_the_api(app, client, read_token):
     """Flask-Limiter's app-wide hooks are confined to pages (routing.for_pages_only): a
