@@ -30,6 +30,7 @@ run: $(STAMP) instance/config.py
 	$(BIN)/flask run --host 127.0.0.1 --port 5000
 
 test: $(STAMP)
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest
 
 # Load benchmark of the JSON API beside the shared peer apps (bench/RESULTS.md); ARGS="--quick" for a smoke run.

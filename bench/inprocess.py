@@ -2,7 +2,7 @@
 
     export USETIX_DATABASE_URL=sqlite:////tmp/usetix-bench/bench.sqlite3 USETIX_SECRET_KEY=$(openssl rand -hex 32)
     export USETIX_API_RATE_LIMIT="1000000000 per minute" USETIX_API_FAILED_AUTH_LIMIT="1000000000 per minute"
-    export USETIX_REQUEST_LOG=false USETIX_BENCH_TWIN_ROUTE=true
+    export USETIX_REQUEST_LOG=false BENCH_TWIN_ROUTE=true
     .venv/bin/python bench/seed.py > /tmp/usetix-bench/tokens.json    # a fresh database, once
     .venv/bin/python bench/inprocess.py --tokens /tmp/usetix-bench/tokens.json [--only auth,twin] [--n 5000]
     .venv/bin/python bench/inprocess.py --tokens ... --profile auth [--pyinstrument]
@@ -26,7 +26,7 @@ import pstats
 import sys
 import time
 
-from usetix import create_app
+from twin import create_bench_app
 
 
 def environ(method: str, path: str, token: str | None) -> dict:
@@ -75,8 +75,8 @@ def main() -> int:
     a = ap.parse_args()
     with open(a.tokens) as f:
         table = paths(json.load(f))
-    app = create_app()
-    if not app.config["BENCH_TWIN_ROUTE"]:
+    app = create_bench_app()
+    if "BENCH_TWIN_ACCOUNT_ID" not in app.config:
         table.pop("twin")
     for name, (method, path, token, expect) in table.items():
         status, body = call(app, method, path, token)

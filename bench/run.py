@@ -136,7 +136,7 @@ def app_environment(work: Path) -> dict[str, str]:
         "USETIX_SECRET_KEY": secrets.token_hex(32),
         "USETIX_API_RATE_LIMIT": RAISED_LIMIT,
         "USETIX_API_FAILED_AUTH_LIMIT": RAISED_LIMIT,
-        "USETIX_BENCH_TWIN_ROUTE": "true",
+        "BENCH_TWIN_ROUTE": "true",
         # No per-request log line, as the peers write none: gunicorn's access log off
         # (gunicorn.conf.py) and the app's own request log off; the `usetix_logged` row
         # measures the authenticated path with the request log on, its default.
@@ -153,7 +153,7 @@ def seed(env: dict[str, str], work: Path) -> dict:
     if cp.returncode != 0:
         raise RuntimeError(f"bench/seed.py failed:\n{cp.stderr}")
     tokens = json.loads(cp.stdout)
-    env["USETIX_BENCH_TWIN_ACCOUNT_ID"] = str(tokens["account_id"])
+    env["BENCH_TWIN_ACCOUNT_ID"] = str(tokens["account_id"])
     (work / "tokens.json").write_text(json.dumps(tokens))
     return tokens
 
@@ -173,7 +173,7 @@ def gunicorn_argv(port: int, workers: int) -> list[str]:
     # The repository's production settings, with the peers' worker, log and bind settings on top.
     return [str(gunicorn), "-c", "gunicorn.conf.py", "--workers", str(workers), "--worker-class", "sync",
             "--bind", f"{HOST}:{port}", "--log-level", "warning", "--graceful-timeout", "5",
-            "--worker-tmp-dir", tmp, "--no-control-socket", "wsgi:app"]
+            "--worker-tmp-dir", tmp, "--no-control-socket", "--pythonpath", str(HERE), "twin:app"]
 
 
 def request(port: int, method: str, path: str, token: str, timeout: float = 20) -> tuple[int, bytes]:
@@ -317,7 +317,7 @@ class Bench:
         """Authenticated load for --rss-requests and at least --soak-seconds, with the app's
         writes logged to ``statement_log``: worker RSS after 1k requests and at the end."""
         a, h = self.a, self.h
-        env = dict(self.app_env, USETIX_BENCH_STATEMENT_LOG=str(statement_log))
+        env = dict(self.app_env, BENCH_STATEMENT_LOG=str(statement_log))
         with self.serving(APP, env, str(ROOT)) as proc:
             started = time.monotonic()
             token = self.tokens["read_token"]

@@ -17,9 +17,10 @@ from datetime import UTC, datetime, timedelta
 
 from flask_migrate import upgrade
 
-from usetix import create_app, tokens
-from usetix.api_tokens import issue_token
-from usetix.blueprints.auth import hash_password
+from usetix import create_app
+from usetix.auth.passwords import hash_password
+from usetix.auth.token_service import issue_token
+from usetix.core import token_format
 from usetix.extensions import db
 from usetix.models import Account, Admin, Event
 
@@ -54,7 +55,7 @@ def seed() -> dict:
                                  venue=rng.choice(VENUES), status=rng.choice(("published", "draft"))))
         db.session.flush()
         _, read_token = issue_token(admin, "bench read token", "read", None)
-        unknown = tokens.generate()  # well-formed, valid checksum, never stored
+        unknown = token_format.generate()  # well-formed, valid checksum, never stored
         return {
             "account_id": account.id,
             "read_token": read_token,

@@ -17,8 +17,8 @@ import pytest
 import sqlalchemy as sa
 
 from usetix import create_app
-from usetix.api_tokens import issue_token
-from usetix.blueprints.auth import hash_password
+from usetix.auth.passwords import hash_password
+from usetix.auth.token_service import issue_token
 from usetix.extensions import db
 from usetix.models import Account, Admin, Attendee, Event
 

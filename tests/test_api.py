@@ -7,7 +7,7 @@ import pytest
 import sqlalchemy as sa
 from freezegun import freeze_time
 
-from usetix import tokens
+from usetix.core import token_format as tokens
 from usetix.extensions import db
 from usetix.models import ApiToken, Attendee, Event
 
@@ -96,21 +96,25 @@ def _bad_checksum(value: str) -> str:
     return value[:-1] + ("A" if value[-1] != "A" else "B")
 
 
-@pytest.mark.parametrize("make_header", [
-    lambda t: f"Basic {t}",
-    lambda t: "Bearer",
-    lambda t: f"Bearer {t} extra",
-    lambda t: f"Bearer {_bad_checksum(t)}",
-    lambda t: f"Bearer {t[4:]}",
-    lambda t: "Bearer utx_short",
+# RFC 6750 §3.1: another scheme is no bearer credentials at all (no error code); a broken
+# Bearer header is invalid_request; a value that parses but cannot be a valid token is
+# invalid_token.
+@pytest.mark.parametrize(("make_header", "error", "challenge_error"), [
+    (lambda t: f"Basic {t}", "missing_token", None),
+    (lambda t: "Bearer", "malformed_token", "invalid_request"),
+    (lambda t: f"Bearer {t} extra", "malformed_token", "invalid_request"),
+    (lambda t: f"Bearer {_bad_checksum(t)}", "malformed_token", "invalid_token"),
+    (lambda t: f"Bearer {t[4:]}", "malformed_token", "invalid_token"),
+    (lambda t: "Bearer utx_short", "malformed_token", "invalid_token"),
 ])
-def test_malformed_token(app, client, read_token, make_header):
+def test_malformed_token(app, client, read_token, make_header, error, challenge_error):
     with QueryLog(app) as log:
         response = client.get("/admin/events", headers={**JSON, "Authorization": make_header(read_token)})
     assert response.status_code == 401
-    assert response.headers["WWW-Authenticate"] == 'Bearer realm="Usetix", error="invalid_request"'
-    assert response.json["error"] == "malformed_token"
-    assert "Malformed" in response.json["message"]
+    challenge = 'Bearer realm="Usetix"' + (f', error="{challenge_error}"' if challenge_error else "")
+    assert response.headers["WWW-Authenticate"] == challenge
+    assert response.json["error"] == error
+    assert ("Malformed" if error == "malformed_token" else "scheme must be Bearer") in response.json["message"]
     assert log.statements == []  # turned away before any database query
 
 

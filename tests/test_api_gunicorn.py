@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from usetix import tokens
+from usetix.core import token_format as tokens
 
 from .conftest import NONCE_FIELD, PASSWORD, TOKEN_VALUE, csrf_token_from
 from .databases import scratch_database
@@ -225,11 +225,11 @@ def _changed_character(token: str) -> str:
 UNAUTHORIZED = {
     # case: (method, Authorization header from the tokens, error, message mentions, challenge error)
     "missing": ("GET", lambda t: None, "missing_token", "Missing", None),
-    "other scheme": ("GET", lambda t: "Basic YWRtaW46c2VjcmV0", "malformed_token", "Malformed", "invalid_request"),
+    "other scheme": ("GET", lambda t: "Basic YWRtaW46c2VjcmV0", "missing_token", "scheme must be Bearer", None),
     "no value": ("GET", lambda t: "Bearer", "malformed_token", "Malformed", "invalid_request"),
     "extra parts": ("GET", lambda t: f"Bearer {t['read']} x", "malformed_token", "Malformed", "invalid_request"),
     "bad checksum": ("GET", lambda t: f"Bearer {_changed_character(t['read'])}", "malformed_token", "checksum",
-                     "invalid_request"),
+                     "invalid_token"),
     "unknown": ("GET", lambda t: f"Bearer {tokens.generate()}", "invalid_token", "Unknown", "invalid_token"),
     "revoked": ("GET", lambda t: f"Bearer {t['revoked']}", "revoked_token", "revoked", "invalid_token"),
     "read token POST": ("POST", lambda t: f"Bearer {t['read']}", "insufficient_scope", "read token",

@@ -13,8 +13,8 @@ import pytest
 from freezegun import freeze_time
 from werkzeug.test import Client
 
-from usetix import tokens
-from usetix.credential_gate import CredentialGate, request_path
+from usetix.core import token_format as tokens
+from usetix.web.credential_gate import CredentialGate, request_path
 
 from .conftest import bearer
 
@@ -153,7 +153,7 @@ def test_the_gate_adds_hsts_where_flask_would(app, gate):
 def test_the_hook_trusts_only_a_digest_the_gate_itself_left(app, client, read_token):
     """A digest planted in the WSGI environ (by a server or middleware before the gate)
     authenticates nothing: the gate clears the key and judges the header it was sent."""
-    from usetix.blueprints.api import SCREENED_DIGEST
+    from usetix.web.credential_gate import SCREENED_DIGEST
 
     planted = {SCREENED_DIGEST: tokens.digest(read_token)}
     for headers in (json_request(), json_request(f"Bearer {BAD_CHECKSUM}"), json_request(f"Bearer {GOOD_SHAPE}")):
@@ -176,7 +176,7 @@ def test_a_lowercase_method_is_judged_as_werkzeug_reads_it(app, gate, flask_call
 def test_when_the_gate_fails_flask_answers(app, client, flask_calls, monkeypatch):
     """A failure inside the gate (its rate-limit storage down, say) is not a bare server
     error page: the request goes on to Flask, which answers it by its own rules."""
-    import usetix.credential_gate as gate_module
+    import usetix.web.credential_gate as gate_module
 
     def storage_down(*args):
         raise ConnectionError("rate-limit storage unreachable")

@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from freezegun import freeze_time
 
-from usetix import tokens
-from usetix.blueprints.auth import hash_password
+from usetix.auth.passwords import hash_password
+from usetix.core import token_format as tokens
 from usetix.extensions import db
 from usetix.models import Admin, ApiToken, AuditEvent, ServerSession
 

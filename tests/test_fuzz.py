@@ -1,6 +1,6 @@
 """Property-based tests (hypothesis) of everything that reads a credential or a query string.
 
-First the pure parsers (usetix.bearer, usetix.tokens, usetix.pagination), then the API
+First the pure parsers (usetix.core: authorization, token_format, list_query), then the API
 through the test client: whatever arrives in the Authorization header (text or bytes up
 to 64 KiB, unicode, NUL and control characters, runs of spaces, any case of the scheme,
 several headers, a well-formed prefix with a broken checksum) gets a 401 with a JSON body
@@ -19,9 +19,9 @@ import pytest
 from hypothesis import HealthCheck, assume, event, example, given, settings
 from hypothesis import strategies as st
 
-from usetix import tokens
-from usetix.bearer import parse_authorization
-from usetix.pagination import MAX_PAGE, BadParameter, ListQuery, parse_list_query
+from usetix.core import token_format as tokens
+from usetix.core.authorization import parse_authorization
+from usetix.core.list_query import MAX_PAGE, BadParameter, ListQuery, parse_list_query
 
 from .conftest import bearer, csrf_token_from
 from .queries import recorded_queries
@@ -106,12 +106,14 @@ header_bytes = st.one_of(
 @given(st.none() | header_texts() | st.text())
 def test_parse_authorization_never_raises_and_classifies(header):
     credential = parse_authorization(header)
-    assert credential.problem in (None, "missing", "malformed")
+    assert credential.problem in (None, "missing", "scheme", "malformed")
     if credential.problem is None:
         assert credential.token and header.split() == [header.split()[0], credential.token]
         assert header.split()[0].lower() == "bearer"
     else:
         assert credential.token is None and credential.detail
+    # Another scheme is exactly a first word that is not "bearer" (RFC 6750 §3.1: no error code).
+    assert (credential.problem == "scheme") == bool(header and header.split() and header.split()[0].lower() != "bearer")
     if header is None or not header.strip():
         assert credential.problem == "missing"
 

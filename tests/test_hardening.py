@@ -11,10 +11,10 @@ import requests
 import sqlalchemy as sa
 from markupsafe import escape
 
-from usetix import tokens
+from usetix.core import token_format as tokens
+from usetix.core.list_query import MAX_PAGE
 from usetix.extensions import db
 from usetix.models import ApiToken, AuditEvent
-from usetix.pagination import MAX_PAGE
 
 from .conftest import NONCE_FIELD, PASSWORD, bearer, csrf_token_from, issue
 from .queries import recorded_queries

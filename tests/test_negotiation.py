@@ -2,7 +2,7 @@
 
 import pytest
 
-from usetix.negotiation import prefers_json
+from usetix.core.negotiation import prefers_json
 
 # The rule as the issue pins it (test_api.py checks the same cases end to end).
 PINNED_CASES = [

@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from usetix.pagination import BadParameter, parse_list_query
+from usetix.core.list_query import BadParameter, parse_list_query
 
 
 def test_defaults():

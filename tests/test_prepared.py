@@ -7,10 +7,11 @@ from datetime import UTC, datetime
 import pytest
 import sqlalchemy as sa
 
-from usetix.blueprints.api import ATTENDEES, EVENTS, TOKEN_BY_DIGEST
+from usetix.auth.bearer import TOKEN_BY_DIGEST
+from usetix.blueprints.api.lists import ATTENDEES, EVENTS
+from usetix.database.prepared import PreparedSelect
 from usetix.extensions import db
 from usetix.models import ApiToken
-from usetix.prepared import PreparedSelect
 
 from .conftest import bearer
 from .queries import recorded_queries
@@ -49,7 +50,7 @@ def test_booleans_and_timestamps_come_back_typed(app, orgs):
 
 
 def test_the_token_lookup_reads_the_same_on_the_cursor(app, orgs, read_token):
-    from usetix import tokens
+    from usetix.core import token_format as tokens
 
     with app.app_context():
         db.session.execute(sa.update(ApiToken).values(last_used_at=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)))

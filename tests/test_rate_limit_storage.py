@@ -13,8 +13,8 @@ from limits.storage import storage_from_string
 from limits.strategies import FixedWindowRateLimiter
 
 from usetix import config
-from usetix.extensions import limiter
-from usetix.rate_limit_storage import WorkerMemoryStorage
+from usetix.ratelimit import rate_limits
+from usetix.ratelimit.storage import WorkerMemoryStorage
 
 from .conftest import bearer
 
@@ -62,7 +62,7 @@ def test_clear_and_reset():
 
 @pytest.mark.app_config(RATELIMIT_STORAGE_URL="worker-memory://", API_RATE_LIMIT="3 per minute")
 def test_the_api_limit_holds_on_it(app, client, read_token):
-    assert isinstance(limiter.storage, WorkerMemoryStorage)
+    assert isinstance(rate_limits(app).storage, WorkerMemoryStorage)
     for remaining in (2, 1, 0):
         response = client.get("/admin/events", headers=bearer(read_token))
         assert response.status_code == 200

@@ -67,7 +67,7 @@ def test_api_conforms_with_a_write_token(case, app, write_token):
 
 
 def test_documented_bounds_are_the_apps(app):
-    from usetix.pagination import MAX_PAGE, MAX_PER_PAGE
+    from usetix.core.list_query import MAX_PAGE, MAX_PER_PAGE
 
     document = json.loads(files("usetix").joinpath("openapi.json").read_text())
     largest_id = app.url_map.converters["int"](app.url_map).max

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from usetix import tokens
+from usetix.core import token_format as tokens
 
 
 def test_generated_token_round_trips_through_parse():

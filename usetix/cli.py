@@ -13,14 +13,13 @@ from datetime import UTC, datetime, timedelta
 import click
 import sqlalchemy as sa
 from flask import Blueprint, current_app
-from flask.cli import FlaskGroup
 
-from . import tokens
-from .api_tokens import find_by_value, revoke_token
-from .blueprints.auth import hash_password
+from .auth.passwords import hash_password
+from .auth.sessions import purge_expired
+from .auth.token_service import find_by_value, revoke_token
+from .core import token_format
 from .extensions import db
 from .models import Account, Admin, Attendee, Event
-from .sessions import purge_expired
 
 bp = Blueprint("cli", __name__, cli_group=None)
 
@@ -144,7 +143,7 @@ def revoke_token_command(value_stdin: bool) -> None:
     raw = sys.stdin.readline().strip()
     try:
         token = find_by_value(raw)
-    except tokens.MalformedToken as exc:
+    except token_format.MalformedToken as exc:
         fail(f"that is not a Usetix token: {exc}.")
     if token is None:
         fail("no token with that value exists.")
@@ -152,13 +151,6 @@ def revoke_token_command(value_stdin: bool) -> None:
         click.echo(f"Revoked token {token.id} (“{token.description}”) of account {token.account_id}.")
     else:
         click.echo(f"Token {token.id} of account {token.account_id} was already revoked.")
-
-
-def main() -> None:
-    """The ``usetix`` console script."""
-    from . import create_app
-
-    FlaskGroup(create_app=create_app, help="Usetix admin: database, accounts, demo data.")()
 
 
 _TOPICS = ("Jazz", "Python", "Design", "Film", "Poetry", "Startup", "Science", "Food", "Open-Air", "Comedy")

@@ -30,22 +30,17 @@ def defaults(instance_path: str) -> dict:
         "API_RATE_LIMIT": "600 per minute",
         "API_FAILED_AUTH_LIMIT": "60 per minute",
         "LOGIN_RATE_LIMIT": "10 per 15 minutes",
-        # Per-worker counters without limits' expiry thread (usetix/rate_limit_storage.py);
+        # Per-worker counters without limits' expiry thread (usetix/ratelimit/storage.py);
         # a redis:// URL shares them between workers and hosts.
         "RATELIMIT_STORAGE_URL": "worker-memory://",
-        # Flask-Limiter's headers on the login form's answers, so its 429 carries Retry-After.
-        "RATELIMIT_HEADERS_ENABLED": True,
+        # Flask-Limiter's name and meaning: false switches every limit off (usetix/ratelimit).
+        "RATELIMIT_ENABLED": True,
         "PROXY_FIX": False,
         "PROXY_FIX_HOPS": 1,
         "TRUSTED_HOSTS": None,
         # One line per request to stderr (usetix/request_log.py).
         "REQUEST_LOG": True,
         "MAX_CONTENT_LENGTH": 1024 * 1024,
-        # Benchmark only (usetix/benchmark.py): the unauthenticated twin route and its
-        # account, and a file counting the statements that write.
-        "BENCH_TWIN_ROUTE": False,
-        "BENCH_TWIN_ACCOUNT_ID": 1,
-        "BENCH_STATEMENT_LOG": None,
     }
 
 
@@ -61,7 +56,8 @@ def load(app: Flask, overrides: dict | None) -> None:
     config = app.config
     config["SQLALCHEMY_DATABASE_URI"] = config["DATABASE_URL"]
     config["PERMANENT_SESSION_LIFETIME"] = timedelta(hours=float(config["SESSION_IDLE_HOURS"]))
-    config["RATELIMIT_STORAGE_URI"] = config["RATELIMIT_STORAGE_URL"]
+    # Flask-Limiter's name for the storage wins when set; ours is USETIX_RATELIMIT_STORAGE_URL.
+    config.setdefault("RATELIMIT_STORAGE_URI", config["RATELIMIT_STORAGE_URL"])
     if config["SESSION_COOKIE_SECURE"]:
         config["PREFERRED_URL_SCHEME"] = "https"
     if isinstance(config["TRUSTED_HOSTS"], str):

@@ -1,7 +1,5 @@
 """Extension objects, created unbound here and bound to an app in create_app()."""
 
-from flask_limiter import Limiter
-from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
@@ -9,8 +7,6 @@ from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import MetaData, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase
-
-from . import rate_limit_storage  # noqa: F401  (registers the worker-memory:// scheme with limits)
 
 
 class Base(DeclarativeBase):
@@ -28,10 +24,6 @@ db = SQLAlchemy(model_class=Base)
 login_manager = LoginManager()
 csrf = CSRFProtect()
 migrate = Migrate()
-
-
-# No default limits: each limit is declared where it applies (login form, API hook).
-limiter = Limiter(key_func=get_remote_address)
 
 
 @event.listens_for(Engine, "connect")

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from flask import Blueprint, Response, current_app
 from sqlalchemy.exc import SQLAlchemyError
 
+from ..auth.policy import public
 from ..extensions import db
 
 bp = Blueprint("meta", __name__)
@@ -17,6 +18,7 @@ OPENAPI_DOCUMENT = files("usetix").joinpath("openapi.json").read_bytes()
 
 
 @bp.get("/healthz")
+@public
 def healthz() -> Response:
     """200 when the database answers, 503 when it does not (for load balancers)."""
     try:
@@ -28,6 +30,7 @@ def healthz() -> Response:
 
 
 @bp.get("/admin/openapi.json")
+@public
 def openapi() -> Response:
     """The OpenAPI 3.1 description of the JSON API."""
     return Response(OPENAPI_DOCUMENT, mimetype="application/json")

@@ -5,9 +5,9 @@ from __future__ import annotations
 from flask import abort, current_app, render_template, request
 from flask_login import current_user
 
+from ...core.list_query import page_number
 from ...extensions import db
 from ...models import Attendee, Event, account_select, get_for_account
-from ...pagination import page_number
 from . import bp
 
 

@@ -1,8 +1,8 @@
 """One log line per request, to stderr: method, path, status, duration, account, token.
 
 The line never holds the token value, the query string (a token pasted into a URL would
-land there) or any header. It reads only what the request has already loaded (the API's
-``g.api_token``, the admin Flask-Login has already loaded): logging costs no query.
+land there) or any header. Who the request was comes from ``g.principal``
+(``usetix.auth.principal``), set by authentication: logging costs no query.
 """
 
 from __future__ import annotations
@@ -55,12 +55,12 @@ def _log_request(response: Response) -> Response:
         return response
     # On the API's hot path: read g and request once each, not through their proxies.
     values, req = g._get_current_object(), request._get_current_object()
-    token = values.get("api_token")
-    if token is not None:
-        account_id, token_id = token.account_id, token.id
+    principal = values.get("principal")
+    if principal is None:
+        account_id = token_id = None
     else:
-        # Flask-Login keeps the admin it loaded in g; never load one just to log it.
-        account_id, token_id = getattr(values.get("_login_user"), "account_id", None), None
+        account_id, token = principal.account_id, principal.token
+        token_id = None if token is None else token.id
     log_request(req.method, req.path, response.status_code, values.get("request_started"), account_id, token_id)
     return response
 
@@ -73,7 +73,7 @@ def log_request(method: str, path: str, status: int, started: float | None, acco
                 token_id: int | None) -> None:
     """Write one request's line; ``started`` is its ``time.perf_counter()`` start, if known.
 
-    Also called by the credential gate (usetix/credential_gate.py) for the refusals it gives.
+    Also called by the credential gate (usetix/web/credential_gate.py) for the refusals it gives.
     """
     if not logger.isEnabledFor(logging.INFO):
         return

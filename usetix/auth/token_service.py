@@ -8,9 +8,9 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from . import tokens
-from .extensions import db
-from .models import Admin, ApiToken, AuditEvent, utcnow
+from ..core import token_format
+from ..extensions import db
+from ..models import Admin, ApiToken, AuditEvent, utcnow
 
 TIERS = tuple(ApiToken.TIER_LABELS)
 
@@ -43,13 +43,13 @@ def issue_token(admin: Admin, description: str, tier: str, client_address: str |
     """
     if tier not in TIERS:
         raise ValueError(f"unknown tier {tier!r}")
-    raw = tokens.generate()
+    raw = token_format.generate()
     token = ApiToken(
         account_id=admin.account_id,
         created_by_id=admin.id,
         description=description,
         tier=tier,
-        digest=tokens.digest(raw),
+        digest=token_format.digest(raw),
         form_nonce=form_nonce,
     )
     db.session.add(token)
@@ -84,4 +84,4 @@ def revoke_token(token: ApiToken, actor: str, admin_id: int | None, client_addre
 
 def find_by_value(raw: str) -> ApiToken | None:
     """The token row for a raw value (any account), or None; raises MalformedToken."""
-    return db.session.scalar(sa.select(ApiToken).where(ApiToken.digest == tokens.digest(tokens.parse(raw))))
+    return db.session.scalar(sa.select(ApiToken).where(ApiToken.digest == token_format.digest(token_format.parse(raw))))

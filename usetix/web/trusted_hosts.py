@@ -1,12 +1,14 @@
 """Refuse requests whose Host header is not one of ``TRUSTED_HOSTS``, before Flask sees them.
 
-Flask checks ``TRUSTED_HOSTS`` too, but only while building the URL adapter: the request
-then still opens its session and runs every ``before_request`` hook, and the error page
-cannot be rendered (it builds URLs, and there is no adapter). Checking at the WSGI layer
-answers a plain 400 at once, so a forged Host can never appear in a link we generate.
+Flask checks ``TRUSTED_HOSTS`` too (the setting keeps Flask's meaning), but only while
+building the URL adapter: the request then still opens its session and runs every
+``before_request`` hook, and the error page cannot be rendered (it builds URLs, and there
+is no adapter). Checking at the WSGI layer answers a plain 400 at once, so a forged Host
+can never appear in a link we generate.
 
-``/healthz`` is exempt: load balancers probe it by the backend's address, and it
-generates no links.
+``/healthz`` is exempt: load balancers probe it by the backend's address. It generates no
+links, so such a probe is passed on under the first trusted host, which Flask's own check
+accepts.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from collections.abc import Iterable
 from werkzeug.exceptions import SecurityError
 from werkzeug.wsgi import get_host
 
-from .negotiation import prefers_json
+from ..core.negotiation import prefers_json
 
 HEALTH_CHECK_PATH = "/healthz"
 
@@ -32,11 +34,12 @@ class TrustedHostMiddleware:
         self.hosts = list(hosts)
 
     def __call__(self, environ, start_response):
-        if environ.get("PATH_INFO") != HEALTH_CHECK_PATH:
-            try:
-                get_host(environ, self.hosts)
-            except SecurityError:
+        try:
+            get_host(environ, self.hosts)
+        except SecurityError:
+            if environ.get("PATH_INFO") != HEALTH_CHECK_PATH:
                 return self._refuse(environ, start_response)
+            environ = {**environ, "HTTP_HOST": self.hosts[0].lstrip(".")}
         return self.wsgi_app(environ, start_response)
 
     @staticmethod

@@ -6,41 +6,20 @@ import secrets
 
 from flask import abort, current_app, flash, make_response, redirect, render_template, request, session, url_for
 from flask_login import current_user
-from flask_wtf import FlaskForm
 from flask_wtf.csrf import CSRFError
-from wtforms import HiddenField, RadioField, StringField
-from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, Length
 
-from ...api_tokens import DuplicateSubmission, issue_token, revoke_token
-from ...errors import handle_http_error
+from ...auth.token_service import DuplicateSubmission, issue_token, revoke_token
+from ...core.list_query import page_number
 from ...extensions import db
 from ...models import ApiToken, AuditEvent, account_select, get_for_account
-from ...pagination import page_number
-from ...validators import NoControlCharacters
+from ...web.errors import handle_http_error
 from . import bp
+from .forms import TokenForm
 
 REVEAL_SECONDS = 10
 # Open "new token" forms an admin may have at once (tabs); older nonces are dropped.
 MAX_OPEN_FORMS = 5
 NONCES_KEY = "token_form_nonces"
-
-
-class TokenForm(FlaskForm):
-    description = StringField(
-        "Description",
-        validators=[DataRequired("Give the token a description."), Length(max=100), NoControlCharacters()],
-        filters=[lambda value: value.strip() if isinstance(value, str) else value],
-        description="Something you will recognise when auditing, e.g. Mailchimp sync.",
-    )
-    tier = RadioField(
-        "Permission tier",
-        choices=[SelectChoice("read", "Read — GET and HEAD only"), SelectChoice("write", "Read + Write — all methods")],
-        default="read",
-        validate_choice=True,
-    )
-    # One-time nonce: a resubmitted form (reload, back, double click) cannot make a 2nd token.
-    nonce = HiddenField()
 
 
 def _issue_nonce() -> str:

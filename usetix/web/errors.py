@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask, render_template, request
 from werkzeug.exceptions import HTTPException
 
-from .blueprints.api import error_headers, http_error_response
+from .responses import error_headers, http_error_response
 
 
 def handle_http_error(exc: HTTPException):

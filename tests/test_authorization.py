@@ -2,7 +2,7 @@
 
 import pytest
 
-from usetix.bearer import parse_authorization
+from usetix.core.authorization import parse_authorization
 
 
 @pytest.mark.parametrize("header", [None, "", "   "])
@@ -17,16 +17,16 @@ def test_bearer_with_one_value(header):
     assert credential.token == "abc"
 
 
-@pytest.mark.parametrize("header, detail", [
-    ("Basic dXNlcjpwYXNz", "scheme must be Bearer"),
-    ("Token abc", "scheme must be Bearer"),
-    ("Bearer", "needs a token"),
-    ("Bearer  ", "needs a token"),
-    ("Bearer a b", "exactly one token"),
-    ("Bearer abc, Bearer def", "exactly one token"),
+@pytest.mark.parametrize("header, problem, detail", [
+    ("Basic dXNlcjpwYXNz", "scheme", "scheme must be Bearer"),
+    ("Token abc", "scheme", "scheme must be Bearer"),
+    ("Bearer", "malformed", "needs a token"),
+    ("Bearer  ", "malformed", "needs a token"),
+    ("Bearer a b", "malformed", "exactly one token"),
+    ("Bearer abc, Bearer def", "malformed", "exactly one token"),
 ])
-def test_malformed_headers(header, detail):
+def test_malformed_headers(header, problem, detail):
     credential = parse_authorization(header)
-    assert credential.problem == "malformed"
+    assert credential.problem == problem
     assert credential.token is None
     assert detail in credential.detail

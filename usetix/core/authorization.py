@@ -9,7 +9,8 @@ class Credential(NamedTuple):
     """The outcome of reading the header: a token, or why there is none.
 
     ``problem`` is None when ``token`` holds the presented value, ``"missing"`` when no
-    credentials were sent, and ``"malformed"`` (with ``detail``) when the header is not
+    credentials were sent, ``"scheme"`` (with ``detail``) when they use another scheme than
+    Bearer, and ``"malformed"`` (with ``detail``) when a Bearer header is not
     ``Bearer <one value>``.
     """
 
@@ -27,7 +28,7 @@ def parse_authorization(header: str | None) -> Credential:
         return MISSING
     parts = header.split()
     if parts[0].lower() != "bearer":
-        return Credential(problem="malformed", detail="The Authorization scheme must be Bearer.")
+        return Credential(problem="scheme", detail="The Authorization scheme must be Bearer.")
     if len(parts) == 1:
         return Credential(problem="malformed", detail="The Bearer scheme needs a token after it.")
     if len(parts) > 2:

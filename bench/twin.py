@@ -1,15 +1,17 @@
-"""What exists only in the load benchmark's configuration (``bench/``), never in production.
+"""The benchmark's app: Usetix plus what exists only for measuring it, never in production.
+
+gunicorn serves ``twin:app`` (``--pythonpath bench``), and ``bench/inprocess.py`` calls
+:func:`create_bench_app`. On top of ``usetix.create_app()``, from environment variables:
 
 - ``BENCH_TWIN_ROUTE``: ``GET /admin/bench-twin/events``, the very work of the API's
   ``GET /admin/events`` for account ``BENCH_TWIN_ACCOUNT_ID``, with no authentication at
-  all; the benchmark compares the two to see what authentication costs. It serves an
-  account's data to anyone, so ``create_app`` logs a warning whenever it is on.
+  all; the benchmark compares the two to see what authentication costs.
 - ``BENCH_STATEMENT_LOG``: a file that gets one line per UPDATE, INSERT or DELETE the app
   sends (process, time, rows it changed, statement, and for a ``last_used_at`` update a tab
   and its parameters as JSON), so the benchmark can count those writes and read the times
   written. Reads are not logged. Any engine listener makes the API's prepared SELECTs
-  ask SQLAlchemy's listener lists (usetix/prepared.py), so ``bench/run.py`` turns this on
-  only for its memory check, not for the timed rounds.
+  ask SQLAlchemy's listener lists (usetix/database/prepared.py), so ``bench/run.py`` turns
+  this on only for its memory check, not for the timed rounds.
 """
 
 from __future__ import annotations
@@ -22,28 +24,35 @@ import time
 import sqlalchemy as sa
 from flask import Flask, Response, current_app
 
-from .blueprints.api import BENCH_TWIN_ENDPOINT, EVENTS
-from .extensions import db
+from usetix import create_app
+from usetix.auth.policy import public
+from usetix.blueprints.api.lists import EVENTS
+from usetix.extensions import db
+
+# Under "api.", so the app's JSON URL map holds it beside the endpoint it mirrors.
+TWIN_ENDPOINT = "api.bench_twin_events"
 
 _WRITES = ("UPDATE", "INSERT", "DELETE")
 LAST_USED_UPDATE = "UPDATE api_tokens SET last_used_at"
 
 
-def init_app(app: Flask) -> None:
-    if app.config["BENCH_TWIN_ROUTE"]:
-        # In the API's URL map (its endpoint is under "api."), left alone by its bearer hook.
-        app.add_url_rule("/admin/bench-twin/events", endpoint=BENCH_TWIN_ENDPOINT, view_func=twin_events,
+def create_bench_app() -> Flask:
+    app = create_app()
+    if os.environ.get("BENCH_TWIN_ROUTE"):
+        app.config["BENCH_TWIN_ACCOUNT_ID"] = int(os.environ.get("BENCH_TWIN_ACCOUNT_ID", "1"))
+        app.add_url_rule("/admin/bench-twin/events", endpoint=TWIN_ENDPOINT, view_func=public(twin_events),
                          methods=["GET"])
         # Not app.logger: creating it adds Flask's handler, which would print every request's log line twice.
         logging.getLogger(__name__).warning(
             "BENCH_TWIN_ROUTE is on: /admin/bench-twin/events serves account %s's events "
             "without authentication (benchmarks only)", app.config["BENCH_TWIN_ACCOUNT_ID"])
-    path = app.config["BENCH_STATEMENT_LOG"]
+    path = os.environ.get("BENCH_STATEMENT_LOG")
     if path:
         with app.app_context():
             # after_execute, not a cursor-level event: those would send the API's hot SELECTs
-            # through SQLAlchemy's execution path (usetix/prepared.py).
+            # through SQLAlchemy's execution path (usetix/database/prepared.py).
             sa.event.listen(db.engine, "after_execute", _statement_logger(path))
+    return app
 
 
 def twin_events() -> Response:
@@ -66,3 +75,7 @@ def _statement_logger(path: str):
             log.write(line)
 
     return log_writes
+
+
+if __name__ != "__main__":  # gunicorn's twin:app
+    app = create_bench_app()

@@ -1,4 +1,6 @@
-"""One path, two audiences: JSON requests reach the API blueprint, all others the dashboard.
+"""The app class: one path, two audiences, and which endpoints need no token.
+
+JSON requests reach the API blueprint, all others the dashboard.
 
 Both blueprints register the same rules under /admin (the public document's example is
 ``GET /admin/events``). Werkzeug routes on path and method only, so one map holding both
@@ -6,19 +8,19 @@ would always pick the same rule. Instead the app keeps two filtered copies of it
 and ``create_url_adapter`` (Flask's extension point for "which rules does this request
 see") binds each request to one of them, by its Accept header. Views and hooks never have
 to ask which kind of request they are serving.
+
+The app also answers, once for all, which endpoints are public (``@public`` views, see
+``usetix.auth.policy``) and at which paths: the bearer hook and the credential gate ask it.
 """
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-
-from flask import Flask, Request, request
+from flask import Flask, Request
 from werkzeug.routing import IntegerConverter, Map, MapAdapter, Rule
 from werkzeug.utils import cached_property
 
-from .negotiation import prefers_json
+from ..auth.policy import is_public, public
+from ..core.negotiation import prefers_json
 
 # Blueprints that answer only JSON requests, and those that answer both kinds
 # ("" is the app itself: the static files).
@@ -53,6 +55,8 @@ class Usetix(Flask):
         super().__init__(*args, **kwargs)
         self.url_map.converters["int"] = RowIdConverter
         self._sync_callables: dict = {}
+        if "static" in self.view_functions:
+            public(self.view_functions["static"])  # our static files need no token
 
     def ensure_sync(self, func):
         # Flask asks inspect.iscoroutinefunction() about every hook, view and error handler
@@ -72,6 +76,24 @@ class Usetix(Flask):
         return adapter
 
     # Built on first use: Flask refuses new routes once the app has served a request.
+    @cached_property
+    def public_endpoints(self) -> frozenset[str]:
+        """Endpoints whose view is marked ``@public``."""
+        return frozenset(endpoint for endpoint, view in self.view_functions.items() if is_public(view))
+
+    @cached_property
+    def public_json_paths(self) -> tuple[frozenset[str], tuple[str, ...]]:
+        """Paths a public endpoint may answer on a JSON request: exact ones, and prefixes
+        for rules with variables (``/static/<path:filename>``)."""
+        exact, prefixes = set(), []
+        for rule in self.json_url_map.iter_rules():
+            if rule.endpoint in self.public_endpoints:
+                if rule.arguments:
+                    prefixes.append(rule.rule.partition("<")[0])
+                else:
+                    exact.add(rule.rule)
+        return frozenset(exact), tuple(prefixes)
+
     @cached_property
     def json_url_map(self) -> Map:
         return self._url_map_of(lambda bp: bp in JSON_BLUEPRINTS or bp in SHARED_BLUEPRINTS)
@@ -106,35 +128,3 @@ def _copy(rule: Rule) -> Rule:
     copy = rule.empty()
     copy.provide_automatic_options = getattr(rule, "provide_automatic_options", False)
     return copy
-
-
-@contextmanager
-def for_pages_only(app: Flask) -> Iterator[None]:
-    """The app-wide request hooks registered within this block skip JSON (API) requests.
-
-    For extensions whose hooks serve the pages alone: Flask-Login's remember-me cookie,
-    Flask-Limiter's default limits, header injection and per-request state (its limits are
-    the login form's). On an API request they would find nothing to do, at about 7 % of its
-    cost (bench/RESULTS.md). The API counts its own limits (usetix/blueprints/api.py); a
-    Flask-Limiter decorator on an API view would still be checked, but get no headers.
-
-    The hooks are wrapped where Flask keeps them (``before_request_funcs`` and its two
-    siblings, under the app-wide key None); tests/test_routing.py fails if that changes.
-    """
-    hooks = (app.before_request_funcs, app.after_request_funcs, app.teardown_request_funcs)
-    existing = [list(funcs.get(None, ())) for funcs in hooks]
-    yield
-    for funcs, old in zip(hooks, existing):
-        returns_response = funcs is app.after_request_funcs
-        funcs[None] = [hook if hook in old else _skipping_json(hook, returns_response) for hook in funcs.get(None, ())]
-
-
-def _skipping_json(hook: Callable, returns_response: bool) -> Callable:
-    @functools.wraps(hook)
-    def page_hook(*args):
-        # The proxied object, not the proxy: an attribute read through the proxy costs ten times more.
-        if request._get_current_object().wants_json:
-            return args[0] if returns_response else None  # an after_request hook passes the response on
-        return hook(*args)
-
-    return page_hook

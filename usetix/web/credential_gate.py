@@ -1,16 +1,17 @@
 """Refuse unusable API credentials before Flask runs.
 
-The API's bearer hook (``usetix.blueprints.api.authenticate``) checks the credentials of
-every JSON request, and decides every case itself. But some refusals depend on the
+The API's bearer hook (``usetix/blueprints/api/authentication.py``) checks the credentials
+of every JSON request, and decides every case itself. But some refusals depend on the
 request's headers alone: no token, a malformed ``Authorization`` header, a token of the
 wrong shape or checksum. They need no database, yet through Flask each would cost a
 request context, routing and a dozen hooks: about ten times the check. A flood of
 invented tokens is exactly where that matters, so this WSGI middleware, innermost around
 the Flask app (inside ProxyFix and the trusted-hosts check), gives those refusals itself.
-It asks the same questions with the same functions (``prefers_json``,
-``screen_credentials``), counts the same failed-authentication limit and answers the same
-bytes (``refusal_answer``, ``fixed_headers``, ``log_request``);
-tests/test_credential_gate.py holds it to Flask's own answers.
+It keeps no policy of its own: it asks the same questions of the same code (the Accept
+rule, the app's public paths, ``usetix.auth.bearer.screen_credentials``), counts the same
+failed-authentication limit and answers the same bytes (``refusal_answer``,
+``fixed_headers``, ``log_request``); tests/test_credential_gate.py holds it to Flask's own
+answers.
 
 Anything it is not sure of goes on to Flask: HTML requests, a token-free endpoint's
 paths, requests with a body (an oversized one is a 413 first), HEAD, a request on which
@@ -24,15 +25,20 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 
-import orjson
 from werkzeug.http import HTTP_STATUS_CODES
-from werkzeug.utils import cached_property
 
+from ..auth.bearer import screen_credentials
+from ..auth.refusals import Refusal, refusal_answer
+from ..core.negotiation import prefers_json
+from ..ratelimit import rate_limits
 from . import request_log
-from .blueprints.api import PUBLIC_ENDPOINTS, SCREENED_DIGEST, Refusal, refusal_answer, screen_credentials
-from .negotiation import prefers_json
-from .routing import Usetix
+from .app import Usetix
+from .responses import json_body
 from .security_headers import fixed_headers
+
+# Where the gate leaves the digest of the well-formed token it screened, for the bearer
+# hook. (A WSGI server puts a client's headers under HTTP_*; no client can set this key.)
+SCREENED_DIGEST = "usetix.screened_digest"
 
 
 class CredentialGate:
@@ -40,20 +46,8 @@ class CredentialGate:
         self.app = app
         self.wsgi_app = wsgi_app
         self.config = app.config
+        self.limits = rate_limits(app)
         self.log = request_log.enabled(app)
-
-    @cached_property
-    def public_paths(self) -> tuple[frozenset[str], tuple[str, ...]]:
-        """Paths a token-free endpoint may answer: exact ones, and prefixes for rules with
-        variables (``/static/<path:filename>``). Built on first use, like the URL maps."""
-        exact, prefixes = set(), []
-        for rule in self.app.json_url_map.iter_rules():
-            if rule.endpoint in PUBLIC_ENDPOINTS:
-                if rule.arguments:
-                    prefixes.append(rule.rule.partition("<")[0])
-                else:
-                    exact.add(rule.rule)
-        return frozenset(exact), tuple(prefixes)
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         started = time.perf_counter()
@@ -61,13 +55,13 @@ class CredentialGate:
         try:
             refusal = self._refusal(environ)
             if refusal is not None:
-                status, headers, payload = refusal_answer(self.config, environ.get("REMOTE_ADDR"), refusal)
+                status, headers, payload = refusal_answer(self.limits, environ.get("REMOTE_ADDR"), refusal)
         except Exception:  # a storage outage, say: Flask answers it, as a JSON 500, and logs it
             environ.pop(SCREENED_DIGEST, None)
             return self.wsgi_app(environ, start_response)
         if refusal is None:
             return self.wsgi_app(environ, start_response)
-        body = orjson.dumps(payload)
+        body = json_body(payload)
         start_response(f"{status} {HTTP_STATUS_CODES[status].upper()}", [  # as Werkzeug's Response writes it
             *headers.items(),
             ("Content-Type", "application/json"),
@@ -87,7 +81,7 @@ class CredentialGate:
         if environ.get("CONTENT_LENGTH", "0") not in ("", "0") or "HTTP_TRANSFER_ENCODING" in environ:
             return None
         path = request_path(environ)
-        exact, prefixes = self.public_paths
+        exact, prefixes = self.app.public_json_paths
         if path in exact or path.startswith(prefixes):
             return None
         screened = screen_credentials(environ.get("HTTP_AUTHORIZATION"))

@@ -21,8 +21,8 @@ from flask import Flask, Request, Response, request
 from flask.sessions import SessionInterface, SessionMixin, session_json_serializer
 from werkzeug.datastructures import CallbackDict
 
-from .extensions import db
-from .models import ServerSession
+from ..extensions import db
+from ..models import ServerSession
 
 _SID_SHAPE = re.compile(r"[A-Za-z0-9_-]{43}")
 # Extending a session's life on every request would write on every page view; once a

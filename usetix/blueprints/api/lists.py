@@ -1,0 +1,98 @@
+"""The API's paginated lists: one statement per page, and the RFC 8288 Link header."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import urlencode
+
+import sqlalchemy as sa
+from flask import Response, request
+
+from ...core.list_query import ListQuery, parse_list_query
+from ...database.connection import request_connection
+from ...database.prepared import PreparedSelect
+from ...models import Attendee, Event, UTCDateTime
+from ...web.responses import json_response
+
+EVENT_COLUMNS = (Event.id, Event.title, Event.starts_at, Event.ends_at, Event.venue, Event.status,
+                 Event.created_at, Event.updated_at)
+ATTENDEE_COLUMNS = (Attendee.id, Attendee.event_id, Attendee.name, Attendee.email, Attendee.ticket_type,
+                    Attendee.checked_in, Attendee.created_at, Attendee.updated_at)
+
+
+def _page_links(query: ListQuery, total: int) -> str | None:
+    """RFC 8288 Link header with rel="prev" / rel="next" for this list.
+
+    Only the list's own parameters are carried over: anything else in the query string is
+    the client's and has no say in our links.
+    """
+    def link(page: int, rel: str) -> str:
+        params = {"per_page": query.per_page, "page": page}
+        if "updated_since" in request.args:
+            params["updated_since"] = request.args["updated_since"]
+        return f'<{request.base_url}?{urlencode(params)}>; rel="{rel}"'
+
+    links = []
+    if query.page > 1:
+        links.append(link(query.page - 1, "prev"))
+    if query.offset + query.per_page < total:
+        links.append(link(query.page + 1, "next"))
+    return ", ".join(links) or None
+
+
+class AccountList:
+    """One list endpoint over an account-owned table, its statements built once.
+
+    A page is one query: the total rides along as a scalar subquery, which SQLite
+    evaluates once and PostgreSQL as an InitPlan (a ``count() OVER ()`` window would make
+    SQLite sort the rows again in a temporary B-tree). Only a page past the end, with no
+    row to carry the total, costs a separate COUNT. The page runs on the driver's cursor
+    (usetix/database/prepared.py). Timestamps are read as the stored naive UTC and encoded with
+    ``OPT_NAIVE_UTC``: the same JSON as ``UTCDateTime``'s aware values, without a Python
+    call per value.
+    """
+
+    def __init__(self, model: Any, columns: Iterable, order_by: Iterable, *criteria: Any):
+        table = model.__table__
+        columns = [column.property.columns[0] for column in columns]
+        self.names = [column.key for column in columns]
+        selected = [sa.type_coerce(c, c.type.impl_instance).label(c.key) if isinstance(c.type, UTCDateTime) else c
+                    for c in columns]
+        order_by = [column.property.columns[0] for column in order_by]
+        where = (table.c.account_id == sa.bindparam("account_id"), *criteria)
+        self.statements = {}
+        for since in (False, True):
+            conditions = (*where, table.c.updated_at >= sa.bindparam("updated_since")) if since else where
+            count = sa.select(sa.func.count()).select_from(table).where(*conditions)
+            page = (sa.select(*selected, count.scalar_subquery()).where(*conditions).order_by(*order_by)
+                    .limit(sa.bindparam("limit", type_=sa.Integer)).offset(sa.bindparam("offset", type_=sa.Integer)))
+            self.statements[since] = (PreparedSelect(page), count)
+
+    def response(self, account_id: int, **params: Any) -> Response:
+        """One page as ``{"data": [...], "meta": {...}}``, with a Link header to its neighbours."""
+        query = parse_list_query(request._get_current_object().args)
+        page, count = self.statements[query.updated_since is not None]
+        params["account_id"] = account_id
+        if query.updated_since is not None:
+            params["updated_since"] = query.updated_since
+        connection = request_connection()
+        rows = page.rows(connection, {**params, "limit": query.per_page, "offset": query.offset})
+        if rows:
+            total = rows[0][-1]
+        elif query.page == 1:
+            total = 0
+        else:
+            total = connection.scalar(count, params)
+        names = self.names
+        body = {
+            "data": [dict(zip(names, row)) for row in rows],  # zip drops the trailing total
+            "meta": {"page": query.page, "per_page": query.per_page, "total": total},
+        }
+        links = _page_links(query, total)
+        return json_response(body, headers={"Link": links} if links else None)
+
+
+EVENTS = AccountList(Event, EVENT_COLUMNS, (Event.starts_at, Event.id))
+ATTENDEES = AccountList(Attendee, ATTENDEE_COLUMNS, (Attendee.id,),
+                        Attendee.__table__.c.event_id == sa.bindparam("event_id"))

@@ -1,0 +1,76 @@
+"""The login screens: log in to the dashboard and log out (server-side session, Flask-Login)."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+from flask_wtf import FlaskForm
+from werkzeug.exceptions import TooManyRequests
+from wtforms import EmailField, PasswordField
+from wtforms.validators import DataRequired, Length
+
+from ..auth.admins import log_in, log_out
+from ..auth.passwords import check_admin_password
+from ..ratelimit import rate_limits
+from ..web.form_validators import NoControlCharacters
+
+bp = Blueprint("login", __name__)
+
+BAD_CREDENTIALS = "Unknown email or wrong password."
+THROTTLED = "Too many failed logins for this email or from this address. Try again in a few minutes."
+
+
+class LoginForm(FlaskForm):
+    email = EmailField("Email", validators=[DataRequired(), Length(max=254), NoControlCharacters()])
+    password = PasswordField("Password", validators=[DataRequired(), Length(max=1024)])
+
+
+def safe_next(target: str | None) -> str | None:
+    """``target`` if it is a path on this site, else None (no open redirect)."""
+    if not target or target.startswith(("//", "\\")) or "\\" in target:
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not parts.path.startswith("/"):
+        return None
+    return target
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    if current_user.is_authenticated:
+        return redirect(url_for("dashboard.events"))
+    form = LoginForm()
+    if form.validate_on_submit():
+        # Counted before the password is checked, so attempts in flight on other workers
+        # cannot pass the limit together; only failures keep their place.
+        attempt = rate_limits(current_app).reserve_login_attempt(form.email.data, request.remote_addr)
+        if attempt.refused is not None:
+            raise LoginThrottled(attempt.refused)
+        admin = check_admin_password(form.email.data, form.password.data)
+        if admin is not None:
+            attempt.release()
+            log_in(admin)
+            return redirect(safe_next(request.args.get("next")) or url_for("dashboard.events"))
+        form.password.errors.append(BAD_CREDENTIALS)
+    return render_template("login/login.html", form=form)
+
+
+class LoginThrottled(TooManyRequests):
+    """429 with the window's ``Retry-After`` and ``RateLimit-*`` headers."""
+
+    def __init__(self, limit_headers: dict[str, str]) -> None:
+        super().__init__(THROTTLED)
+        self.limit_headers = limit_headers
+
+    def get_headers(self, *args, **kwargs) -> list[tuple[str, str]]:
+        return [*super().get_headers(*args, **kwargs), *self.limit_headers.items()]
+
+
+@bp.post("/logout")
+@login_required
+def logout():
+    log_out()
+    flash("You have been logged out.", "info")
+    return redirect(url_for("login.login"))
