@@ -7,7 +7,7 @@ Refusals that need no query are mostly given earlier, by the credential gate
 
 Flask's context proxies are read once here, through ``_get_current_object()`` (Werkzeug's
 documented way to the object behind a proxy): every API request passes here, and each
-attribute read through a proxy costs ten times a plain one (bench/RESULTS.md).
+attribute read through a proxy costs several times a plain one (bench/RESULTS.md).
 """
 
 from __future__ import annotations
