@@ -26,8 +26,6 @@ import pstats
 import sys
 import time
 
-from twin import create_bench_app
-
 
 def environ(method: str, path: str, token: str | None) -> dict:
     env = {
@@ -75,6 +73,8 @@ def main() -> int:
     a = ap.parse_args()
     with open(a.tokens) as f:
         table = paths(json.load(f))
+    from twin import create_bench_app
+
     app = create_bench_app()
     if "BENCH_TWIN_ACCOUNT_ID" not in app.config:
         table.pop("twin")

@@ -70,3 +70,30 @@ def test_the_api_limit_holds_on_it(app, client, read_token):
     response = client.get("/admin/events", headers=bearer(read_token))
     assert response.status_code == 429 and response.json["error"] == "rate_limited"
     assert 0 < int(response.headers["Retry-After"]) <= 60
+
+
+@pytest.mark.parametrize("uri", ["worker-memory://", "memory://"])
+def test_our_counting_is_fixed_window_rate_limiters_own(uri):
+    """usetix.ratelimit counts on the storage's interface, not through FixedWindowRateLimiter:
+    on the same storage, limits' own limiter must see exactly our counts (a change of limits'
+    keys or window algorithm fails here)."""
+    from usetix.ratelimit import RateLimits
+
+    with freeze_time("2026-06-01 09:00:00"):
+        limits = RateLimits({"RATELIMIT_ENABLED": True, "RATELIMIT_STORAGE_URI": uri, "LOGIN_RATE_LIMIT": "3/minute",
+                             "API_RATE_LIMIT": "3 per minute", "API_FAILED_AUTH_LIMIT": "3 per minute"})
+        reference = FixedWindowRateLimiter(limits.storage)
+        for expected_remaining in (2, 1, 0):
+            verdict = limits.hit(limits.api, "api-token", "7")
+            assert verdict.allowed
+            assert verdict.headers["RateLimit-Remaining"] == str(expected_remaining)
+            stats = reference.get_window_stats(limits.api, "api-token", "7")
+            assert stats.remaining == expected_remaining
+            assert int(verdict.headers["RateLimit-Reset"]) == round(stats.reset_time - datetime.now(UTC).timestamp())
+        assert not limits.hit(limits.api, "api-token", "7").allowed
+        assert not reference.test(limits.api, "api-token", "7")
+        # A login attempt that is given back leaves limits' count where it was.
+        attempt = limits.reserve_login_attempt("Someone@Example.com ", "192.0.2.1")
+        assert reference.get_window_stats(limits.login, "login-address", "192.0.2.1").remaining == 2
+        attempt.release()
+        assert reference.get_window_stats(limits.login, "login-address", "192.0.2.1").remaining == 3

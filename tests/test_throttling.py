@@ -20,6 +20,7 @@ from usetix.auth import passwords as passwords_module
 from usetix.blueprints import login as login_module
 from usetix.extensions import db
 from usetix.models import Admin
+from usetix.ratelimit import email_key
 
 from .conftest import PASSWORD, bearer, csrf_token_from, issue, make_test_config
 
@@ -255,7 +256,8 @@ class RedisRun:
         import redis
 
         server = redis.Redis.from_url(REDIS_URL)
-        for pattern in (f"*{self.email}*", f"*2001:db8:{self.group}::*", f"*api-token/{self.token_id}/*"):
+        # The email is keyed by its digest: a client's raw value never becomes a key.
+        for pattern in (f"*{email_key(self.email)}*", f"*2001:db8:{self.group}::*", f"*api-token/{self.token_id}/*"):
             yield from ((server, key) for key in server.scan_iter(match=pattern))
 
 
@@ -292,7 +294,7 @@ def test_login_failures_are_counted_in_redis_and_outlive_the_app(redis_app):
     assert app.config["RATELIMIT_STORAGE_URI"] == REDIS_URL
     for n in range(10):
         assert login_from(app.test_client(), run.address(n), run.email, "wrong password").status_code == 200
-    assert any(run.email in key.decode() for _, key in run.stored_keys()), "no counter in Redis"
+    assert any(email_key(run.email) in key.decode() for _, key in run.stored_keys()), "no counter in Redis"
     # A new app (another worker, or this one restarted) sees the same counters.
     assert_login_throttled(login_from(make().test_client(), run.address(99), run.email, "wrong password"))
 

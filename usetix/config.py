@@ -38,7 +38,7 @@ def defaults(instance_path: str) -> dict:
         "PROXY_FIX": False,
         "PROXY_FIX_HOPS": 1,
         "TRUSTED_HOSTS": None,
-        # One line per request to stderr (usetix/request_log.py).
+        # One line per request to stderr (usetix/web/request_log.py).
         "REQUEST_LOG": True,
         "MAX_CONTENT_LENGTH": 1024 * 1024,
     }

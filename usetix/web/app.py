@@ -44,7 +44,7 @@ class RowIdConverter(IntegerConverter):
 class UsetixRequest(Request):
     @cached_property
     def wants_json(self) -> bool:
-        """Whether this is a JSON (API) request; see :mod:`usetix.negotiation`."""
+        """Whether this is a JSON (API) request; see :mod:`usetix.core.negotiation`."""
         return prefers_json(self.environ.get("HTTP_ACCEPT"))  # as the credential gate reads it
 
 

@@ -1,0 +1,97 @@
+"""Instructions per request for each API path, counted by valgrind's callgrind.
+
+Wall-clock figures move with whatever else the machine runs; instruction counts do not.
+For each path this runs the app in-process (``bench/inprocess.py``'s WSGI calls) under
+callgrind twice, with ``LOW`` and ``HIGH`` requests after a warm-up, and reports
+``(count(HIGH) - count(LOW)) / (HIGH - LOW)``: the cost of one steady-state request, free of
+start-up. The garbage collector is off and every token's ``last_used_at`` is pinned in the
+future, so no run writes.
+
+    export USETIX_DATABASE_URL=sqlite:////tmp/usetix-bench/bench.sqlite3 USETIX_SECRET_KEY=...
+    export USETIX_API_RATE_LIMIT="1000000000 per minute" USETIX_API_FAILED_AUTH_LIMIT="1000000000 per minute"
+    export USETIX_REQUEST_LOG=false BENCH_TWIN_ROUTE=true
+    .venv/bin/python bench/instructions.py --tokens /tmp/usetix-bench/tokens.json
+    # an older checkout, with its own app factory:
+    PYTHONPATH=OLD_TREE .venv/bin/python bench/instructions.py --tokens ... --factory usetix:create_app
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import importlib
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from inprocess import call, paths  # noqa: E402
+
+
+def _run(factory: str, tokens_file: str, name: str, count: int, warmup: int) -> None:
+    """The measured program: build the app, pin last_used_at, warm up, send ``count`` requests."""
+    module, _, attr = factory.partition(":")
+    app = getattr(importlib.import_module(module), attr)()
+    with open(tokens_file) as f:
+        method, path, token, expect = paths(json.load(f))[name]
+    import sqlalchemy as sa
+
+    from usetix.extensions import db
+
+    with app.app_context():
+        db.session.execute(sa.text("UPDATE api_tokens SET last_used_at = :t"),
+                           {"t": (datetime.now(UTC) + timedelta(days=1)).replace(tzinfo=None)})
+        db.session.commit()
+    for _ in range(warmup):
+        status, _ = call(app, method, path, token)
+        assert status == expect, (name, status)
+    gc.disable()
+    for _ in range(count):
+        call(app, method, path, token)
+
+
+def _instructions(argv: list[str]) -> int:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "callgrind.out"
+        subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *argv],
+                       check=True, capture_output=True)
+        match = re.search(r"^(?:summary|totals): (\d+)", out.read_text(), re.MULTILINE)
+        return int(match.group(1))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--tokens", required=True, help="JSON written by bench/seed.py")
+    ap.add_argument("--factory", default="twin:create_bench_app", help="module:callable that builds the app")
+    ap.add_argument("--only", help="comma-separated paths (auth,twin,unknown,malformed,post)")
+    ap.add_argument("--low", type=int, default=100)
+    ap.add_argument("--high", type=int, default=300)
+    ap.add_argument("--warmup", type=int, default=50)
+    ap.add_argument("--run", help=argparse.SUPPRESS)  # internal: the measured program
+    ap.add_argument("--count", type=int, help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.run:
+        _run(a.factory, a.tokens, a.run, a.count, a.warmup)
+        return 0
+    names = a.only.split(",") if a.only else ["auth", "twin", "unknown", "malformed", "post"]
+    results = {}
+    for name in names:
+        base = [sys.executable, __file__, "--tokens", a.tokens, "--factory", a.factory, "--run", name,
+                "--warmup", str(a.warmup), "--count"]
+        low, high = _instructions([*base, str(a.low)]), _instructions([*base, str(a.high)])
+        results[name] = round((high - low) / (a.high - a.low))
+        print(f"{name:>10}: {results[name]:>10,} instructions/request", file=sys.stderr)
+    print(json.dumps(results))
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONHASHSEED", "0")
+    sys.exit(main())
