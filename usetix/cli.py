@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from flask import Blueprint, current_app
 
 from .auth.passwords import hash_password
-from .auth.sessions import purge_expired
+from .auth.sessions import PURGE_BATCH_SIZE, purge_expired
 from .auth.token_service import find_by_value, revoke_token
 from .core import token_format
 from .extensions import db
@@ -131,9 +131,11 @@ def seed_demo(password: str) -> None:
 
 
 @bp.cli.command("purge-sessions")
-def purge_sessions() -> None:
-    """Delete expired dashboard sessions."""
-    click.echo(f"Purged {purge_expired(current_app)} expired session(s).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=PURGE_BATCH_SIZE, show_default=True,
+              help="Rows deleted per transaction.")
+def purge_sessions(batch_size: int) -> None:
+    """Delete expired dashboard sessions (run it from cron; no request does it)."""
+    click.echo(f"Purged {purge_expired(current_app, batch_size)} expired session(s).")
 
 
 @bp.cli.command("revoke-token")

@@ -19,6 +19,8 @@ def defaults(instance_path: str) -> dict:
         # The embedded default database lives in the instance folder, outside the package.
         "DATABASE_URL": "sqlite:///" + os.path.join(instance_path, "usetix.sqlite3"),
         "SESSION_IDLE_HOURS": 8,
+        # However active, a login ends after this long (7 days).
+        "SESSION_ABSOLUTE_HOURS": 168,
         "SESSION_REDIS_URL": None,
         "SESSION_COOKIE_NAME": "usetix_session",
         "SESSION_COOKIE_HTTPONLY": True,

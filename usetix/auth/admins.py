@@ -8,6 +8,7 @@ from flask_login import login_user, logout_user
 from ..extensions import db, login_manager
 from ..models import Admin
 from .principal import Principal
+from .sessions import bind_to_client, save_now
 
 LOGIN_VIEW = "login.login"
 
@@ -16,7 +17,9 @@ def init_app(app: Flask) -> None:
     login_manager.init_app(app)
     login_manager.login_view = LOGIN_VIEW
     login_manager.login_message = "Please log in to see that page."
-    login_manager.session_protection = "strong"
+    # Off: Flask-Login's "strong" mode reads the first X-Forwarded-For entry, whoever sent
+    # it. sessions.check_session binds a login to the address the app trusts instead.
+    login_manager.session_protection = None
 
 
 @login_manager.user_loader
@@ -36,11 +39,14 @@ def log_in(admin: Admin) -> None:
     session.rotate()
     # Never remember=True: Flask-Login's remember-me cookie would outlive the server-side session.
     login_user(admin, remember=False)
+    bind_to_client()
+    save_now()  # stored before the browser is told it is logged in (a failing store: 503)
     g.principal = Principal(admin.account_id, admin_id=admin.id)
 
 
 def log_out() -> None:
-    """End the session: its data goes and its id is replaced."""
+    """End the session: its record is deleted before the browser is told so."""
     logout_user()
     session.clear()
     session.rotate()
+    save_now()

@@ -13,10 +13,12 @@ from wtforms.validators import DataRequired, Length
 
 from ..auth.admins import log_in, log_out
 from ..auth.passwords import check_admin_password
+from ..auth.sessions import check_session
 from ..ratelimit import rate_limits
 from ..web.form_validators import NoControlCharacters
 
 bp = Blueprint("login", __name__)
+bp.before_request(check_session)  # as on the dashboard: a failed store is a 503, a foreign cookie logged out
 
 BAD_CREDENTIALS = "Unknown email or wrong password."
 THROTTLED = "Too many failed logins for this email or from this address. Try again in a few minutes."

@@ -9,9 +9,12 @@ from __future__ import annotations
 from flask import Blueprint, redirect, url_for
 from flask_login import current_user
 
+from ...auth.sessions import check_session
 from ...extensions import login_manager
 
 bp = Blueprint("dashboard", __name__, url_prefix="/admin")
+# First: a store that failed is a 503, a cookie from another client is logged out.
+bp.before_request(check_session)
 
 
 @bp.before_request

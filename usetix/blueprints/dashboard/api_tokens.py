@@ -85,8 +85,9 @@ def create_api_token():
     response = make_response(
         render_template("dashboard/api_token_reveal.html", token=token, raw_value=raw, seconds=REVEAL_SECONDS)
     )
+    # Referrer-Policy stays same-origin (security_headers.py): the value is never in a URL,
+    # and the header's Log out form needs a Referer for Flask-WTF's check over HTTPS.
     response.headers["Cache-Control"] = "no-store"
-    response.headers["Referrer-Policy"] = "no-referrer"
     return response
 
 
