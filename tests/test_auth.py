@@ -208,29 +208,3 @@ def test_json_requests_never_touch_the_session_store(app, client, logged_in):
     assert response.status_code == 401
     assert "Set-Cookie" not in response.headers
     assert not [s for s in statements if "server_sessions" in s]
-
-
-def test_new_sessions_sweep_expired_ones_at_most_every_five_minutes(app, client, auth, orgs):
-    statements = []
-
-    def record(conn, cursor, statement, *args):
-        statements.append(statement)
-
-    start = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
-    with freeze_time(start) as frozen:
-        auth.login()
-        expired = session_cookie(client)
-        frozen.tick(timedelta(hours=9))
-        with app.app_context():
-            engine = db.engine
-        sa.event.listen(engine, "before_cursor_execute", record)
-        try:
-            app.test_client().get("/login")  # a new session: sweeps
-            app.test_client().get("/login")  # another at once: does not
-            frozen.tick(timedelta(minutes=1))
-            app.test_client().get("/login")  # nor a minute later
-        finally:
-            sa.event.remove(engine, "before_cursor_execute", record)
-    sweeps = [s for s in statements if s.lstrip().upper().startswith("DELETE FROM SERVER_SESSIONS")]
-    assert len(sweeps) == 1
-    assert hashlib.sha256(expired.encode()).hexdigest() not in stored_session_keys(app)
