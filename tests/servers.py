@@ -49,26 +49,29 @@ def prepare_database(database_url: str, password: str) -> None:
 
 @contextmanager
 def gunicorn(database_url: str, workers: int = 2, log_path: Path | None = None, extra_args: Sequence[str] = (),
-             **settings: str):
+             tls: tuple[Path, Path] | None = None, **settings: str):
     """Serve ``wsgi:app`` with real gunicorn on a free loopback port; yields the base URL.
 
-    ``extra_args`` go on gunicorn's command line (an access log format, say).
+    ``extra_args`` go on gunicorn's command line (an access log format, say); ``tls`` is a
+    (certificate, key) pair to serve HTTPS with (see ``self_signed_certificate``).
     """
     port = free_port()
+    if tls:
+        extra_args = [*extra_args, "--certfile", str(tls[0]), "--keyfile", str(tls[1])]
     log = open(log_path, "w") if log_path else subprocess.DEVNULL  # noqa: SIM115 (closed in finally)
     proc = subprocess.Popen(
         [GUNICORN, "--workers", str(workers), "--bind", f"127.0.0.1:{port}", "--no-control-socket",
          "--graceful-timeout", "5", *extra_args, "wsgi:app"],
         cwd=ROOT, env=server_env(database_url, **settings), stdout=log, stderr=log, start_new_session=True,
     )
-    base = f"http://127.0.0.1:{port}"
+    base = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
         while True:
             if proc.poll() is not None:
                 raise RuntimeError(f"gunicorn exited with status {proc.returncode}")
             try:
-                if requests.get(base + "/healthz", timeout=1).status_code == 200:
+                if requests.get(base + "/healthz", timeout=1, verify=str(tls[0]) if tls else True).status_code == 200:
                     break
             except (requests.ConnectionError, requests.Timeout):
                 pass  # not listening yet, or listening while its workers still boot
@@ -85,3 +88,12 @@ def gunicorn(database_url: str, workers: int = 2, log_path: Path | None = None, 
             proc.wait()
         if log_path:
             log.close()
+
+
+def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
+    """A throwaway certificate for 127.0.0.1 (and its key), made with the openssl CLI."""
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    return cert, key

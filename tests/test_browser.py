@@ -20,7 +20,7 @@ import requests
 
 from .conftest import PASSWORD
 from .databases import scratch_database
-from .servers import gunicorn, prepare_database
+from .servers import gunicorn, prepare_database, self_signed_certificate
 
 pytestmark = pytest.mark.browser
 
@@ -308,3 +308,27 @@ def test_a_double_click_on_create_token_still_reveals_it(browser, server):
     page.goto(server + "/admin/settings/api_tokens")
     assert page.locator("tr[data-token-id]", has_text="Clicked twice").count() == 1
     context.close()
+
+
+def test_log_out_from_the_reveal_page_over_https(browser, tmp_path_factory):
+    """Over HTTPS Flask-WTF refuses a form without a same-site Referer, so the reveal page's
+    referrer policy must let the header's Log out form send one."""
+    directory = tmp_path_factory.mktemp("https")
+    tls = self_signed_certificate(directory)
+    with scratch_database(directory, "https") as url:
+        prepare_database(url, PASSWORD)
+        with gunicorn(url, workers=1, log_path=directory / "gunicorn.log", tls=tls,
+                      SESSION_COOKIE_SECURE="true") as base:
+            assert base.startswith("https://")
+            context = browser.new_context(ignore_https_errors=True)  # the throwaway certificate
+            page = context.new_page()
+            log_in(page, base)
+            create_token(page, "Logged out from here", "Read — GET and HEAD only")
+            assert page.locator("#token-value").count() == 1
+            with page.expect_navigation():
+                page.get_by_role("button", name="Log out").click()
+            assert page.url == base + "/login", page.locator("main").inner_text()
+            assert page.get_by_role("status").first.inner_text() == "You have been logged out."
+            page.goto(base + "/admin/events")
+            assert page.url.startswith(base + "/login?next=")
+            context.close()

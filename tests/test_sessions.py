@@ -12,9 +12,11 @@ import hashlib
 import os
 import re
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import requests
 import sqlalchemy as sa
 from flask import before_render_template
 from freezegun import freeze_time
@@ -23,7 +25,9 @@ from usetix import create_app
 from usetix.extensions import db
 from usetix.models import ServerSession
 
-from .conftest import TEST_DATABASE_URL, AuthActions, csrf_token_from, empty_all_tables, make_test_config
+from .conftest import PASSWORD, TEST_DATABASE_URL, AuthActions, csrf_token_from, empty_all_tables, make_test_config
+from .databases import scratch_database
+from .servers import free_port, gunicorn, prepare_database
 
 COOKIE = "usetix_session"
 REDIS_URL = os.environ.get("USETIX_TEST_REDIS_URL")
@@ -193,7 +197,7 @@ def test_the_anonymous_cookie_is_signed_and_holds_no_session_id(app, client, org
     # Tampered: refused as a whole, so the form's token no longer matches anything.
     token = csrf_token_from(response.text)
     forged = with_cookie(app, "x" + value)
-    refused = forged.post("/login", data={"email": "admin@acme.example", "password": "correct horse battery",
+    refused = forged.post("/login", data={"email": "admin@acme.example", "password": PASSWORD,
                                           "csrf_token": token})
     assert refused.status_code == 400
     assert forged.get("/admin/events").status_code == 302
@@ -201,7 +205,7 @@ def test_the_anonymous_cookie_is_signed_and_holds_no_session_id(app, client, org
 
 def test_login_works_from_the_signed_cookie_and_csrf_is_still_required(app, client, auth, orgs):
     page = client.get("/login")
-    base = {"email": "admin@acme.example", "password": "correct horse battery"}
+    base = {"email": "admin@acme.example", "password": PASSWORD}
     assert client.post("/login", data=base).status_code == 400  # no token
     assert client.post("/login", data={**base, "csrf_token": "forged"}).status_code == 400
     # A token of another visitor's page does not fit this visitor's secret.
@@ -382,7 +386,7 @@ def test_the_reveal_pages_log_out_form_works_over_https(app, orgs):
     base = "https://localhost"
     page = browser.get("/login", base_url=base)
     browser.post("/login", base_url=base, headers={"Referer": base + "/login"},
-                 data={"email": "admin@acme.example", "password": "correct horse battery",
+                 data={"email": "admin@acme.example", "password": PASSWORD,
                        "csrf_token": csrf_token_from(page.text)})
     form_url = base + "/admin/settings/api_tokens/new"
     form = browser.get(form_url, base_url=base)
@@ -422,9 +426,119 @@ def test_a_login_the_store_cannot_keep_is_a_503_not_a_login(app, client, orgs):
     page = client.get("/login")
     with app.app_context():
         ServerSession.__table__.drop(db.engine)
-    response = client.post("/login", data={"email": "admin@acme.example", "password": "correct horse battery",
+    response = client.post("/login", data={"email": "admin@acme.example", "password": PASSWORD,
                                            "csrf_token": csrf_token_from(page.text)})
     assert response.status_code == 503
     assert "Location" not in response.headers
     assert not [c for c in response.headers.getlist("Set-Cookie") if c.startswith(f"{COOKIE}=")]
     assert response.headers["X-Frame-Options"] == "DENY"
+
+
+# --- Under real gunicorn ------------------------------------------------------------------------
+
+def log_in_over_http(http: requests.Session, base: str) -> requests.Response:
+    page = http.get(base + "/login", timeout=10)
+    form = {"email": "admin@acme.example", "password": PASSWORD, "csrf_token": csrf_token_from(page.text)}
+    return http.post(base + "/login", data=form, allow_redirects=False, timeout=10)
+
+
+def stored_under(url: str, store: str, sid: str) -> bool:
+    """Whether the served app's store holds this cookie's record (read behind its back)."""
+    if store == "redis":
+        import redis
+
+        client = redis.Redis.from_url(REDIS_URL)
+        try:
+            return bool(client.exists(REDIS_PREFIX + digest(sid)))
+        finally:
+            client.close()
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            return conn.scalar(sa.select(sa.func.count()).select_from(ServerSession.__table__)
+                               .where(ServerSession.__table__.c.key == digest(sid))) == 1
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def served_database(tmp_path_factory):
+    """A database made by the CLI (schema and demo data), for the gunicorn tests."""
+    directory = tmp_path_factory.mktemp("sessions")
+    with scratch_database(directory, "sessions") as url:
+        prepare_database(url, PASSWORD)
+        yield url, directory
+
+
+@pytest.mark.parametrize("store", ["database", pytest.param("redis", marks=needs_redis)])
+def test_logout_holds_while_a_stolen_cookie_is_kept_busy_under_gunicorn(served_database, store):
+    """The attack as reported: a stolen cookie kept busy on a page that writes the session
+    (the new-token form's nonce) while its owner logs out. Five times over."""
+    url, directory = served_database
+    settings = {"SESSION_REDIS_URL": REDIS_URL} if store == "redis" else {}
+    with gunicorn(url, workers=2, log_path=directory / f"race-{store}.log", **settings) as base:
+        for trial in range(5):
+            victim = requests.Session()
+            assert log_in_over_http(victim, base).status_code == 302
+            sid = victim.cookies[COOKIE]
+            stop, served = threading.Event(), []
+
+            def keep_busy(sid=sid, stop=stop, served=served):
+                while not stop.is_set():
+                    answer = requests.get(base + "/admin/settings/api_tokens/new", cookies={COOKIE: sid},
+                                          allow_redirects=False, timeout=10)
+                    served.append(answer.status_code)
+
+            thieves = [threading.Thread(target=keep_busy) for _ in range(3)]
+            for thief in thieves:
+                thief.start()
+            try:
+                time.sleep(0.3)
+                page = victim.get(base + "/admin/events", timeout=10)
+                logout = victim.post(base + "/logout", data={"csrf_token": csrf_token_from(page.text)},
+                                     allow_redirects=False, timeout=10)
+                assert logout.status_code == 302
+                time.sleep(0.3)  # requests that were in flight at the logout have answered by now
+            finally:
+                stop.set()
+                for thief in thieves:
+                    thief.join(15)
+            assert 200 in served, f"trial {trial}: the stolen cookie never worked before the logout"
+            after = requests.get(base + "/admin/events", cookies={COOKIE: sid}, allow_redirects=False, timeout=10)
+            assert after.status_code == 302, f"trial {trial}: the logged-out cookie works again"
+            assert not stored_under(url, store, sid), f"trial {trial}: the session was stored again"
+
+
+@pytest.mark.parametrize("failure", ["redis-down", "table-missing"])
+def test_a_failing_session_store_answers_our_503_page_under_gunicorn(tmp_path, failure):
+    with scratch_database(tmp_path, "broken") as url:
+        prepare_database(url, PASSWORD)
+        settings = {}
+        if failure == "redis-down":
+            settings["SESSION_REDIS_URL"] = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+        else:
+            engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+            with engine.begin() as conn:
+                conn.execute(sa.text("DROP TABLE server_sessions"))
+            engine.dispose()
+        log = tmp_path / "gunicorn.log"
+        with gunicorn(url, workers=1, log_path=log, **settings) as base:
+            http = requests.Session()
+            login_page = http.get(base + "/login", timeout=10)
+            assert login_page.status_code == 200  # an anonymous visit needs no store
+            answers = {
+                "login": log_in_over_http(http, base),
+                "page": requests.get(base + "/admin/events", cookies={COOKIE: "A" * 43}, allow_redirects=False,
+                                     timeout=10),
+            }
+            for what, answer in answers.items():
+                assert answer.status_code == 503, (what, answer.status_code, answer.text)
+                assert "503 Service Unavailable" in answer.text and "session store" in answer.text, what
+                assert answer.headers["Content-Security-Policy"].startswith("default-src 'self'"), what
+                assert answer.headers["X-Content-Type-Options"] == "nosniff", what
+                assert COOKIE not in answer.cookies, what
+        text = log.read_text()
+    assert "method=POST path=/login status=503" in text
+    assert "method=GET path=/admin/events status=503" in text
+    assert "session store failed" in text
+    assert "Error handling request" not in text and "Traceback" not in text, text
