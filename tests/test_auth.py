@@ -185,7 +185,7 @@ def test_purge_sessions_removes_expired_rows(app, client, auth, orgs, runner):
         assert stored_session_keys(app) == set()
 
 
-def test_strong_session_protection_logs_out_on_a_new_client_identity(client, auth, orgs):
+def test_the_cookie_from_another_browser_ends_the_session(client, auth, orgs):
     auth.login()
     assert client.get("/admin/events").status_code == 200
     stolen = client.get("/admin/events", headers={"User-Agent": "a different browser"})
