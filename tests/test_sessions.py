@@ -536,14 +536,12 @@ def test_a_failing_session_store_answers_our_503_page_under_gunicorn(tmp_path, f
             engine.dispose()
         log = tmp_path / "gunicorn.log"
         with gunicorn(url, workers=1, log_path=log, **settings) as base:
+            answers = {"page": requests.get(base + "/admin/events", cookies={COOKIE: "A" * 43},
+                                            allow_redirects=False, timeout=10)}
+            assert answers["page"].status_code == 503  # a stored session's cookie: the store is needed
             http = requests.Session()
-            login_page = http.get(base + "/login", timeout=10)
-            assert login_page.status_code == 200  # an anonymous visit needs no store
-            answers = {
-                "login": log_in_over_http(http, base),
-                "page": requests.get(base + "/admin/events", cookies={COOKIE: "A" * 43}, allow_redirects=False,
-                                     timeout=10),
-            }
+            assert http.get(base + "/login", timeout=10).status_code == 200  # an anonymous visit needs no store
+            answers["login"] = log_in_over_http(http, base)
             for what, answer in answers.items():
                 assert answer.status_code == 503, (what, answer.status_code, answer.text)
                 assert "503 Service Unavailable" in answer.text and "session store" in answer.text, what
