@@ -8,7 +8,7 @@ whole policy for one request; the API's hook only turns its answer into a respon
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import NamedTuple
 
 import sqlalchemy as sa
@@ -23,6 +23,7 @@ from .refusals import (
     REVOKED_TOKEN,
     UNKNOWN_TOKEN,
     Refusal,
+    expired_token,
     insufficient_scope,
     malformed_header,
     malformed_token,
@@ -30,8 +31,6 @@ from .refusals import (
 )
 
 READ_METHODS = frozenset({"GET", "HEAD"})
-# last_used_at is for auditing, not accounting: one write per token per minute is plenty.
-LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
 class TokenGrant(NamedTuple):
@@ -42,13 +41,19 @@ class TokenGrant(NamedTuple):
     tier: str
     revoked: bool
     last_used_at: datetime | None  # naive UTC, as stored
+    expires_at: datetime | None  # naive UTC, as stored; None: never
+
+
+def iso_utc(naive_utc: datetime) -> str:
+    """A stored (naive UTC) time as ISO 8601 with a Z, to the second."""
+    return naive_utc.replace(microsecond=0).isoformat() + "Z"
 
 
 # Built once; everything that varies per request is a bind parameter (usetix/database/prepared.py).
 _tokens = ApiToken.__table__.c
 TOKEN_BY_DIGEST = PreparedSelect(
     sa.select(_tokens.id, _tokens.account_id, _tokens.tier, _tokens.revoked_at.is_not(None),
-              sa.type_coerce(_tokens.last_used_at, sa.DateTime))
+              sa.type_coerce(_tokens.last_used_at, sa.DateTime), sa.type_coerce(_tokens.expires_at, sa.DateTime))
     .where(_tokens.digest == sa.bindparam("digest"))
 )
 
@@ -71,9 +76,12 @@ def screen_credentials(authorization: str | None) -> str | Refusal:
         return malformed_token(str(exc))
 
 
-def authenticate(screened: str | Refusal, method: str, connect: Callable[[], sa.Connection]) -> Principal | Refusal:
+def authenticate(screened: str | Refusal, method: str, connect: Callable[[], sa.Connection],
+                 now: datetime) -> Principal | Refusal:
     """Who this request is (its account and token), or why it is refused. ``screened`` is
-    :func:`screen_credentials`' answer; only a digest costs a query (on ``connect()``)."""
+    :func:`screen_credentials`' answer; only a digest costs a query (on ``connect()``), and
+    that one query also brings the expiry. ``now`` is naive UTC: a token is refused from
+    its ``expires_at`` second on."""
     if isinstance(screened, Refusal):
         return screened
     row = TOKEN_BY_DIGEST.first(connect(), {"digest": screened})
@@ -82,23 +90,9 @@ def authenticate(screened: str | Refusal, method: str, connect: Callable[[], sa.
     token = TokenGrant._make(row)
     if token.revoked:
         return REVOKED_TOKEN
+    if token.expires_at is not None and now >= token.expires_at:
+        return expired_token(iso_utc(token.expires_at))
     if token.tier == "read" and method not in READ_METHODS:
         return insufficient_scope(method)
     return Principal(token.account_id, token)
 
-
-def use_is_stale(token: TokenGrant, now: datetime) -> bool:
-    """Whether ``token``'s last use is old enough to be written again."""
-    return token.last_used_at is None or now.replace(tzinfo=None) - token.last_used_at >= LAST_USED_RESOLUTION
-
-
-def record_use(connection: sa.Connection, token: TokenGrant, now: datetime) -> None:
-    """Write ``last_used_at``; conditional, so concurrent workers write once between them."""
-    table = ApiToken.__table__
-    connection.execute(
-        sa.update(table)
-        .where(table.c.id == token.id,
-               sa.or_(table.c.last_used_at.is_(None), table.c.last_used_at <= now - LAST_USED_RESOLUTION))
-        .values(last_used_at=now)
-    )
-    connection.commit()
