@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 from freezegun import freeze_time
 
-from usetix import tokens
+from usetix.core import token_format as tokens
 from usetix.extensions import db
 from usetix.models import Admin, ApiToken, AuditEvent
 
@@ -196,7 +196,7 @@ def login(client, email):
 
 def test_the_accounts_admins_see_a_notice_until_each_dismisses_it(app, orgs):
     with app.app_context():
-        from usetix.blueprints.auth import hash_password
+        from usetix.auth.passwords import hash_password
 
         db.session.add(Admin(account_id=orgs["acme"].account_id, email="second@acme.example",
                              password_hash=hash_password(PASSWORD)))

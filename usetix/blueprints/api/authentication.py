@@ -15,8 +15,8 @@ from __future__ import annotations
 from flask import Response, current_app, g, request
 
 from ...auth import bearer
-from ...auth.usage import UsageRecorder
 from ...auth.refusals import Refusal, refusal_answer, too_many_requests
+from ...auth.usage import UsageRecorder
 from ...database.connection import request_connection
 from ...extensions import db
 from ...models import utcnow

@@ -5,7 +5,6 @@ notice of leak reports."""
 from __future__ import annotations
 
 import secrets
-from datetime import datetime
 
 import sqlalchemy as sa
 from flask import abort, current_app, flash, g, make_response, redirect, render_template, request, session, url_for
