@@ -75,6 +75,11 @@ class UsageRecorder:
             entry[1] = clock + _RESOLUTION_SECONDS
         return True
 
+    def pending(self, token_id: int) -> int:
+        """Uses of ``token_id`` counted in this worker and not yet written."""
+        entry = self._pending.get(token_id)
+        return entry[0] if entry is not None else 0
+
     def writer(self, token_id: int, now: datetime, address: str | None, agent: str | None):
         """A callable for ``Response.call_on_close`` that writes this token's usage."""
         engine = self._engine_getter()  # needs the app context, which is gone by then
