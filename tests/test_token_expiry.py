@@ -74,7 +74,7 @@ def test_a_custom_date_expires_at_midnight_utc(app, client, logged_in):
         response = create(client, "custom", "2027-03-15")
     assert response.status_code == 200
     assert stored_expiry(app) == [datetime(2027, 3, 15, tzinfo=UTC)]
-    assert "Expires in 103 days" in response.text and "2027-03-15 00:00 UTC" in response.text
+    assert "Expires in 104 days" in response.text and "2027-03-15 00:00 UTC" in response.text
 
 
 @pytest.mark.parametrize("expires_on, message", [

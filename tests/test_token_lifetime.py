@@ -57,12 +57,16 @@ def test_unknown_choices_are_refused(choice):
 @pytest.mark.parametrize("expires_at, text", [
     (None, "No expiry"),
     (NOW + timedelta(days=5, hours=3), "Expires in 5 days"),
-    (NOW + timedelta(days=1), "Expires in 1 day"),
-    (NOW + timedelta(hours=23, minutes=59), "Expires in 23 hours"),
-    (NOW + timedelta(minutes=1), "Expires in 1 minute"),
+    (NOW + timedelta(days=6, hours=23, minutes=59), "Expires in 7 days"),  # a 7-day token, just made
+    (NOW + timedelta(days=2), "Expires in 2 days"),
+    (NOW + timedelta(days=1, hours=23), "Expires in 47 hours"),
+    (NOW + timedelta(hours=2), "Expires in 2 hours"),
+    (NOW + timedelta(minutes=119), "Expires in 119 minutes"),
+    (NOW + timedelta(minutes=1), "Expires in 60 seconds"),
     (NOW + timedelta(seconds=1), "Expires in 1 second"),
     (NOW, "Expired just now"),
     (NOW - timedelta(days=2, hours=1), "Expired 2 days ago"),
+    (NOW - timedelta(hours=3), "Expired 3 hours ago"),
     (NOW - timedelta(seconds=59), "Expired 59 seconds ago"),
 ])
 def test_describe_expiry(expires_at, text):

@@ -60,23 +60,25 @@ def expires_at_for(choice: str, custom_date: str | None, now: datetime) -> datet
 
 
 def _amount(delta: timedelta) -> str:
-    """``delta`` (positive) in its largest whole unit: "5 days", "1 hour", "3 minutes"."""
-    seconds = int(delta.total_seconds())
+    """``delta`` (positive), rounded to the nearest whole unit, in the largest unit that
+    leaves at least two of it: "7 days" for 6 days 23 hours, "30 hours", "5 minutes"."""
+    seconds = delta.total_seconds()
     for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
-        if seconds >= size:
-            count = seconds // size
-            return f"{count} {unit}{'s' if count != 1 else ''}"
-    return f"{seconds} second{'s' if seconds != 1 else ''}"
+        if seconds >= 2 * size:
+            return f"{round(seconds / size)} {unit}s"
+    whole = int(seconds)
+    return f"{whole} second{'s' if whole != 1 else ''}"
 
 
 def describe_expiry(expires_at: datetime | None, now: datetime) -> str:
-    """"No expiry", "Expires in 5 days", "Expired 2 days ago" (whole units, rounded down)."""
+    """"No expiry", "Expires in 5 days", "Expired 2 days ago" (see :func:`_amount`)."""
     if expires_at is None:
         return "No expiry"
-    if now >= expires_at:
-        return f"Expired {_amount(now - expires_at)} ago" if now - expires_at >= timedelta(seconds=1) \
-            else "Expired just now"
-    return f"Expires in {_amount(expires_at - now)}"
+    if now < expires_at:
+        return f"Expires in {_amount(expires_at - now)}"
+    if now - expires_at < timedelta(seconds=1):
+        return "Expired just now"
+    return f"Expired {_amount(now - expires_at)} ago"
 
 
 def expiring_soon(expires_at: datetime | None, now: datetime) -> bool:
