@@ -315,6 +315,11 @@ def test_a_double_click_on_create_token_still_reveals_it(browser, server):
     context.close()
 
 
+def token_facts(page) -> dict[str, str]:
+    return dict(zip(page.locator("#token-facts dt").all_inner_texts(),
+                    page.locator("#token-facts dd").all_inner_texts()))
+
+
 def test_expiry_the_token_page_and_the_notice_after_a_leak_report(browser, server):
     """Create a token that expires in 7 days (after a refused custom date), see it on the
     list and its own page, then have it reported leaked from outside: it is revoked, and
@@ -365,7 +370,7 @@ def test_expiry_the_token_page_and_the_notice_after_a_leak_report(browser, serve
 
     row.get_by_role("link", name="Quarterly export").click()
     page.wait_for_url("**/admin/settings/api_tokens/*")
-    facts = dict(zip(page.locator("#token-facts dt").all_inner_texts(), page.locator("#token-facts dd").all_inner_texts()))
+    facts = token_facts(page)
     assert facts["Tier"] == "Read" and facts["Expiry"] == "Expires in 7 days" and facts["Status"] == "Live"
     assert facts["Uses"] == "1" and facts["Last used from"] == "127.0.0.1"
     assert facts["Last used with"].startswith("python-requests/")
@@ -381,7 +386,7 @@ def test_expiry_the_token_page_and_the_notice_after_a_leak_report(browser, serve
     assert notice.is_visible()
     assert "API tokens reported leaked" in notice.inner_text()
     assert notice.get_by_role("link", name="Quarterly export").is_visible()
-    facts = dict(zip(page.locator("#token-facts dt").all_inner_texts(), page.locator("#token-facts dd").all_inner_texts()))
+    facts = token_facts(page)
     assert facts["Status"] == "Revoked"
     assert "Revoked token: reported leaked" in page.locator("#token-history").inner_text()
     screenshot(page, "leak-notice")
