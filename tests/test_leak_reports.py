@@ -235,7 +235,9 @@ def test_dismissing_needs_csrf_and_goes_nowhere_else(app, client, logged_in, org
     page = client.get("/admin/events").text
     assert client.post("/admin/notices/leak_reports/dismiss", data={"next": "/admin/events"}).status_code == 400
     assert 'id="leak-notice"' in client.get("/admin/events").text
-    for target in ("https://evil.example/", "//evil.example/admin/", "/admin/\\\\evil", "/login"):
+    for target in ("https://evil.example/", "//evil.example/admin/", "/admin/\\\\evil", "/login",
+                   "/admin//evil.example", "/admin/\nSet-Cookie: x=1", "/admin/events?x=1",
+                   "/admin/../login", "/admin/\u00e9"):
         response = client.post("/admin/notices/leak_reports/dismiss",
                                data={"csrf_token": csrf_token_from(page), "next": target})
         assert response.headers["Location"] == "/admin/settings/api_tokens"

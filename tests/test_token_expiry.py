@@ -106,6 +106,20 @@ def test_unknown_choices_are_form_errors(app, client, logged_in, choice):
     assert stored_expiry(app) == []
 
 
+@pytest.mark.parametrize("field", ["expiration", "expires_on"])
+def test_a_file_part_for_an_expiry_field_is_a_form_error(app, client, logged_in, field):
+    import io
+
+    form = client.get(LIST + "/new")
+    data = {"description": "Uploaded", "tier": "read", "expiration": "custom", "expires_on": "2027-01-01",
+            "csrf_token": csrf_token_from(form.text), "nonce": NONCE_FIELD.search(form.text).group(1)}
+    data[field] = (io.BytesIO(b"2027-01-01"), "date.txt")
+    response = client.post(LIST, data=data, content_type="multipart/form-data")
+    assert response.status_code == 400
+    assert '<p class="error" role="alert">' in response.text
+    assert stored_expiry(app) == []
+
+
 def test_the_date_is_ignored_unless_custom_is_picked(app, client, logged_in):
     with freeze_time(START):
         assert create(client, "7", "garbage").status_code == 200

@@ -33,13 +33,14 @@ def custom_date_range(now: datetime) -> tuple[date, date]:
     return today + timedelta(days=1), today + timedelta(days=MAX_CUSTOM_DAYS)
 
 
-def expires_at_for(choice: str, custom_date: str | None, now: datetime) -> datetime | None:
+def expires_at_for(choice: object, custom_date: object, now: datetime) -> datetime | None:
     """The ``expires_at`` for a form choice (``"7"``…``"90"``, ``"custom"``, ``"none"``),
-    None for no expiry. Raises BadExpiry for an unknown choice or a bad custom date."""
+    None for no expiry. Raises BadExpiry for an unknown choice or a bad custom date
+    (anything but text included: a form field may arrive as a file part)."""
     if choice == NO_EXPIRY:
         return None
     if choice == CUSTOM:
-        text = (custom_date or "").strip()
+        text = custom_date.strip() if isinstance(custom_date, str) else ""
         if not text:
             raise BadExpiry("Pick the date the token expires.")
         if not _ISO_DATE.fullmatch(text):
@@ -54,7 +55,7 @@ def expires_at_for(choice: str, custom_date: str | None, now: datetime) -> datet
         if day > last:
             raise BadExpiry(f"The expiry date can be at most {MAX_CUSTOM_DAYS} days ahead ({last.isoformat()}).")
         return datetime.combine(day, time(0, 0), tzinfo=UTC)
-    if choice in _PRESET_CHOICES:
+    if isinstance(choice, str) and choice in _PRESET_CHOICES:
         return now.astimezone(UTC).replace(microsecond=0) + timedelta(days=int(choice))
     raise BadExpiry("Choose one of the expiry options.")
 

@@ -1,23 +1,16 @@
 """Settings → API Tokens: list, create (with expiry and the ten-second reveal), one token's
-page (usage and history), revoke (confirmed, with or without script); the audit log; the
-notice of leak reports."""
+page (usage and history), revoke (confirmed, with or without script); the audit log."""
 
 from __future__ import annotations
 
 import secrets
 
 import sqlalchemy as sa
-from flask import abort, current_app, flash, g, make_response, redirect, render_template, request, session, url_for
+from flask import abort, current_app, flash, make_response, redirect, render_template, request, session, url_for
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 
-from ...auth.token_service import (
-    DuplicateSubmission,
-    dismiss_leak_reports,
-    issue_token,
-    leak_reports_for,
-    revoke_token,
-)
+from ...auth.token_service import DuplicateSubmission, issue_token, revoke_token
 from ...core import token_lifetime
 from ...core.list_query import page_number
 from ...extensions import db
@@ -62,24 +55,6 @@ def token_status(token: ApiToken, now=None) -> str:
     if token.revoked_at is not None:
         return "Revoked"
     return "Expired" if token.expired(now or utcnow()) else "Live"
-
-
-@bp.before_request
-def load_leak_reports():
-    """Leak reports the admin has not dismissed, for the notice on every dashboard page."""
-    if current_user.is_authenticated:
-        g.leak_reports = leak_reports_for(current_user)
-
-
-@bp.post("/notices/leak_reports/dismiss")
-def dismiss_leak_notice():
-    dismiss_leak_reports(current_user)
-    flash("Leak notice dismissed. The reports stay in the audit log.", "info")
-    target = request.form.get("next", "")
-    # Back to the page it was dismissed on, if that is one of ours.
-    if not (target.startswith("/admin/") and "//" not in target and "\\" not in target):
-        target = url_for("dashboard.api_tokens")
-    return redirect(target)
 
 
 @bp.get("/settings/api_tokens")
