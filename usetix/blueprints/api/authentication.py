@@ -42,9 +42,7 @@ def authenticate_bearer() -> Response | None:
     if not req.wants_json or req.endpoint in app.public_endpoints:
         return None
     screened = req.environ.get(SCREENED_DIGEST) or bearer.screen_credentials(req.headers.get("Authorization"))
-    now = utcnow()
-    now_naive = now.replace(tzinfo=None)
-    principal = bearer.authenticate(screened, req.method, request_connection, now_naive)
+    principal = bearer.authenticate(screened, req.method, request_connection)
     if isinstance(principal, Refusal):
         return _refuse(principal)
     token = principal.token
@@ -57,8 +55,9 @@ def authenticate_bearer() -> Response | None:
                                                       "This token has made too many requests; retry later.")
             return json_response(body, status, headers)
         request_globals.rate_limit_headers = verdict.headers  # added to whatever the view answers
+    now = utcnow()
     recorder = app.extensions[USAGE_RECORDER]
-    if recorder.count(token.id, token.last_used_at, now_naive):
+    if recorder.count(token.id, token.last_used_at, bearer.naive_utc(now)):
         # Written after the response is sent (add_token_headers), never inside the request.
         request_globals.usage_writer = recorder.writer(token.id, now, req.remote_addr,
                                                        req.headers.get("User-Agent"))
