@@ -60,7 +60,7 @@ class UsageRecorder:
 
         ``stored_last_used`` is the naive UTC ``last_used_at`` the token lookup just read
         (so a write by another worker counts too), ``now`` the naive UTC time. The caller
-        then passes :meth:`write` to ``call_on_close`` with the request's details.
+        then hands :meth:`writer`'s callable, made with the request's details, to ``call_on_close``.
         """
         entry = self._pending.get(token_id)
         if entry is None:
@@ -111,8 +111,8 @@ class UsageRecorder:
 
 
 def _write(connection: sa.Connection, params: dict) -> bool:
-    sqlite = connection.dialect.name == "sqlite"
-    if sqlite:
+    previous = None
+    if connection.dialect.name == "sqlite":
         # The pooled connection waits 10 s by default (usetix/extensions.py); not here.
         previous = connection.exec_driver_sql("PRAGMA busy_timeout").scalar()
         connection.exec_driver_sql(f"PRAGMA busy_timeout = {LOCK_TIMEOUT_MS}")
@@ -125,6 +125,6 @@ def _write(connection: sa.Connection, params: dict) -> bool:
         connection.commit()
         return written
     finally:
-        if sqlite:
+        if previous is not None:  # the connection goes back to the pool as it came
             connection.rollback()
             connection.exec_driver_sql(f"PRAGMA busy_timeout = {int(previous)}")
