@@ -42,7 +42,7 @@ def bad_checksum(raw):
     return raw[:-1] + ("A" if last != "A" else "B")
 
 
-def test_a_reported_token_is_revoked_at_once_and_recorded(app, client, orgs):
+def test_a_reported_token_is_revoked_at_once_and_recorded(app, client, orgs, caplog):
     raw = issue(app, orgs["acme"], "write")
     other = issue(app, orgs["acme"], "read")
     assert client.get("/admin/events", headers=bearer(raw)).status_code == 200
@@ -55,6 +55,8 @@ def test_a_reported_token_is_revoked_at_once_and_recorded(app, client, orgs):
     assert audit(app)[len(created):] == [
         ("token.reported_leaked", token_id(app, raw), "leak report", None, "203.0.113.9", orgs["acme"].account_id),
     ]
+    assert "leak report from 203.0.113.9 revoked 1 token(s) (1 value(s) sent)" in caplog.text
+    assert raw not in caplog.text
 
 
 @pytest.mark.parametrize("accept", ["application/json", "*/*", None, "text/html"])

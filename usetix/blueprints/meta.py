@@ -72,7 +72,8 @@ def report_leaked_credentials() -> Response:
                               f"credentials must be a list of 1 to {MAX_LEAK_REPORT_VALUES} strings.",
                               parameter="credentials")
     revoked = revoke_leaked(values, request.remote_addr)
-    current_app.logger.info("leak report from %s: %d value(s), %d token(s) revoked",
-                            request.remote_addr, len(values), revoked)
+    if revoked:  # for the operators (the reporter never learns it); never the values themselves
+        current_app.logger.warning("leak report from %s revoked %d token(s) (%d value(s) sent)",
+                                   request.remote_addr, revoked, len(values))
     return json_response(LEAK_REPORT_ACCEPTED, 202)
 
