@@ -338,15 +338,16 @@ def test_server_errors_are_json_too(tmp_path):
 
 def test_authenticated_list_costs_two_queries_and_last_used_is_written_once_a_minute(app, client, read_token):
     start = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
+    # buffered=True closes the response, as every server does: the usage write runs then.
     with freeze_time(start) as clock:
         with QueryLog(app) as first:
-            client.get("/admin/events", headers=bearer(read_token))
+            client.get("/admin/events", headers=bearer(read_token), buffered=True)
         with QueryLog(app) as second:
             for _ in range(5):
-                client.get("/admin/events", headers=bearer(read_token))
+                client.get("/admin/events", headers=bearer(read_token), buffered=True)
         clock.tick(timedelta(seconds=61))
         with QueryLog(app) as later:
-            client.get("/admin/events", headers=bearer(read_token))
+            client.get("/admin/events", headers=bearer(read_token), buffered=True)
     updates = lambda log: [s for s in log.statements if s.lstrip().upper().startswith("UPDATE")]  # noqa: E731
     selects = lambda log: [s for s in log.statements if s.lstrip().upper().startswith("SELECT")]  # noqa: E731
     assert len(updates(first)) == 1 and len(updates(later)) == 1

@@ -100,11 +100,12 @@ class Dashboard:
     def revoke(self, token_id: int) -> None:
         page = self.http.get(self.base + "/admin/settings/api_tokens", timeout=10).text
         assert f'data-token-id="{token_id}"' in page
+        # confirm=yes: what the list's form sends once its script's dialog is accepted.
         response = self.http.post(f"{self.base}/admin/settings/api_tokens/{token_id}/revoke",
-                                  data={"csrf_token": csrf_token_from(page)}, timeout=10)
+                                  data={"csrf_token": csrf_token_from(page), "confirm": "yes"}, timeout=10)
         assert response.status_code == 200
         assert "was revoked" in response.text
-        assert f'data-token-id="{token_id}"' not in response.text
+        assert f'<tr data-token-id="{token_id}" class="token-revoked' in response.text
 
 
 def api(base: str, method: str, path: str, token: str | None = None, **headers: str) -> requests.Response:
@@ -342,7 +343,7 @@ def test_options_is_answered_by_flask_and_never_runs_a_view(server, acme):
     response = acme.http.options(f"{server.base}/admin/settings/api_tokens/{token_id}/revoke",
                                  allow_redirects=False, timeout=10)
     assert response.status_code == 200
-    assert _allowed(response) == {"POST", "OPTIONS"}
+    assert _allowed(response) == {"GET", "HEAD", "POST", "OPTIONS"}  # GET: the confirmation page
     assert response.content == b""
     assert api(server.base, "GET", "/admin/account", raw).status_code == 200  # not revoked
 

@@ -181,8 +181,8 @@ def test_token_lifecycle(browser, server):
     row = page.locator("tr[data-token-id]")
     assert row.count() == 1
     cells = row.locator("td").all_inner_texts()
-    assert cells[:3] == ["Mailchimp sync", "Read + Write", EMAIL]
-    assert cells[4] != "Never"
+    assert cells[:5] == ["Mailchimp sync", "Read + Write", "Live", "Expires in 30 days", EMAIL]
+    assert cells[6] != "Never"  # last used
     screenshot(page, "token-list")
 
     # The reveal replaced its own history entry: back goes to the form, never the value.
@@ -218,7 +218,10 @@ def test_token_lifecycle(browser, server):
     assert page.url == server + "/admin/settings/api_tokens"
     assert page.get_by_role("status").first.inner_text() == (
         "Token “Mailchimp sync” was revoked. Requests using it now get 401.")
-    assert page.locator("tr[data-token-id]").count() == 0
+    # Still listed, as revoked, with nothing left to revoke.
+    assert row.get_attribute("class") == "token-revoked"
+    assert row.locator("td").nth(2).inner_text() == "Revoked"
+    assert row.get_by_role("button", name="Revoke").count() == 0
     screenshot(page, "token-revoked")
     response = api_get(server, "/admin/events", raw)
     assert response.status_code == 401
@@ -293,7 +296,9 @@ def test_a_double_click_on_create_token_still_reveals_it(browser, server):
     network.send("Network.enable")
     network.send("Network.emulateNetworkConditions",
                  {"offline": False, "latency": 400, "downloadThroughput": -1, "uploadThroughput": -1})
-    box = page.get_by_role("button", name="Create Token").bounding_box()
+    button = page.get_by_role("button", name="Create Token")
+    button.scroll_into_view_if_needed()  # below the expiry choices: the mouse clicks in the viewport
+    box = button.bounding_box()
     x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
     page.mouse.click(x, y)
     page.wait_for_timeout(150)  # a human double click, at the speed of a mouse
@@ -332,3 +337,90 @@ def test_log_out_from_the_reveal_page_over_https(browser, tmp_path_factory):
             page.goto(base + "/admin/events")
             assert page.url.startswith(base + "/login?next=")
             context.close()
+
+
+def token_facts(page) -> dict[str, str]:
+    return dict(zip(page.locator("#token-facts dt").all_inner_texts(),
+                    page.locator("#token-facts dd").all_inner_texts()))
+
+
+def test_expiry_the_token_page_and_the_notice_after_a_leak_report(browser, server):
+    """Create a token that expires in 7 days (after a refused custom date), see it on the
+    list and its own page, then have it reported leaked from outside: it is revoked, and
+    the admin's next page says so until dismissed."""
+    context = browser.new_context()
+    page = context.new_page()
+    log_in(page, server)
+    page.goto(server + "/admin/settings/api_tokens/new")
+    assert page.get_by_label("30 days", exact=True).is_checked()  # the default
+    # The warning shows only while "No expiry" is picked (CSS alone: it works without script).
+    warning = page.locator("#no-expiry-warning")
+    assert not warning.is_visible()
+    page.get_by_label("No expiry", exact=True).check()
+    assert warning.is_visible()
+    screenshot(page, "new-token-no-expiry")
+    page.get_by_label("Custom date", exact=True).check()
+    assert not warning.is_visible()
+
+    # A custom date of today is refused with a form error, and nothing is created.
+    page.get_by_label("Description").fill("Quarterly export")
+    today = page.locator("#expires_on").get_attribute("min")  # tomorrow, as the server says
+    page.locator("#expires_on").fill(today)
+    assert page.locator("#expires_on").get_attribute("max") is not None
+    page.locator("#expires_on").evaluate("(input) => { input.removeAttribute('min'); }")
+    page.locator("#expires_on").fill("2000-01-01")
+    page.get_by_role("button", name="Create Token").click()
+    page.wait_for_selector("p.error")
+    assert page.locator("p.error").inner_text().startswith("The expiry date must be tomorrow")
+    screenshot(page, "new-token-bad-date")
+
+    page.get_by_label("7 days", exact=True).check()
+    page.get_by_role("button", name="Create Token").click()
+    page.wait_for_selector("#token-value")
+    raw = page.locator("#token-value").inner_text()
+    assert page.locator("#token-expiry").inner_text().startswith("Expires in 7 days (")
+    screenshot(page, "reveal-with-expiry")
+    response = api_get(server, "/admin/account", raw)
+    assert response.status_code == 200
+    assert response.headers["Usetix-Token-Expiration"] == response.json()["data"]["token"]["expires_at"]
+
+    page.get_by_role("link", name="I have copied it: back to API Tokens").click()
+    page.wait_for_url(server + "/admin/settings/api_tokens")
+    row = page.locator("tr[data-token-id]", has_text="Quarterly export")
+    assert "expiring-soon" in row.get_attribute("class")  # within 7 days: highlighted
+    assert row.locator("td").nth(3).inner_text() == "Expires in 7 days"
+    assert page.locator("tr[data-token-id]", has_text="Quarterly export").count() == 1  # the refused try made none
+    screenshot(page, "token-list-with-expiry")
+
+    row.get_by_role("link", name="Quarterly export").click()
+    page.wait_for_url("**/admin/settings/api_tokens/*")
+    facts = token_facts(page)
+    assert facts["Tier"] == "Read" and facts["Expiry"] == "Expires in 7 days" and facts["Status"] == "Live"
+    assert facts["Uses"] == "1" and facts["Last used from"] == "127.0.0.1"
+    assert facts["Last used with"].startswith("python-requests/")
+    assert page.locator("#token-history tbody tr").all_inner_texts()[0].split("\t")[1] == "Created token"
+    screenshot(page, "token-page")
+
+    # Someone finds the token in public and reports it: no login, no token.
+    report = requests.post(server + "/admin/credentials/revoke", json={"credentials": [raw]}, timeout=10)
+    assert report.status_code == 202
+    assert api_get(server, "/admin/events", raw).status_code == 401
+    page.reload()
+    notice = page.locator("#leak-notice")
+    assert notice.is_visible()
+    assert "API tokens reported leaked" in notice.inner_text()
+    assert notice.get_by_role("link", name="Quarterly export").is_visible()
+    facts = token_facts(page)
+    assert facts["Status"] == "Revoked"
+    assert "Revoked token: reported leaked" in page.locator("#token-history").inner_text()
+    screenshot(page, "leak-notice")
+    page.get_by_role("link", name="Events", exact=True).click()
+    page.wait_for_url(server + "/admin/events")
+    assert page.locator("#leak-notice").is_visible()  # on every page, until dismissed
+    with page.expect_navigation():
+        notice.get_by_role("button", name="Dismiss").click()
+    assert page.url == server + "/admin/events"
+    assert page.locator("#leak-notice").count() == 0
+    page.goto(server + "/admin/settings/audit_log")
+    assert page.locator("#leak-notice").count() == 0
+    context.close()

@@ -166,8 +166,11 @@ def test_unicode_description_is_kept(app, client, logged_in):
     assert "Synchro Müller – 日本 ✓" in client.get(LIST).text
 
 
-def revoke(client, token_id, csrf=True):
+def revoke(client, token_id, csrf=True, confirm="yes"):
+    """Revoke as the list's form does once its script's dialog is accepted (``confirm=yes``)."""
     data = {"csrf_token": csrf_token_from(client.get(LIST).text)} if csrf else {}
+    if confirm is not None:
+        data["confirm"] = confirm
     return client.post(f"{LIST}/{token_id}/revoke", data=data)
 
 
@@ -175,14 +178,17 @@ def test_revoke_is_immediate_and_recorded(app, client, logged_in):
     raw = create_token_via_form(client)
     (row,) = token_rows(app)
     page = client.get(LIST)
-    assert f'<tr data-token-id="{row.id}">' in page.text
+    assert f'<tr data-token-id="{row.id}" class="token-live' in page.text
     assert f'action="{LIST}/{row.id}/revoke"' in page.text
     assert "data-confirm=" in page.text
     response = revoke(client, row.id)
     assert response.status_code == 302 and response.headers["Location"] == LIST
     listing = client.get(LIST)
     assert "was revoked" in listing.text
-    assert f'data-token-id="{row.id}"' not in listing.text
+    # Still listed, as revoked, with nothing left to revoke; hidden by the filter.
+    assert f'<tr data-token-id="{row.id}" class="token-revoked' in listing.text
+    assert f'action="{LIST}/{row.id}/revoke"' not in listing.text
+    assert f'data-token-id="{row.id}"' not in client.get(LIST + "?active=1").text
     assert token_rows(app)[0].revoked_at is not None
     assert app.test_client().get("/admin/events", headers=bearer(raw)).status_code == 401
 
@@ -246,7 +252,7 @@ def test_list_shows_creator_dates_and_last_use(app, client, auth, orgs):
         assert "Read + Write" in page.text
         assert "Never" in page.text
         clock.move_to(datetime(2026, 5, 1, 21, 15, tzinfo=UTC))
-        app.test_client().get("/admin/events", headers=bearer(raw))
+        app.test_client().get("/admin/events", headers=bearer(raw), buffered=True)  # closed: usage written
         page = client.get(LIST)
         assert "2026-05-01 21:15 UTC" in page.text
         assert "Never" not in page.text

@@ -101,7 +101,8 @@ class Dashboard:
         """Revoke; returns once the server has answered, so after the revocation committed."""
         page = self.http.get(host.base + "/admin/settings/api_tokens", timeout=TIMEOUT)
         response = self.http.post(f"{host.base}/admin/settings/api_tokens/{token_id}/revoke",
-                                  data={"csrf_token": csrf_token_from(page.text)}, allow_redirects=False,
+                                  data={"csrf_token": csrf_token_from(page.text), "confirm": "yes"},
+                                  allow_redirects=False,
                                   timeout=TIMEOUT)
         assert response.status_code == 302 and response.headers["Location"] == "/admin/settings/api_tokens"
 

@@ -81,7 +81,8 @@ def test_our_counting_is_fixed_window_rate_limiters_own(uri):
 
     with freeze_time("2026-06-01 09:00:00"):
         limits = RateLimits({"RATELIMIT_ENABLED": True, "RATELIMIT_STORAGE_URI": uri, "LOGIN_RATE_LIMIT": "3/minute",
-                             "API_RATE_LIMIT": "3 per minute", "API_FAILED_AUTH_LIMIT": "3 per minute"})
+                             "API_RATE_LIMIT": "3 per minute", "API_FAILED_AUTH_LIMIT": "3 per minute",
+                             "LEAK_REPORT_RATE_LIMIT": "3 per minute"})
         reference = FixedWindowRateLimiter(limits.storage)
         for expected_remaining in (2, 1, 0):
             verdict = limits.hit(limits.api, "api-token", "7")

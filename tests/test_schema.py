@@ -49,20 +49,31 @@ def test_served_document_is_the_packaged_one(client):
         ("GET", "/admin/events"),
         ("GET", "/admin/events/{event_id}"),
         ("GET", "/admin/events/{event_id}/attendees"),
+        ("POST", "/admin/credentials/revoke"),
     }
+
+
+# Looked up by its documented name (`st run --exclude-checks unsupported_method`).
+UNSUPPORTED_METHOD = schemathesis.checks.CHECKS.get_one("unsupported_method")
+
+
+def _excluded(case) -> list:
+    # The leak report needs no token, but a request that carries one is still judged by it:
+    # a read token's TRACE there is 401 insufficient_scope, "whatever the path" (README).
+    return [UNSUPPORTED_METHOD] if case.path == "/admin/credentials/revoke" else []
 
 
 @schema.parametrize()
 @BOUNDED
 def test_api_conforms_with_a_read_token(case, app, read_token):
-    response = case.call_and_validate(headers=bearer(read_token), app=app)
+    response = case.call_and_validate(headers=bearer(read_token), app=app, excluded_checks=_excluded(case))
     assert response.status_code < 500
 
 
 @schema.parametrize()
 @BOUNDED
 def test_api_conforms_with_a_write_token(case, app, write_token):
-    response = case.call_and_validate(headers=bearer(write_token), app=app)
+    response = case.call_and_validate(headers=bearer(write_token), app=app, excluded_checks=_excluded(case))
     assert response.status_code < 500
 
 
@@ -71,7 +82,7 @@ def test_documented_bounds_are_the_apps(app):
 
     document = json.loads(files("usetix").joinpath("openapi.json").read_text())
     largest_id = app.url_map.converters["int"](app.url_map).max
-    for path, operation in ((p, item["get"]) for p, item in document["paths"].items()):
+    for path, operation in ((p, op) for p, item in document["paths"].items() for op in item.values()):
         for parameter in operation.get("parameters", []):
             schema_ = parameter["schema"]
             expected = {"event_id": (0, largest_id), "page": (1, MAX_PAGE), "per_page": (1, MAX_PER_PAGE)}

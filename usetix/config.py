@@ -32,6 +32,8 @@ def defaults(instance_path: str) -> dict:
         "API_RATE_LIMIT": "600 per minute",
         "API_FAILED_AUTH_LIMIT": "60 per minute",
         "LOGIN_RATE_LIMIT": "10 per 15 minutes",
+        # Unauthenticated leak reports (POST /admin/credentials/revoke) per client address.
+        "LEAK_REPORT_RATE_LIMIT": "60 per hour",
         # Per-worker counters without limits' expiry thread (usetix/ratelimit/storage.py);
         # a redis:// URL shares them between workers and hosts.
         "RATELIMIT_STORAGE_URL": "worker-memory://",

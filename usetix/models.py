@@ -55,6 +55,9 @@ class Admin(UserMixin, db.Model):
     email: Mapped[str] = mapped_column(sa.String(254), unique=True)
     password_hash: Mapped[str] = mapped_column(sa.String(255))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Leak reports on the account's tokens after this moment show as a dashboard notice
+    # until this admin dismisses them (None: since the admin was created).
+    leak_notices_dismissed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     account: Mapped[Account] = relationship()
 
@@ -112,7 +115,14 @@ class ApiToken(db.Model):
     tier: Mapped[str] = mapped_column(sa.String(10))
     digest: Mapped[str] = mapped_column(sa.String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # None: the token never expires. It is refused from this second on.
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Usage, written at most once a minute per token after the response (usetix/auth/usage.py):
+    # the last request's time, client address and User-Agent, and an approximate count.
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_used_address: Mapped[str | None] = mapped_column(sa.String(64))
+    last_used_agent: Mapped[str | None] = mapped_column(sa.String(255))
+    use_count: Mapped[int] = mapped_column(default=0, server_default="0")
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # The one-time nonce of the dashboard form that made it. Unique, so two submissions
     # racing past the session's nonce check (a double click) still make one token.
@@ -124,9 +134,19 @@ class ApiToken(db.Model):
     def tier_label(self) -> str:
         return self.TIER_LABELS[self.tier]
 
+    def expired(self, now: datetime) -> bool:
+        return self.expires_at is not None and now >= self.expires_at
+
+    def live(self, now: datetime) -> bool:
+        return self.revoked_at is None and not self.expired(now)
+
 
 class AuditEvent(db.Model):
-    """One token created or revoked: who, what (as it was then), when, from where."""
+    """Something done to or with a token: who, what (as the token was then), when, from where.
+
+    Actions: ``token.created``, ``token.revoked``, ``token.reported_leaked`` (revoked by an
+    unauthenticated leak report: actor "leak report", the reporter's address, no admin).
+    """
 
     __tablename__ = "audit_events"
     # Leads with account_id, so it also serves every per-account lookup.

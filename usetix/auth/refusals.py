@@ -5,7 +5,7 @@ bearer hook and the credential gate (which runs before Flask) give the very same
 The challenge follows RFC 6750 §3.1: no ``error`` attribute when no bearer credentials
 were sent (none at all, or another scheme); ``invalid_request`` for a broken Bearer
 header; ``invalid_token`` for a token that parses but is not valid (wrong shape or
-checksum, unknown, revoked); ``insufficient_scope`` for a read token's write method. The
+checksum, unknown, revoked, expired); ``insufficient_scope`` for a read token's write method. The
 JSON body's ``error`` says which case it was.
 """
 
@@ -29,6 +29,11 @@ class Refusal(NamedTuple):
 MISSING_TOKEN = Refusal("missing_token", "Missing token: send Authorization: Bearer <token>.", None)
 UNKNOWN_TOKEN = Refusal("invalid_token", "Unknown token.", "invalid_token")
 REVOKED_TOKEN = Refusal("revoked_token", "This token has been revoked.", "invalid_token")
+
+
+def expired_token(expires_at: str) -> Refusal:
+    """``expires_at`` as ISO 8601 UTC: the message says when."""
+    return Refusal("expired_token", f"This token expired at {expires_at}.", "invalid_token")
 
 
 def other_scheme(detail: str) -> Refusal:

@@ -5,6 +5,9 @@ Used by the dashboard (Settings → API Tokens) and by ``usetix revoke-token``.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from datetime import datetime
+
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
@@ -13,6 +16,10 @@ from ..extensions import db
 from ..models import Admin, ApiToken, AuditEvent, utcnow
 
 TIERS = tuple(ApiToken.TIER_LABELS)
+# The audit log's actor for a revocation by an unauthenticated leak report.
+LEAK_REPORT_ACTOR = "leak report"
+# At most this many values in one leak report (as GitHub's credential-revocation API).
+MAX_LEAK_REPORT_VALUES = 1000
 
 
 class DuplicateSubmission(Exception):
@@ -35,9 +42,10 @@ def _audit(action: str, token: ApiToken, actor: str, admin_id: int | None, clien
 
 
 def issue_token(admin: Admin, description: str, tier: str, client_address: str | None,
-                form_nonce: str | None = None) -> tuple[ApiToken, str]:
+                form_nonce: str | None = None, expires_at: datetime | None = None) -> tuple[ApiToken, str]:
     """Create a token for the admin's account; returns the row and the raw value, which
-    exists only in this return value and is never written anywhere.
+    exists only in this return value and is never written anywhere. ``expires_at`` None
+    makes a token that never expires.
 
     Raises DuplicateSubmission if ``form_nonce`` already made a token.
     """
@@ -51,6 +59,7 @@ def issue_token(admin: Admin, description: str, tier: str, client_address: str |
         tier=tier,
         digest=token_format.digest(raw),
         form_nonce=form_nonce,
+        expires_at=expires_at,
     )
     db.session.add(token)
     try:
@@ -85,3 +94,60 @@ def revoke_token(token: ApiToken, actor: str, admin_id: int | None, client_addre
 def find_by_value(raw: str) -> ApiToken | None:
     """The token row for a raw value (any account), or None; raises MalformedToken."""
     return db.session.scalar(sa.select(ApiToken).where(ApiToken.digest == token_format.digest(token_format.parse(raw))))
+
+
+def revoke_leaked(values: Iterable[str], reporter_address: str | None) -> int:
+    """Revoke every live token among ``values`` (raw values reported as leaked, by anyone).
+
+    Values that are not well-formed tokens (wrong shape or checksum) are dropped without a
+    query; the rest are matched in one batched UPDATE, whatever their number. Each token
+    revoked gets a ``token.reported_leaked`` audit record with the reporter's address,
+    which its account's admins see as a dashboard notice. Returns how many were revoked
+    (for the caller's log only: the reporter must not learn it).
+    """
+    digests = set()
+    for value in values:
+        try:
+            digests.add(token_format.digest(token_format.parse(value)))
+        except token_format.MalformedToken:
+            continue
+    if not digests:
+        return 0
+    now = utcnow()
+    table = ApiToken.__table__
+    # One statement whatever the number of values; RETURNING (SQLite 3.35+, PostgreSQL)
+    # gives what the audit records need without a second query.
+    revoked = db.session.execute(
+        sa.update(table)
+        .where(table.c.digest.in_(sorted(digests)), table.c.revoked_at.is_(None),
+               sa.or_(table.c.expires_at.is_(None), table.c.expires_at > now))
+        .values(revoked_at=now)
+        .returning(table.c.id, table.c.account_id, table.c.description, table.c.tier)
+    ).all()
+    if revoked:
+        db.session.execute(sa.insert(AuditEvent.__table__), [
+            {"account_id": row.account_id, "admin_id": None, "actor": LEAK_REPORT_ACTOR,
+             "action": "token.reported_leaked", "token_id": row.id, "token_description": row.description,
+             "token_tier": row.tier, "client_address": reporter_address, "created_at": now}
+            for row in revoked
+        ])
+    db.session.commit()
+    return len(revoked)
+
+
+def leak_reports_for(admin: Admin) -> list[AuditEvent]:
+    """The leak reports on the admin's account's tokens that the admin has not dismissed
+    (nor predate the admin), newest first: one indexed query."""
+    since = admin.leak_notices_dismissed_at or admin.created_at
+    return list(db.session.scalars(
+        sa.select(AuditEvent)
+        .where(AuditEvent.account_id == admin.account_id, AuditEvent.created_at > since,
+               AuditEvent.action == "token.reported_leaked")
+        .order_by(AuditEvent.created_at.desc(), AuditEvent.id.desc())
+        .limit(20)
+    ))
+
+
+def dismiss_leak_reports(admin: Admin) -> None:
+    admin.leak_notices_dismissed_at = utcnow()
+    db.session.commit()

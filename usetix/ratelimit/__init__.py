@@ -7,6 +7,7 @@ that ``RATELIMIT_STORAGE_URI`` names (``USETIX_RATELIMIT_STORAGE_URL``; see
 - failed logins, per email and per client address (``LOGIN_RATE_LIMIT``);
 - API requests, per token (``API_RATE_LIMIT``);
 - failed API authentications, per client address (``API_FAILED_AUTH_LIMIT``).
+- leak reports (``POST /admin/credentials/revoke``), per client address (``LEAK_REPORT_RATE_LIMIT``).
 
 The settings keep the names and meaning Flask-Limiter gave them, which operators know:
 ``RATELIMIT_ENABLED = False`` (for a deployment behind a rate-limiting gateway) switches
@@ -56,6 +57,7 @@ class RateLimits:
         self.login = parse(config["LOGIN_RATE_LIMIT"])
         self.api = parse(config["API_RATE_LIMIT"])
         self.failed_auth = parse(config["API_FAILED_AUTH_LIMIT"])
+        self.leak_report = parse(config["LEAK_REPORT_RATE_LIMIT"])
 
     def hit(self, item: RateLimitItem, *key: str) -> Verdict | None:
         """Count one request against ``item`` for ``key``; None when limits are off."""

@@ -16,12 +16,17 @@ from flask import Response, current_app, g, request
 
 from ...auth import bearer
 from ...auth.refusals import Refusal, refusal_answer, too_many_requests
+from ...auth.usage import UsageRecorder
 from ...database.connection import request_connection
+from ...extensions import db
 from ...models import utcnow
 from ...ratelimit import rate_limits
 from ...web.credential_gate import SCREENED_DIGEST
 from ...web.responses import json_response
 from . import bp
+
+# Where each app keeps its worker's usage counts (usetix/auth/usage.py).
+USAGE_RECORDER = "usetix.usage"
 
 
 def _refuse(refusal: Refusal) -> Response:
@@ -51,17 +56,36 @@ def authenticate_bearer() -> Response | None:
             return json_response(body, status, headers)
         request_globals.rate_limit_headers = verdict.headers  # added to whatever the view answers
     now = utcnow()
-    if bearer.use_is_stale(token, now):
-        bearer.record_use(request_connection(), token, now)
+    recorder = app.extensions[USAGE_RECORDER]
+    if recorder.count(token.id, token.last_used_at, bearer.naive_utc(now)):
+        # Written after the response is sent (add_token_headers), never inside the request.
+        request_globals.usage_writer = recorder.writer(token.id, now, req.remote_addr,
+                                                       req.headers.get("User-Agent"))
     request_globals.principal = principal
     return None
 
 
+@bp.record_once
+def _make_usage_recorder(state) -> None:
+    state.app.extensions[USAGE_RECORDER] = UsageRecorder(lambda: db.engine)
+
+
 @bp.after_app_request
-def add_rate_limit_headers(response: Response) -> Response:
-    headers = g._get_current_object().get("rate_limit_headers")
+def add_token_headers(response: Response) -> Response:
+    """The rate-limit headers, the token's expiry, and the usage write after the response."""
+    request_globals = g._get_current_object()
+    principal = request_globals.get("principal")
+    if principal is None or principal.token is None:
+        return response
+    add = response.headers.add  # a third of what extend() costs: it walks a generic multi-item iterator
+    headers = request_globals.get("rate_limit_headers")
     if headers:
-        add = response.headers.add  # a third of what extend() costs: it walks a generic multi-item iterator
         for name, value in headers.items():
             add(name, value)
+    if principal.token.expires_at is not None:
+        # As GitHub's GitHub-Authentication-Token-Expiration: scripts can warn their owners.
+        add("Usetix-Token-Expiration", bearer.iso_utc(principal.token.expires_at))
+    writer = request_globals.get("usage_writer")
+    if writer is not None:
+        response.call_on_close(writer)
     return response

@@ -22,14 +22,16 @@ def bad_parameter(exc: BadParameter) -> Response:
 def account() -> Response:
     token_id = g.principal.token.id
     row = request_connection().execute(
-        sa.select(Account.id, Account.name, ApiToken.description, ApiToken.tier, ApiToken.created_at)
+        sa.select(Account.id, Account.name, ApiToken.description, ApiToken.tier, ApiToken.created_at,
+                  ApiToken.expires_at)
         .join(ApiToken, ApiToken.account_id == Account.id)
         .where(ApiToken.id == token_id)
     ).one()
     return json_response({"data": {
         "id": row.id,
         "name": row.name,
-        "token": {"id": token_id, "description": row.description, "tier": row.tier, "created_at": row.created_at},
+        "token": {"id": token_id, "description": row.description, "tier": row.tier, "created_at": row.created_at,
+                  "expires_at": row.expires_at},
     }})
 
 

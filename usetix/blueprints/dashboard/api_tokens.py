@@ -1,17 +1,20 @@
-"""Settings → API Tokens: list, create (with the ten-second reveal), revoke; the audit log."""
+"""Settings → API Tokens: list, create (with expiry and the ten-second reveal), one token's
+page (usage and history), revoke (confirmed, with or without script); the audit log."""
 
 from __future__ import annotations
 
 import secrets
 
+import sqlalchemy as sa
 from flask import abort, current_app, flash, make_response, redirect, render_template, request, session, url_for
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 
 from ...auth.token_service import DuplicateSubmission, issue_token, revoke_token
+from ...core import token_lifetime
 from ...core.list_query import page_number
 from ...extensions import db
-from ...models import ApiToken, AuditEvent, account_select, get_for_account
+from ...models import ApiToken, AuditEvent, account_select, get_for_account, utcnow
 from ...web.errors import handle_http_error
 from . import bp
 from .forms import TokenForm
@@ -20,6 +23,12 @@ REVEAL_SECONDS = 10
 # Open "new token" forms an admin may have at once (tabs); older nonces are dropped.
 MAX_OPEN_FORMS = 5
 NONCES_KEY = "token_form_nonces"
+# How the audit log and a token's history name each action (others show as recorded).
+AUDIT_ACTIONS = {
+    "token.created": "Created token",
+    "token.revoked": "Revoked token",
+    "token.reported_leaked": "Revoked token: reported leaked",
+}
 
 
 def _issue_nonce() -> str:
@@ -37,14 +46,62 @@ def _already_submitted():
     return redirect(url_for("dashboard.api_tokens"))
 
 
+@bp.app_template_global()
+def token_expiry(token: ApiToken, now=None) -> dict:
+    """What a page says of a token's expiry: the sentence, whether to highlight it."""
+    now = now or utcnow()
+    return {
+        "text": token_lifetime.describe_expiry(token.expires_at, now),
+        "soon": token.revoked_at is None and token_lifetime.expiring_soon(token.expires_at, now),
+    }
+
+
+@bp.app_template_global()
+def token_status(token: ApiToken, now=None) -> str:
+    if token.revoked_at is not None:
+        return "Revoked"
+    return "Expired" if token.expired(now or utcnow()) else "Live"
+
+
 @bp.get("/settings/api_tokens")
 def api_tokens():
-    live = db.session.scalars(
-        account_select(ApiToken, current_user.account_id)
-        .where(ApiToken.revoked_at.is_(None))
-        .order_by(ApiToken.created_at.desc(), ApiToken.id.desc())
-    ).all()
-    return render_template("dashboard/api_tokens.html", tokens=live)
+    active_only = request.args.get("active") == "1"
+    query = account_select(ApiToken, current_user.account_id)
+    if active_only:
+        now = utcnow()
+        query = query.where(ApiToken.revoked_at.is_(None),
+                            sa.or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > now))
+    pagination = db.paginate(
+        # The creators in one more query, not one per row.
+        query.options(sa.orm.selectinload(ApiToken.created_by))
+        .order_by(ApiToken.created_at.desc(), ApiToken.id.desc()),
+        page=request.args.get("page", 1, type=page_number),
+        per_page=current_app.config["EVENTS_PER_PAGE"],
+        error_out=False,
+    )
+    return render_template("dashboard/api_tokens.html", pagination=pagination, active_only=active_only,
+                           now=utcnow())
+
+
+@bp.get("/settings/api_tokens/<int:token_id>")
+def api_token(token_id: int):
+    token = get_for_account(ApiToken, current_user.account_id, token_id)
+    if token is None:
+        abort(404)  # the same whether the token is another account's or nobody's
+    now = utcnow()
+    history = [
+        {"at": entry.created_at, "what": AUDIT_ACTIONS.get(entry.action, entry.action), "who": entry.actor,
+         "where": entry.client_address}
+        for entry in db.session.scalars(
+            account_select(AuditEvent, current_user.account_id)
+            .where(AuditEvent.token_id == token.id)
+            .order_by(AuditEvent.created_at, AuditEvent.id)
+        )
+    ]
+    if token.expired(now):  # no one acts when a token expires, so no audit record says so
+        history.append({"at": token.expires_at, "what": "Expired", "who": None, "where": None})
+        history.sort(key=lambda item: item["at"])
+    return render_template("dashboard/api_token.html", token=token, history=history, now=now)
 
 
 @bp.get("/settings/api_tokens/new")
@@ -76,14 +133,16 @@ def create_api_token():
         return render_template("dashboard/api_token_new.html", form=form), 400
     _spend_nonce(nonce)
     try:
-        token, raw = issue_token(current_user, form.description.data, form.tier.data, request.remote_addr, nonce)
+        token, raw = issue_token(current_user, form.description.data, form.tier.data, request.remote_addr, nonce,
+                                 expires_at=form.expiry(utcnow()))
     except DuplicateSubmission:
         # A second submission that raced past the session check (a double click).
         return _already_submitted()
     # The reveal page is the answer to this POST, so the raw value never has to be kept
     # anywhere to survive a redirect; no-store keeps it out of caches and history.
     response = make_response(
-        render_template("dashboard/api_token_reveal.html", token=token, raw_value=raw, seconds=REVEAL_SECONDS)
+        render_template("dashboard/api_token_reveal.html", token=token, raw_value=raw, seconds=REVEAL_SECONDS,
+                        now=utcnow())
     )
     # Referrer-Policy stays same-origin (security_headers.py): the value is never in a URL,
     # and the header's Log out form needs a Referer for Flask-WTF's check over HTTPS.
@@ -91,11 +150,15 @@ def create_api_token():
     return response
 
 
-@bp.post("/settings/api_tokens/<int:token_id>/revoke")
+@bp.route("/settings/api_tokens/<int:token_id>/revoke", methods=["GET", "POST"])
 def revoke_api_token(token_id: int):
+    """Revoke after a confirmation: the list's script asks in a dialog and sends
+    ``confirm=yes``; without script (or on GET) this page asks instead."""
     token = get_for_account(ApiToken, current_user.account_id, token_id)
     if token is None:
         abort(404)
+    if request.method == "GET" or request.form.get("confirm") != "yes":
+        return render_template("dashboard/api_token_revoke.html", token=token, now=utcnow())
     if revoke_token(token, current_user.email, current_user.id, request.remote_addr):
         flash(f"Token “{token.description}” was revoked. Requests using it now get 401.", "success")
     else:
@@ -113,4 +176,6 @@ def audit_log():
         per_page=current_app.config["EVENTS_PER_PAGE"],
         error_out=False,
     )
-    return render_template("dashboard/audit_log.html", pagination=pagination, tier_labels=ApiToken.TIER_LABELS)
+    return render_template("dashboard/audit_log.html", pagination=pagination, tier_labels=ApiToken.TIER_LABELS,
+                           actions=AUDIT_ACTIONS)
+
