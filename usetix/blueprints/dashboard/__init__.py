@@ -27,4 +27,4 @@ def home():
     return redirect(url_for("dashboard.events"))
 
 
-from . import api_tokens, events  # noqa: E402,F401  (they add their views to bp)
+from . import api_tokens, audit_log, events  # noqa: E402,F401  (they add their views to bp)

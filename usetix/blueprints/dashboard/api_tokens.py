@@ -1,17 +1,16 @@
-"""Settings → API Tokens: list, create (with the ten-second reveal), revoke; the audit log."""
+"""Settings → API Tokens: list, create (with the ten-second reveal), revoke."""
 
 from __future__ import annotations
 
 import secrets
 
-from flask import abort, current_app, flash, make_response, redirect, render_template, request, session, url_for
+from flask import abort, flash, make_response, redirect, render_template, request, session, url_for
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 
 from ...auth.token_service import DuplicateSubmission, issue_token, revoke_token
-from ...core.list_query import page_number
 from ...extensions import db
-from ...models import ApiToken, AuditEvent, account_select, get_for_account
+from ...models import ApiToken, account_select, get_for_account
 from ...web.errors import handle_http_error
 from . import bp
 from .forms import TokenForm
@@ -100,16 +99,3 @@ def revoke_api_token(token_id: int):
     else:
         flash(f"Token “{token.description}” was already revoked.", "info")
     return redirect(url_for("dashboard.api_tokens"))
-
-
-@bp.get("/settings/audit_log")
-def audit_log():
-    page = request.args.get("page", 1, type=page_number)
-    pagination = db.paginate(
-        account_select(AuditEvent, current_user.account_id)
-        .order_by(AuditEvent.created_at.desc(), AuditEvent.id.desc()),
-        page=page,
-        per_page=current_app.config["EVENTS_PER_PAGE"],
-        error_out=False,
-    )
-    return render_template("dashboard/audit_log.html", pagination=pagination, tier_labels=ApiToken.TIER_LABELS)
