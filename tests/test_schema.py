@@ -17,6 +17,7 @@ import uuid
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
+from schemathesis import GenerationMode
 from schemathesis.config import PositiveDataAcceptanceConfig
 
 from usetix import create_app
@@ -123,3 +124,49 @@ def test_documented_bounds_are_the_apps(app, client):
                 assert (schema_["minimum"], schema_["maximum"]) == expected[parameter["name"]], (path, parameter)
                 seen.add(parameter["name"])
     assert seen == set(expected)
+
+
+# The stateful run sends the test's real token wherever schemathesis would put generated
+# credentials, so its "invalid credentials accepted" check would misfire; the tests above
+# check refused credentials for every operation.
+# It starts from creating an event: the lists and the account are left out, so the
+# bounded run goes deep along the write links rather than wide.
+stateful_schema = schemathesis.openapi.from_wsgi("/admin/openapi.json", _document_app).exclude(
+    operation_id=["getAccount", "listEvents", "listAttendees"])
+# Valid data only, so that chains go on: invalid input is the tests above's business.
+stateful_schema.config.generation.update(with_security_parameters=False, modes=[GenerationMode.POSITIVE])
+stateful_schema.config.checks.update(excluded_check_names=["ignored_auth"])
+stateful_schema.config.checks.positive_data_acceptance = schema.config.checks.positive_data_acceptance
+
+
+def test_stateful_sequences_through_the_documents_links(app, write_token):
+    """schemathesis follows the document's OpenAPI links from one answer to the next
+    operation (create → read → update → add an attendee → check in → undo → delete), and
+    checks every answer; the test then asserts that such chains really ran on created objects."""
+    created_events: set[int] = set()
+    created_attendees: set[int] = set()
+    reached: set[str] = set()
+
+    class Workflow(stateful_schema.as_state_machine()):
+        def get_call_kwargs(self, case):
+            return {"app": app, "headers": _write_headers(case, write_token)}
+
+        def after_call(self, response, case):
+            ids = case.path_parameters or {}
+            body = response.json() if response.status_code in (200, 201) else {}
+            if case.operation.path == "/admin/events" and case.method.upper() == "POST" and response.status_code == 201:
+                created_events.add(body["data"]["id"])
+            elif case.operation.path.endswith("/attendees") and case.method.upper() == "POST" \
+                    and response.status_code == 201:
+                created_attendees.add(body["data"]["id"])
+                if ids.get("event_id") in created_events:
+                    reached.add("attendee of a created event")
+            elif response.status_code < 300 and (ids.get("event_id") in created_events
+                                                 or ids.get("attendee_id") in created_attendees):
+                reached.add(f"{case.method.upper()} {case.operation.path}")
+
+    Workflow.run(settings=settings(max_examples=30, stateful_step_count=10, deadline=None, derandomize=True,
+                                   suppress_health_check=list(HealthCheck)))
+    assert created_events and created_attendees
+    assert {"GET /admin/events/{event_id}", "PATCH /admin/events/{event_id}", "attendee of a created event",
+            "POST /admin/events/{event_id}/attendees/{attendee_id}/check_in"} <= reached, reached
