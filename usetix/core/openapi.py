@@ -83,7 +83,8 @@ RESPONSES = {
     "BadRequest": _error("Malformed JSON (`invalid_json`), a bad query parameter (`invalid_parameter`) or "
                          "a bad `Idempotency-Key` (`invalid_idempotency_key`)."),
     "Conflict": _error("The request conflicts with the object's state (`already_checked_in`, "
-                       "`not_checked_in`, `event_has_attendees`), or a request with the same "
+                       "`not_checked_in`, `event_has_attendees`, `event_cancelled`, `edit_conflict`: it "
+                       "changed while the request ran, retry), or a request with the same "
                        "`Idempotency-Key` is still running (`idempotency_key_in_use`, with `Retry-After`).",
                        "Retry-After"),
     "PreconditionFailed": _error("`If-Match` names no current version of the object; nothing changed."),

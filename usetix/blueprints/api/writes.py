@@ -25,8 +25,8 @@ from .writing import (
     check_if_match,
     etag,
     json_with_etag,
+    lost_race,
     not_modified,
-    precondition_failed,
     revalidate,
     token_ids,
     write_view,
@@ -131,7 +131,7 @@ def update_event(event_id: int, body: schemas.EventPatch) -> Response:
             audit(connection, action, "event", updated.id, updated.title)
             return json_with_etag(_event_json(updated), _tag(updated))
         connection.rollback()  # another write won the race: judge the patch against its result
-    return precondition_failed()
+    return lost_race()
 
 
 @bp.delete("/events/<int:event_id>")
@@ -153,7 +153,7 @@ def delete_event(event_id: int) -> Response:
     except IntegrityError:  # an attendee was added since we looked (the foreign key holds)
         raise Refused(_has_attendees()) from None
     if not deleted:
-        raise Refused(precondition_failed())
+        raise Refused(lost_race())
     connection.execute(sa.insert(tombstones).values(account_id=account_id, object_type="event", object_id=event_id,
                                                     starts_at=row.starts_at, deleted_at=utcnow()))
     audit(connection, "event.deleted", "event", event_id, row.title)
@@ -227,7 +227,7 @@ def update_attendee(event_id: int, attendee_id: int, body: schemas.AttendeePatch
             audit(connection, "attendee.updated", "attendee", updated.id, updated.name)
             return json_with_etag(_attendee_json(updated), _tag(updated))
         connection.rollback()
-    return precondition_failed()
+    return lost_race()
 
 
 @bp.delete("/events/<int:event_id>/attendees/<int:attendee_id>")
@@ -244,7 +244,7 @@ def delete_attendee(event_id: int, attendee_id: int) -> Response:
                                    attendees.c.version == row.version)
     ).rowcount
     if not deleted:
-        raise Refused(precondition_failed())
+        raise Refused(lost_race())
     connection.execute(sa.insert(tombstones).values(account_id=account_id, object_type="attendee",
                                                     object_id=attendee_id, event_id=event_id, deleted_at=utcnow()))
     audit(connection, "attendee.deleted", "attendee", attendee_id, row.name)

@@ -96,6 +96,14 @@ def precondition_failed() -> Response:
                           "GET it again and retry.")
 
 
+def lost_race() -> Response:
+    """Another write changed the object between our read and our conditional write: with
+    If-Match that is a stale tag (412); without, a conflict to retry (409, never stored)."""
+    if "If-Match" in request.headers:
+        return precondition_failed()
+    return error_response(409, "edit_conflict", "The object changed while this request ran; retry it.")
+
+
 def not_modified(current: str) -> Response | None:
     if request.if_none_match.contains_weak(current):
         return Response(status=304, headers={"ETag": f'"{current}"'})
