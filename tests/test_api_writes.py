@@ -496,3 +496,41 @@ def test_the_audit_log_filters_and_pages(app, client, auth, write_token, acme):
     second_page = client.get(f"/admin/settings/audit_log?page=2&token={token_id}&action=event.updated").text
     assert actions(second_page) == ["event.updated"]
     assert "Nothing matches" in client.get("/admin/settings/audit_log?action=nothing").text
+
+
+def test_a_claim_abandoned_by_a_dead_worker_is_taken_over(app, client, write_token, acme):
+    path = attendee_path(acme) + "/check_in"
+    from usetix.database.idempotency import ABANDONED_AFTER, fingerprint
+
+    with app.app_context():
+        token_id = db.session.scalar(sa.text("SELECT id FROM api_tokens"))
+        db.session.add(IdempotencyKey(token_id=token_id, key="orphan", fingerprint=fingerprint("POST", path + "?", b""),
+                                      created_at=datetime.now(UTC) - ABANDONED_AFTER - timedelta(seconds=1),
+                                      expires_at=datetime.now(UTC) + timedelta(hours=23)))
+        db.session.commit()
+    response = client.post(path, headers=with_key(write_token, "orphan"))
+    assert response.status_code == 201 and "Idempotent-Replayed" not in response.headers
+    assert client.post(path, headers=with_key(write_token, "orphan")).headers["Idempotent-Replayed"] == "true"
+
+
+def test_a_patch_that_keeps_losing_races_is_409_edit_conflict(app, client, write_token, acme, monkeypatch):
+    from usetix.blueprints.api import writes
+
+    path = f"/admin/events/{acme.event_ids[0]}"
+    real_changed = writes._changed
+
+    def changed_then_bumped(row, patch):
+        # Another writer bumps the version after every read of ours.
+        with app.app_context():
+            db.session.execute(sa.update(Event).where(Event.id == row.id).values(version=Event.version + 1))
+            db.session.commit()
+        return real_changed(row, patch)
+
+    monkeypatch.setattr(writes, "_changed", changed_then_bumped)
+    response = client.patch(path, headers=bearer(write_token), json={"title": "Mine"})
+    assert response.status_code == 409 and response.json["error"] == "edit_conflict"
+    tag = client.get(path, headers=bearer(write_token)).headers["ETag"]
+    stale = client.patch(path, headers={**bearer(write_token), "If-Match": tag}, json={"title": "Mine"})
+    assert stale.status_code == 412
+    monkeypatch.undo()
+    assert client.get(path, headers=bearer(write_token)).json["data"]["title"] == "Acme Events event 0"
