@@ -33,7 +33,8 @@ RETRY_IN_FLIGHT_SECONDS = "1"
 
 
 class Refused(Exception):
-    """Raised by a view to answer an error: the transaction is rolled back, nothing is kept."""
+    """Raised by a view to answer an error: its writes are rolled back (the answer may still
+    be kept under an Idempotency-Key, like any answer but a 409, 429 or 5xx)."""
 
     def __init__(self, response: Response):
         self.response = response
