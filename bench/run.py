@@ -19,9 +19,14 @@ paths in the same alternating rounds as the peers:
   authentication (``BENCH_TWIN_ROUTE``, benchmark configuration only)
 - ``usetix_malformed`` reject: a token whose checksum fails (401 before any query)
 - ``usetix_post`` reject: the read token's ``POST /admin/events`` (401, insufficient scope)
+- ``usetix_write`` ok: a write token checking attendees in and out
+  (``POST``/``DELETE …/attendees/<id>/check_in``, 201/204; ``bench/checkin.lua`` walks a
+  pool of 400 attendees, reset before each measurement; a 409 is expected only when two
+  requests for one attendee are in flight at once)
 
 Our database is seeded fresh under /tmp by ``bench/seed.py`` (our migrations and models:
-one account, 25 events, one read token) and deleted afterwards. The app runs with the
+one account, 25 events, one read token, a write token and the attendee pool) and deleted
+afterwards. The app runs with the
 repository's ``gunicorn.conf.py``, overridden to the peers' settings (2 sync workers,
 127.0.0.1 only, no access log, no control socket) and with both API rate limits raised
 so far that no 401 turns into a 429. After the rounds it checks what the timings cannot
@@ -49,6 +54,7 @@ import secrets
 import shlex
 import shutil
 import signal
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -59,6 +65,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 HERE = ROOT / "bench"
 POST_LUA = HERE / "post.lua"
+CHECKIN_LUA = HERE / "checkin.lua"
 PORT = 18010
 HOST = "127.0.0.1"
 APP = "usetix"
@@ -73,6 +80,8 @@ PATHS = {
     "unknown": (APP, "reject", "GET", "/admin/events", "unknown_token", 401),
     "malformed": (APP + "_malformed", "reject", "GET", "/admin/events", "malformed_token", 401),
     "post": (APP + "_post", "reject", "POST", "/admin/events", "read_token", 401),
+    # The path is the Lua script's (check-in and undo, 201 and 204); this one is for the URL's host.
+    "write": (APP + "_write", "ok", "POST", "/admin/events", "write_token", 201),
 }
 PSEUDO_APPS = list(dict.fromkeys(spec[0] for spec in PATHS.values()))
 
@@ -189,11 +198,27 @@ def request(port: int, method: str, path: str, token: str, timeout: float = 20) 
 def check_paths(port: int, tokens: dict) -> None:
     """Each path answers as it must before any load is sent (the 200s with the 25 events)."""
     for name, (_, _, method, path, token_key, expected) in PATHS.items():
+        if name == "write":
+            path = f"{tokens['checkin_base']}{tokens['checkin_first']}/check_in"
+            for method, expected in (("POST", 201), ("DELETE", 204)):
+                status, body = request(port, method, path, tokens[token_key])
+                if status != expected:
+                    raise RuntimeError(f"write: {method} {path} answered {status}, expected {expected}: {body[:200]!r}")
+            continue
         status, body = request(port, method, path, tokens[token_key])
         if status != expected:
             raise RuntimeError(f"{name}: {method} {path} answered {status}, expected {expected}: {body[:200]!r}")
         if expected == 200 and len(json.loads(body)["data"]) != 25:
             raise RuntimeError(f"{name}: expected a page of 25 events")
+
+
+def reset_check_ins(work: Path, tokens: dict) -> None:
+    """Nobody in the write path's pool checked in, so its script's first visit is a check-in."""
+    time.sleep(2)  # the requests wrk left in flight are still being answered
+    first, count = tokens["checkin_first"], tokens["checkin_count"]
+    with contextlib.closing(sqlite3.connect(work / "bench.sqlite3", timeout=30)) as conn, conn:
+        conn.execute("UPDATE attendees SET checked_in = 0, checked_in_at = NULL WHERE id BETWEEN ? AND ?",
+                     (first, first + count - 1))
 
 
 def worker_rss(master_pid: int) -> dict[int, int]:
@@ -240,14 +265,18 @@ class Bench:
         self.twin_pairs: list[tuple[int, float, float]] = []  # (round, auth req/s, twin req/s)
         self.servers = h.Servers()
 
-    def measure(self, name, kind, url, token, pgid, rnd, slot, lua=None):
+    def measure(self, name, kind, url, token, pgid, rnd, slot, lua=None, reset=None):
         a, h = self.a, self.h
         busy, waited = h.wait_quiet(a.max_busy, a.quiet_wait)
         if busy > a.max_busy:
             h.log(f"warning: machine still {busy}% busy after waiting {waited} s; measuring {name}/{kind} anyway")
         with wrk_script(h, lua):
             if a.warmup:
+                if reset:
+                    reset()
                 h.run_wrk(self.wrk, url, token, a.warmup, a.threads, a.connections, 5, True, pgid)
+            if reset:
+                reset()
             r = h.run_wrk(self.wrk, url, token, a.duration, a.threads, a.connections, 5, True, pgid)
         r.update(round=rnd, slot=slot, busy_before_pct=busy, quiet_waited_s=waited)
         self.results.setdefault(name, {}).setdefault(kind, []).append(r)
@@ -289,8 +318,10 @@ class Bench:
             rps = {}
             for name in names:
                 pseudo, kind, method, path, token_key, _ = PATHS[name]
+                lua = CHECKIN_LUA if name == "write" else POST_LUA if method == "POST" else None
+                reset = (lambda: reset_check_ins(self.work, self.tokens)) if name == "write" else None
                 r = self.measure(pseudo, kind, f"http://{HOST}:{a.port}{path}", self.tokens[token_key], proc.pid,
-                                 rnd, slot, POST_LUA if method == "POST" else None)
+                                 rnd, slot, lua, reset)
                 rps[name] = r["rps"]
             self.twin_pairs.append((rnd, rps["auth"], rps["twin"]))
 
@@ -353,6 +384,12 @@ class Bench:
         try:
             h.log(f"seeding {work / 'bench.sqlite3'}")
             self.tokens = seed(self.app_env, work)
+            self.work = work
+            # For bench/checkin.lua, which wrk runs with this environment.
+            os.environ.update(BENCH_CHECKIN_BASE=self.tokens["checkin_base"],
+                              BENCH_CHECKIN_FIRST=str(self.tokens["checkin_first"]),
+                              BENCH_CHECKIN_COUNT=str(self.tokens["checkin_count"]),
+                              BENCH_WRK_THREADS=str(a.threads))
             statements = statements_per_path(self.app_env, work)
             targets = self.peer_targets(peers)
             for t in targets:
@@ -473,6 +510,7 @@ class Bench:
         out.append("Paths: `usetix` ok = authenticated GET /admin/events (read token), reject = well-formed unknown "
                    "token; `usetix_twin` = GET /admin/bench-twin/events (same work, no authentication); "
                    "`usetix_malformed` = bad-checksum token; `usetix_post` = the read token's POST /admin/events; "
+                   "`usetix_write` = a write token's check-in and undo over a pool of attendees (201/204); "
                    "`usetix_logged` = the authenticated path with the app's request log on (its default; off "
                    "everywhere else, as the peers log nothing per request)"
                    + ("; `usetix_before` = the tree given with --before" if self.a.before else "") + ".\n")
@@ -500,7 +538,16 @@ class Bench:
         def ratio(x, y):
             return x / y if x and y else None
 
+        write = m(APP + "_write", "ok")
+        write_runs = self.results.get(APP + "_write", {}).get("ok", [])
+        write_statuses: dict[int, int] = {}
+        for r in write_runs:
+            for status, count in r["statuses"].items():
+                write_statuses[status] = write_statuses.get(status, 0) + count
+        write_other = sum(n for status, n in write_statuses.items() if status not in (201, 204, 409))
+        write_p99 = statistics.median(r["latency_us"]["p99"] for r in write_runs) / 1000 if write_runs else None
         rows = [
+            ("write (check-in/undo) vs authenticated read", ratio(write, auth), 0.4),
             ("authenticated vs flask_baseline", ratio(auth, base_ok), 1.3),
             ("authenticated vs ceiling", ratio(auth, ceil_ok), 0.5),
             ("unknown token 401 vs flask_baseline's 401", ratio(unknown, base_401), 1.2),
@@ -524,6 +571,10 @@ class Bench:
         lines.append(f"| non-2xx on the authenticated path | {non2xx} | 0 | {'yes' if non2xx == 0 else 'NO'} |")
         lines.append(f"| authenticated p99 (median of rounds) | {'-' if p99 is None else f'{p99:.2f} ms'} "
                      "| reported | yes |")
+        lines.append(f"| write path p99 (median of rounds) | {'-' if write_p99 is None else f'{write_p99:.2f} ms'} "
+                     "| reported | yes |")
+        lines.append(f"| write path statuses other than 201, 204 and 409 (all: {dict(sorted(write_statuses.items()))}) "
+                     f"| {write_other} | 0 | {'yes' if write_other == 0 else 'NO'} |")
         lines.append(f"| worker RSS growth, 1k → {memory['requests'] // 1000 if memory else '-'}k requests | "
                      f"{'-' if growth is None else f'{growth:+.1f} %'} | ≤ +10 % | "
                      f"{'yes' if growth is not None and growth <= 10 else 'NO'} |")

@@ -3,9 +3,10 @@
     USETIX_DATABASE_URL=sqlite:////tmp/usetix-bench/bench.sqlite3 python bench/seed.py
 
 The schema comes from our migrations (``usetix init-db``), the rows from our models and
-``issue_token``: one account, one admin, 25 events (the peers' page size) and one read
-token. Only the token's digest is stored; its raw value exists in this script's output,
-which the benchmark hands to the load generator (the database is deleted afterwards).
+``issue_token``: one account, one admin, 25 events (the peers' page size), one read
+token, and for the write path a write token and a pool of attendees on the first event.
+Only the tokens' digests are stored; their raw values exist in this script's output, which
+the benchmark hands to the load generator (the database is deleted afterwards).
 """
 
 from __future__ import annotations
@@ -22,9 +23,12 @@ from usetix.auth.passwords import hash_password
 from usetix.auth.token_service import issue_token
 from usetix.core import token_format
 from usetix.extensions import db
-from usetix.models import Account, Admin, Event
+from usetix.models import Account, Admin, Attendee, Event
 
 EVENTS = 25
+# The write path checks these in and out (bench/checkin.lua): each wrk thread walks 200,
+# far more than its requests in flight, so its requests for one attendee never overlap.
+CHECKIN_POOL = 400
 VENUES = ("Main Hall", "Riverside Pavilion", "Room 101", "The Old Library", "Glasshouse Stage")
 
 
@@ -54,11 +58,21 @@ def seed() -> dict:
                                  starts_at=starts_at, ends_at=starts_at + timedelta(hours=3),
                                  venue=rng.choice(VENUES), status=rng.choice(("published", "draft"))))
         db.session.flush()
+        first_event = db.session.query(Event.id).order_by(Event.id).first()[0]
+        pool = [Attendee(account_id=account.id, event_id=first_event, name=f"Bench guest {n}",
+                         email=f"guest{n}@bench.example", ticket_type="General") for n in range(CHECKIN_POOL)]
+        db.session.add_all(pool)
+        db.session.flush()
         _, read_token = issue_token(admin, "bench read token", "read", None)
+        _, write_token = issue_token(admin, "bench write token", "write", None)
         unknown = token_format.generate()  # well-formed, valid checksum, never stored
         return {
             "account_id": account.id,
             "read_token": read_token,
+            "write_token": write_token,
+            "checkin_base": f"/admin/events/{first_event}/attendees/",
+            "checkin_first": min(a.id for a in pool),
+            "checkin_count": CHECKIN_POOL,
             "unknown_token": unknown,
             "malformed_token": bad_checksum(unknown),
         }

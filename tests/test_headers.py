@@ -169,12 +169,20 @@ def test_every_kind_of_json_answer(app, client, orgs, read_token, write_token):
         client.get("/admin/events", headers={"Accept": "application/json"}),  # 401
         client.post("/admin/events", headers=bearer(read_token)),  # 401 (read token)
         client.get("/admin/events/999999", headers=bearer(read_token)),  # 404
-        client.post("/admin/events", headers=bearer(write_token)),  # 405
+        client.put("/admin/events", headers=bearer(write_token)),  # 405
         client.post("/admin/events", headers=bearer(write_token), data=b"x" * (1024 * 1024 + 1)),  # 413
         client.get("/admin/openapi.json"),
         client.get("/healthz"),
+        client.post("/admin/events", headers=bearer(write_token), json={  # 201
+            "title": "T", "starts_at": "2026-07-01T10:00:00Z", "ends_at": "2026-07-01T12:00:00Z", "venue": "V"}),
+        client.post("/admin/events", headers=bearer(write_token), data=b"{"),  # 415 (no Content-Type)
+        client.post("/admin/events", headers=bearer(write_token), json={}),  # 422
+        client.delete(f"/admin/events/{event_id}", headers=bearer(write_token)),  # 409 (it has attendees)
+        client.patch(f"/admin/events/{event_id}", headers={**bearer(write_token), "If-Match": '"0.0"'},
+                     json={"title": "T"}),  # 412
     ]
-    assert [r.status_code for r in answers] == [200, 200, 200, 200, 400, 401, 401, 404, 405, 413, 200, 200]
+    assert [r.status_code for r in answers] == [200, 200, 200, 200, 400, 401, 401, 404, 405, 413, 200, 200,
+                                                201, 415, 422, 409, 412]
     for response in answers:
         assert_json_headers(response)
 

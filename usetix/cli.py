@@ -18,8 +18,9 @@ from .auth.passwords import hash_password
 from .auth.sessions import PURGE_BATCH_SIZE, purge_expired
 from .auth.token_service import find_by_value, revoke_token
 from .core import token_format
+from .database import idempotency
 from .extensions import db
-from .models import Account, Admin, Attendee, Event
+from .models import Account, Admin, Attendee, Event, utcnow
 
 bp = Blueprint("cli", __name__, cli_group=None)
 
@@ -115,13 +116,15 @@ def seed_demo(password: str) -> None:
             db.session.flush()
             for seat in range(rng.randint(2, 8)):
                 first, last = rng.choice(_FIRST_NAMES), rng.choice(_LAST_NAMES)
+                checked_in = rng.random() < 0.3
                 db.session.add(Attendee(
                     account_id=account.id,
                     event_id=event.id,
                     name=f"{first} {last}",
                     email=f"{first}.{last}{seat}@{name.split()[0].lower()}-guests.example".lower(),
                     ticket_type=rng.choice(("General", "VIP", "Student")),
-                    checked_in=rng.random() < 0.3,
+                    checked_in=checked_in,
+                    checked_in_at=starts_at + timedelta(minutes=rng.randint(-30, 45)) if checked_in else None,
                 ))
     db.session.commit()
     click.echo("Demo data ready. Log in at /login as:")
@@ -136,6 +139,14 @@ def seed_demo(password: str) -> None:
 def purge_sessions(batch_size: int) -> None:
     """Delete expired dashboard sessions (run it from cron; no request does it)."""
     click.echo(f"Purged {purge_expired(current_app, batch_size)} expired session(s).")
+
+
+@bp.cli.command("purge-idempotency-keys")
+def purge_idempotency_keys() -> None:
+    """Delete Idempotency-Keys older than 24 hours (writes also sweep them now and then)."""
+    with db.engine.begin() as connection:
+        purged = idempotency.purge(connection, utcnow())
+    click.echo(f"Purged {purged} expired idempotency key(s).")
 
 
 @bp.cli.command("revoke-token")

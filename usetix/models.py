@@ -69,7 +69,7 @@ class Admin(UserMixin, db.Model):
 class Event(db.Model):
     __tablename__ = "events"
     __table_args__ = (
-        sa.CheckConstraint("status IN ('draft', 'published')", name="status"),
+        sa.CheckConstraint("status IN ('draft', 'published', 'cancelled')", name="status"),
         # Leads with account_id, so it also serves every per-account lookup.
         sa.Index("ix_events_account_starts", "account_id", "starts_at"),
     )
@@ -83,6 +83,8 @@ class Event(db.Model):
     status: Mapped[str] = mapped_column(sa.String(20), default="draft")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    # Bumped by every API write: the strong ETag, and the guard of a conditional UPDATE.
+    version: Mapped[int] = mapped_column(default=1, server_default="1")
 
 
 class Attendee(db.Model):
@@ -95,8 +97,11 @@ class Attendee(db.Model):
     email: Mapped[str] = mapped_column(sa.String(254))
     ticket_type: Mapped[str] = mapped_column(sa.String(50))
     checked_in: Mapped[bool] = mapped_column(default=False)
+    # Set with checked_in (kept for the existing readers); None when not checked in.
+    checked_in_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    version: Mapped[int] = mapped_column(default=1, server_default="1")
 
 
 class ApiToken(db.Model):
@@ -142,10 +147,12 @@ class ApiToken(db.Model):
 
 
 class AuditEvent(db.Model):
-    """Something done to or with a token: who, what (as the token was then), when, from where.
+    """Something done to or with a token: who, what (as it was then), when, from where.
 
     Actions: ``token.created``, ``token.revoked``, ``token.reported_leaked`` (revoked by an
-    unauthenticated leak report: actor "leak report", the reporter's address, no admin).
+    unauthenticated leak report: actor "leak report", the reporter's address, no admin), and
+    one per API write (``event.created``, ...), which names the token that made it
+    (``admin_id`` is None) and the object it touched (``object_*``, None on token records).
     """
 
     __tablename__ = "audit_events"
@@ -163,6 +170,48 @@ class AuditEvent(db.Model):
     token_tier: Mapped[str] = mapped_column(sa.String(10))
     client_address: Mapped[str | None] = mapped_column(sa.String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    object_type: Mapped[str | None] = mapped_column(sa.String(20))  # "event", "attendee"
+    object_id: Mapped[int | None]
+    object_label: Mapped[str | None] = mapped_column(sa.String(200))  # its title or name then
+
+
+class Tombstone(db.Model):
+    """An event or attendee the API deleted, so that a client syncing with
+    ``updated_since`` learns of it (``include_deleted=true``)."""
+
+    __tablename__ = "tombstones"
+    __table_args__ = (sa.Index("ix_tombstones_account_type_deleted", "account_id", "object_type", "deleted_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(sa.ForeignKey("accounts.id"))
+    object_type: Mapped[str] = mapped_column(sa.String(20))
+    object_id: Mapped[int]
+    # An attendee's event (no foreign key: the event may be deleted later too).
+    event_id: Mapped[int | None]
+    # A deleted event's starts_at, so tombstones sort with the live events.
+    starts_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    deleted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class IdempotencyKey(db.Model):
+    """One ``Idempotency-Key`` of one token and the answer it got, kept 24 hours.
+
+    ``status`` is None while the first request with the key is still running.
+    """
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (sa.UniqueConstraint("token_id", "key", name="uq_idempotency_keys_token_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_id: Mapped[int] = mapped_column(sa.ForeignKey("api_tokens.id"))
+    key: Mapped[str] = mapped_column(sa.String(255))
+    # SHA-256 of method, path and body: the same key with another request is refused.
+    fingerprint: Mapped[str] = mapped_column(sa.String(64))
+    status: Mapped[int | None]
+    response_headers: Mapped[str | None] = mapped_column(sa.Text)  # JSON object
+    response_body: Mapped[bytes | None] = mapped_column(sa.LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 
 
 class ServerSession(db.Model):
@@ -176,7 +225,7 @@ class ServerSession(db.Model):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 
 
-AccountOwned = TypeVar("AccountOwned", Event, Attendee, ApiToken, AuditEvent, Admin)
+AccountOwned = TypeVar("AccountOwned", Event, Attendee, ApiToken, AuditEvent, Admin, Tombstone)
 
 
 def account_select(model: type[AccountOwned], account_id: int, *columns: Any) -> sa.Select:

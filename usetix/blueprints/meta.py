@@ -3,21 +3,26 @@ document and leak reports. They answer HTML and JSON requests alike."""
 
 from __future__ import annotations
 
-from importlib.resources import files
+from functools import cache
 
+import orjson
 import sqlalchemy as sa
 from flask import Blueprint, Response, current_app, request
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..auth.policy import public
 from ..auth.token_service import MAX_LEAK_REPORT_VALUES, revoke_leaked
+from ..core.openapi import build_document
 from ..extensions import csrf, db
 from ..ratelimit import rate_limits
 from ..web.responses import error_response, json_response
 
 bp = Blueprint("meta", __name__)
 
-OPENAPI_DOCUMENT = files("usetix").joinpath("openapi.json").read_bytes()
+
+@cache
+def openapi_document(max_row_id: int) -> bytes:
+    return orjson.dumps(build_document(max_row_id))
 
 
 @bp.get("/healthz")
@@ -35,8 +40,10 @@ def healthz() -> Response:
 @bp.get("/admin/openapi.json")
 @public
 def openapi() -> Response:
-    """The OpenAPI 3.1 description of the JSON API."""
-    return Response(OPENAPI_DOCUMENT, mimetype="application/json")
+    """The OpenAPI 3.1 description of the JSON API, built from the models that validate."""
+    url_map = current_app.url_map
+    largest_id = url_map.converters["int"](url_map).max  # what a path's <int:...> takes
+    return Response(openapi_document(largest_id), mimetype="application/json")
 
 
 LEAK_REPORT_USAGE = f'Send a JSON object: {{"credentials": ["utx_...", ...]}}, at most {MAX_LEAK_REPORT_VALUES} values.'

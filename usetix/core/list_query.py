@@ -1,4 +1,5 @@
-"""Read and check the API's list query parameters (?page, ?per_page, ?updated_since). No Flask."""
+"""Read and check the API's list query parameters (?page, ?per_page, ?updated_since,
+?include_deleted). No Flask."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ class ListQuery:
     page: int = 1
     per_page: int = DEFAULT_PER_PAGE
     updated_since: datetime | None = None
+    include_deleted: bool = False  # tombstones of deleted rows too (usetix/db/tombstones.py)
 
     @property
     def offset(self) -> int:
@@ -75,4 +77,14 @@ def parse_list_query(args: Mapping[str, str]) -> ListQuery:
         page=_positive_int(args, "page", 1, maximum=MAX_PAGE),
         per_page=_positive_int(args, "per_page", DEFAULT_PER_PAGE, maximum=MAX_PER_PAGE),
         updated_since=_timestamp(args, "updated_since"),
+        include_deleted=_boolean(args, "include_deleted"),
     )
+
+
+def _boolean(args: Mapping[str, str], name: str) -> bool:
+    raw = args.get(name)
+    if raw is None or raw == "false":
+        return False
+    if raw == "true":
+        return True
+    raise BadParameter(name, f"{name} must be true or false.")

@@ -2,7 +2,8 @@
 
 Requests reach it only when they ask for JSON (see ``usetix/web/app.py``).
 ``authentication.py`` holds its bearer hook, ``lists.py`` the paginated lists, and
-``views.py`` the endpoints; views read ``g.principal``, never the login session.
+``views.py`` the read endpoints, ``writes.py`` the writes and single-object reads (with
+``writing.py``, what every write shares); views read ``g.principal``, never the login session.
 """
 
 from __future__ import annotations
@@ -14,4 +15,4 @@ from ...extensions import csrf
 bp = Blueprint("api", __name__, url_prefix="/admin")
 csrf.exempt(bp)  # bearer tokens, never cookies: there is nothing for a forged form to ride on
 
-from . import authentication, views  # noqa: E402,F401  (they add their hooks and views to bp)
+from . import authentication, views, writes  # noqa: E402,F401  (they add their hooks and views to bp)

@@ -12,13 +12,14 @@ from flask import Response, request
 from ...core.list_query import ListQuery, parse_list_query
 from ...database.connection import request_connection
 from ...database.prepared import PreparedSelect
+from ...database.tombstones import TombstoneList
 from ...models import Attendee, Event, UTCDateTime
 from ...web.responses import json_response
 
 EVENT_COLUMNS = (Event.id, Event.title, Event.starts_at, Event.ends_at, Event.venue, Event.status,
                  Event.created_at, Event.updated_at)
 ATTENDEE_COLUMNS = (Attendee.id, Attendee.event_id, Attendee.name, Attendee.email, Attendee.ticket_type,
-                    Attendee.checked_in, Attendee.created_at, Attendee.updated_at)
+                    Attendee.checked_in, Attendee.checked_in_at, Attendee.created_at, Attendee.updated_at)
 
 
 def _page_links(query: ListQuery, total: int) -> str | None:
@@ -29,8 +30,9 @@ def _page_links(query: ListQuery, total: int) -> str | None:
     """
     def link(page: int, rel: str) -> str:
         params = {"per_page": query.per_page, "page": page}
-        if "updated_since" in request.args:
-            params["updated_since"] = request.args["updated_since"]
+        for name in ("updated_since", "include_deleted"):
+            if name in request.args:
+                params[name] = request.args[name]
         return f'<{request.base_url}?{urlencode(params)}>; rel="{rel}"'
 
     links = []
@@ -54,6 +56,7 @@ class AccountList:
     """
 
     def __init__(self, model: Any, columns: Iterable, order_by: Iterable, *criteria: Any):
+        self.tombstones = TombstoneList(model, columns, order_by, *criteria)  # for ?include_deleted=true
         table = model.__table__
         columns = [column.property.columns[0] for column in columns]
         self.names = [column.key for column in columns]
@@ -77,6 +80,11 @@ class AccountList:
         if query.updated_since is not None:
             params["updated_since"] = query.updated_since
         connection = request_connection()
+        if query.include_deleted:
+            rows, total = self.tombstones.page(connection, query, params)
+            links = _page_links(query, total)
+            body = {"data": rows, "meta": {"page": query.page, "per_page": query.per_page, "total": total}}
+            return json_response(body, headers={"Link": links} if links else None)
         rows = page.rows(connection, {**params, "limit": query.per_page, "offset": query.offset})
         if rows:
             total = rows[0][-1]

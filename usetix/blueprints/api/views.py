@@ -1,4 +1,5 @@
-"""The V1 read endpoints. Each reads its account from ``g.principal``."""
+"""The API's lists and account endpoint (single objects, with ETags, are in ``writes.py``).
+Each reads its account from ``g.principal``."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from ...database.connection import request_connection
 from ...models import Account, ApiToken, Event, account_select
 from ...web.responses import error_response, json_response, not_found
 from . import bp
-from .lists import ATTENDEES, EVENT_COLUMNS, EVENTS
+from .lists import ATTENDEES, EVENTS
 
 
 @bp.errorhandler(BadParameter)
@@ -38,16 +39,6 @@ def account() -> Response:
 @bp.get("/events")
 def events() -> Response:
     return EVENTS.response(g.principal.account_id)
-
-
-@bp.get("/events/<int:event_id>")
-def event(event_id: int) -> Response:
-    row = request_connection().execute(
-        account_select(Event, g.principal.account_id, *EVENT_COLUMNS).where(Event.id == event_id)
-    ).first()
-    if row is None:
-        return not_found()
-    return json_response({"data": row._asdict()})
 
 
 @bp.get("/events/<int:event_id>/attendees")

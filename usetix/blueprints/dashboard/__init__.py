@@ -31,4 +31,4 @@ def home():
     return redirect(url_for("dashboard.events"))
 
 
-from . import api_tokens, events, notices  # noqa: E402,F401  (they add their views to bp)
+from . import api_tokens, audit_log, events, notices  # noqa: E402,F401  (they add their views to bp)

@@ -1,5 +1,5 @@
 """Settings → API Tokens: list, create (with expiry and the ten-second reveal), one token's
-page (usage and history), revoke (confirmed, with or without script); the audit log."""
+page (usage and history), revoke (confirmed, with or without script)."""
 
 from __future__ import annotations
 
@@ -17,18 +17,13 @@ from ...extensions import db
 from ...models import ApiToken, AuditEvent, account_select, get_for_account, utcnow
 from ...web.errors import handle_http_error
 from . import bp
+from .audit_log import ACTION_LABELS
 from .forms import TokenForm
 
 REVEAL_SECONDS = 10
 # Open "new token" forms an admin may have at once (tabs); older nonces are dropped.
 MAX_OPEN_FORMS = 5
 NONCES_KEY = "token_form_nonces"
-# How the audit log and a token's history name each action (others show as recorded).
-AUDIT_ACTIONS = {
-    "token.created": "Created token",
-    "token.revoked": "Revoked token",
-    "token.reported_leaked": "Revoked token: reported leaked",
-}
 
 
 def _issue_nonce() -> str:
@@ -90,7 +85,7 @@ def api_token(token_id: int):
         abort(404)  # the same whether the token is another account's or nobody's
     now = utcnow()
     history = [
-        {"at": entry.created_at, "what": AUDIT_ACTIONS.get(entry.action, entry.action), "who": entry.actor,
+        {"at": entry.created_at, "what": ACTION_LABELS.get(entry.action, entry.action), "who": entry.actor,
          "where": entry.client_address}
         for entry in db.session.scalars(
             account_select(AuditEvent, current_user.account_id)
@@ -164,18 +159,3 @@ def revoke_api_token(token_id: int):
     else:
         flash(f"Token “{token.description}” was already revoked.", "info")
     return redirect(url_for("dashboard.api_tokens"))
-
-
-@bp.get("/settings/audit_log")
-def audit_log():
-    page = request.args.get("page", 1, type=page_number)
-    pagination = db.paginate(
-        account_select(AuditEvent, current_user.account_id)
-        .order_by(AuditEvent.created_at.desc(), AuditEvent.id.desc()),
-        page=page,
-        per_page=current_app.config["EVENTS_PER_PAGE"],
-        error_out=False,
-    )
-    return render_template("dashboard/audit_log.html", pagination=pagination, tier_labels=ApiToken.TIER_LABELS,
-                           actions=AUDIT_ACTIONS)
-

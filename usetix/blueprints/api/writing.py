@@ -1,0 +1,199 @@
+"""What every API write shares: the JSON body, Idempotency-Key, ETag and If-Match, the
+transaction and the audit record. The views are in ``writes.py``.
+
+A write view is wrapped in :func:`write_view`. The wrapper parses and validates the body
+first (a bad body is refused before anything else happens, and is not stored under an
+Idempotency-Key: the same body gets the same refusal anyway), then claims the key, runs
+the view on the request's connection, and commits the view's writes, its audit record and
+the key's stored answer in one transaction. Views never commit.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Response, g, request
+from pydantic import BaseModel, ValidationError
+
+from ...core.api_schemas import field_errors
+from ...database import idempotency
+from ...database.connection import request_connection
+from ...models import ApiToken, AuditEvent, UTCDateTime, utcnow
+from ...web.responses import error_response, json_response
+
+JSON = "application/json"
+MERGE_PATCH = "application/merge-patch+json"
+# Headers of a write's answer that a replay gives again (the rate-limit ones are the replay's own).
+REPLAYED_HEADERS = ("Content-Type", "Location", "ETag")
+RETRY_IN_FLIGHT_SECONDS = "1"
+
+
+class Refused(Exception):
+    """Raised by a view to answer an error: its writes are rolled back (the answer may still
+    be kept under an Idempotency-Key, like any answer but a 409, 429 or 5xx)."""
+
+    def __init__(self, response: Response):
+        self.response = response
+
+
+def token_ids() -> tuple[int, int]:
+    """``(account_id, token_id)`` of this request's token."""
+    principal = g.principal
+    return principal.account_id, principal.token.id
+
+
+def invalid_body(errors: list[dict[str, str]]) -> Response:
+    fields = ", ".join(dict.fromkeys(error["field"] for error in errors))
+    return error_response(422, "invalid_body", f"The body is not valid: see errors ({fields}).", errors=errors)
+
+
+def parse_body(model: type[BaseModel], *, optional: bool = False, merge_patch: bool = False) -> BaseModel | Response:
+    """The request's body validated by ``model``, or the answer refusing it (400, 415, 422)."""
+    raw = request.get_data(cache=True)
+    if optional and not raw:
+        return model()
+    allowed = (JSON, MERGE_PATCH) if merge_patch else (JSON,)
+    if request.mimetype not in allowed:
+        return error_response(415, "unsupported_media_type",
+                              f"Send the body as JSON, with Content-Type: {' or '.join(allowed)}.")
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        errors = field_errors(exc)
+        malformed = [error for error in errors if error["code"] == "json_invalid"]
+        if malformed:
+            return error_response(400, "invalid_json", f"The body is not valid JSON: {malformed[0]['message']}.")
+        return invalid_body(errors)
+
+
+def revalidate(model: type[BaseModel], data: dict[str, Any]) -> BaseModel:
+    """A stored object with a patch merged in, checked as a whole (``ends_at`` against the
+    stored ``starts_at``, say); raises Refused with the 422."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise Refused(invalid_body(field_errors(exc))) from None
+
+
+def etag(version: int, created_at: datetime) -> str:
+    """A strong ETag from the row version. The creation time is folded in so that a row id
+    that SQLite hands out again after a delete never repeats an old object's tag."""
+    return f"{version}.{round(created_at.timestamp() * 1_000_000):x}"  # unquoted, as Werkzeug's ETags hold them
+
+
+def check_if_match(current: str) -> None:
+    """412 unless If-Match (when sent) names ``current`` or is ``*`` (strong comparison)."""
+    if "If-Match" in request.headers and not request.if_match.contains(current):
+        raise Refused(precondition_failed())
+
+
+def precondition_failed() -> Response:
+    return error_response(412, "precondition_failed",
+                          "If-Match does not name the current version (its ETag); nothing changed. "
+                          "GET it again and retry.")
+
+
+def lost_race() -> Response:
+    """Another write changed the object between our read and our conditional write: with
+    If-Match that is a stale tag (412); without, a conflict to retry (409, never stored)."""
+    if "If-Match" in request.headers:
+        return precondition_failed()
+    return error_response(409, "edit_conflict", "The object changed while this request ran; retry it.")
+
+
+def not_modified(current: str) -> Response | None:
+    if request.if_none_match.contains_weak(current):
+        return Response(status=304, headers={"ETag": f'"{current}"'})
+    return None
+
+
+def audit(connection: sa.Connection, action: str, object_type: str, object_id: int, label: str) -> None:
+    """Record this write with its token (as it is now), object, time and client address."""
+    account_id, token_id = token_ids()
+    tokens = ApiToken.__table__
+    log = AuditEvent.__table__
+    connection.execute(log.insert().from_select(
+        ["account_id", "actor", "action", "token_id", "token_description", "token_tier", "client_address",
+         "created_at", "object_type", "object_id", "object_label"],
+        sa.select(tokens.c.account_id, tokens.c.description + " (API token)", sa.literal(action),
+                  tokens.c.id, tokens.c.description, tokens.c.tier,
+                  sa.literal(request.remote_addr, sa.String), sa.literal(utcnow(), UTCDateTime),
+                  sa.literal(object_type), sa.literal(object_id), sa.literal(label[:200]))
+        .where(tokens.c.id == token_id, tokens.c.account_id == account_id)
+    ))
+
+
+def write_view(body: type[BaseModel] | None = None, *, optional: bool = False,
+               merge_patch: bool = False) -> Callable:
+    """Wrap a write view: body, Idempotency-Key, one transaction (see the module docstring).
+
+    The view gets ``body=`` (the validated model) when ``body`` is given, and its URL values.
+    """
+    def decorate(view: Callable[..., Response]) -> Callable[..., Response]:
+        @functools.wraps(view)
+        def wrapper(**values: Any) -> Response:
+            if body is not None:
+                parsed = parse_body(body, optional=optional, merge_patch=merge_patch)
+                if isinstance(parsed, Response):
+                    return parsed
+                values["body"] = parsed
+            connection = request_connection()
+            claimed = None
+            key = request.headers.get("Idempotency-Key")
+            if key is not None:
+                outcome = _claim(connection, key)
+                if isinstance(outcome, Response):
+                    return outcome
+                claimed = outcome
+            try:
+                try:
+                    response = view(**values)
+                except Refused as refused:
+                    connection.rollback()
+                    response = refused.response
+                if claimed is None:
+                    connection.commit()
+                elif idempotency.storable(response.status_code):
+                    headers = {name: response.headers[name] for name in REPLAYED_HEADERS if name in response.headers}
+                    idempotency.complete(connection, claimed, response.status_code, headers, response.get_data())
+                    connection.commit()
+                else:
+                    idempotency.release(connection, claimed)
+            except BaseException:
+                connection.rollback()
+                if claimed is not None:
+                    idempotency.release(connection, claimed)
+                raise
+            return response
+
+        return wrapper
+
+    return decorate
+
+
+def _claim(connection: sa.Connection, key: str) -> idempotency.Claim | Response:
+    if not idempotency.valid_key(key):
+        return error_response(400, "invalid_idempotency_key",
+                              f"Idempotency-Key must be 1 to {idempotency.MAX_KEY_LENGTH} visible ASCII characters.")
+    _, token_id = token_ids()
+    fingerprint = idempotency.fingerprint(request.method, request.full_path, request.get_data(cache=True))
+    outcome = idempotency.claim(connection, token_id, key, fingerprint, utcnow())
+    if isinstance(outcome, idempotency.Replay):
+        return Response(outcome.body, outcome.status, headers={**outcome.headers, "Idempotent-Replayed": "true"})
+    if outcome is idempotency.Refusal.REUSED:
+        return error_response(422, "idempotency_key_reused",
+                              "This Idempotency-Key was used with another request (method, path or body); "
+                              "use a new key for a new request.")
+    if outcome is idempotency.Refusal.IN_FLIGHT:
+        return error_response(409, "idempotency_key_in_use",
+                              "A request with this Idempotency-Key is still running; retry after it.",
+                              {"Retry-After": RETRY_IN_FLIGHT_SECONDS})
+    return outcome
+
+
+def json_with_etag(payload: Any, tag: str, status: int = 200, headers: dict | None = None) -> Response:
+    return json_response({"data": payload}, status, {**(headers or {}), "ETag": f'"{tag}"'})

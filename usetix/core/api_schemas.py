@@ -1,0 +1,202 @@
+"""The JSON API's bodies as pydantic models: what a write may send, what the API answers.
+
+The same models validate request bodies and generate the OpenAPI document
+(usetix/core/openapi.py), so the document cannot promise what the code does not check.
+Pure: no Flask, no database.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
+
+EVENT_STATUSES = ("draft", "published", "cancelled")
+EventStatus = Literal["draft", "published", "cancelled"]
+# Printable text: no control characters (a newline in a title breaks every CSV export).
+_PRINTABLE = r"^[^\x00-\x1f\x7f]+$"
+
+
+def _utc(value: datetime) -> datetime:
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+01:00 is before year 1 in UTC
+        raise PydanticCustomError("datetime_out_of_range", "Timestamp is out of range once in UTC.") from None
+
+
+def _text(max_length: int) -> Any:
+    return Annotated[str, Field(min_length=1, max_length=max_length, pattern=_PRINTABLE)]
+
+
+# A timestamp with an explicit offset ("Z" or "+02:00"); a naive one is refused.
+Timestamp = Annotated[AwareDatetime, AfterValidator(_utc)]
+# How the API writes timestamps: UTC, whole seconds, "Z".
+TimestampOut = Annotated[datetime, WithJsonSchema({
+    "type": "string", "format": "date-time", "pattern": r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$",
+})]
+Title = _text(200)
+Venue = _text(200)
+Name = _text(200)
+TicketType = _text(50)
+Email = Annotated[EmailStr, Field(max_length=254)]
+
+
+class _Body(BaseModel):
+    # Unknown fields are errors, and nothing is coerced: "5" is not a number, 1 not a string.
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class EventCreate(_Body):
+    """``POST /admin/events``."""
+
+    title: Title
+    starts_at: Timestamp
+    ends_at: Timestamp
+    venue: Venue
+    status: EventStatus = "draft"
+
+    @field_validator("ends_at")
+    @classmethod
+    def _ends_after_start(cls, ends_at: datetime, info: ValidationInfo) -> datetime:
+        starts_at = info.data.get("starts_at")  # absent when starts_at itself was refused
+        if starts_at is not None and ends_at < starts_at:
+            raise PydanticCustomError("ends_before_starts", "ends_at must not be before starts_at.")
+        return ends_at
+
+
+class EventPatch(_Body):
+    """``PATCH /admin/events/<id>`` (a merge patch: the fields given change, and none may be null)."""
+
+    title: Title = None
+    starts_at: Timestamp = None
+    ends_at: Timestamp = None
+    venue: Venue = None
+    status: EventStatus = None
+
+
+class AttendeeCreate(_Body):
+    """``POST /admin/events/<id>/attendees``."""
+
+    name: Name
+    email: Email
+    ticket_type: TicketType
+
+
+class AttendeePatch(_Body):
+    """``PATCH /admin/events/<id>/attendees/<aid>``."""
+
+    name: Name = None
+    email: Email = None
+    ticket_type: TicketType = None
+
+
+class CheckIn(_Body):
+    """``POST …/check_in``: an empty body checks in now; a scan made offline sends its time."""
+
+    checked_in_at: Timestamp = None
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Event(_Out):
+    id: int
+    title: str
+    starts_at: TimestampOut
+    ends_at: TimestampOut
+    venue: str
+    status: EventStatus
+    created_at: TimestampOut
+    updated_at: TimestampOut
+
+
+class Attendee(_Out):
+    id: int
+    event_id: int
+    name: str
+    email: str
+    ticket_type: str
+    checked_in: bool
+    checked_in_at: TimestampOut | None
+    created_at: TimestampOut
+    updated_at: TimestampOut
+
+
+class Tombstone(_Out):
+    """A deleted event or attendee, in a list asked with ``include_deleted=true``."""
+
+    id: int
+    deleted: Literal[True]
+    deleted_at: TimestampOut
+
+
+class TokenInfo(_Out):
+    id: int
+    description: str
+    tier: Literal["read", "write"]
+    created_at: TimestampOut
+    expires_at: TimestampOut | None = Field(
+        description="When the token stops working (UTC); null for a token that never expires.")
+
+
+class LeakReport(BaseModel):
+    """The leak kill-switch's body (documented; the view checks it itself, to answer 400/422
+    in its own words)."""
+
+    credentials: list[str] = Field(min_length=1, max_length=1000, description="Raw token values, at most 1,000.")
+
+
+class LeakReportAccepted(_Out):
+    message: str
+
+
+class Account(_Out):
+    id: int
+    name: str
+    token: TokenInfo
+
+
+class ListMeta(_Out):
+    page: int = Field(ge=1)
+    per_page: int = Field(ge=1, le=100)
+    total: int = Field(ge=0)
+
+
+class FieldError(_Out):
+    field: str = Field(description='The field, dotted for nested ones; "body" for the body as a whole.')
+    code: str = Field(description="pydantic's error type, e.g. missing, extra_forbidden, string_too_long.")
+    message: str
+
+
+class Error(_Out):
+    error: str
+    message: str
+    parameter: str | None = Field(None, description="invalid_parameter: the query parameter.")
+    errors: list[FieldError] | None = Field(None, description="invalid_body: every bad field.")
+    checked_in_at: TimestampOut | None = Field(None, description="already_checked_in: when.")
+
+
+def field_errors(exc: ValidationError) -> list[dict[str, str]]:
+    """Every problem of a body, one entry per field, in the ``invalid_body`` answer's shape."""
+    return [
+        {
+            "field": ".".join(str(part) for part in error["loc"]) or "body",
+            "code": error["type"],
+            "message": error["msg"],
+        }
+        for error in exc.errors(include_url=False)
+    ]
