@@ -166,7 +166,7 @@ def test_healthz_is_200_when_the_database_answers(client):
     for accept in ("application/json", "text/html"):
         response = client.get("/healthz", headers={"Accept": accept})
         assert response.status_code == 200
-        assert response.json == {"status": "ok"}
+        assert response.json == {"status": "ok", "checks": {"database": "ok"}}
         assert "Set-Cookie" not in response.headers
 
 
@@ -182,7 +182,7 @@ def test_healthz_is_503_when_the_database_cannot_be_reached(tmp_path, kind, capl
     with caplog.at_level(logging.ERROR, logger=app.logger.name):
         response = app.test_client().get("/healthz", headers={"Accept": "application/json"})
     assert response.status_code == 503
-    assert response.json == {"status": "unavailable"}
+    assert response.json == {"status": "unavailable", "checks": {"database": "unavailable"}}
     assert "health check: database unavailable" in caplog.text
 
 
