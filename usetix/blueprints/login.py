@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
-from flask_wtf import FlaskForm
 from werkzeug.exceptions import ServiceUnavailable, TooManyRequests
 from wtforms import EmailField, PasswordField
 from wtforms.validators import DataRequired, Length
@@ -15,6 +15,7 @@ from ..auth.admins import log_in, log_out
 from ..auth.passwords import check_admin_password
 from ..ratelimit import LimitsUnavailable, rate_limits
 from ..web.form_validators import NoControlCharacters
+from ..web.forms import TextForm
 
 bp = Blueprint("login", __name__)
 
@@ -25,14 +26,21 @@ PAUSED = ("Logging in is paused for a moment: the login throttle's storage canno
 PAUSED_RETRY_SECONDS = 60
 
 
-class LoginForm(FlaskForm):
+class LoginForm(TextForm):
     email = EmailField("Email", validators=[DataRequired(), Length(max=254), NoControlCharacters()])
     password = PasswordField("Password", validators=[DataRequired(), Length(max=1024)])
 
 
+# A path of printable ASCII: no control character (a header-splitting newline), space or
+# non-ASCII letter goes into the Location header.
+_PRINTABLE_PATH = re.compile(r"/[\x21-\x7e]*")
+
+
 def safe_next(target: str | None) -> str | None:
-    """``target`` if it is a path on this site, else None (no open redirect)."""
-    if not target or target.startswith(("//", "\\")) or "\\" in target:
+    """``target`` if it is a path on this site that can go into a Location header as it
+    is, else None (no open redirect, no broken header): the login then goes to the
+    default page."""
+    if not target or not _PRINTABLE_PATH.fullmatch(target) or target.startswith("//") or "\\" in target:
         return None
     parts = urlsplit(target)
     if parts.scheme or parts.netloc or not parts.path.startswith("/"):

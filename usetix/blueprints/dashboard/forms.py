@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from flask_wtf import FlaskForm
 from wtforms import HiddenField, RadioField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length
 
 from ...web.form_validators import NoControlCharacters
+from ...web.forms import TextForm
 
 
-class TokenForm(FlaskForm):
+class TokenForm(TextForm):
     description = StringField(
         "Description",
         validators=[DataRequired("Give the token a description."), Length(max=100), NoControlCharacters()],
