@@ -64,6 +64,8 @@ def load(app: Flask, overrides: dict | None) -> None:
         config["PREFERRED_URL_SCHEME"] = "https"
     if isinstance(config["TRUSTED_HOSTS"], str):
         config["TRUSTED_HOSTS"] = [h.strip() for h in config["TRUSTED_HOSTS"].split(",") if h.strip()]
+    if config["TRUSTED_HOSTS"]:  # host names ignore case; Flask's own check of this list does not
+        config["TRUSTED_HOSTS"] = [host.lower() for host in config["TRUSTED_HOSTS"]]
 
 
 def engine_options(database_url: str, configured: dict | None) -> dict:
