@@ -242,14 +242,25 @@ def test_after_postgresql_drops_its_connections_at_most_one_request_per_worker_f
             statuses: list[tuple[int, str, str]] = []
             stop = threading.Event()
 
-            def load():
+            def load(dashboard: bool):
+                """The API (the token lookup runs on the driver's cursor) and, alternately
+                on the same workers, the dashboard (the session store and the ORM), so
+                that each worker holds more than one pooled connection."""
                 http = requests.Session()
+                headers = bearer(raw)
+                if dashboard:
+                    page = http.get(base + "/login", timeout=TIMEOUT)
+                    assert http.post(base + "/login", timeout=TIMEOUT, data={
+                        "email": "admin@acme.example", "password": PASSWORD,
+                        "csrf_token": csrf_token_from(page.text)}).status_code == 200
+                    headers = {}
                 while not stop.is_set():
-                    response = http.get(base + "/admin/events", headers=bearer(raw), timeout=TIMEOUT)
+                    response = http.get(base + "/admin/events", headers=headers, timeout=TIMEOUT,
+                                        allow_redirects=False)
                     statuses.append((response.status_code, response.headers.get("Content-Type", ""),
                                      response.headers.get("X-Content-Type-Options", "")))
 
-            threads = [threading.Thread(target=load) for _ in range(3)]
+            threads = [threading.Thread(target=load, args=(n == 1,)) for n in range(3)]
             for thread in threads:
                 thread.start()
             try:
@@ -264,8 +275,12 @@ def test_after_postgresql_drops_its_connections_at_most_one_request_per_worker_f
                     time.sleep(1)
                     failed = [s for s in statuses[before:] if s[0] != 200]
                     assert len(failed) <= workers, failed
-                    for _, content_type, nosniff in failed:  # our JSON 500, with our headers
-                        assert content_type == "application/json" and nosniff == "nosniff"
+                    for _, content_type, nosniff in failed:
+                        # The API's failure is our JSON 500 with our headers. (A page whose
+                        # session store fails is the session store's own 503 page, which
+                        # the sessions work brings: not asserted here.)
+                        if not content_type.startswith("text/html"):
+                            assert content_type == "application/json" and nosniff == "nosniff"
                     assert len(statuses) - before > 10  # the load went on
             finally:
                 stop.set()
