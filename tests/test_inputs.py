@@ -18,7 +18,7 @@ from .conftest import NONCE_FIELD, PASSWORD, bearer, csrf_token_from
 # tests are in test_throttling.py and test_shared_limits.py).
 pytestmark = pytest.mark.app_config(LOGIN_RATE_LIMIT="1000000 per minute")
 
-THROUGH_APP = settings(max_examples=120, deadline=None,
+THROUGH_APP = settings(max_examples=80, deadline=None,
                        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                                               HealthCheck.data_too_large])
 
@@ -151,7 +151,7 @@ def test_the_login_form_never_answers_500(app, client, orgs, data, multipart):
     has_file = any(isinstance(v, tuple) for v in data.values())
     response = client.post("/login", data=data,
                            content_type="multipart/form-data" if multipart or has_file else None)
-    assert response.status_code in (200, 302), response.status_code
+    assert response.status_code in (200, 302, 413), response.status_code
     if response.status_code == 302:  # only the real credentials log in
         assert data.get("email") == "admin@acme.example" and data.get("password") == PASSWORD
         client.post("/logout", data={"csrf_token": csrf_token_from(client.get("/admin/events").text)})
@@ -168,7 +168,8 @@ def test_the_token_form_never_answers_500(app, logged_in, data, multipart):
     has_file = any(isinstance(v, tuple) for v in data.values())
     response = logged_in.post("/admin/settings/api_tokens", data=data,
                               content_type="multipart/form-data" if multipart or has_file else None)
-    assert response.status_code in (200, 302, 400), response.status_code
-    if response.status_code == 200:  # a token was made: never from a file part
+    # 413: a body over MAX_CONTENT_LENGTH (percent-encoding triples a huge value's bytes).
+    assert response.status_code in (200, 302, 400, 413), response.status_code
+    if response.status_code == 200:  # a token was made: never from a description sent as a file
         assert 'id="token-value"' in response.text
-        assert not isinstance(data["description"], tuple) and not isinstance(data.get("tier"), tuple)
+        assert not isinstance(data["description"], tuple)  # (a tier sent as a file is no tier: "read")
