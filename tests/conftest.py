@@ -117,12 +117,15 @@ def no_developer_environment():
     os.environ.update(saved)
 
 
-@pytest.fixture(autouse=True)
-def no_developer_instance_folder(tmp_path, monkeypatch):
-    """Apps made in tests get an empty instance folder of the test's own, never the
-    checkout's instance/ (where ``make run`` writes a config.py with a real secret key)."""
-    instance = tmp_path / "instance"
-    monkeypatch.setattr(Usetix, "auto_find_instance_path", lambda self: str(instance))
+@pytest.fixture(scope="session", autouse=True)
+def no_developer_instance_folder(tmp_path_factory):
+    """Apps made in tests get an empty instance folder of the run's own, never the
+    checkout's instance/ (where ``make run`` writes a config.py with a real secret key).
+    Session-wide, so that apps made by module-scoped fixtures get it too."""
+    instance = tmp_path_factory.mktemp("instance")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Usetix, "auto_find_instance_path", lambda self: str(instance))
+        yield instance
 
 
 @pytest.fixture

@@ -47,12 +47,12 @@ def test_sqlite_connections_use_wal_and_busy_timeout(tmp_path):
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 10000
 
 
-def test_the_suite_never_reads_the_checkouts_instance_folder(app, tmp_path):
+def test_the_suite_never_reads_the_checkouts_instance_folder(app, no_developer_instance_folder):
     """``make run`` writes instance/config.py (a real secret key) in the checkout: tests
-    must not see it (tests/conftest.py gives each test an instance folder of its own)."""
+    must not see it (tests/conftest.py gives the run an empty instance folder of its own)."""
     checkout_instance = Path(__file__).resolve().parent.parent / "instance"
-    assert Path(app.instance_path) == tmp_path / "instance"
-    assert Path(create_app({"TESTING": True, "DATABASE_URL": "sqlite://"}).instance_path) != checkout_instance
+    assert Path(app.instance_path) == no_developer_instance_folder != checkout_instance
+    assert not (no_developer_instance_folder / "config.py").exists()
 
 
 def test_the_suite_never_reads_the_developers_usetix_environment():
