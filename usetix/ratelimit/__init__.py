@@ -94,7 +94,12 @@ class _Counter:
         self._logged_at = -math.inf
 
     def available(self) -> bool:
-        return time.monotonic() >= self._down_until
+        if not self._down_until:  # no outage: no clock read on the hot path
+            return True
+        if time.monotonic() < self._down_until:
+            return False
+        self._down_until = 0.0
+        return True
 
     def failed(self, exc: BaseException, consequence: str) -> None:
         """Remember an outage; log it unless it was logged within OUTAGE_LOG_SECONDS."""
