@@ -6,7 +6,9 @@ given on the command line win over these. Environment variables:
 - ``USETIX_BIND``: address to listen on (default 127.0.0.1:8000; behind a proxy on
   another machine, e.g. 0.0.0.0:8000).
 - ``USETIX_WORKERS``: worker processes (default 2 per usable core, plus one).
-- ``USETIX_ACCESS_LOG``: access log file, ``-`` for stdout (the default), empty for none.
+- ``USETIX_ACCESS_LOG``: gunicorn's access log, off by default: a file, or ``-`` for stdout.
+  The app's own request log (stderr) already writes one line per request, with the
+  account and token it served; the access log would say the same again.
 - ``FORWARDED_ALLOW_IPS``: gunicorn's own, the proxy addresses trusted for
   X-Forwarded-Proto (the app's ProxyFix is configured separately: USETIX_PROXY_FIX).
 """
@@ -44,11 +46,11 @@ limit_request_line = 4094
 limit_request_fields = 100
 limit_request_field_size = 8190
 
-# The access log names the path without its query string and no request headers: the
+# When turned on, the access log names the path without its query string and no request headers: the
 # Authorization header (the bearer token) and a token pasted into a URL never reach it.
 # Avoided on purpose: %(r)s and %(q)s (query string), %(f)s (a referrer holds one),
 # %(u)s (Basic auth user), %({authorization}i)s.
-accesslog = os.environ.get("USETIX_ACCESS_LOG", "-") or None
+accesslog = os.environ.get("USETIX_ACCESS_LOG") or None
 access_log_format = '%(h)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms "%(a)s"'
 errorlog = "-"
 loglevel = "info"

@@ -8,11 +8,13 @@ test.
 
 from __future__ import annotations
 
+import os
 import re
 import weakref
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import flask
 import pytest
 import sqlalchemy as sa
 
@@ -21,6 +23,7 @@ from usetix.auth.passwords import hash_password
 from usetix.auth.token_service import issue_token
 from usetix.extensions import db
 from usetix.models import Account, Admin, Attendee, Event
+from usetix.web.app import Usetix
 
 from .databases import (
     POSTGRES_URL,
@@ -71,25 +74,58 @@ def postgres_schema():
     drop_schema(POSTGRES_URL, POSTGRES_SCHEMA)
 
 
-# PostgreSQL engines that connected during the current test: apps a test makes itself
+# Apps on PostgreSQL that were used during the current test: apps a test makes itself
 # (create_app(make_test_config(...))) are never disposed, and a pooled connection that is
-# garbage-collected open is a ResourceWarning, which this suite turns into an error.
-_postgres_engines: weakref.WeakSet = weakref.WeakSet()
+# garbage-collected open is a ResourceWarning, which this suite turns into an error. Every
+# use of an engine happens inside an app context, so Flask's appcontext_pushed signal
+# finds them. (Not an engine event on the Engine class: that would set SQLAlchemy's
+# _has_events flag on every engine, and PreparedSelect would run its listener branch in
+# every test instead of production's.)
+_postgres_apps: weakref.WeakSet = weakref.WeakSet()
 
 
-@sa.event.listens_for(sa.engine.Engine, "engine_connect")
-def _remember_postgres_engine(connection) -> None:
-    if connection.dialect.name == "postgresql":
-        _postgres_engines.add(connection.engine)
+def _remember_postgres_app(app, **extra) -> None:
+    if str(app.config.get("SQLALCHEMY_DATABASE_URI", "")).startswith("postgresql"):
+        _postgres_apps.add(app)
+
+
+flask.appcontext_pushed.connect(_remember_postgres_app)
 
 
 @pytest.fixture(autouse=True)
 def close_postgres_connections():
-    """After each test, close the pooled connections of every PostgreSQL engine it used."""
+    """After each test, close the pooled connections of every PostgreSQL app it used."""
     yield
-    for engine in list(_postgres_engines):
-        engine.dispose()
-    _postgres_engines.clear()
+    apps = list(_postgres_apps)
+    for each in apps:
+        with each.app_context():
+            for engine in db.engines.values():
+                engine.dispose()
+    _postgres_apps.clear()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_developer_environment():
+    """The suite never reads the developer's USETIX_* settings (CI's USETIX_TEST_* stay:
+    they choose the test databases). tests/servers.py builds its servers' environment
+    from scratch too."""
+    saved = {name: value for name, value in os.environ.items()
+             if name.startswith("USETIX_") and not name.startswith("USETIX_TEST_")}
+    for name in saved:
+        del os.environ[name]
+    yield
+    os.environ.update(saved)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_developer_instance_folder(tmp_path_factory):
+    """Apps made in tests get an empty instance folder of the run's own, never the
+    checkout's instance/ (where ``make run`` writes a config.py with a real secret key).
+    Session-wide, so that apps made by module-scoped fixtures get it too."""
+    instance = tmp_path_factory.mktemp("instance")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Usetix, "auto_find_instance_path", lambda self: str(instance))
+        yield instance
 
 
 @pytest.fixture

@@ -208,14 +208,14 @@ def test_pagination_and_link_header(app, client, orgs):
     raw = issue(app, org)
     first = client.get("/admin/events?per_page=3", headers=bearer(raw))
     assert first.json["meta"] == {"page": 1, "per_page": 3, "total": 7}
-    assert first.headers["Link"] == '<http://localhost/admin/events?per_page=3&page=2>; rel="next"'
+    assert first.headers["Link"] == '</admin/events?per_page=3&page=2>; rel="next"'
     middle = client.get("/admin/events?per_page=3&page=2", headers=bearer(raw))
     assert middle.headers["Link"] == (
-        '<http://localhost/admin/events?per_page=3&page=1>; rel="prev", '
-        '<http://localhost/admin/events?per_page=3&page=3>; rel="next"'
+        '</admin/events?per_page=3&page=1>; rel="prev", '
+        '</admin/events?per_page=3&page=3>; rel="next"'
     )
     last = client.get("/admin/events?per_page=3&page=3", headers=bearer(raw))
-    assert last.headers["Link"] == '<http://localhost/admin/events?per_page=3&page=2>; rel="prev"'
+    assert last.headers["Link"] == '</admin/events?per_page=3&page=2>; rel="prev"'
     ids = [e["id"] for page in (first, middle, last) for e in page.json["data"]]
     assert ids == org.event_ids
     beyond = client.get("/admin/events?per_page=3&page=9", headers=bearer(raw))
@@ -228,7 +228,7 @@ def test_links_carry_only_the_lists_own_parameters(app, client, read_token, orgs
     own = client.get(f"/admin/events/{event_id}/attendees?per_page=1&{extra}", headers=bearer(read_token))
     assert own.status_code == 200
     assert own.headers["Link"] == (
-        f'<http://localhost/admin/events/{event_id}/attendees?per_page=1&page=2>; rel="next"')
+        f'</admin/events/{event_id}/attendees?per_page=1&page=2>; rel="next"')
     # Extra parameters change nothing about another account's 404 either.
     foreign_id = orgs["globex"].event_ids[0]
     foreign = client.get(f"/admin/events/{foreign_id}/attendees?per_page=1&{extra}", headers=bearer(read_token))
@@ -238,7 +238,7 @@ def test_links_carry_only_the_lists_own_parameters(app, client, read_token, orgs
 def test_links_keep_updated_since(client, read_token):
     response = client.get("/admin/events?per_page=1&updated_since=2020-01-01T00:00:00Z", headers=bearer(read_token))
     assert response.headers["Link"] == (
-        '<http://localhost/admin/events?per_page=1&page=2&updated_since=2020-01-01T00%3A00%3A00Z>; rel="next"')
+        '</admin/events?per_page=1&page=2&updated_since=2020-01-01T00%3A00%3A00Z>; rel="next"')
 
 
 def test_updated_since_filters_for_incremental_sync(app, client, read_token, orgs):

@@ -1,3 +1,6 @@
+import os
+from pathlib import Path
+
 import pytest
 
 from usetix import create_app
@@ -42,3 +45,16 @@ def test_sqlite_connections_use_wal_and_busy_timeout(tmp_path):
     with app.app_context(), db.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 10000
+
+
+def test_the_suite_never_reads_the_checkouts_instance_folder(app, no_developer_instance_folder):
+    """``make run`` writes instance/config.py (a real secret key) in the checkout: tests
+    must not see it (tests/conftest.py gives the run an empty instance folder of its own)."""
+    checkout_instance = Path(__file__).resolve().parent.parent / "instance"
+    assert Path(app.instance_path) == no_developer_instance_folder != checkout_instance
+    assert not (no_developer_instance_folder / "config.py").exists()
+
+
+def test_the_suite_never_reads_the_developers_usetix_environment():
+    leaked = [name for name in os.environ if name.startswith("USETIX_") and not name.startswith("USETIX_TEST_")]
+    assert leaked == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 
 import pytest
@@ -9,7 +10,7 @@ import sqlalchemy as sa
 
 from usetix.auth.bearer import TOKEN_BY_DIGEST
 from usetix.blueprints.api.lists import ATTENDEES, EVENTS
-from usetix.database.prepared import PreparedSelect
+from usetix.database.prepared import SQLALCHEMY_CHECKED, PreparedSelect, driver_connection
 from usetix.extensions import db
 from usetix.models import ApiToken
 
@@ -86,13 +87,19 @@ def test_the_api_serves_with_query_recording_on(client, read_token):
     assert client.get("/admin/events", headers=bearer(read_token)).status_code == 200
 
 
+def test_the_suite_runs_the_production_branch(app, orgs):
+    """Without a listener (as in production, and in this suite by default) the statement
+    runs on the driver's cursor: no engine-wide listener in tests/conftest.py sets
+    SQLAlchemy's flags for every engine."""
+    with app.app_context(), db.engine.connect() as connection:
+        assert not (connection._has_events or connection.engine._has_events)
+        assert driver_connection(connection) is connection.connection.dbapi_connection
+
+
 @pytest.mark.parametrize("on", ["connection", "engine"])
-def test_without_engine_listeners_a_new_one_is_still_honoured(app, orgs, monkeypatch, on):
-    """PreparedSelect asks SQLAlchemy's ``_has_events`` flags before the listener lists. In
-    production no listener exists, so the flags are off; this suite's conftest listens on the
-    Engine class, which sets them for every engine, so the flag is cleared here for the test.
-    A listener then added to one connection, or to the engine, must still see the statement."""
-    monkeypatch.setattr(sa.engine.Engine, "_has_events", False)
+def test_a_listener_added_later_is_still_honoured(app, orgs, on):
+    """The listener branch: a listener added to one connection, or to the engine, after
+    PreparedSelect ran without one, sees the statement (SQLAlchemy runs it)."""
     seen = []
     page = EVENTS.statements[False][0]
     params = {"account_id": orgs["acme"].account_id, "limit": 25, "offset": 0}
@@ -101,16 +108,60 @@ def test_without_engine_listeners_a_new_one_is_still_honoured(app, orgs, monkeyp
         seen.append(statement)
 
     with app.app_context(), db.engine.connect() as connection:
-        assert not (connection._has_events or connection.engine._has_events)
         quiet = page.rows(connection, params)
+        assert seen == []
         target = connection if on == "connection" else connection.engine
         sa.event.listen(target, "before_cursor_execute", record)
         try:
+            assert driver_connection(connection) is None
             heard = page.rows(connection, params)
         finally:
             sa.event.remove(target, "before_cursor_execute", record)
     assert len(seen) == 1 and seen[0].startswith("SELECT events.id")
     assert [list(row) for row in heard] == [list(row) for row in quiet] and len(quiet) == 3
+
+
+def test_an_echoing_engine_logs_the_statements(app, orgs, caplog):
+    """``echo`` logs every statement through SQLAlchemy's logger: PreparedSelect's too."""
+    page = EVENTS.statements[False][0]
+    params = {"account_id": orgs["acme"].account_id, "limit": 25, "offset": 0}
+    with app.app_context():
+        engine = db.engine
+    engine.echo = True
+    try:
+        with caplog.at_level(logging.INFO, logger="sqlalchemy.engine"), engine.connect() as connection:
+            assert driver_connection(connection) is None
+            rows = page.rows(connection, params)
+    finally:
+        engine.echo = False
+    assert len(rows) == 3
+    assert any(r.getMessage().startswith("SELECT events.id") for r in caplog.records)
+
+
+def test_private_attributes_read_are_as_checked():
+    """driver_connection() reads SQLAlchemy's private ``_echo`` and ``_has_events``; this
+    fails when a SQLAlchemy release stops setting them the way it was checked against."""
+    assert sa.__version__.split(".")[:2] == SQLALCHEMY_CHECKED.split(".")[:2]
+    quiet = sa.create_engine("sqlite://")
+    loud = sa.create_engine("sqlite://", echo=True)
+    try:
+        with quiet.connect() as connection:
+            # Plain attributes: an instance's flag, over the class's default (a class listener sets that).
+            assert vars(connection)["_echo"] is False
+            assert sa.engine.Connection._has_events is False and sa.engine.Engine._has_events is False
+            assert connection._has_events is False and quiet._has_events is False
+            assert driver_connection(connection) is connection.connection.dbapi_connection
+            sa.event.listen(connection, "after_cursor_execute", lambda *args: None)
+            assert vars(connection)["_has_events"] is True and driver_connection(connection) is None
+        sa.event.listen(quiet, "begin", lambda conn: None)  # not a statement listener
+        with quiet.connect() as connection:
+            assert vars(quiet)["_has_events"] is True
+            assert driver_connection(connection) is connection.connection.dbapi_connection
+        with loud.connect() as connection:
+            assert vars(connection)["_echo"] is True and driver_connection(connection) is None
+    finally:
+        quiet.dispose()
+        loud.dispose()
 
 
 def test_statements_with_no_bound_value_and_with_repeated_ones(app, orgs, read_token):
@@ -130,6 +181,22 @@ def test_a_driver_error_is_raised_as_sqlalchemys(app):
     broken = PreparedSelect(sa.select(sa.column("nothing")).select_from(sa.table("no_such_table")))
     with app.app_context(), db.engine.connect() as connection, pytest.raises(sa.exc.DBAPIError):
         broken.rows(connection, {})
+
+
+@pytest.mark.parametrize("hide", [True, False])
+def test_a_driver_error_hides_its_values_when_the_engine_does(app, hide):
+    broken = PreparedSelect(sa.select(sa.column("nothing")).select_from(sa.table("no_such_table"))
+                            .where(sa.column("nothing") == sa.bindparam("secret")))
+    with app.app_context():
+        engine = db.engine
+    assert engine.hide_parameters is True  # the app's default (usetix/config.py)
+    engine.hide_parameters = hide
+    try:
+        with engine.connect() as connection, pytest.raises(sa.exc.DBAPIError) as raised:
+            broken.rows(connection, {"secret": "utx-digest-of-a-token"})
+    finally:
+        engine.hide_parameters = True
+    assert ("utx-digest-of-a-token" in str(raised.value)) is not hide
 
 
 def test_an_authenticated_page_sends_two_statements(app, client, read_token):

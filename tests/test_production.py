@@ -53,14 +53,15 @@ def test_gunicorn_conf_defaults():
     assert int(settings["workers"]) == 2 * len(os.sched_getaffinity(0)) + 1
     assert int(settings["graceful_timeout"]) > 0
     assert settings["control_socket_disable"] == "True"
-    assert settings["accesslog"] == "-"
+    assert settings["accesslog"] == "None"  # one line per request: the app's own
 
 
 def test_gunicorn_conf_reads_the_environment():
-    settings = gunicorn_settings(USETIX_BIND="0.0.0.0:9000", USETIX_WORKERS="3", USETIX_ACCESS_LOG="")
+    settings = gunicorn_settings(USETIX_BIND="0.0.0.0:9000", USETIX_WORKERS="3", USETIX_ACCESS_LOG="-")
     assert settings["bind"] == "['0.0.0.0:9000']"
     assert settings["workers"] == "3"
-    assert settings["accesslog"] == "None"
+    assert settings["accesslog"] == "-"
+    assert gunicorn_settings(USETIX_ACCESS_LOG="")["accesslog"] == "None"
 
 
 def test_access_log_format_names_no_query_string_and_no_header():
@@ -79,7 +80,7 @@ def test_gunicorn_logs_never_hold_a_token_or_a_query_string(tmp_path, orgs, app)
     with app.app_context():
         token_id = db.session.scalar(sa.select(ApiToken.id))
     log = tmp_path / "gunicorn.log"
-    with gunicorn(app.config["DATABASE_URL"], workers=1, log_path=log) as base:
+    with gunicorn(app.config["DATABASE_URL"], workers=1, log_path=log, ACCESS_LOG="-") as base:
         ok = requests.get(base + "/admin/events?page=1&secret_in_query=leak-me", headers=bearer(raw), timeout=10)
         # The last character changed (to one it is not), so the checksum fails.
         broken = raw[:-1] + ("x" if raw[-1] != "x" else "y")
@@ -95,6 +96,22 @@ def test_gunicorn_logs_never_hold_a_token_or_a_query_string(tmp_path, orgs, app)
     assert re.search(rf"method=GET path=/admin/events status=200 duration_ms=[\d.]+ "
                      rf"account={orgs['acme'].account_id} token={token_id}\b", text)
     assert "status=401" in text
+
+
+@pytest.mark.gunicorn
+def test_gunicorn_writes_one_line_per_request_by_default(tmp_path, orgs, app):
+    """gunicorn.conf.py as shipped: the app's request line (with account and token), and
+    no access-log line saying the same again."""
+    raw = issue(app, orgs["acme"], "read")
+    log = tmp_path / "gunicorn.log"
+    with gunicorn(app.config["DATABASE_URL"], workers=1, log_path=log) as base:
+        assert requests.get(base + "/admin/events", headers=bearer(raw), timeout=10).status_code == 200
+        assert requests.get(base + "/admin/account", headers=bearer("utx_x"), timeout=10).status_code == 401
+    lines = log.read_text().splitlines()
+    events = [line for line in lines if "/admin/events" in line]
+    assert len(events) == 1 and re.search(r"method=GET path=/admin/events status=200 .* account=\d+ token=\d+",
+                                          events[0])
+    assert len([line for line in lines if "/admin/account" in line]) == 1
 
 
 # --- Trusted hosts, behind a proxy or not ---------------------------------------------------
@@ -117,12 +134,16 @@ def test_a_forged_host_is_refused_when_trusted_hosts_are_set(app, tmp_path, orgs
     assert client.get("/login", headers={"Host": "eu.usetix.example"}).status_code == 200
 
 
-def test_links_name_the_trusted_host(app, tmp_path, orgs):
+def test_links_never_name_a_host(app, client, tmp_path, orgs):
+    """Relative links (RFC 8288): with TRUSTED_HOSTS unset (the default) a forged Host
+    never reaches a Link header either."""
     raw = issue(app, orgs["acme"], "read")
-    client = hosts_app(tmp_path).test_client()
-    response = client.get("/admin/events?per_page=1", headers={**bearer(raw), "Host": "app.usetix.io"})
-    assert response.status_code == 200
-    assert response.headers["Link"].startswith("<http://app.usetix.io/admin/events?")
+    for each in (client, hosts_app(tmp_path).test_client()):
+        response = each.get("/admin/events?per_page=1", headers={**bearer(raw), "Host": "app.usetix.io"})
+        assert response.status_code == 200
+        assert response.headers["Link"] == '</admin/events?per_page=1&page=2>; rel="next"'
+    response = client.get("/admin/events?per_page=1", headers={**bearer(raw), "Host": "evil.example"})
+    assert "evil.example" not in response.headers["Link"]
 
 
 def test_behind_a_proxy_the_forwarded_host_is_checked(app, tmp_path, orgs):
@@ -135,7 +156,7 @@ def test_behind_a_proxy_the_forwarded_host_is_checked(app, tmp_path, orgs):
     good = client.get("/admin/events?per_page=1", headers={**bearer(raw), **proxied,
                                                            "X-Forwarded-Host": "app.usetix.io"})
     assert good.status_code == 200
-    assert good.headers["Link"].startswith("<https://app.usetix.io/admin/events?")
+    assert good.headers["Link"].startswith("</admin/events?")
 
 
 def test_without_proxy_fix_forwarded_headers_are_ignored(app, tmp_path, orgs):
@@ -144,7 +165,7 @@ def test_without_proxy_fix_forwarded_headers_are_ignored(app, tmp_path, orgs):
     response = client.get("/admin/events?per_page=1", headers={
         **bearer(raw), "Host": "app.usetix.io", "X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "https"})
     assert response.status_code == 200
-    assert response.headers["Link"].startswith("<http://app.usetix.io/admin/events?")
+    assert "evil.example" not in response.headers["Link"]
 
 
 def test_health_check_answers_whatever_the_host(app, tmp_path):
@@ -166,7 +187,7 @@ def test_healthz_is_200_when_the_database_answers(client):
     for accept in ("application/json", "text/html"):
         response = client.get("/healthz", headers={"Accept": accept})
         assert response.status_code == 200
-        assert response.json == {"status": "ok"}
+        assert response.json == {"status": "ok", "checks": {"database": "ok"}}
         assert "Set-Cookie" not in response.headers
 
 
@@ -182,7 +203,7 @@ def test_healthz_is_503_when_the_database_cannot_be_reached(tmp_path, kind, capl
     with caplog.at_level(logging.ERROR, logger=app.logger.name):
         response = app.test_client().get("/healthz", headers={"Accept": "application/json"})
     assert response.status_code == 503
-    assert response.json == {"status": "unavailable"}
+    assert response.json == {"status": "unavailable", "checks": {"database": "unavailable"}}
     assert "health check: database unavailable" in caplog.text
 
 

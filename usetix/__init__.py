@@ -96,6 +96,7 @@ def register_commands(app: Flask) -> None:
 
 
 def register_middleware(app: Flask) -> None:
+    from .web import request_log
     from .web.credential_gate import CredentialGate
     from .web.security_headers import add_security_headers
     from .web.trusted_hosts import TrustedHostMiddleware
@@ -107,7 +108,9 @@ def register_middleware(app: Flask) -> None:
     if app.config["TRUSTED_HOSTS"]:
         # Inside ProxyFix, so it checks the host the client asked the proxy for; before
         # Flask's own check of the same setting (see usetix/web/trusted_hosts.py).
-        app.wsgi_app = TrustedHostMiddleware(app.wsgi_app, app.config["TRUSTED_HOSTS"])
+        app.wsgi_app = TrustedHostMiddleware(app.wsgi_app, app.config["TRUSTED_HOSTS"],
+                                             https_only=app.config["SESSION_COOKIE_SECURE"],
+                                             log=request_log.enabled(app))
     if app.config["PROXY_FIX"]:
         hops = int(app.config["PROXY_FIX_HOPS"])
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)

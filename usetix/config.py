@@ -59,6 +59,8 @@ def load(app: Flask, overrides: dict | None) -> None:
 
     config = app.config
     config["SQLALCHEMY_DATABASE_URI"] = config["DATABASE_URL"]
+    config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(config["DATABASE_URL"],
+                                                         config.get("SQLALCHEMY_ENGINE_OPTIONS"))
     config["PERMANENT_SESSION_LIFETIME"] = timedelta(hours=float(config["SESSION_IDLE_HOURS"]))
     # Flask-Limiter's name for the storage wins when set; ours is USETIX_RATELIMIT_STORAGE_URL.
     config.setdefault("RATELIMIT_STORAGE_URI", config["RATELIMIT_STORAGE_URL"])
@@ -66,6 +68,23 @@ def load(app: Flask, overrides: dict | None) -> None:
         config["PREFERRED_URL_SCHEME"] = "https"
     if isinstance(config["TRUSTED_HOSTS"], str):
         config["TRUSTED_HOSTS"] = [h.strip() for h in config["TRUSTED_HOSTS"].split(",") if h.strip()]
+    if config["TRUSTED_HOSTS"]:  # host names ignore case; Flask's own check of this list does not
+        config["TRUSTED_HOSTS"] = [host.lower() for host in config["TRUSTED_HOSTS"]]
+
+
+def engine_options(database_url: str, configured: dict | None) -> dict:
+    """The engine's options: what the configuration says, over our defaults.
+
+    ``hide_parameters``: a statement's bound values (session data, token digests, emails)
+    never appear in an error's message, so not in a logged traceback either.
+    ``pool_pre_ping`` on a database server: a pooled connection the server dropped (a
+    restart, a failover) is noticed and replaced when it is checked out, so a restart
+    fails at most the requests that were running (SQLite has no server to lose).
+    """
+    options = {"hide_parameters": True}
+    if not database_url.startswith("sqlite"):
+        options["pool_pre_ping"] = True
+    return {**options, **(configured or {})}
 
 
 def check_secret_key(app: Flask) -> None:

@@ -225,6 +225,18 @@ class ServerSession(db.Model):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 
 
+class RateLimitCounter(db.Model):
+    """A fixed-window counter of a limit that every worker and host must share (the login
+    throttle without Redis; usetix/ratelimit/database_storage.py). Times are seconds since
+    the epoch, as the ``limits`` library counts them."""
+
+    __tablename__ = "rate_limit_counters"
+
+    key: Mapped[str] = mapped_column(sa.String(255), primary_key=True)
+    count: Mapped[int] = mapped_column(sa.Integer)
+    expires_at: Mapped[float] = mapped_column(sa.Float, index=True)
+
+
 AccountOwned = TypeVar("AccountOwned", Event, Attendee, ApiToken, AuditEvent, Admin, Tombstone)
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from ..ratelimit import RateLimits
+from ..ratelimit import RateLimits, address_key
 
 CHALLENGE = 'Bearer realm="Usetix"'
 
@@ -59,7 +59,7 @@ Answer = tuple[int, dict[str, str], dict[str, str]]
 def refusal_answer(limits: RateLimits, remote_addr: str | None, refusal: Refusal) -> Answer:
     """401 with its challenge, or 429 once this address has failed too often. Every
     refusal counts against that limit."""
-    verdict = limits.hit_quietly(limits.failed_auth, "api-auth-failures", remote_addr or "")
+    verdict = limits.hit_quietly(limits.failed_auth, "api-auth-failures", address_key(remote_addr))
     if verdict is not None and not verdict.allowed:
         return too_many_requests(verdict.headers, "Too many failed authentications from this address; retry later.")
     challenge = CHALLENGE

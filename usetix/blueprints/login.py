@@ -2,36 +2,47 @@
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
-from flask_wtf import FlaskForm
-from werkzeug.exceptions import TooManyRequests
+from werkzeug.exceptions import ServiceUnavailable, TooManyRequests
 from wtforms import EmailField, PasswordField
 from wtforms.validators import DataRequired, Length
 
 from ..auth.admins import log_in, log_out
 from ..auth.passwords import check_admin_password
 from ..auth.sessions import check_session
-from ..ratelimit import rate_limits
+from ..ratelimit import LimitsUnavailable, rate_limits
 from ..web.form_validators import NoControlCharacters
+from ..web.forms import TextForm
 
 bp = Blueprint("login", __name__)
 bp.before_request(check_session)  # as on the dashboard: a failed store is a 503, a foreign cookie logged out
 
 BAD_CREDENTIALS = "Unknown email or wrong password."
 THROTTLED = "Too many failed logins for this email or from this address. Try again in a few minutes."
+PAUSED = ("Logging in is paused for a moment: the login throttle's storage cannot be reached, and no password "
+          "is checked uncounted. Try again in a minute.")
+PAUSED_RETRY_SECONDS = 60
 
 
-class LoginForm(FlaskForm):
+class LoginForm(TextForm):
     email = EmailField("Email", validators=[DataRequired(), Length(max=254), NoControlCharacters()])
     password = PasswordField("Password", validators=[DataRequired(), Length(max=1024)])
 
 
+# A path of printable ASCII: no control character (a header-splitting newline), space or
+# non-ASCII letter goes into the Location header.
+_PRINTABLE_PATH = re.compile(r"/[\x21-\x7e]*")
+
+
 def safe_next(target: str | None) -> str | None:
-    """``target`` if it is a path on this site, else None (no open redirect)."""
-    if not target or target.startswith(("//", "\\")) or "\\" in target:
+    """``target`` if it is a path on this site that can go into a Location header as it
+    is, else None (no open redirect, no broken header): the login then goes to the
+    default page."""
+    if not target or not _PRINTABLE_PATH.fullmatch(target) or target.startswith("//") or "\\" in target:
         return None
     parts = urlsplit(target)
     if parts.scheme or parts.netloc or not parts.path.startswith("/"):
@@ -47,7 +58,10 @@ def login():
     if form.validate_on_submit():
         # Counted before the password is checked, so attempts in flight on other workers
         # cannot pass the limit together; only failures keep their place.
-        attempt = rate_limits(current_app).reserve_login_attempt(form.email.data, request.remote_addr)
+        try:
+            attempt = rate_limits(current_app).reserve_login_attempt(form.email.data, request.remote_addr)
+        except LimitsUnavailable:  # fails closed (and was logged): no password is tried uncounted
+            raise ServiceUnavailable(PAUSED, retry_after=PAUSED_RETRY_SECONDS) from None
         if attempt.refused is not None:
             raise LoginThrottled(attempt.refused)
         admin = check_admin_password(form.email.data, form.password.data)

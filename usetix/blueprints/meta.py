@@ -3,18 +3,19 @@ document and leak reports. They answer HTML and JSON requests alike."""
 
 from __future__ import annotations
 
+import json
 from functools import cache
 
 import orjson
 import sqlalchemy as sa
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Flask, Response, current_app, request
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..auth.policy import public
 from ..auth.token_service import MAX_LEAK_REPORT_VALUES, revoke_leaked
 from ..core.openapi import build_document
 from ..extensions import csrf, db
-from ..ratelimit import rate_limits
+from ..ratelimit import LimitsUnavailable, address_key, rate_limits
 from ..web.responses import error_response, json_response
 
 bp = Blueprint("meta", __name__)
@@ -28,13 +29,57 @@ def openapi_document(max_row_id: int) -> bytes:
 @bp.get("/healthz")
 @public
 def healthz() -> Response:
-    """200 when the database answers, 503 when it does not (for load balancers)."""
+    """Each dependency the app is configured to use, and whether it answers (for load
+    balancers and monitoring): ``{"status": ..., "checks": {name: "ok" | "unavailable"}}``.
+
+    503 when one the app cannot work without is down: the database, or the Redis holding
+    dashboard sessions. The rate-limit Redis is not one: without it the API serves,
+    uncounted, and only logins wait (503 on the login form), so its outage answers 200 with
+    ``"status": "degraded"`` rather than taking every host out of the balancer at once.
+    """
+    app = current_app._get_current_object()
+    checks = {"database": _database_answers()}
+    essential = ["database"]
+    if app.config.get("SESSION_REDIS_URL"):
+        checks["session_store"] = _redis_answers(app, app.config["SESSION_REDIS_URL"])
+        essential.append("session_store")
+    limits_ok = rate_limits(app).external_storage_answers()
+    if limits_ok is not None:
+        checks["rate_limit_storage"] = limits_ok
+    for name, ok in checks.items():
+        if not ok:
+            app.logger.error("health check: %s unavailable", name)
+    if not all(checks[name] for name in essential):
+        status, code = "unavailable", 503
+    elif not all(checks.values()):
+        status, code = "degraded", 200
+    else:
+        status, code = "ok", 200
+    body = {"status": status, "checks": {name: "ok" if ok else "unavailable" for name, ok in checks.items()}}
+    return Response(json.dumps(body), code, mimetype="application/json")
+
+
+def _database_answers() -> bool:
     try:
         db.session.execute(sa.text("SELECT 1"))
     except SQLAlchemyError:
         current_app.logger.exception("health check: database unavailable")
-        return Response('{"status": "unavailable"}', 503, mimetype="application/json")
-    return Response('{"status": "ok"}', 200, mimetype="application/json")
+        return False
+    return True
+
+
+def _redis_answers(app: Flask, url: str) -> bool:
+    """Ping Redis at ``url`` with bounded waits, on a client kept for the app."""
+    import redis
+
+    clients = app.extensions.setdefault("usetix.healthz", {})
+    client = clients.get(url)
+    if client is None:
+        client = clients[url] = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
 
 
 @bp.get("/admin/openapi.json")
@@ -65,7 +110,11 @@ def report_leaked_credentials() -> Response:
     matched in one batched UPDATE. Limited per client address (LEAK_REPORT_RATE_LIMIT).
     """
     limits = rate_limits(current_app)
-    verdict = limits.hit_quietly(limits.leak_report, "leak-report", request.remote_addr or "")
+    try:  # shared by every worker and host, so a flood cannot multiply by the worker count
+        verdict = limits.hit_shared(limits.leak_report, "leak-report", address_key(request.remote_addr))
+    except LimitsUnavailable:
+        return error_response(503, "unavailable", "Leak reports are paused for a moment; retry shortly.",
+                              {"Retry-After": "30"})
     if verdict is not None and not verdict.allowed:
         return error_response(429, "rate_limited", "Too many leak reports from this address; retry later.",
                               verdict.headers)

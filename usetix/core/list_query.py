@@ -36,23 +36,36 @@ class ListQuery:
 DEFAULT_LIST_QUERY = ListQuery()
 
 
+def _digits(raw: str, maximum: int) -> int | None:
+    """``raw`` as a number if it is ASCII digits only, else None; a number too long to be
+    at most ``maximum`` is ``maximum + 1`` (never converted: Python refuses to convert
+    more than 4,300 digits, and the work grows with the length)."""
+    if not raw.isascii() or not raw.isdigit():
+        return None
+    significant = raw.lstrip("0")
+    if len(significant) > len(str(maximum)):
+        return maximum + 1
+    return int(significant or "0")
+
+
 def page_number(raw: str) -> int:
     """A dashboard page's ``?page=``: 1 to MAX_PAGE, else ValueError, which
     ``request.args.get("page", 1, type=page_number)`` turns into page 1 (a huge page
     number would overflow the OFFSET in the database)."""
-    if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE:
+    value = _digits(raw, MAX_PAGE)
+    if value is None or not 1 <= value <= MAX_PAGE:
         raise ValueError(f"not a page number: {raw[:20]!r}")
-    return int(raw)
+    return value
 
 
-def _positive_int(args: Mapping[str, str], name: str, default: int, maximum: int | None = None) -> int:
+def _positive_int(args: Mapping[str, str], name: str, default: int, maximum: int) -> int:
     raw = args.get(name)
     if raw is None:
         return default
-    if not raw.isascii() or not raw.isdigit() or int(raw) < 1:
+    value = _digits(raw, maximum)
+    if value is None or value < 1:
         raise BadParameter(name, f"{name} must be a whole number of at least 1.")
-    value = int(raw)
-    if maximum is not None and value > maximum:
+    if value > maximum:
         raise BadParameter(name, f"{name} must be at most {maximum}.")
     return value
 

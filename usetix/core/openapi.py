@@ -99,6 +99,9 @@ RESPONSES = {
                                    "field; or `idempotency_key_reused`: the key was used for another request."),
 }
 
+LINK_HEADER = {"Link": {"description": "RFC 8288 links with rel=\"prev\" / rel=\"next\"; their targets are "
+                                  "relative references (path and query), to resolve against the request's URL.",
+                        "schema": {"type": "string"}}}
 ETAG_HEADER = {"ETag": {"description": "Strong entity tag of this version of the object.",
                         "schema": {"type": "string"}}}
 REPLAYED_HEADER = {"Idempotent-Replayed": {"description": "`true` on an answer replayed for an Idempotency-Key.",
@@ -201,7 +204,7 @@ def _paths(max_row_id: int) -> dict:
             "get": {"operationId": "listEvents", "summary": "The account's events, soonest first",
                     "parameters": LIST_PARAMETERS,
                     "responses": {"200": {"description": "OK", "content": _json(_list(s.Event, s.Tombstone)),
-                                          "headers": {"Link": {"schema": {"type": "string"}}}},
+                                          "headers": LINK_HEADER},
                                   **_common("400"), **read}},
             "post": {"operationId": "createEvent", "summary": "Create an event (a draft unless `status` says so)",
                      "parameters": [IDEMPOTENCY_KEY], "requestBody": _body(s.EventCreate),
@@ -230,7 +233,7 @@ def _paths(max_row_id: int) -> dict:
             "get": {"operationId": "listAttendees", "summary": "The event's attendees",
                     "parameters": LIST_PARAMETERS,
                     "responses": {"200": {"description": "OK", "content": _json(_list(s.Attendee, s.Tombstone)),
-                                          "headers": {"Link": {"schema": {"type": "string"}}}},
+                                          "headers": LINK_HEADER},
                                   **_common("400", "404"), **read}},
             "post": {"operationId": "createAttendee", "summary": "Add an attendee to the event",
                      "parameters": [IDEMPOTENCY_KEY], "requestBody": _body(s.AttendeeCreate),

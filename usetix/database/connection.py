@@ -6,12 +6,16 @@ the request ends; like flaskr's ``get_db``. The ORM's ``db.session`` serves the 
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
+
 import sqlalchemy as sa
 from flask import Flask, g
 
 from ..extensions import db
 
 _KEY = "db_connection"
+logger = logging.getLogger("usetix.database")
 
 
 def request_connection() -> sa.Connection:
@@ -27,8 +31,41 @@ def request_connection() -> sa.Connection:
 def close_request_connection(exc: BaseException | None = None) -> None:
     connection = g._get_current_object().pop(_KEY, None)
     if connection is not None:
-        connection.close()  # rolls back whatever was not committed, returns it to the pool
+        try:
+            connection.close()  # rolls back whatever was not committed, returns it to the pool
+        except sa.exc.SQLAlchemyError:
+            _discard(connection.invalidate, connection.close)
+
+
+def remove_session(exc: BaseException | None = None) -> None:
+    """End the request's ORM session (Flask-SQLAlchemy's own teardown then has nothing
+    left to do), without raising."""
+    session = db.session()
+    connection = None
+    try:
+        if session.in_transaction():
+            # Known before closing: a close that fails has already let go of its transaction.
+            connection = session.connection()
+        db.session.remove()
+    except sa.exc.SQLAlchemyError:
+        _discard(connection.invalidate if connection is not None else session.invalidate, db.session.remove)
+
+
+def _discard(invalidate: Callable[[], None], close: Callable[[], None]) -> None:
+    """Teardown runs after the answer was made and logged: a rollback that fails there (the
+    server went away) must not turn that answer into the WSGI server's bare 500. Nothing
+    was left to keep: the connection is dropped from the pool, and the error logged."""
+    logger.exception("ending a request's database work failed (a rollback, or a lost connection); "
+                     "its connection is discarded")
+    try:
+        invalidate()
+        close()
+    except sa.exc.SQLAlchemyError:
+        logger.exception("discarding a failed connection failed too")
 
 
 def init_app(app: Flask) -> None:
+    """Call after ``db.init_app``: teardown functions run in reverse order, so
+    :func:`remove_session` runs before Flask-SQLAlchemy's own."""
     app.teardown_request(close_request_connection)
+    app.teardown_appcontext(remove_session)

@@ -11,13 +11,17 @@ with SQLAlchemy (on SQLite, datetimes and booleans are text and integers). A
 column coerced to its implementation type (``type_coerce``). Driver errors are raised as
 SQLAlchemy's, and a lost connection is invalidated, as SQLAlchemy would.
 
-Statement-level listeners (``before_cursor_execute``, ``after_cursor_execute``: the tests'
-and the benchmark's query counters, Flask-SQLAlchemy's ``SQLALCHEMY_RECORD_QUERIES``, APM
-hooks) expect SQLAlchemy's execution context. While any is registered, the statement runs
-through ``Connection.execute`` instead: the same SQL, the same rows. That is checked the
-way SQLAlchemy checks before each of its events: the connection's and the engine's
-``_has_events`` flags first (a plain attribute each), the listener lists (about 2 µs) only
-when either is set.
+SQLAlchemy runs the statement itself (``Connection.execute``: the same SQL, the same rows)
+whenever its execution layer is wanted: while a statement-level listener is registered
+(``before_cursor_execute``, ``after_cursor_execute``: query counters, Flask-SQLAlchemy's
+``SQLALCHEMY_RECORD_QUERIES``, APM hooks, which expect SQLAlchemy's execution context), and
+while the engine echoes its SQL (``echo``). :func:`driver_connection` decides, the way
+SQLAlchemy decides before each of its events: the ``_has_events`` flags first (a plain
+attribute each), the listener lists (about 2 µs) only when either is set. Those flags and
+``_echo`` are SQLAlchemy's private attributes: that function is the only place that reads
+them, it names the release they were checked against, and tests/test_prepared.py fails
+when SQLAlchemy changes them. A driver error hides its bound values when the engine's
+``hide_parameters`` says so, as SQLAlchemy's own would.
 """
 
 from __future__ import annotations
@@ -35,6 +39,29 @@ class _Compiled(NamedTuple):
     positional: Callable[[Mapping[str, Any]], tuple] | None  # the values in bind order, for a positional paramstyle
     bind_processors: dict[str, Callable[[Any], Any]]
     result_processors: tuple[tuple[int, Callable[[Any], Any]], ...]
+
+
+# The SQLAlchemy release whose private attributes driver_connection() was checked against
+# (setup.cfg pins sqlalchemy<2.1); tests/test_prepared.py holds them to what it reads.
+SQLALCHEMY_CHECKED = "2.0.58"
+
+
+def driver_connection(connection: sa.Connection) -> Any | None:
+    """The DBAPI connection to run a statement on directly, or None when SQLAlchemy must
+    run it: the engine echoes SQL, or a statement-level listener is registered on the
+    connection or its engine.
+
+    The one place PreparedSelect reads SQLAlchemy's private attributes, as SQLAlchemy
+    2.0 reads them itself (``Connection._echo`` in ``_exec_single_context``,
+    ``_has_events`` before dispatching each event); checked against SQLALCHEMY_CHECKED.
+    """
+    if connection._echo:
+        return None
+    if connection._has_events or connection.engine._has_events:
+        dispatch = connection.dispatch
+        if dispatch.before_cursor_execute or dispatch.after_cursor_execute:
+            return None
+    return connection.connection.dbapi_connection
 
 
 def _in_order(names: tuple[str, ...]) -> Callable[[Mapping[str, Any]], tuple]:
@@ -84,24 +111,24 @@ class PreparedSelect:
     def rows(self, connection: sa.Connection, params: Mapping[str, Any]) -> list:
         """The rows, as tuples (lists where a column needed processing; ``Row`` objects
         when they came through SQLAlchemy)."""
-        if connection._has_events or connection.engine._has_events:  # as SQLAlchemy checks, cheap
-            dispatch = connection.dispatch
-            if dispatch.before_cursor_execute or dispatch.after_cursor_execute:
-                return connection.execute(self.statement, params).all()
+        dbapi_connection = driver_connection(connection)
+        if dbapi_connection is None:
+            return connection.execute(self.statement, params).all()
         dialect = connection.dialect
         sql, positional, binds, results = self._compiled(dialect)
         if binds:
             params = {name: binds[name](value) if name in binds else value for name, value in params.items()}
         parameters = positional(params) if positional is not None else params
-        cursor = connection.connection.dbapi_connection.cursor()
+        cursor = dbapi_connection.cursor()
         try:
             cursor.execute(sql, parameters)
             rows = cursor.fetchall()
         except dialect.loaded_dbapi.Error as exc:
-            lost = dialect.is_disconnect(exc, connection.connection.dbapi_connection, cursor)
+            lost = dialect.is_disconnect(exc, dbapi_connection, cursor)
             if lost:
                 connection.invalidate(exc)
             raise sa.exc.DBAPIError.instance(sql, parameters, exc, dialect.loaded_dbapi.Error,
+                                             hide_parameters=connection.engine.hide_parameters,
                                              connection_invalidated=lost, dialect=dialect) from exc
         finally:
             cursor.close()

@@ -1,13 +1,27 @@
 """Every rate limit of Usetix, counted through the ``limits`` library's public API.
 
-Three kinds of limit, each a fixed window (``FixedWindowRateLimiter``) in the storage
-that ``RATELIMIT_STORAGE_URI`` names (``USETIX_RATELIMIT_STORAGE_URL``; see
-``storage_from_string``):
+Four limits, each a fixed window (``FixedWindowRateLimiter``'s algorithm, below):
 
 - failed logins, per email and per client address (``LOGIN_RATE_LIMIT``);
 - API requests, per token (``API_RATE_LIMIT``);
-- failed API authentications, per client address (``API_FAILED_AUTH_LIMIT``).
+- failed API authentications, per client address (``API_FAILED_AUTH_LIMIT``);
 - leak reports (``POST /admin/credentials/revoke``), per client address (``LEAK_REPORT_RATE_LIMIT``).
+
+Where they are counted. ``RATELIMIT_STORAGE_URI`` (``USETIX_RATELIMIT_STORAGE_URL``; see
+``storage_from_string``) names the storage. A Redis URL counts every limit there, shared
+by every worker and host. The default, ``worker-memory://``, counts in each worker's
+memory: right for the two API limits, which exist to shed load (a client gets at most
+workers times hosts times the limit), and wrong for the login throttle, which must hold
+exactly. So when the configured storage is per worker, the login throttle (and any other
+limit counted with :meth:`RateLimits.hit_shared`) is counted in the app's database
+instead (``usetix-database://``, ``database_storage.py``).
+
+When the storage fails (Redis down). The API's limits fail open: the request is served
+uncounted, without ``RateLimit-*`` headers, and the outage is logged as an error at most
+once per ``OUTAGE_LOG_SECONDS`` per worker. The login throttle fails closed: the login
+form answers 503 (:class:`LimitsUnavailable`) until the storage is back. After a failure
+a storage is left alone for ``OUTAGE_RETRY_SECONDS``, so a storage that hangs costs a
+request its timeout at most that often.
 
 The settings keep the names and meaning Flask-Limiter gave them, which operators know:
 ``RATELIMIT_ENABLED = False`` (for a deployment behind a rate-limiting gateway) switches
@@ -25,19 +39,37 @@ times as much (bench/RESULTS.md). tests/test_rate_limit_storage.py holds the cou
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
+import threading
 import time
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any, NamedTuple
+from urllib.parse import urlsplit
 
+import sqlalchemy as sa
 from flask import Flask
 from limits import RateLimitItem, parse
-from limits.storage import Storage, storage_from_string
+from limits.errors import StorageError
+from limits.storage import MemoryStorage, Storage, storage_from_string
 
-from . import storage as _storage  # noqa: F401  (registers the worker-memory:// scheme with limits)
+from ..extensions import db
+from . import database_storage
+from .storage import WorkerMemoryStorage  # importing it registers the worker-memory:// scheme with limits
 
 EXTENSION_KEY = "usetix.ratelimit"
+OUTAGE_LOG_SECONDS = 60.0
+OUTAGE_RETRY_SECONDS = 2.0
+# Bounded waits on Redis: a storage that does not answer must not hold a worker for long.
+REDIS_TIMEOUTS = {"socket_connect_timeout": 1.0, "socket_timeout": 1.0}
+_REDIS_SCHEMES = frozenset({"redis", "rediss", "redis+unix", "valkey", "valkeys", "valkey+unix"})
+# Counters in one process's memory: every worker (and host) counts on its own.
+PER_WORKER_STORAGES = (WorkerMemoryStorage, MemoryStorage)
+# An IPv6 address with a zone fits; a longer "address" (a forwarded header's junk) is digested.
+MAX_ADDRESS_KEY = 64
+
+logger = logging.getLogger("usetix.ratelimit")
 
 
 class Verdict(NamedTuple):
@@ -48,68 +80,153 @@ class Verdict(NamedTuple):
     headers: dict[str, str]
 
 
-class RateLimits:
-    """The app's limits and the one storage that counts them."""
+class LimitsUnavailable(Exception):
+    """A limit that fails closed could not be counted: its storage is down."""
 
-    def __init__(self, config: Mapping[str, Any]) -> None:
+
+class _Counter:
+    """A storage, and what this worker knows of its health."""
+
+    def __init__(self, storage: Storage, name: str) -> None:
+        self.storage = storage
+        self.name = name
+        self._lock = threading.Lock()
+        self._down_until = 0.0
+        self._logged_at = -math.inf
+
+    def available(self) -> bool:
+        if not self._down_until:  # no outage: no clock read on the hot path
+            return True
+        if time.monotonic() < self._down_until:
+            return False
+        self._down_until = 0.0
+        return True
+
+    def failed(self, exc: BaseException, consequence: str) -> None:
+        """Remember an outage; log it unless it was logged within OUTAGE_LOG_SECONDS."""
+        now = time.monotonic()
+        with self._lock:
+            self._down_until = now + OUTAGE_RETRY_SECONDS
+            if now - self._logged_at < OUTAGE_LOG_SECONDS:
+                return
+            self._logged_at = now
+        logger.error("rate-limit storage %s unavailable (%s): %s; logged at most every %d s",
+                     self.name, exc.__cause__ or exc, consequence, OUTAGE_LOG_SECONDS)
+
+
+class RateLimits:
+    """The app's limits and the storages that count them."""
+
+    def __init__(self, config: Mapping[str, Any], engine: sa.Engine | None = None) -> None:
         self.enabled = bool(config["RATELIMIT_ENABLED"])
-        self.storage: Storage = storage_from_string(config["RATELIMIT_STORAGE_URI"])
+        uri = config["RATELIMIT_STORAGE_URI"]
+        self.storage: Storage = open_storage(uri, engine)
+        self._counter = _Counter(self.storage, _describe(uri))
+        if isinstance(self.storage, PER_WORKER_STORAGES) and engine is not None:
+            shared = open_storage(f"{database_storage.SCHEME}://", engine)
+            self._shared = _Counter(shared, "usetix-database:// (the app's database)")
+        else:
+            self._shared = self._counter
+        self.shared_storage: Storage = self._shared.storage
         self.login = parse(config["LOGIN_RATE_LIMIT"])
         self.api = parse(config["API_RATE_LIMIT"])
         self.failed_auth = parse(config["API_FAILED_AUTH_LIMIT"])
         self.leak_report = parse(config["LEAK_REPORT_RATE_LIMIT"])
 
+    # --- Limits that shed load: per worker without Redis, fail open -----------------------
+
     def hit(self, item: RateLimitItem, *key: str) -> Verdict | None:
-        """Count one request against ``item`` for ``key``; None when limits are off."""
-        if not self.enabled:
+        """Count one request against ``item`` for ``key``; None when limits are off or
+        the storage is down (fails open)."""
+        if not self.enabled or not self._counter.available():
             return None
+        storage = self.storage
         name, expiry = _window(item, *key)
-        count = self.storage.incr(name, expiry)
-        allowed = count <= item.amount
-        return Verdict(allowed, self._headers(item, name, count, allowed))
+        try:
+            count = storage.incr(name, expiry)
+            allowed = count <= item.amount
+            return Verdict(allowed, _headers(storage, item, name, count, allowed))
+        except StorageError as exc:
+            self._counter.failed(exc, "the API's limits are not counted until it is back")
+            return None
 
     def hit_quietly(self, item: RateLimitItem, *key: str) -> Verdict | None:
         """Like :meth:`hit`, but the headers are read only for a refusal (a failed
         authentication's 401 carries none, so it spares the window's read)."""
+        if not self.enabled or not self._counter.available():
+            return None
+        storage = self.storage
+        name, expiry = _window(item, *key)
+        try:
+            count = storage.incr(name, expiry)
+            if count <= item.amount:
+                return Verdict(True, {})
+            return Verdict(False, _headers(storage, item, name, count, False))
+        except StorageError as exc:
+            self._counter.failed(exc, "the API's limits are not counted until it is back")
+            return None
+
+    # --- Limits that must hold exactly: shared by every worker and host, fail closed -------
+
+    def hit_shared(self, item: RateLimitItem, *key: str) -> Verdict | None:
+        """Count one request against ``item`` for ``key`` in the storage every worker and
+        host shares; None when limits are off. Raises :class:`LimitsUnavailable` when that
+        storage is down (fails closed)."""
         if not self.enabled:
             return None
+        storage = self._shared_storage()
         name, expiry = _window(item, *key)
-        count = self.storage.incr(name, expiry)
-        if count <= item.amount:
-            return Verdict(True, {})
-        return Verdict(False, self._headers(item, name, count, False))
+        try:
+            count = storage.incr(name, expiry)
+            allowed = count <= item.amount
+            return Verdict(allowed, _headers(storage, item, name, count, allowed))
+        except StorageError as exc:
+            self._shared.failed(exc, "logins are refused (503) until it is back")
+            raise LimitsUnavailable() from exc
 
     def reserve_login_attempt(self, email: str, address: str | None) -> LoginAttempt:
         """Count a login attempt for this email and address before its password is
-        checked, so that concurrent attempts on any worker cannot exceed the limit; a
-        successful or refused attempt gives its place back (:meth:`LoginAttempt.release`)."""
+        checked, so that concurrent attempts on any worker or host cannot exceed the
+        limit; a successful or refused attempt gives its place back
+        (:meth:`LoginAttempt.release`). Raises :class:`LimitsUnavailable` when the
+        shared storage is down: no password is checked uncounted."""
         if not self.enabled:
             return LoginAttempt(self, (), None)
+        storage = self._shared_storage()
         item = self.login
         counted = []
-        for key in (("login-email", email_key(email)), ("login-address", address or "")):
-            name, expiry = _window(item, *key)
-            count = self.storage.incr(name, expiry)
-            counted.append((name, expiry))
-            if count > item.amount:
-                attempt = LoginAttempt(self, tuple(counted), self._headers(item, name, count, False))
-                attempt.release()
-                return attempt
+        try:
+            for key in (("login-email", email_key(email)), ("login-address", address_key(address))):
+                name, expiry = _window(item, *key)
+                count = storage.incr(name, expiry)
+                counted.append((name, expiry))
+                if count > item.amount:
+                    attempt = LoginAttempt(self, tuple(counted), _headers(storage, item, name, count, False))
+                    attempt.release()
+                    return attempt
+        except StorageError as exc:
+            self._shared.failed(exc, "logins are refused (503) until it is back")
+            raise LimitsUnavailable() from exc
         return LoginAttempt(self, tuple(counted), None)
 
-    def _headers(self, item: RateLimitItem, name: str, count: int, allowed: bool) -> dict[str, str]:
-        reset = str(max(1, math.ceil(self.storage.get_expiry(name) - time.time())))
-        headers = {"RateLimit-Limit": str(item.amount), "RateLimit-Remaining": str(max(0, item.amount - count)),
-                   "RateLimit-Reset": reset}
-        if not allowed:
-            headers["Retry-After"] = reset
-        return headers
+    def _shared_storage(self) -> Storage:
+        if not self._shared.available():
+            raise LimitsUnavailable()
+        return self._shared.storage
 
+    def _give_back(self, counted: tuple[tuple[str, int], ...]) -> None:
+        try:
+            for name, expiry in counted:
+                self._shared.storage.incr(name, expiry, amount=-1)
+        except StorageError as exc:  # the places stay taken until their window ends
+            self._shared.failed(exc, "a login's place in the throttle could not be given back")
 
-@lru_cache(maxsize=4096)
-def _window(item: RateLimitItem, *key: str) -> tuple[str, int]:
-    """The storage key of ``item``'s window for ``key``, as limits names it, and its length."""
-    return item.key_for(*key), item.get_expiry()
+    def external_storage_answers(self) -> bool | None:
+        """Whether the storage outside the app (Redis) answers; None when the limits use
+        none (the workers' memory and the app's database)."""
+        if isinstance(self.storage, (*PER_WORKER_STORAGES, database_storage.DatabaseStorage)):
+            return None
+        return bool(self.storage.check())
 
 
 class LoginAttempt:
@@ -124,9 +241,42 @@ class LoginAttempt:
 
     def release(self) -> None:
         """Give the counted places back: only failed logins count against the limit."""
-        for name, expiry in self._counted:
-            self._limits.storage.incr(name, expiry, amount=-1)
-        self._counted = ()
+        counted, self._counted = self._counted, ()
+        self._limits._give_back(counted)
+
+
+def _headers(storage: Storage, item: RateLimitItem, name: str, count: int, allowed: bool) -> dict[str, str]:
+    reset = str(max(1, math.ceil(storage.get_expiry(name) - time.time())))
+    headers = {"RateLimit-Limit": str(item.amount), "RateLimit-Remaining": str(max(0, item.amount - count)),
+               "RateLimit-Reset": reset}
+    if not allowed:
+        headers["Retry-After"] = reset
+    return headers
+
+
+@lru_cache(maxsize=4096)
+def _window(item: RateLimitItem, *key: str) -> tuple[str, int]:
+    """The storage key of ``item``'s window for ``key``, as limits names it, and its length."""
+    return item.key_for(*key), item.get_expiry()
+
+
+def open_storage(uri: str, engine: sa.Engine | None = None) -> Storage:
+    """The storage ``uri`` names, raising :class:`limits.errors.StorageError` for its
+    failures whatever it is; Redis with bounded waits, ours with the app's engine."""
+    scheme = urlsplit(uri).scheme
+    options: dict[str, Any] = {}
+    if scheme in _REDIS_SCHEMES:
+        options.update(REDIS_TIMEOUTS)
+    elif scheme == database_storage.SCHEME:
+        options["engine"] = engine
+    return storage_from_string(uri, wrap_exceptions=True, **options)
+
+
+def _describe(uri: str) -> str:
+    """The storage's URL without its password, for the log."""
+    parts = urlsplit(uri)
+    netloc = parts.netloc.rpartition("@")[2]
+    return f"{parts.scheme}://{netloc}{parts.path}"
 
 
 def email_key(email: str) -> str:
@@ -135,8 +285,19 @@ def email_key(email: str) -> str:
     return hashlib.sha256(email.strip().lower().encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
+def address_key(address: str | None) -> str:
+    """A bounded key for a client address: itself, or its digest if it is too long to be
+    one (behind a misconfigured proxy, the address comes from a header)."""
+    address = address or ""
+    if len(address) <= MAX_ADDRESS_KEY:
+        return address
+    return "sha256:" + hashlib.sha256(address.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
 def init_app(app: Flask) -> RateLimits:
-    limits = app.extensions[EXTENSION_KEY] = RateLimits(app.config)
+    with app.app_context():
+        engine = db.engine  # made by db.init_app; each worker makes its own after the fork
+    limits = app.extensions[EXTENSION_KEY] = RateLimits(app.config, engine)
     return limits
 
 

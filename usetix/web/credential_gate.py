@@ -15,7 +15,7 @@ answers.
 
 Anything it is not sure of goes on to Flask: HTML requests, a token-free endpoint's
 paths, requests with a body (an oversized one is a 413 first), HEAD, a request on which
-the gate itself failed (Flask answers that as a JSON 500, and logs it), and every
+the gate itself failed (Flask answers that, and logs it), and every
 well-formed token, which only the database can judge: the gate leaves its digest in the
 WSGI environ (``SCREENED_DIGEST``) for the hook to look up.
 """
@@ -56,7 +56,7 @@ class CredentialGate:
             refusal = self._refusal(environ)
             if refusal is not None:
                 status, headers, payload = refusal_answer(self.limits, environ.get("REMOTE_ADDR"), refusal)
-        except Exception:  # a storage outage, say: Flask answers it, as a JSON 500, and logs it
+        except Exception:  # a bug, say (a storage outage fails open in usetix.ratelimit): Flask answers it, and logs it
             environ.pop(SCREENED_DIGEST, None)
             return self.wsgi_app(environ, start_response)
         if refusal is None:

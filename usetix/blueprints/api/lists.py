@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import sqlalchemy as sa
 from flask import Response, request
@@ -25,15 +25,17 @@ ATTENDEE_COLUMNS = (Attendee.id, Attendee.event_id, Attendee.name, Attendee.emai
 def _page_links(query: ListQuery, total: int) -> str | None:
     """RFC 8288 Link header with rel="prev" / rel="next" for this list.
 
-    Only the list's own parameters are carried over: anything else in the query string is
-    the client's and has no say in our links.
+    The targets are relative references (the path and query; RFC 8288 §3.1 resolves them
+    against the request's URL): a link never names a host, so no Host header a client
+    sends can end up in one. Only the list's own parameters are carried over: anything
+    else in the query string is the client's and has no say in our links.
     """
     def link(page: int, rel: str) -> str:
         params = {"per_page": query.per_page, "page": page}
         for name in ("updated_since", "include_deleted"):
             if name in request.args:
                 params[name] = request.args[name]
-        return f'<{request.base_url}?{urlencode(params)}>; rel="{rel}"'
+        return f'<{quote(request.root_path + request.path)}?{urlencode(params)}>; rel="{rel}"'
 
     links = []
     if query.page > 1:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from flask_wtf import FlaskForm
 from wtforms import HiddenField, RadioField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, ValidationError
@@ -12,9 +11,10 @@ from wtforms.validators import DataRequired, Length, ValidationError
 from ...core import token_lifetime
 from ...models import utcnow
 from ...web.form_validators import NoControlCharacters
+from ...web.forms import TextForm
 
 
-class TokenForm(FlaskForm):
+class TokenForm(TextForm):
     description = StringField(
         "Description",
         validators=[DataRequired("Give the token a description."), Length(max=100), NoControlCharacters()],
