@@ -150,17 +150,31 @@ def test_a_flood_costs_one_statement_and_bad_checksums_none(app, client, orgs):
     forged = [bad_checksum(tokens.generate()) for _ in range(1000)]
     with recorded_queries(app) as statements:
         assert report(client, forged).status_code == 202
+    # The report's own count in the shared rate-limit storage (the database, without Redis)
+    # costs a few statements (an upsert, its read, now and then a sweep) whatever the report
+    # holds; the values cost none beyond it.
+    assert 1 <= len(limit_counts(statements)) <= 3
+    statements = without_limit_counts(statements)
     assert statements == []  # the checksum rules every one out: no query at all
     well_formed = [tokens.generate() for _ in range(1000)]
     with recorded_queries(app) as statements:
         assert report(client, well_formed).status_code == 202
+    statements = without_limit_counts(statements)
     assert len(statements) == 1 and statements[0].lstrip().upper().startswith("UPDATE API_TOKENS")
     assert client.get("/admin/events", headers=bearer(raw)).status_code == 200
     assert not [e for e in audit(app) if e[0] == "token.reported_leaked"]
     with recorded_queries(app) as statements:
         assert report(client, well_formed[:500] + [raw] + well_formed[500:999]).status_code == 202
     # The UPDATE, then one INSERT of the audit records (executemany) for what it revoked.
-    assert [s.split()[0].upper() for s in statements] == ["UPDATE", "INSERT"]
+    assert [s.split()[0].upper() for s in without_limit_counts(statements)] == ["UPDATE", "INSERT"]
+
+
+def limit_counts(statements: list[str]) -> list[str]:
+    return [s for s in statements if "rate_limit_counters" in s]
+
+
+def without_limit_counts(statements: list[str]) -> list[str]:
+    return [s for s in statements if "rate_limit_counters" not in s]
 
 
 @pytest.mark.app_config(LEAK_REPORT_RATE_LIMIT="3 per hour")

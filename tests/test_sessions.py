@@ -247,7 +247,7 @@ def test_purge_sessions_deletes_expired_rows_in_batches(app, runner):
     deletes = []
 
     def record(conn, cursor, statement, *args):
-        if statement.lstrip().upper().startswith("DELETE"):
+        if statement.lstrip().upper().startswith("DELETE FROM SERVER_SESSIONS"):
             deletes.append(statement)
 
     sa.event.listen(engine, "before_cursor_execute", record)
@@ -270,7 +270,7 @@ def test_requests_only_ever_delete_their_own_session(app, client, auth, orgs):
     deletes = []
 
     def record(conn, cursor, statement, *args):
-        if statement.lstrip().upper().startswith("DELETE"):
+        if statement.lstrip().upper().startswith("DELETE FROM SERVER_SESSIONS"):
             deletes.append(statement)
 
     sa.event.listen(engine, "before_cursor_execute", record)
