@@ -2,8 +2,8 @@
 
 SQLAlchemy builds the statement and compiles it, once per dialect. Only the execution skips
 its layer (execution context, result metadata, ``Row`` objects). For the API's token
-lookup and list pages that layer cost several times what SQLite takes to answer: in-process,
-23 µs against 4 µs for the token, 100 µs against 52 µs for a page of 25 (bench/RESULTS.md).
+lookup and list pages that layer cost several times what SQLite takes to answer
+(bench/RESULTS.md has the figures).
 
 Bound values and result columns go through their types' processors for the dialect, as
 with SQLAlchemy (on SQLite, datetimes and booleans are text and integers). A
@@ -17,7 +17,7 @@ whenever its execution layer is wanted: while a statement-level listener is regi
 ``SQLALCHEMY_RECORD_QUERIES``, APM hooks, which expect SQLAlchemy's execution context), and
 while the engine echoes its SQL (``echo``). :func:`driver_connection` decides, the way
 SQLAlchemy decides before each of its events: the ``_has_events`` flags first (a plain
-attribute each), the listener lists (about 2 µs) only when either is set. Those flags and
+attribute each), the listener lists (dearer) only when either is set. Those flags and
 ``_echo`` are SQLAlchemy's private attributes: that function is the only place that reads
 them, it names the release they were checked against, and tests/test_prepared.py fails
 when SQLAlchemy changes them. A driver error hides its bound values when the engine's
@@ -78,7 +78,7 @@ class PreparedSelect:
     def __init__(self, statement: sa.Select) -> None:
         self.statement = statement
         # Per dialect instance (each engine has its own): gone with its engine, but for the
-        # last one used, kept in _last to spare the weak lookup (0.9 µs) on every statement.
+        # last one used, kept in _last to spare the weak lookup on every statement.
         self._by_dialect: weakref.WeakKeyDictionary[sa.Dialect, _Compiled] = weakref.WeakKeyDictionary()
         self._last: tuple[sa.Dialect, _Compiled] | None = None
 
