@@ -68,3 +68,24 @@ def scratch_database(directory: Path, purpose: str) -> Iterator[str]:
 
 def database_kind() -> str:
     return "postgresql" if POSTGRES_URL else "sqlite"
+
+
+# The test Redis (CI starts one; USETIX_TEST_REDIS_URL names it).
+REDIS_URL = os.environ.get("USETIX_TEST_REDIS_URL") or "redis://127.0.0.1:6379/15"
+
+
+def redis_client_or_skip():
+    """A client of the test Redis. Skipped only where nothing asks for Redis: CI (CI=true)
+    and a set USETIX_TEST_REDIS_URL make an unreachable Redis a failure."""
+    import pytest
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2, socket_timeout=5)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        client.close()
+        if os.environ.get("USETIX_TEST_REDIS_URL") or os.environ.get("CI", "").lower() in ("true", "1"):
+            pytest.fail(f"Redis at {REDIS_URL} is required here and cannot be reached: {exc}")
+        pytest.skip(f"no Redis at {REDIS_URL} (set USETIX_TEST_REDIS_URL to require one)")
+    return client

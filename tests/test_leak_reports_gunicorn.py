@@ -4,7 +4,6 @@ fast, and the limit per address holds across workers when the limits live in Red
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -17,7 +16,7 @@ from usetix.core import token_format
 
 from .conftest import PASSWORD
 from .dashboard_client import Dashboard
-from .databases import scratch_database
+from .databases import REDIS_URL, redis_client_or_skip, scratch_database
 from .servers import gunicorn, prepare_database
 
 pytestmark = pytest.mark.gunicorn
@@ -26,7 +25,6 @@ WORKERS = 3
 ACCESS_LOG_FORMAT = "worker=%(p)s %(m)s %(U)s %(s)s"
 ACCESS_LINE = re.compile(r"worker=<(\d+)> (\S+) (\S+) (\d{3})$", re.MULTILINE)
 URL = "/admin/credentials/revoke"
-REDIS_URL = os.environ.get("USETIX_TEST_REDIS_URL") or "redis://127.0.0.1:6379/15"
 
 
 def api(base: str, method: str, path: str, token: str) -> requests.Response:
@@ -116,16 +114,7 @@ def test_a_flood_of_1000_values_changes_nothing_and_stays_fast(server, kind):
 def redis_limits():
     """Redis for the limits, with no leak-report counter left from an earlier run. Skipped
     only where nothing asks for Redis: CI and a set USETIX_TEST_REDIS_URL make it a failure."""
-    import redis
-
-    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2, socket_timeout=5)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        client.close()
-        if os.environ.get("USETIX_TEST_REDIS_URL") or os.environ.get("CI", "").lower() in ("true", "1"):
-            pytest.fail(f"Redis at {REDIS_URL} is required here and cannot be reached: {exc}")
-        pytest.skip(f"no Redis at {REDIS_URL} (set USETIX_TEST_REDIS_URL to require one)")
+    client = redis_client_or_skip()
 
     def clear():
         for key in client.scan_iter(match="*leak-report*"):

@@ -22,6 +22,7 @@ from usetix.extensions import db
 from usetix.models import ApiToken, ServerSession
 
 from .conftest import bearer, issue, make_test_config
+from .databases import REDIS_URL, redis_client_or_skip
 from .queries import recorded_queries
 from .servers import GUNICORN, ROOT, free_port, gunicorn, server_env
 
@@ -220,7 +221,6 @@ def test_healthz_recovers_when_the_database_comes_back(tmp_path):
 
 # --- Sessions in Redis ------------------------------------------------------------------------
 
-REDIS_URL = os.environ.get("USETIX_TEST_REDIS_URL") or "redis://127.0.0.1:6379/15"
 SESSION_PREFIX = "usetix:session:"
 
 
@@ -228,16 +228,7 @@ SESSION_PREFIX = "usetix:session:"
 def redis_client():
     """A client of the test Redis. Skipped only where nothing asks for Redis: CI (CI=true)
     and a set USETIX_TEST_REDIS_URL make an unreachable Redis a failure."""
-    import redis
-
-    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2, socket_timeout=5)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        client.close()
-        if os.environ.get("USETIX_TEST_REDIS_URL") or os.environ.get("CI", "").lower() in ("true", "1"):
-            pytest.fail(f"Redis at {REDIS_URL} is required here and cannot be reached: {exc}")
-        pytest.skip(f"no Redis at {REDIS_URL} (set USETIX_TEST_REDIS_URL to require one)")
+    client = redis_client_or_skip()
     created: list[str] = []
     yield client, created
     if created:

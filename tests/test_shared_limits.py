@@ -9,7 +9,6 @@ Redis.
 
 from __future__ import annotations
 
-import os
 import re
 import secrets
 import threading
@@ -32,10 +31,9 @@ from usetix.ratelimit.database_storage import DatabaseStorage
 from usetix.ratelimit.storage import WorkerMemoryStorage
 
 from .conftest import PASSWORD, csrf_token_from, make_test_config
-from .databases import scratch_database
+from .databases import REDIS_URL, redis_client_or_skip, scratch_database
 from .servers import gunicorn, prepare_database
 
-REDIS_URL = os.environ.get("USETIX_TEST_REDIS_URL") or "redis://127.0.0.1:6379/15"
 TIMEOUT = 10
 
 
@@ -207,16 +205,7 @@ def login_attempt(base: str, email: str, password: str, address: str) -> int:
 
 
 def redis_or_skip():
-    import redis
-
-    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2, socket_timeout=5)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        client.close()
-        if os.environ.get("USETIX_TEST_REDIS_URL") or os.environ.get("CI", "").lower() in ("true", "1"):
-            pytest.fail(f"Redis at {REDIS_URL} is required here and cannot be reached: {exc}")
-        pytest.skip(f"no Redis at {REDIS_URL} (set USETIX_TEST_REDIS_URL to require one)")
+    client = redis_client_or_skip()
     return client
 
 
