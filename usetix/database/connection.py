@@ -40,6 +40,8 @@ def close_request_connection(exc: BaseException | None = None) -> None:
 def remove_session(exc: BaseException | None = None) -> None:
     """End the request's ORM session (Flask-SQLAlchemy's own teardown then has nothing
     left to do), without raising."""
+    if not db.session.registry.has():
+        return  # this request never used the ORM (the API): making a session just to end it costs
     session = db.session()
     connection = None
     try:
