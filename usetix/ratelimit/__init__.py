@@ -138,30 +138,18 @@ class RateLimits:
     def hit(self, item: RateLimitItem, *key: str) -> Verdict | None:
         """Count one request against ``item`` for ``key``; None when limits are off or
         the storage is down (fails open)."""
-        if not self.enabled or not self._counter.available():
-            return None
-        storage = self.storage
-        name, expiry = _window(item, *key)
-        try:
-            count = storage.incr(name, expiry)
-            allowed = count <= item.amount
-            return Verdict(allowed, _headers(storage, item, name, count, allowed))
-        except StorageError as exc:
-            self._counter.failed(exc, "the API's limits are not counted until it is back")
-            return None
+        return self._hit_open(item, key, always_headers=True)
 
     def hit_quietly(self, item: RateLimitItem, *key: str) -> Verdict | None:
         """Like :meth:`hit`, but the headers are read only for a refusal (a failed
         authentication's 401 carries none, so it spares the window's read)."""
+        return self._hit_open(item, key, always_headers=False)
+
+    def _hit_open(self, item: RateLimitItem, key: tuple[str, ...], always_headers: bool) -> Verdict | None:
         if not self.enabled or not self._counter.available():
             return None
-        storage = self.storage
-        name, expiry = _window(item, *key)
         try:
-            count = storage.incr(name, expiry)
-            if count <= item.amount:
-                return Verdict(True, {})
-            return Verdict(False, _headers(storage, item, name, count, False))
+            return _count(self.storage, item, key, always_headers)
         except StorageError as exc:
             self._counter.failed(exc, "the API's limits are not counted until it is back")
             return None
@@ -174,12 +162,8 @@ class RateLimits:
         storage is down (fails closed)."""
         if not self.enabled:
             return None
-        storage = self._shared_storage()
-        name, expiry = _window(item, *key)
         try:
-            count = storage.incr(name, expiry)
-            allowed = count <= item.amount
-            return Verdict(allowed, _headers(storage, item, name, count, allowed))
+            return _count(self._shared_storage(), item, key, always_headers=True)
         except StorageError as exc:
             self._shared.failed(exc, "logins are refused (503) until it is back")
             raise LimitsUnavailable() from exc
@@ -243,6 +227,16 @@ class LoginAttempt:
         """Give the counted places back: only failed logins count against the limit."""
         counted, self._counted = self._counted, ()
         self._limits._give_back(counted)
+
+
+def _count(storage: Storage, item: RateLimitItem, key: tuple[str, ...], always_headers: bool) -> Verdict:
+    """One request counted in ``item``'s current window for ``key`` (raises StorageError)."""
+    name, expiry = _window(item, *key)
+    count = storage.incr(name, expiry)
+    allowed = count <= item.amount
+    if allowed and not always_headers:
+        return Verdict(True, {})
+    return Verdict(allowed, _headers(storage, item, name, count, allowed))
 
 
 def _headers(storage: Storage, item: RateLimitItem, name: str, count: int, allowed: bool) -> dict[str, str]:
