@@ -400,3 +400,21 @@ def test_responses_match_the_openapi_document(client, read_token, orgs):
     schema = {**spec["components"]["responses"]["Unauthorized"]["content"]["application/json"]["schema"],
               "components": spec["components"]}
     jsonschema.validate(unauthorized.json, schema)
+
+
+def test_an_api_request_makes_no_orm_session(app, client, read_token, monkeypatch):
+    """The API reads on its own connection; the request's teardown must not build an ORM
+    session just to remove it (it cost every API request ~100k instructions)."""
+    from flask_sqlalchemy.session import Session
+
+    made = []
+    real_init = Session.__init__
+
+    def counting_init(self, *args, **kwargs):
+        made.append(1)
+        real_init(self, *args, **kwargs)
+
+    assert client.get("/admin/events", headers=bearer(read_token)).status_code == 200  # warm: last_used_at
+    monkeypatch.setattr(Session, "__init__", counting_init)
+    assert client.get("/admin/events", headers=bearer(read_token)).status_code == 200
+    assert made == []
