@@ -102,7 +102,10 @@ def at_once(count: int, work) -> list:
 
 
 def assert_clean_log(server: Server) -> None:
-    log = server.log.read_text()
+    # Recording a token's use is best-effort (usetix/auth/usage.py): a write it skips under
+    # a lock is logged as a warning and is no failure. Every other line must be clean.
+    log = "\n".join(line for line in server.log.read_text().splitlines()
+                     if "Usage of token" not in line)
     assert "database is locked" not in log
     assert "Traceback" not in log, f"the server logged an error ({database_kind()}):\n{log[-3000:]}"
 
