@@ -47,6 +47,26 @@ def test_sqlite_connections_use_wal_and_busy_timeout(tmp_path):
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 10000
 
 
+@pytest.mark.parametrize(("setting", "level"), [(None, 1), ("full", 2), ("EXTRA", 3)])
+def test_sqlite_commits_sync_as_sqlite_synchronous_says(tmp_path, setting, level):
+    """NORMAL (1) by default: WAL synced at checkpoints; FULL (2) and EXTRA (3) on request."""
+    from usetix.extensions import db
+
+    config = {"TESTING": True, "DATABASE_URL": f"sqlite:///{tmp_path / 'sync.sqlite3'}"}
+    if setting:
+        config["SQLITE_SYNCHRONOUS"] = setting
+    app = create_app(config)
+    with app.app_context(), db.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == level
+
+
+@pytest.mark.parametrize("setting", ["OFF", "fast", ""])
+def test_an_unknown_sqlite_synchronous_level_is_refused(tmp_path, setting):
+    with pytest.raises(ValueError, match="SQLITE_SYNCHRONOUS must be one of NORMAL, FULL, EXTRA"):
+        create_app({"TESTING": True, "DATABASE_URL": f"sqlite:///{tmp_path / 'x.sqlite3'}",
+                    "SQLITE_SYNCHRONOUS": setting})
+
+
 def test_the_suite_never_reads_the_checkouts_instance_folder(app, no_developer_instance_folder):
     """``make run`` writes instance/config.py (a real secret key) in the checkout: tests
     must not see it (tests/conftest.py gives the run an empty instance folder of its own)."""

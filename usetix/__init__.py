@@ -21,7 +21,7 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import config
-from .extensions import csrf, db, migrate
+from .extensions import configure_sqlite, csrf, db, migrate
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -54,6 +54,8 @@ def register_extensions(app: Flask) -> None:
     from .database import connection
 
     db.init_app(app)
+    with app.app_context():
+        configure_sqlite(db.engine, app.config["SQLITE_SYNCHRONOUS"])
     migrate.init_app(app, db, directory=str(Path(__file__).parent / "migrations"))
     csrf.init_app(app)  # on every request: a form on any blueprint is protected unless exempted
     admins.init_app(app)

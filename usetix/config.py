@@ -8,6 +8,8 @@ from datetime import timedelta
 
 from flask import Flask
 
+from .extensions import SQLITE_SYNCHRONOUS_LEVELS
+
 # A placeholder only usable in debug or testing; production must set a real key.
 DEV_SECRET_KEY = "dev-only-not-secret"
 
@@ -18,6 +20,8 @@ def defaults(instance_path: str) -> dict:
         "SECRET_KEY": DEV_SECRET_KEY,
         # The embedded default database lives in the instance folder, outside the package.
         "DATABASE_URL": "sqlite:///" + os.path.join(instance_path, "usetix.sqlite3"),
+        # A SQLite database's PRAGMA synchronous (usetix/extensions.py): NORMAL, FULL or EXTRA.
+        "SQLITE_SYNCHRONOUS": "NORMAL",
         "SESSION_IDLE_HOURS": 8,
         # However active, a login ends after this long (7 days).
         "SESSION_ABSOLUTE_HOURS": 168,
@@ -59,6 +63,10 @@ def load(app: Flask, overrides: dict | None) -> None:
 
     config = app.config
     config["SQLALCHEMY_DATABASE_URI"] = config["DATABASE_URL"]
+    config["SQLITE_SYNCHRONOUS"] = str(config["SQLITE_SYNCHRONOUS"]).upper()
+    if config["SQLITE_SYNCHRONOUS"] not in SQLITE_SYNCHRONOUS_LEVELS:
+        raise ValueError(f"SQLITE_SYNCHRONOUS must be one of {', '.join(SQLITE_SYNCHRONOUS_LEVELS)}, "
+                         f"not {config['SQLITE_SYNCHRONOUS']!r}")
     config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(config["DATABASE_URL"],
                                                          config.get("SQLALCHEMY_ENGINE_OPTIONS"))
     config["PERMANENT_SESSION_LIFETIME"] = timedelta(hours=float(config["SESSION_IDLE_HOURS"]))

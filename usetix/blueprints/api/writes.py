@@ -57,20 +57,38 @@ def _tag(row: Any) -> str:
     return etag(row.version, row.created_at)
 
 
+# The statements every request of a kind sends are built once, with bound parameters:
+# building one per request, and SQLAlchemy's cache key of it, cost more than running it.
+EVENT_BY_ID = sa.select(*EVENT_SELECTED).where(
+    events.c.id == sa.bindparam("by_event_id"), events.c.account_id == sa.bindparam("by_account_id"))
+ATTENDEE_WHERE = (attendees.c.id == sa.bindparam("by_attendee_id"), attendees.c.event_id == sa.bindparam("by_event_id"),
+                  attendees.c.account_id == sa.bindparam("by_account_id"))
+ATTENDEE_BY_ID = sa.select(*ATTENDEE_SELECTED).where(*ATTENDEE_WHERE)
+# One statement decides: of many scanners at once, exactly one finds checked_in_at empty.
+CHECK_IN = (
+    sa.update(attendees).where(*ATTENDEE_WHERE, attendees.c.checked_in_at.is_(None))
+    .values(checked_in=True, checked_in_at=sa.bindparam("when"), updated_at=sa.bindparam("now"),
+            version=attendees.c.version + 1)
+    .returning(*ATTENDEE_SELECTED)
+)
+UNDO_CHECK_IN = (
+    sa.update(attendees).where(*ATTENDEE_WHERE, attendees.c.checked_in_at.is_not(None))
+    .values(checked_in=False, checked_in_at=None, updated_at=sa.bindparam("now"), version=attendees.c.version + 1)
+    .returning(attendees.c.id, attendees.c.name)
+)
+
+
 def _event_row(connection: sa.Connection, account_id: int, event_id: int) -> Any:
-    return connection.execute(
-        sa.select(*EVENT_SELECTED).where(events.c.id == event_id, events.c.account_id == account_id)
-    ).first()
+    return connection.execute(EVENT_BY_ID, {"by_event_id": event_id, "by_account_id": account_id}).first()
 
 
-def _attendee_where(account_id: int, event_id: int, attendee_id: int) -> tuple:
-    return (attendees.c.id == attendee_id, attendees.c.event_id == event_id, attendees.c.account_id == account_id)
+def _attendee_ids(account_id: int, event_id: int, attendee_id: int) -> dict[str, int]:
+    """The bound values of ATTENDEE_WHERE."""
+    return {"by_attendee_id": attendee_id, "by_event_id": event_id, "by_account_id": account_id}
 
 
 def _attendee_row(connection: sa.Connection, account_id: int, event_id: int, attendee_id: int) -> Any:
-    return connection.execute(
-        sa.select(*ATTENDEE_SELECTED).where(*_attendee_where(account_id, event_id, attendee_id))
-    ).first()
+    return connection.execute(ATTENDEE_BY_ID, _attendee_ids(account_id, event_id, attendee_id)).first()
 
 
 def _changed(row: Any, patch: dict[str, Any]) -> dict[str, Any]:
@@ -219,9 +237,10 @@ def update_attendee(event_id: int, attendee_id: int, body: schemas.AttendeePatch
             return json_with_etag(_attendee_json(row), _tag(row))
         updated = connection.execute(
             sa.update(attendees)
-            .where(*_attendee_where(account_id, event_id, attendee_id), attendees.c.version == row.version)
+            .where(*ATTENDEE_WHERE, attendees.c.version == row.version)
             .values(**changes, updated_at=utcnow(), version=attendees.c.version + 1)
-            .returning(*ATTENDEE_SELECTED)
+            .returning(*ATTENDEE_SELECTED),
+            _attendee_ids(account_id, event_id, attendee_id),
         ).first()
         if updated is not None:
             audit(connection, "attendee.updated", "attendee", updated.id, updated.name)
@@ -240,8 +259,8 @@ def delete_attendee(event_id: int, attendee_id: int) -> Response:
         return not_found()
     check_if_match(_tag(row))
     deleted = connection.execute(
-        sa.delete(attendees).where(*_attendee_where(account_id, event_id, attendee_id),
-                                   attendees.c.version == row.version)
+        sa.delete(attendees).where(*ATTENDEE_WHERE, attendees.c.version == row.version),
+        _attendee_ids(account_id, event_id, attendee_id),
     ).rowcount
     if not deleted:
         raise Refused(lost_race())
@@ -259,14 +278,8 @@ def check_in(event_id: int, attendee_id: int, body: schemas.CheckIn) -> Response
     account_id, _ = token_ids()
     connection = request_connection()
     now = utcnow()
-    # One statement decides: of many scanners at once, exactly one finds checked_in_at empty.
-    row = connection.execute(
-        sa.update(attendees)
-        .where(*_attendee_where(account_id, event_id, attendee_id), attendees.c.checked_in_at.is_(None))
-        .values(checked_in=True, checked_in_at=body.checked_in_at or now, updated_at=now,
-                version=attendees.c.version + 1)
-        .returning(*ATTENDEE_SELECTED)
-    ).first()
+    row = connection.execute(CHECK_IN, {**_attendee_ids(account_id, event_id, attendee_id),
+                                        "when": body.checked_in_at or now, "now": now}).first()
     if row is None:
         current = _attendee_row(connection, account_id, event_id, attendee_id)
         if current is None:
@@ -283,12 +296,8 @@ def check_in(event_id: int, attendee_id: int, body: schemas.CheckIn) -> Response
 def undo_check_in(event_id: int, attendee_id: int) -> Response:
     account_id, _ = token_ids()
     connection = request_connection()
-    row = connection.execute(
-        sa.update(attendees)
-        .where(*_attendee_where(account_id, event_id, attendee_id), attendees.c.checked_in_at.is_not(None))
-        .values(checked_in=False, checked_in_at=None, updated_at=utcnow(), version=attendees.c.version + 1)
-        .returning(attendees.c.id, attendees.c.name)
-    ).first()
+    row = connection.execute(UNDO_CHECK_IN, {**_attendee_ids(account_id, event_id, attendee_id),
+                                             "now": utcnow()}).first()
     if row is None:
         if _attendee_row(connection, account_id, event_id, attendee_id) is None:
             return not_found()

@@ -111,20 +111,27 @@ def not_modified(current: str) -> Response | None:
     return None
 
 
+_tokens = ApiToken.__table__
+# Built once (see writes.py): the token's description and tier as they are now, copied in.
+AUDIT = AuditEvent.__table__.insert().from_select(
+    ["account_id", "actor", "action", "token_id", "token_description", "token_tier", "client_address",
+     "created_at", "object_type", "object_id", "object_label"],
+    sa.select(_tokens.c.account_id, _tokens.c.description + " (API token)", sa.bindparam("action_name", type_=sa.String),
+              _tokens.c.id, _tokens.c.description, _tokens.c.tier,
+              sa.bindparam("address", type_=sa.String), sa.bindparam("at", type_=UTCDateTime),
+              sa.bindparam("kind", type_=sa.String), sa.bindparam("target_id", type_=sa.Integer),
+              sa.bindparam("label", type_=sa.String))
+    .where(_tokens.c.id == sa.bindparam("by_token_id"), _tokens.c.account_id == sa.bindparam("by_account_id")),
+)
+
+
 def audit(connection: sa.Connection, action: str, object_type: str, object_id: int, label: str) -> None:
     """Record this write with its token (as it is now), object, time and client address."""
     account_id, token_id = token_ids()
-    tokens = ApiToken.__table__
-    log = AuditEvent.__table__
-    connection.execute(log.insert().from_select(
-        ["account_id", "actor", "action", "token_id", "token_description", "token_tier", "client_address",
-         "created_at", "object_type", "object_id", "object_label"],
-        sa.select(tokens.c.account_id, tokens.c.description + " (API token)", sa.literal(action),
-                  tokens.c.id, tokens.c.description, tokens.c.tier,
-                  sa.literal(request.remote_addr, sa.String), sa.literal(utcnow(), UTCDateTime),
-                  sa.literal(object_type), sa.literal(object_id), sa.literal(label[:200]))
-        .where(tokens.c.id == token_id, tokens.c.account_id == account_id)
-    ))
+    connection.execute(AUDIT, {
+        "by_account_id": account_id, "by_token_id": token_id, "action_name": action, "address": request.remote_addr,
+        "at": utcnow(), "kind": object_type, "target_id": object_id, "label": label[:200],
+    })
 
 
 def write_view(body: type[BaseModel] | None = None, *, optional: bool = False,
