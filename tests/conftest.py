@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 import flask
 import pytest
 import sqlalchemy as sa
+from flask.testing import FlaskClient
 
 from usetix import create_app
 from usetix.auth.passwords import hash_password
@@ -130,9 +131,12 @@ def no_developer_instance_folder(tmp_path_factory):
 
 @pytest.fixture
 def app(request, tmp_path):
-    """A fresh app and database; ``@pytest.mark.app_config(NAME=value)`` adds settings."""
+    """A fresh app and database; ``@pytest.mark.app_config(NAME=value)`` adds settings, and so
+    does a mapping given as the fixture's parameter (``indirect=True``: one app per variant)."""
     marker = request.node.get_closest_marker("app_config")
-    app = create_app({**make_test_config(tmp_path), **(marker.kwargs if marker else {})})
+    app = create_app({**make_test_config(tmp_path), **getattr(request, "param", {}),
+                      **(marker.kwargs if marker else {})})
+    app.test_client_class = ClosingClient
     with app.app_context():
         db.create_all()
     yield app
@@ -140,6 +144,21 @@ def app(request, tmp_path):
         if TEST_DATABASE_URL:
             empty_all_tables()
         db.engine.dispose()
+
+
+class ClosingClient(FlaskClient):
+    """Flask's test client, closing each request's body stream once it has answered.
+
+    Werkzeug's test client writes a multipart body over 500 KB to a temporary file and
+    leaves it open; the ResourceWarning it raises when collected (an error in this suite)
+    lands in whichever test runs then.
+    """
+
+    def open(self, *args, **kwargs):
+        response = super().open(*args, **kwargs)
+        for answered in (*response.history, response):
+            answered.request.environ["wsgi.input"].close()
+        return response
 
 
 @pytest.fixture
