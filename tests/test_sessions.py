@@ -21,36 +21,20 @@ import sqlalchemy as sa
 from flask import before_render_template
 from freezegun import freeze_time
 
-from usetix import create_app
 from usetix.extensions import db
 from usetix.models import ServerSession
 
-from .conftest import PASSWORD, TEST_DATABASE_URL, AuthActions, csrf_token_from, empty_all_tables, make_test_config
+from .conftest import PASSWORD, AuthActions, csrf_token_from
 from .databases import scratch_database
 from .servers import free_port, gunicorn, prepare_database
 
 COOKIE = "usetix_session"
 REDIS_URL = os.environ.get("USETIX_TEST_REDIS_URL")
 needs_redis = pytest.mark.skipif(not REDIS_URL, reason="USETIX_TEST_REDIS_URL is not set (CI sets it)")
-BOTH_STORES = pytest.mark.parametrize("app", ["database", pytest.param("redis", marks=needs_redis)], indirect=True)
+# The app fixture (conftest.py) with each session store: the database's, and Redis.
+BOTH_STORES = pytest.mark.parametrize("app", [{}, pytest.param({"SESSION_REDIS_URL": REDIS_URL}, marks=needs_redis)],
+                                      ids=["database", "redis"], indirect=True)
 REDIS_PREFIX = "usetix:session:"
-
-
-@pytest.fixture
-def app(request, tmp_path):
-    """The suite's app, on the store named by the test's parameter (the database by default)."""
-    settings = make_test_config(tmp_path)
-    if getattr(request, "param", "database") == "redis":
-        settings["SESSION_REDIS_URL"] = REDIS_URL
-    marker = request.node.get_closest_marker("app_config")
-    app = create_app({**settings, **(marker.kwargs if marker else {})})
-    with app.app_context():
-        db.create_all()
-    yield app
-    with app.app_context():
-        if TEST_DATABASE_URL:
-            empty_all_tables()
-        db.engine.dispose()
 
 
 def cookie_of(client) -> str | None:
