@@ -40,17 +40,32 @@ def environ(method: str, path: str, token: str | None) -> dict:
     return env
 
 
-def paths(tok: dict) -> dict[str, tuple[str, str, str | None, int]]:
+# The write path's "method": a check-in and then its undo (201, 204), so that each call
+# leaves the attendee as it found it. Its figures are for the pair.
+CHECK_IN_AND_UNDO = "POST,DELETE"
+
+
+def paths(tok: dict) -> dict[str, tuple[str, str, str | None, int | tuple[int, int]]]:
     return {
         "auth": ("GET", "/admin/events", tok["read_token"], 200),
         "twin": ("GET", "/admin/bench-twin/events", tok["read_token"], 200),
         "unknown": ("GET", "/admin/events", tok["unknown_token"], 401),
         "malformed": ("GET", "/admin/events", tok["malformed_token"], 401),
         "post": ("POST", "/admin/events", tok["read_token"], 401),
+        "write": (CHECK_IN_AND_UNDO, f"{tok['checkin_base']}{tok['checkin_first']}/check_in", tok["write_token"],
+                  (201, 204)),
     }
 
 
-def call(app, method: str, path: str, token: str | None) -> tuple[int, bytes]:
+def call(app, method: str, path: str, token: str | None) -> tuple[int | tuple[int, int], bytes]:
+    """One request (the write path: its two); the status (statuses) and the (last) body."""
+    if method == CHECK_IN_AND_UNDO:
+        (checked_in, _), (undone, body) = (_call(app, one, path, token) for one in method.split(","))
+        return (checked_in, undone), body
+    return _call(app, method, path, token)
+
+
+def _call(app, method: str, path: str, token: str | None) -> tuple[int, bytes]:
     status = []
 
     def start_response(s, headers, exc_info=None):
@@ -65,7 +80,7 @@ def main() -> int:
     ap.add_argument("--tokens", required=True, help="JSON written by bench/seed.py")
     ap.add_argument("--n", type=int, default=5000, help="requests per path and repetition (5000)")
     ap.add_argument("--repeat", type=int, default=3, help="repetitions; the best is reported (3)")
-    ap.add_argument("--only", help="comma-separated paths (auth,twin,unknown,malformed,post)")
+    ap.add_argument("--only", help="comma-separated paths (auth,twin,unknown,malformed,post,write)")
     ap.add_argument("--profile", metavar="PATH", help="profile this path with cProfile instead of timing")
     ap.add_argument("--pyinstrument", action="store_true", help="with --profile: use pyinstrument")
     ap.add_argument("--queries", action="store_true",
@@ -109,7 +124,8 @@ def main() -> int:
     for name in names:
         method, path, token, _ = table[name]
         best = min(_timed(app, method, path, token, a.n) for _ in range(a.repeat))
-        print(f"{name:>10}: {best * 1e6:7.1f} µs/request  ({1 / best:7.0f} req/s on one core, no HTTP)")
+        unit = "check-in + undo" if method == CHECK_IN_AND_UNDO else "request"
+        print(f"{name:>10}: {best * 1e6:7.1f} µs/{unit}  ({1 / best:7.0f} a second on one core, no HTTP)")
     return 0
 
 

@@ -5,7 +5,8 @@ For each path this runs the app in-process (``bench/inprocess.py``'s WSGI calls)
 callgrind twice, with ``LOW`` and ``HIGH`` requests after a warm-up, and reports
 ``(count(HIGH) - count(LOW)) / (HIGH - LOW)``: the cost of one steady-state request, free of
 start-up. The garbage collector is off and every token's ``last_used_at`` is pinned in the
-future, so no run writes.
+future, so no run writes but the write path (``--only write``: a check-in and its undo,
+counted as one "request"; not in the default list).
 
     export USETIX_DATABASE_URL=sqlite:////tmp/usetix-bench/bench.sqlite3 USETIX_SECRET_KEY=...
     export USETIX_API_RATE_LIMIT="1000000000 per minute" USETIX_API_FAILED_AUTH_LIMIT="1000000000 per minute"
@@ -70,7 +71,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tokens", required=True, help="JSON written by bench/seed.py")
     ap.add_argument("--factory", default="twin:create_bench_app", help="module:callable that builds the app")
-    ap.add_argument("--only", help="comma-separated paths (auth,twin,unknown,malformed,post)")
+    ap.add_argument("--only", help="comma-separated paths (auth,twin,unknown,malformed,post,write)")
     ap.add_argument("--low", type=int, default=100)
     ap.add_argument("--high", type=int, default=300)
     ap.add_argument("--warmup", type=int, default=50)

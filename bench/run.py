@@ -23,6 +23,9 @@ paths in the same alternating rounds as the peers:
   (``POST``/``DELETE …/attendees/<id>/check_in``, 201/204; ``bench/checkin.lua`` walks a
   pool of 400 attendees, reset before each measurement; a 409 is expected only when two
   requests for one attendee are in flight at once)
+- with ``--postgres URL`` (or ``BENCH_POSTGRES_URL``): ``usetix_pg`` ok and
+  ``usetix_pg_write`` ok, the authenticated read and the write path again, in the same
+  rounds, on a scratch database that the run creates on that server and drops at the end
 
 Our database is seeded fresh under /tmp by ``bench/seed.py`` (our migrations and models:
 one account, 25 events, one read token, a write token and the attendee pool) and deleted
@@ -54,7 +57,6 @@ import secrets
 import shlex
 import shutil
 import signal
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -83,7 +85,9 @@ PATHS = {
     # The path is the Lua script's (check-in and undo, 201 and 204); this one is for the URL's host.
     "write": (APP + "_write", "ok", "POST", "/admin/events", "write_token", 201),
 }
-PSEUDO_APPS = list(dict.fromkeys(spec[0] for spec in PATHS.values()))
+# The two of them measured again on PostgreSQL (--postgres), under these names.
+PG_PATHS = {"auth": APP + "_pg", "write": APP + "_pg_write"}
+PSEUDO_APPS = list(dict.fromkeys(spec[0] for spec in PATHS.values())) + list(PG_PATHS.values())
 
 
 def load_harness(peers_dir: Path):
@@ -124,6 +128,12 @@ def parse_args(argv):
     ap.add_argument("--md-out", default="/tmp/usetix-bench.md", help="also write the report here")
     ap.add_argument("--json-out", default="/tmp/usetix-bench.json", help="raw measurements as JSON")
     ap.add_argument("--keep-data", action="store_true", help="keep the seeded database (and its tokens)")
+    ap.add_argument("--sqlite-synchronous", metavar="LEVEL",
+                    help="our app with USETIX_SQLITE_SYNCHRONOUS=LEVEL (NORMAL by default; FULL syncs every commit)")
+    ap.add_argument("--postgres", metavar="URL", default=os.environ.get("BENCH_POSTGRES_URL"),
+                    help="also measure the read and write paths on this PostgreSQL server "
+                         "(postgresql+psycopg://USER@HOST:PORT/DB; BENCH_POSTGRES_URL): a scratch database "
+                         "is created there and dropped at the end")
     ap.add_argument("--before", type=Path, metavar="TREE",
                     help="also measure an older checkout of this repository (e.g. `git archive REV | tar -x`) "
                          "on the authenticated and unknown-token paths, as `usetix_before`")
@@ -138,10 +148,12 @@ def parse_args(argv):
 
 # --------------------------------------------------------------------------- our app
 
-def app_environment(work: Path) -> dict[str, str]:
+def app_environment(database_url: str, sqlite_synchronous: str | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("USETIX_", "FLASK_"))}
+    if sqlite_synchronous:
+        env["USETIX_SQLITE_SYNCHRONOUS"] = sqlite_synchronous
     env.update({
-        "USETIX_DATABASE_URL": f"sqlite:///{work / 'bench.sqlite3'}",
+        "USETIX_DATABASE_URL": database_url,
         "USETIX_SECRET_KEY": secrets.token_hex(32),
         "USETIX_API_RATE_LIMIT": RAISED_LIMIT,
         "USETIX_API_FAILED_AUTH_LIMIT": RAISED_LIMIT,
@@ -156,15 +168,32 @@ def app_environment(work: Path) -> dict[str, str]:
     return env
 
 
-def seed(env: dict[str, str], work: Path) -> dict:
+def seed(env: dict[str, str], tokens_file: Path) -> dict:
     cp = subprocess.run([sys.executable, str(HERE / "seed.py")], env=env, cwd=ROOT, capture_output=True,
                         text=True, timeout=300)
     if cp.returncode != 0:
         raise RuntimeError(f"bench/seed.py failed:\n{cp.stderr}")
     tokens = json.loads(cp.stdout)
     env["BENCH_TWIN_ACCOUNT_ID"] = str(tokens["account_id"])
-    (work / "tokens.json").write_text(json.dumps(tokens))
+    tokens_file.write_text(json.dumps(tokens))
     return tokens
+
+
+@contextlib.contextmanager
+def scratch_postgres(server_url: str):
+    """A fresh database on the PostgreSQL server of ``server_url`` until the block ends: its URL."""
+    import sqlalchemy as sa
+
+    name = f"usetix_bench_{secrets.token_hex(4)}"
+    admin = sa.create_engine(server_url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    try:
+        yield sa.engine.make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
 
 
 def statements_per_path(env: dict[str, str], work: Path) -> dict[str, list[str]]:
@@ -195,9 +224,10 @@ def request(port: int, method: str, path: str, token: str, timeout: float = 20) 
         conn.close()
 
 
-def check_paths(port: int, tokens: dict) -> None:
+def check_paths(port: int, tokens: dict, names=tuple(PATHS)) -> None:
     """Each path answers as it must before any load is sent (the 200s with the 25 events)."""
-    for name, (_, _, method, path, token_key, expected) in PATHS.items():
+    for name in names:
+        _, _, method, path, token_key, expected = PATHS[name]
         if name == "write":
             path = f"{tokens['checkin_base']}{tokens['checkin_first']}/check_in"
             # An earlier round may have left this attendee checked in: undo first (204 or 409).
@@ -214,13 +244,23 @@ def check_paths(port: int, tokens: dict) -> None:
             raise RuntimeError(f"{name}: expected a page of 25 events")
 
 
-def reset_check_ins(work: Path, tokens: dict) -> None:
-    """Nobody in the write path's pool checked in, so its script's first visit is a check-in."""
+def reset_check_ins(database_url: str, tokens: dict) -> None:
+    """Nobody in the write path's pool checked in, so its script's first visit is a check-in;
+    and bench/checkin.lua, which wrk runs with this process's environment, walks this pool."""
+    import sqlalchemy as sa
+
     time.sleep(2)  # the requests wrk left in flight are still being answered
     first, count = tokens["checkin_first"], tokens["checkin_count"]
-    with contextlib.closing(sqlite3.connect(work / "bench.sqlite3", timeout=30)) as conn, conn:
-        conn.execute("UPDATE attendees SET checked_in = 0, checked_in_at = NULL WHERE id BETWEEN ? AND ?",
-                     (first, first + count - 1))
+    os.environ.update(BENCH_CHECKIN_BASE=tokens["checkin_base"], BENCH_CHECKIN_FIRST=str(first),
+                      BENCH_CHECKIN_COUNT=str(count))
+    engine = sa.create_engine(database_url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text("UPDATE attendees SET checked_in = :no, checked_in_at = NULL "
+                                 "WHERE id BETWEEN :first AND :last"),
+                         {"no": False, "first": first, "last": first + count - 1})
+    finally:
+        engine.dispose()
 
 
 def worker_rss(master_pid: int) -> dict[int, int]:
@@ -321,11 +361,23 @@ class Bench:
             for name in names:
                 pseudo, kind, method, path, token_key, _ = PATHS[name]
                 lua = CHECKIN_LUA if name == "write" else POST_LUA if method == "POST" else None
-                reset = (lambda: reset_check_ins(self.work, self.tokens)) if name == "write" else None
+                reset = (lambda: reset_check_ins(self.database_url, self.tokens)) if name == "write" else None
                 r = self.measure(pseudo, kind, f"http://{HOST}:{a.port}{path}", self.tokens[token_key], proc.pid,
                                  rnd, slot, lua, reset)
                 rps[name] = r["rps"]
             self.twin_pairs.append((rnd, rps["auth"], rps["twin"]))
+
+    def run_postgres(self, rnd, slot):
+        """The authenticated read and the write path, on PostgreSQL."""
+        a = self.a
+        with self.serving(APP + "_pg", self.pg_env, str(ROOT)) as proc:
+            check_paths(a.port, self.pg_tokens, names=PG_PATHS)
+            for name in (PG_PATHS if rnd % 2 else list(reversed(PG_PATHS))):
+                _, kind, _, path, token_key, _ = PATHS[name]
+                lua = CHECKIN_LUA if name == "write" else None
+                reset = (lambda: reset_check_ins(self.pg_url, self.pg_tokens)) if name == "write" else None
+                self.measure(PG_PATHS[name], kind, f"http://{HOST}:{a.port}{path}", self.pg_tokens[token_key],
+                             proc.pid, rnd, slot, lua, reset)
 
     def run_variant(self, name, rnd, slot):
         """Our app with its request log on (its default), or an older tree: fewer paths."""
@@ -380,46 +432,18 @@ class Bench:
         os.makedirs(a.log_dir, exist_ok=True)
         work = Path(tempfile.mkdtemp(prefix="usetix-bench-"))
         statement_log = work / "writes.log"
-        self.app_env = app_environment(work)
+        self.database_url = f"sqlite:///{work / 'bench.sqlite3'}"
+        self.app_env = app_environment(self.database_url, a.sqlite_synchronous)
         self.app_argv = gunicorn_argv(a.port, a.workers)
         self.reference = None
-        try:
-            h.log(f"seeding {work / 'bench.sqlite3'}")
-            self.tokens = seed(self.app_env, work)
-            self.work = work
-            # For bench/checkin.lua, which wrk runs with this environment.
-            os.environ.update(BENCH_CHECKIN_BASE=self.tokens["checkin_base"],
-                              BENCH_CHECKIN_FIRST=str(self.tokens["checkin_first"]),
-                              BENCH_CHECKIN_COUNT=str(self.tokens["checkin_count"]),
-                              BENCH_WRK_THREADS=str(a.threads))
-            statements = statements_per_path(self.app_env, work)
-            targets = self.peer_targets(peers)
-            for t in targets:
-                if h.port_open(t.host, t.port):
-                    raise h.BenchError(f"port {t.port} is already in use")
-            if h.port_open(HOST, a.port):
-                raise h.BenchError(f"port {a.port} is already in use (--port)")
-            per_app = (a.warmup + a.duration + 2) * 2
-            estimate = a.rounds * (len(targets) * (per_app + 3) + len(PATHS) * per_app / 2 + 5)
-            h.log(f"{a.rounds} round(s), ~{estimate / 60:.0f} min plus the memory check and quiet waits")
-            meta = self.meta(vpy, peers)
-            order = [*targets, APP, APP + "_logged"] + ([APP + "_before"] if a.before else [])
-            memory = None
-            try:
-                self.rounds(order)
-                memory = self.memory_check(statement_log)
-            except KeyboardInterrupt as e:
-                h.log(f"interrupted ({e or 'Ctrl-C'}): stopping servers, reporting what was measured")
-                self.failures.append("run interrupted; the tables hold what was measured before")
-            writes = [line.split(" ", 3) for line in statement_log.read_text().splitlines()] \
-                if statement_log.exists() else []
-            report = self.report(meta, statements, memory, writes)
-        finally:
-            self.servers.stop_all()
-            if a.keep_data:
-                h.log(f"kept {work}")
-            else:
-                shutil.rmtree(work, ignore_errors=True)
+        os.environ["BENCH_WRK_THREADS"] = str(a.threads)  # for bench/checkin.lua
+        with contextlib.ExitStack() as cleanup:  # undone in reverse: servers, PostgreSQL database, files
+            cleanup.callback(self.remove_work, work)
+            if a.postgres:
+                self.pg_url = cleanup.enter_context(scratch_postgres(a.postgres))
+                self.pg_env = app_environment(self.pg_url)
+            cleanup.callback(self.servers.stop_all)
+            meta, memory, report = self.run_all(work, statement_log, peers, vpy)
         print(report)
         Path(a.md_out).write_text(report + "\n")
         Path(a.json_out).write_text(json.dumps({"meta": meta, "results": self.results, "failures": self.failures,
@@ -427,6 +451,44 @@ class Bench:
                                                default=str))
         h.log(f"report: {a.md_out}, raw numbers: {a.json_out}")
         return 1 if self.failures else 0
+
+    def remove_work(self, work):
+        if self.a.keep_data:
+            self.h.log(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+    def run_all(self, work, statement_log, peers, vpy):
+        a, h = self.a, self.h
+        h.log(f"seeding {work / 'bench.sqlite3'}")
+        self.tokens = seed(self.app_env, work / "tokens.json")
+        if a.postgres:
+            h.log("seeding a scratch database on the PostgreSQL server (--postgres)")
+            self.pg_tokens = seed(self.pg_env, work / "tokens-pg.json")
+        statements = statements_per_path(self.app_env, work)
+        targets = self.peer_targets(peers)
+        for t in targets:
+            if h.port_open(t.host, t.port):
+                raise h.BenchError(f"port {t.port} is already in use")
+        if h.port_open(HOST, a.port):
+            raise h.BenchError(f"port {a.port} is already in use (--port)")
+        per_app = (a.warmup + a.duration + 2) * 2
+        paths = len(PATHS) + (len(PG_PATHS) if a.postgres else 0)
+        estimate = a.rounds * (len(targets) * (per_app + 3) + paths * per_app / 2 + 5)
+        h.log(f"{a.rounds} round(s), ~{estimate / 60:.0f} min plus the memory check and quiet waits")
+        meta = self.meta(vpy, peers)
+        order = [*targets, APP, APP + "_logged"] + ([APP + "_pg"] if a.postgres else []) \
+            + ([APP + "_before"] if a.before else [])
+        memory = None
+        try:
+            self.rounds(order)
+            memory = self.memory_check(statement_log)
+        except KeyboardInterrupt as e:
+            h.log(f"interrupted ({e or 'Ctrl-C'}): stopping servers, reporting what was measured")
+            self.failures.append("run interrupted; the tables hold what was measured before")
+        writes = [line.split(" ", 3) for line in statement_log.read_text().splitlines()] \
+            if statement_log.exists() else []
+        return meta, memory, self.report(meta, statements, memory, writes)
 
     def rounds(self, order):
         a, h = self.a, self.h
@@ -437,6 +499,8 @@ class Bench:
                 try:
                     if t == APP:
                         self.run_app(rnd, slot)
+                    elif t == APP + "_pg":
+                        self.run_postgres(rnd, slot)
                     elif t in (APP + "_logged", APP + "_before"):
                         self.run_variant(t, rnd, slot)
                     else:
@@ -494,7 +558,9 @@ class Bench:
                             f"127.0.0.1 only; {APP}: `gunicorn {' '.join(self.app_argv[1:])}`"
                             f" with the API rate limits raised to {RAISED_LIMIT}"),
             "dataset": (f"peers: 200 accounts x 25 events (seed 1), token of account 1; {APP}: bench/seed.py "
-                        "(1 account, 25 events, 1 read token), SQLite WAL"),
+                        "(1 account, 25 events, 1 read token, a write token, 400 attendees), SQLite WAL, synchronous "
+                        f"{a.sqlite_synchronous or 'NORMAL (the default)'}"
+                        + (", and the same on a scratch PostgreSQL database" if a.postgres else "")),
             "command": " ".join(shlex.quote(x) for x in ["bench/run.py", *sys.argv[1:]]),
             "idle_busy_pct": h.idle_check(),
         }
@@ -513,6 +579,7 @@ class Bench:
                    "token; `usetix_twin` = GET /admin/bench-twin/events (same work, no authentication); "
                    "`usetix_malformed` = bad-checksum token; `usetix_post` = the read token's POST /admin/events; "
                    "`usetix_write` = a write token's check-in and undo over a pool of attendees (201/204); "
+                   "`usetix_pg` and `usetix_pg_write` = the authenticated read and the write path on PostgreSQL; "
                    "`usetix_logged` = the authenticated path with the app's request log on (its default; off "
                    "everywhere else, as the peers log nothing per request)"
                    + ("; `usetix_before` = the tree given with --before" if self.a.before else "") + ".\n")
@@ -540,14 +607,7 @@ class Bench:
         def ratio(x, y):
             return x / y if x and y else None
 
-        write = m(APP + "_write", "ok")
-        write_runs = self.results.get(APP + "_write", {}).get("ok", [])
-        write_statuses: dict[int, int] = {}
-        for r in write_runs:
-            for status, count in r["statuses"].items():
-                write_statuses[status] = write_statuses.get(status, 0) + count
-        write_other = sum(n for status, n in write_statuses.items() if status not in (201, 204, 409))
-        write_p99 = statistics.median(r["latency_us"]["p99"] for r in write_runs) / 1000 if write_runs else None
+        write, write_p99, write_statuses, write_other = self.write_figures(APP + "_write")
         rows = [
             ("write (check-in/undo) vs authenticated read", ratio(write, auth), 0.4),
             ("authenticated vs flask_baseline", ratio(auth, base_ok), 1.3),
@@ -577,11 +637,34 @@ class Bench:
                      "| reported | yes |")
         lines.append(f"| write path statuses other than 201, 204 and 409 (all: {dict(sorted(write_statuses.items()))}) "
                      f"| {write_other} | 0 | {'yes' if write_other == 0 else 'NO'} |")
+        if self.a.postgres:
+            pg_read = m(PG_PATHS["auth"], "ok")
+            pg_write, pg_p99, pg_statuses, pg_other = self.write_figures(PG_PATHS["write"])
+            pg_ratio = ratio(pg_write, pg_read)
+            lines.append(f"| PostgreSQL: write vs authenticated read (the target is SQLite's) | "
+                         f"{'-' if pg_ratio is None else f'{pg_ratio:.2f}x'} | reported | yes |")
+            lines.append(f"| PostgreSQL: write path p99 (median of rounds) | "
+                         f"{'-' if pg_p99 is None else f'{pg_p99:.2f} ms'} | reported | yes |")
+            lines.append(f"| PostgreSQL: write path statuses other than 201, 204 and 409 "
+                         f"(all: {dict(sorted(pg_statuses.items()))}) | {pg_other} | 0 | "
+                         f"{'yes' if pg_other == 0 else 'NO'} |")
         lines.append(f"| worker RSS growth, 1k → {memory['requests'] // 1000 if memory else '-'}k requests | "
                      f"{'-' if growth is None else f'{growth:+.1f} %'} | ≤ +10 % | "
                      f"{'yes' if growth is not None and growth <= 10 else 'NO'} |")
         lines.append("")
         return "\n".join(lines)
+
+    def write_figures(self, name):
+        """A write path's median req/s, median p99 (ms), statuses of all rounds, and how
+        many of them were neither 201, 204 nor the expected 409."""
+        runs = self.results.get(name, {}).get("ok", [])
+        statuses: dict[int, int] = {}
+        for r in runs:
+            for status, count in r["statuses"].items():
+                statuses[status] = statuses.get(status, 0) + count
+        other = sum(n for status, n in statuses.items() if status not in (201, 204, 409))
+        p99 = statistics.median(r["latency_us"]["p99"] for r in runs) / 1000 if runs else None
+        return self.median(name, "ok"), p99, statuses, other
 
     @staticmethod
     def token_updates(writes, changed=None):

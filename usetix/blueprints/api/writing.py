@@ -116,8 +116,8 @@ _tokens = ApiToken.__table__
 AUDIT = AuditEvent.__table__.insert().from_select(
     ["account_id", "actor", "action", "token_id", "token_description", "token_tier", "client_address",
      "created_at", "object_type", "object_id", "object_label"],
-    sa.select(_tokens.c.account_id, _tokens.c.description + " (API token)", sa.bindparam("action_name", type_=sa.String),
-              _tokens.c.id, _tokens.c.description, _tokens.c.tier,
+    sa.select(_tokens.c.account_id, _tokens.c.description + " (API token)",
+              sa.bindparam("action_name", type_=sa.String), _tokens.c.id, _tokens.c.description, _tokens.c.tier,
               sa.bindparam("address", type_=sa.String), sa.bindparam("at", type_=UTCDateTime),
               sa.bindparam("kind", type_=sa.String), sa.bindparam("target_id", type_=sa.Integer),
               sa.bindparam("label", type_=sa.String))
