@@ -543,8 +543,8 @@ class Bench:
         ours = subprocess.run([sys.executable, "-c", (
             "import importlib.metadata as m, json, sys\n"
             "out = {'python': sys.version.split()[0]}\n"
-            "for p in ('gunicorn', 'Flask', 'Werkzeug', 'SQLAlchemy', 'Flask-SQLAlchemy', 'Flask-Limiter',"
-            " 'limits', 'Flask-Login', 'Flask-WTF', 'orjson'):\n"
+            "for p in ('gunicorn', 'Flask', 'Werkzeug', 'SQLAlchemy', 'Flask-SQLAlchemy',"
+            " 'limits', 'Flask-Login', 'Flask-WTF', 'orjson', 'pydantic', 'psycopg'):\n"
             "    out[p] = m.version(p)\n"
             "print(json.dumps(out))")], capture_output=True, text=True, timeout=60)
         app_versions = json.loads(ours.stdout) if ours.returncode == 0 else {}
