@@ -33,7 +33,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from inprocess import call, paths  # noqa: E402
+from inprocess import call, paths, undo_left_check_in  # noqa: E402
 
 
 def _run(factory: str, tokens_file: str, name: str, count: int, warmup: int) -> None:
@@ -50,6 +50,7 @@ def _run(factory: str, tokens_file: str, name: str, count: int, warmup: int) -> 
         db.session.execute(sa.text("UPDATE api_tokens SET last_used_at = :t"),
                            {"t": (datetime.now(UTC) + timedelta(days=1)).replace(tzinfo=None)})
         db.session.commit()
+    undo_left_check_in(app, method, path, token)
     for _ in range(warmup):
         status, _ = call(app, method, path, token)
         assert status == expect, (name, status)

@@ -128,7 +128,7 @@ def parse_args(argv):
     ap.add_argument("--md-out", default="/tmp/usetix-bench.md", help="also write the report here")
     ap.add_argument("--json-out", default="/tmp/usetix-bench.json", help="raw measurements as JSON")
     ap.add_argument("--keep-data", action="store_true", help="keep the seeded database (and its tokens)")
-    ap.add_argument("--sqlite-synchronous", metavar="LEVEL",
+    ap.add_argument("--sqlite-synchronous", metavar="LEVEL", type=str.upper, choices=("NORMAL", "FULL", "EXTRA"),
                     help="our app with USETIX_SQLITE_SYNCHRONOUS=LEVEL (NORMAL by default; FULL syncs every commit)")
     ap.add_argument("--postgres", metavar="URL", default=os.environ.get("BENCH_POSTGRES_URL"),
                     help="also measure the read and write paths on this PostgreSQL server "
@@ -191,8 +191,11 @@ def scratch_postgres(server_url: str):
     try:
         yield sa.engine.make_url(server_url).set(database=name).render_as_string(hide_password=False)
     finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        try:
+            with admin.connect() as conn:  # WITH (FORCE): PostgreSQL 13 or later
+                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        except sa.exc.SQLAlchemyError as exc:  # the run's own error, if any, is the one to see
+            print(f"bench: could not drop the scratch database {name}: {exc}", file=sys.stderr)
         admin.dispose()
 
 
@@ -224,6 +227,21 @@ def request(port: int, method: str, path: str, token: str, timeout: float = 20) 
         conn.close()
 
 
+def without_passwords(argv: list[str]) -> list[str]:
+    """The command line as the report shows it: a database URL's password masked."""
+    import sqlalchemy as sa
+
+    shown = []
+    for arg in argv:
+        name, eq, value = arg.partition("=")
+        url = value if eq and name == "--postgres" else arg
+        if "://" in url:
+            masked = sa.engine.make_url(url).render_as_string(hide_password=True)
+            arg = f"{name}={masked}" if url is value else masked
+        shown.append(arg)
+    return shown
+
+
 def check_paths(port: int, tokens: dict, names=tuple(PATHS)) -> None:
     """Each path answers as it must before any load is sent (the 200s with the 25 events)."""
     for name in names:
@@ -253,7 +271,9 @@ def reset_check_ins(database_url: str, tokens: dict) -> None:
     first, count = tokens["checkin_first"], tokens["checkin_count"]
     os.environ.update(BENCH_CHECKIN_BASE=tokens["checkin_base"], BENCH_CHECKIN_FIRST=str(first),
                       BENCH_CHECKIN_COUNT=str(count))
-    engine = sa.create_engine(database_url, poolclass=sa.pool.NullPool)
+    # SQLite: wait as long as the app's own busy timeout would, should a worker still write.
+    connect_args = {"timeout": 30} if database_url.startswith("sqlite") else {}
+    engine = sa.create_engine(database_url, poolclass=sa.pool.NullPool, connect_args=connect_args)
     try:
         with engine.begin() as conn:
             conn.execute(sa.text("UPDATE attendees SET checked_in = :no, checked_in_at = NULL "
@@ -353,31 +373,29 @@ class Bench:
             self.servers.stop(name)
 
     def run_app(self, rnd, slot):
-        a = self.a
-        with self.serving(APP, self.app_env, str(ROOT)) as proc:
-            check_paths(a.port, self.tokens)
-            names = list(PATHS) if rnd % 2 else list(reversed(PATHS))
-            rps = {}
-            for name in names:
-                pseudo, kind, method, path, token_key, _ = PATHS[name]
-                lua = CHECKIN_LUA if name == "write" else POST_LUA if method == "POST" else None
-                reset = (lambda: reset_check_ins(self.database_url, self.tokens)) if name == "write" else None
-                r = self.measure(pseudo, kind, f"http://{HOST}:{a.port}{path}", self.tokens[token_key], proc.pid,
-                                 rnd, slot, lua, reset)
-                rps[name] = r["rps"]
-            self.twin_pairs.append((rnd, rps["auth"], rps["twin"]))
+        rps = self.run_paths(APP, self.app_env, self.database_url, self.tokens, {n: PATHS[n][0] for n in PATHS},
+                             rnd, slot)
+        self.twin_pairs.append((rnd, rps["auth"], rps["twin"]))
 
     def run_postgres(self, rnd, slot):
         """The authenticated read and the write path, on PostgreSQL."""
+        self.run_paths(APP + "_pg", self.pg_env, self.pg_url, self.pg_tokens, PG_PATHS, rnd, slot)
+
+    def run_paths(self, server, env, database_url, tokens, names, rnd, slot):
+        """Serve our app on ``database_url`` and measure ``names`` (path: the name in the
+        tables) in this round's order; their req/s by path."""
         a = self.a
-        with self.serving(APP + "_pg", self.pg_env, str(ROOT)) as proc:
-            check_paths(a.port, self.pg_tokens, names=PG_PATHS)
-            for name in (PG_PATHS if rnd % 2 else list(reversed(PG_PATHS))):
-                _, kind, _, path, token_key, _ = PATHS[name]
-                lua = CHECKIN_LUA if name == "write" else None
-                reset = (lambda: reset_check_ins(self.pg_url, self.pg_tokens)) if name == "write" else None
-                self.measure(PG_PATHS[name], kind, f"http://{HOST}:{a.port}{path}", self.pg_tokens[token_key],
-                             proc.pid, rnd, slot, lua, reset)
+        with self.serving(server, env, str(ROOT)) as proc:
+            check_paths(a.port, tokens, names)
+            rps = {}
+            for name in (list(names) if rnd % 2 else list(reversed(names))):
+                _, kind, method, path, token_key, _ = PATHS[name]
+                lua = CHECKIN_LUA if name == "write" else POST_LUA if method == "POST" else None
+                reset = (lambda: reset_check_ins(database_url, tokens)) if name == "write" else None
+                r = self.measure(names[name], kind, f"http://{HOST}:{a.port}{path}", tokens[token_key], proc.pid,
+                                 rnd, slot, lua, reset)
+                rps[name] = r["rps"]
+            return rps
 
     def run_variant(self, name, rnd, slot):
         """Our app with its request log on (its default), or an older tree: fewer paths."""
@@ -545,7 +563,10 @@ class Bench:
             "out = {'python': sys.version.split()[0]}\n"
             "for p in ('gunicorn', 'Flask', 'Werkzeug', 'SQLAlchemy', 'Flask-SQLAlchemy',"
             " 'limits', 'Flask-Login', 'Flask-WTF', 'orjson', 'pydantic', 'psycopg'):\n"
-            "    out[p] = m.version(p)\n"
+            "    try:\n"
+            "        out[p] = m.version(p)\n"
+            "    except m.PackageNotFoundError:\n"
+            "        out[p] = 'not installed'\n"
             "print(json.dumps(out))")], capture_output=True, text=True, timeout=60)
         app_versions = json.loads(ours.stdout) if ours.returncode == 0 else {}
         meta = {
@@ -561,7 +582,7 @@ class Bench:
                         "(1 account, 25 events, 1 read token, a write token, 400 attendees), SQLite WAL, synchronous "
                         f"{a.sqlite_synchronous or 'NORMAL (the default)'}"
                         + (", and the same on a scratch PostgreSQL database" if a.postgres else "")),
-            "command": " ".join(shlex.quote(x) for x in ["bench/run.py", *sys.argv[1:]]),
+            "command": " ".join(shlex.quote(x) for x in ["bench/run.py", *without_passwords(sys.argv[1:])]),
             "idle_busy_pct": h.idle_check(),
         }
         h.log(f"versions: {versions}; app: {app_versions}")
@@ -607,7 +628,7 @@ class Bench:
         def ratio(x, y):
             return x / y if x and y else None
 
-        write, write_p99, write_statuses, write_other = self.write_figures(APP + "_write")
+        write = m(APP + "_write", "ok")
         rows = [
             ("write (check-in/undo) vs authenticated read", ratio(write, auth), 0.4),
             ("authenticated vs flask_baseline", ratio(auth, base_ok), 1.3),
@@ -633,30 +654,21 @@ class Bench:
         lines.append(f"| non-2xx on the authenticated path | {non2xx} | 0 | {'yes' if non2xx == 0 else 'NO'} |")
         lines.append(f"| authenticated p99 (median of rounds) | {'-' if p99 is None else f'{p99:.2f} ms'} "
                      "| reported | yes |")
-        lines.append(f"| write path p99 (median of rounds) | {'-' if write_p99 is None else f'{write_p99:.2f} ms'} "
-                     "| reported | yes |")
-        lines.append(f"| write path statuses other than 201, 204 and 409 (all: {dict(sorted(write_statuses.items()))}) "
-                     f"| {write_other} | 0 | {'yes' if write_other == 0 else 'NO'} |")
+        lines += self.write_rows("", APP + "_write")
         if self.a.postgres:
-            pg_read = m(PG_PATHS["auth"], "ok")
-            pg_write, pg_p99, pg_statuses, pg_other = self.write_figures(PG_PATHS["write"])
-            pg_ratio = ratio(pg_write, pg_read)
+            pg_ratio = ratio(m(PG_PATHS["write"], "ok"), m(PG_PATHS["auth"], "ok"))
             lines.append(f"| PostgreSQL: write vs authenticated read (the target is SQLite's) | "
                          f"{'-' if pg_ratio is None else f'{pg_ratio:.2f}x'} | reported | yes |")
-            lines.append(f"| PostgreSQL: write path p99 (median of rounds) | "
-                         f"{'-' if pg_p99 is None else f'{pg_p99:.2f} ms'} | reported | yes |")
-            lines.append(f"| PostgreSQL: write path statuses other than 201, 204 and 409 "
-                         f"(all: {dict(sorted(pg_statuses.items()))}) | {pg_other} | 0 | "
-                         f"{'yes' if pg_other == 0 else 'NO'} |")
+            lines += self.write_rows("PostgreSQL: ", PG_PATHS["write"])
         lines.append(f"| worker RSS growth, 1k → {memory['requests'] // 1000 if memory else '-'}k requests | "
                      f"{'-' if growth is None else f'{growth:+.1f} %'} | ≤ +10 % | "
                      f"{'yes' if growth is not None and growth <= 10 else 'NO'} |")
         lines.append("")
         return "\n".join(lines)
 
-    def write_figures(self, name):
-        """A write path's median req/s, median p99 (ms), statuses of all rounds, and how
-        many of them were neither 201, 204 nor the expected 409."""
+    def write_rows(self, prefix, name):
+        """A write path's rows of the targets table: its p99 (median of rounds), and its
+        statuses of all rounds, of which none may be other than 201, 204 and the expected 409."""
         runs = self.results.get(name, {}).get("ok", [])
         statuses: dict[int, int] = {}
         for r in runs:
@@ -664,7 +676,10 @@ class Bench:
                 statuses[status] = statuses.get(status, 0) + count
         other = sum(n for status, n in statuses.items() if status not in (201, 204, 409))
         p99 = statistics.median(r["latency_us"]["p99"] for r in runs) / 1000 if runs else None
-        return self.median(name, "ok"), p99, statuses, other
+        return [f"| {prefix}write path p99 (median of rounds) | {'-' if p99 is None else f'{p99:.2f} ms'} "
+                "| reported | yes |",
+                f"| {prefix}write path statuses other than 201, 204 and 409 (all: {dict(sorted(statuses.items()))}) "
+                f"| {other} | 0 | {'yes' if other == 0 else 'NO'} |"]
 
     @staticmethod
     def token_updates(writes, changed=None):

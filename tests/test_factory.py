@@ -56,8 +56,10 @@ def test_sqlite_commits_sync_as_sqlite_synchronous_says(tmp_path, setting, level
     if setting:
         config["SQLITE_SYNCHRONOUS"] = setting
     app = create_app(config)
-    with app.app_context(), db.engine.connect() as conn:
-        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == level
+    with app.app_context():
+        with db.engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == level
+        db.engine.dispose()
 
 
 @pytest.mark.parametrize("setting", ["OFF", "fast", ""])

@@ -8,8 +8,6 @@ from datetime import timedelta
 
 from flask import Flask
 
-from .extensions import SQLITE_SYNCHRONOUS_LEVELS
-
 # A placeholder only usable in debug or testing; production must set a real key.
 DEV_SECRET_KEY = "dev-only-not-secret"
 
@@ -63,10 +61,6 @@ def load(app: Flask, overrides: dict | None) -> None:
 
     config = app.config
     config["SQLALCHEMY_DATABASE_URI"] = config["DATABASE_URL"]
-    config["SQLITE_SYNCHRONOUS"] = str(config["SQLITE_SYNCHRONOUS"]).upper()
-    if config["SQLITE_SYNCHRONOUS"] not in SQLITE_SYNCHRONOUS_LEVELS:
-        raise ValueError(f"SQLITE_SYNCHRONOUS must be one of {', '.join(SQLITE_SYNCHRONOUS_LEVELS)}, "
-                         f"not {config['SQLITE_SYNCHRONOUS']!r}")
     config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(config["DATABASE_URL"],
                                                          config.get("SQLALCHEMY_ENGINE_OPTIONS"))
     config["PERMANENT_SESSION_LIFETIME"] = timedelta(hours=float(config["SESSION_IDLE_HOURS"]))

@@ -38,9 +38,14 @@ def configure_sqlite(engine: Engine, synchronous: str) -> None:
     "database is locked" when two gunicorn workers write at once. ``synchronous`` NORMAL,
     the default (SQLite's advice for WAL, and Rails' production default), syncs the journal
     at checkpoints rather than at every commit: a commit survives a crash of the app or of
-    gunicorn, and a power cut or an operating-system crash can roll back the last commits
-    but never corrupts the file. FULL syncs every commit (README, "Configuration").
+    gunicorn, but a power cut or an operating-system crash loses what was committed since
+    the last checkpoint (answered writes included), though it never corrupts the file.
+    FULL syncs every commit (README, "Configuration").
     """
+    synchronous = str(synchronous).upper()
+    if synchronous not in SQLITE_SYNCHRONOUS_LEVELS:
+        raise ValueError(f"SQLITE_SYNCHRONOUS must be one of {', '.join(SQLITE_SYNCHRONOUS_LEVELS)}, "
+                         f"not {synchronous!r}")
     if engine.dialect.name != "sqlite":
         return
 
