@@ -13,6 +13,7 @@ import os
 import re
 import threading
 import time
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -219,6 +220,24 @@ def test_logout_and_login_messages_show_without_a_stored_session(app, client, au
 
 # --- Purging, off the request path ------------------------------------------------------------
 
+@contextmanager
+def session_deletes(app):
+    """The DELETE statements sent to the sessions table while the block runs."""
+    with app.app_context():
+        engine = db.engine
+    deletes: list[str] = []
+
+    def record(conn, cursor, statement, *args):
+        if statement.lstrip().upper().startswith("DELETE FROM SERVER_SESSIONS"):
+            deletes.append(statement)
+
+    sa.event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield deletes
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", record)
+
+
 def test_purge_sessions_deletes_expired_rows_in_batches(app, runner):
     now = datetime.now(UTC)
     with app.app_context():
@@ -227,18 +246,8 @@ def test_purge_sessions_deletes_expired_rows_in_batches(app, runner):
             + [ServerSession(key=f"{n:064x}", data="{}", expires_at=now + timedelta(hours=1)) for n in range(25, 28)]
         )
         db.session.commit()
-        engine = db.engine
-    deletes = []
-
-    def record(conn, cursor, statement, *args):
-        if statement.lstrip().upper().startswith("DELETE FROM SERVER_SESSIONS"):
-            deletes.append(statement)
-
-    sa.event.listen(engine, "before_cursor_execute", record)
-    try:
+    with session_deletes(app) as deletes:
         result = runner.invoke(args=["purge-sessions", "--batch-size", "10"])
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", record)
     assert result.exit_code == 0, result.output
     assert "Purged 25 expired session(s)." in result.output
     assert len(deletes) == 3  # 10 + 10 + 5
@@ -249,29 +258,17 @@ def test_purge_sessions_deletes_expired_rows_in_batches(app, runner):
 def test_requests_only_ever_delete_their_own_session(app, client, auth, orgs):
     """No request sweeps the table: every DELETE a request sends names one key."""
     start = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
-    with app.app_context():
-        engine = db.engine
-    deletes = []
-
-    def record(conn, cursor, statement, *args):
-        if statement.lstrip().upper().startswith("DELETE FROM SERVER_SESSIONS"):
-            deletes.append(statement)
-
-    sa.event.listen(engine, "before_cursor_execute", record)
-    try:
-        with freeze_time(start) as frozen:
-            auth.login()
-            old = cookie_of(client)
-            auth.logout()
-            auth.login()
-            frozen.tick(timedelta(hours=9))
-            for _ in range(3):
-                app.test_client().get("/login")
-                with_cookie(app, old).get("/admin/events")
-            auth.login()
-            auth.logout()
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", record)
+    with session_deletes(app) as deletes, freeze_time(start) as frozen:
+        auth.login()
+        old = cookie_of(client)
+        auth.logout()
+        auth.login()
+        frozen.tick(timedelta(hours=9))
+        for _ in range(3):
+            app.test_client().get("/login")
+            with_cookie(app, old).get("/admin/events")
+        auth.login()
+        auth.logout()
     assert len(deletes) == 2  # the two logouts; an expired record waits for purge-sessions
     one_key = re.compile(r'DELETE FROM server_sessions WHERE server_sessions\."?key"? = (\?|%\(key_1\)s(::VARCHAR)?)')
     assert all(one_key.fullmatch(statement.strip()) for statement in deletes), deletes
