@@ -8,9 +8,10 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import requests
 
@@ -35,6 +36,28 @@ def server_env(database_url: str, **settings: str) -> dict[str, str]:
     })
     env.update({f"USETIX_{k}": v for k, v in settings.items()})
     return env
+
+
+class HeldRequest:
+    """A request sent but for the blank line that ends its headers: a sync worker has taken
+    it and waits for the rest, so the requests sent meanwhile go to the other workers,
+    whatever the race for accepting connections. :meth:`finish` sends the rest; the worker
+    that took it answers, so at least two workers have answered."""
+
+    def __init__(self, base: str, method: str, path: str, headers: Mapping[str, str], body: bytes):
+        parts = urlsplit(base)
+        self.body = body
+        self.socket = socket.create_connection((parts.hostname, parts.port), timeout=10)
+        lines = [f"{method} {path} HTTP/1.1", f"Host: {parts.netloc}", f"Content-Length: {len(body)}",
+                 "Connection: close", *(f"{name}: {value}" for name, value in headers.items())]
+        self.socket.sendall("".join(line + "\r\n" for line in lines).encode())
+        time.sleep(0.5)  # a worker has accepted it and waits for the rest
+
+    def finish(self) -> int:
+        """Send the rest; the answer's status."""
+        with self.socket:
+            self.socket.sendall(b"\r\n" + self.body)
+            return int(self.socket.makefile("rb").readline().split()[1])
 
 
 def prepare_database(database_url: str, password: str) -> None:

@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -20,7 +18,7 @@ from usetix.core import token_format
 from .conftest import PASSWORD
 from .dashboard_client import Dashboard
 from .databases import REDIS_URL, redis_client_or_skip, scratch_database
-from .servers import gunicorn, prepare_database
+from .servers import HeldRequest, gunicorn, prepare_database
 
 pytestmark = pytest.mark.gunicorn
 
@@ -113,24 +111,6 @@ def test_a_flood_of_1000_values_changes_nothing_and_stays_fast(server, kind):
     assert 'id="leak-notice"' not in admin.page("/admin/events")
 
 
-def _start_report(base: str) -> tuple[socket.socket, bytes]:
-    """Open a leak report and send its headers but the last line: a worker has taken it."""
-    parts = urlsplit(base)
-    body = json.dumps({"credentials": [token_format.generate()]}).encode()
-    held = socket.create_connection((parts.hostname, parts.port), timeout=10)
-    held.sendall(f"POST {URL} HTTP/1.1\r\nHost: {parts.netloc}\r\nContent-Type: application/json\r\n"
-                 f"Accept: application/json\r\nContent-Length: {len(body)}\r\nConnection: close\r\n".encode())
-    time.sleep(0.5)  # the worker has accepted it and waits for the rest
-    return held, body
-
-
-def _finish_report(started: tuple[socket.socket, bytes]) -> int:
-    held, body = started
-    with held:
-        held.sendall(b"\r\n" + body)
-        return int(held.makefile("rb").readline().split()[1])
-
-
 @pytest.fixture
 def redis_limits():
     """Redis for the limits, with no leak-report counter left from an earlier run. Skipped
@@ -162,9 +142,10 @@ def test_the_limit_per_address_is_shared_by_every_worker(tmp_path, redis_limits)
             # Six reports on two workers at least, whatever the accept race: a report whose
             # headers are still coming keeps one sync worker busy, so the next five go to the
             # others; then it is finished, and its own worker answers it.
-            held = _start_report(base)
+            held = HeldRequest(base, "POST", URL, {"Content-Type": "application/json", "Accept": "application/json"},
+                               json.dumps({"credentials": [token_format.generate()]}).encode())
             answers = [report([token_format.generate()]).status_code for _ in range(5)]
-            answers.append(_finish_report(held))
+            answers.append(held.finish())
             assert answers == [202] * 6
             refused = report([token])
             assert refused.status_code == 429

@@ -14,6 +14,7 @@ import secrets
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from urllib.parse import urlencode
 
 import pytest
 import requests
@@ -32,7 +33,7 @@ from usetix.ratelimit.storage import WorkerMemoryStorage
 
 from .conftest import PASSWORD, csrf_token_from, make_test_config
 from .databases import REDIS_URL, redis_client_or_skip, scratch_database
-from .servers import gunicorn, prepare_database
+from .servers import HeldRequest, gunicorn, prepare_database
 
 TIMEOUT = 10
 
@@ -204,6 +205,18 @@ def login_attempt(base: str, email: str, password: str, address: str) -> int:
     return response.status_code
 
 
+def held_login_attempt(base: str, email: str, password: str, address: str) -> HeldRequest:
+    """:func:`login_attempt`, its POST held by one worker until ``finish()``."""
+    http = requests.Session()
+    forwarded = {"X-Forwarded-For": address}
+    page = http.get(base + "/login", headers=forwarded, timeout=TIMEOUT)
+    body = urlencode({"email": email, "password": password, "csrf_token": csrf_token_from(page.text)})
+    cookies = "; ".join(f"{name}={value}" for name, value in http.cookies.items())
+    headers = {**forwarded, "Content-Type": "application/x-www-form-urlencoded",
+               **({"Cookie": cookies} if cookies else {})}
+    return HeldRequest(base, "POST", "/login", headers, body.encode())
+
+
 def redis_or_skip():
     client = redis_client_or_skip()
     return client
@@ -220,8 +233,8 @@ def database_url(tmp_path_factory):
 @pytest.mark.gunicorn
 @pytest.mark.parametrize("storage_kind", ["database", "redis"])
 def test_two_gunicorn_workers_share_the_login_throttle(database_url, tmp_path, storage_kind):
-    """Ten wrong passwords for one email, four at a time so that both workers answer: all
-    200; the eleventh is 429, whichever worker answers. Likewise for one address."""
+    """Ten wrong passwords for one email, on both workers: all 200; the eleventh is 429,
+    whichever worker answers. Likewise for one address."""
     settings = {"PROXY_FIX": "true"}
     redis = None
     if storage_kind == "redis":
@@ -235,9 +248,13 @@ def test_two_gunicorn_workers_share_the_login_throttle(database_url, tmp_path, s
     access = ["--access-logfile", "-", "--access-logformat", "pid=%(p)s %(m)s %(U)s %(s)s"]
     try:
         with gunicorn(database_url, workers=2, log_path=log, extra_args=access, **settings) as base:
+            # The first attempt is held by one worker while the other nine go to the other
+            # worker, four at a time, so that both answer whatever the race for connections.
+            held = held_login_attempt(base, email, "wrong", f"2001:db8:{run[:4]}::a")
             with ThreadPoolExecutor(4) as pool:
                 by_email = list(pool.map(
-                    lambda n: login_attempt(base, email, "wrong", f"2001:db8:{run[:4]}::{n + 10:x}"), range(10)))
+                    lambda n: login_attempt(base, email, "wrong", f"2001:db8:{run[:4]}::{n + 11:x}"), range(9)))
+                by_email.append(held.finish())
                 by_address = list(pool.map(lambda n: login_attempt(base, f"{n}-{email}", "wrong", address),
                                            range(10)))
             assert by_email == [200] * 10 and by_address == [200] * 10
