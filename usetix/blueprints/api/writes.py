@@ -91,6 +91,14 @@ def _attendee_row(connection: sa.Connection, account_id: int, event_id: int, att
     return connection.execute(ATTENDEE_BY_ID, _attendee_ids(account_id, event_id, attendee_id)).first()
 
 
+def _single_object(row: Any, to_json: Any) -> Response:
+    """A single-object GET's answer: 404, 304 when If-None-Match names its ETag, or the object."""
+    if row is None:
+        return not_found()
+    tag = _tag(row)
+    return not_modified(tag) or json_with_etag(to_json(row), tag)
+
+
 def _changed(row: Any, patch: dict[str, Any]) -> dict[str, Any]:
     return {name: value for name, value in patch.items() if row._mapping[name] != value}
 
@@ -115,11 +123,7 @@ def create_event(body: schemas.EventCreate) -> Response:
 @bp.get("/events/<int:event_id>")
 def event(event_id: int) -> Response:
     account_id, _ = token_ids()
-    row = _event_row(request_connection(), account_id, event_id)
-    if row is None:
-        return not_found()
-    tag = _tag(row)
-    return not_modified(tag) or json_with_etag(_event_json(row), tag)
+    return _single_object(_event_row(request_connection(), account_id, event_id), _event_json)
 
 
 @bp.patch("/events/<int:event_id>")
@@ -214,11 +218,7 @@ def create_attendee(event_id: int, body: schemas.AttendeeCreate) -> Response:
 @bp.get("/events/<int:event_id>/attendees/<int:attendee_id>")
 def attendee(event_id: int, attendee_id: int) -> Response:
     account_id, _ = token_ids()
-    row = _attendee_row(request_connection(), account_id, event_id, attendee_id)
-    if row is None:
-        return not_found()
-    tag = _tag(row)
-    return not_modified(tag) or json_with_etag(_attendee_json(row), tag)
+    return _single_object(_attendee_row(request_connection(), account_id, event_id, attendee_id), _attendee_json)
 
 
 @bp.patch("/events/<int:event_id>/attendees/<int:attendee_id>")
