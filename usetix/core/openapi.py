@@ -29,15 +29,15 @@ REF = "#/components/schemas/{model}"
 INPUT_MODELS = (s.EventCreate, s.EventPatch, s.AttendeeCreate, s.AttendeePatch, s.CheckIn, s.LeakReport)
 OUTPUT_MODELS = (s.EventEnvelope, s.AttendeeEnvelope, s.AccountEnvelope, s.EventPage, s.AttendeePage, s.Error,
                  s.LeakReportAccepted)
-# The depth past which a JSON body is refused as invalid_json (usetix/blueprints/api/writing.py).
+# How deep a JSON body may nest before the body parser refuses it as invalid_json.
 MAX_JSON_DEPTH = 32
 
 ACCEPT_RULE = (
     "**Send `Accept: application/json` on every request.** The API shares its URLs with the dashboard: "
     "a request without it (or whose `Accept` ranks `text/html` higher, or names only `*/*`) is answered "
-    "like the website, with a `302` redirect to `/login` that most HTTP libraries follow to a `200` HTML "
-    "page, and the token is not even read. A generated client must add the header to every request "
-    "(for instance as a default header of its HTTP client)."
+    "like the website: a `302` redirect to `/login` (which most HTTP libraries follow, to a `200` HTML "
+    "page) or an HTML error page, and the token is not even read. A generated client must add the header "
+    "to every request (for instance as a default header of its HTTP client)."
 )
 
 DESCRIPTION = (
