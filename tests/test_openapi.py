@@ -105,6 +105,8 @@ def test_every_operation_has_a_tag_a_description_and_examples(document):
         assert operation.get("tags") and set(operation["tags"]) <= defined_tags, name
         seen_tags |= set(operation["tags"])
         assert len(operation.get("description", "")) > len(operation["summary"]), name
+        for parameter in operation.get("parameters", []):
+            assert parameter.get("description"), (name, parameter["name"])
         for media in operation.get("requestBody", {}).get("content", {}).values():
             assert "example" in media, name
         for status, answer in operation["responses"].items():
@@ -116,14 +118,12 @@ def test_every_operation_has_a_tag_a_description_and_examples(document):
 
 def test_every_example_is_valid_for_its_schema(document):
     checked = 0
-    for name, operation in operations(document):
+    for _, operation in operations(document):
         bodies = [operation.get("requestBody", {})] + [resolve(document, a) for a in operation["responses"].values()]
         for body in bodies:
             for media in body.get("content", {}).values():
                 validator(document, media["schema"]).validate(media["example"])
                 checked += 1
-        for parameter in operation.get("parameters", []):
-            assert parameter.get("description"), (name, parameter["name"])
     for header in document["components"]["headers"].values():
         validator(document, header["schema"]).validate(header["example"])
     assert checked > 50
