@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Spectral, the OpenAPI linter of tests/test_openapi_lint.py (Node.js and npm; versions locked in tools/spectral).
+SPECTRAL := tools/spectral
+SPECTRAL_STAMP := $(SPECTRAL)/node_modules/.installed
 export FLASK_APP := usetix
 
 .PHONY: run test install bench lint clean
@@ -18,6 +21,11 @@ $(STAMP): setup.cfg pyproject.toml | $(BIN)/python
 
 install: $(STAMP)
 
+# Reinstall when the lock file changes; no install scripts (Spectral needs none).
+$(SPECTRAL_STAMP): $(SPECTRAL)/package.json $(SPECTRAL)/package-lock.json
+	npm ci --prefix $(SPECTRAL) --ignore-scripts --no-audit --no-fund --loglevel=error
+	touch $(SPECTRAL_STAMP)
+
 instance/config.py:
 	@mkdir -p instance
 	@# A per-machine secret key for the local server (instance/ is git-ignored).
@@ -29,7 +37,7 @@ run: $(STAMP) instance/config.py
 	@echo "Serving on http://127.0.0.1:5000 (Ctrl-C to stop)"
 	$(BIN)/flask run --host 127.0.0.1 --port 5000
 
-test: $(STAMP)
+test: $(STAMP) $(SPECTRAL_STAMP)
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest
 
@@ -41,4 +49,4 @@ lint: $(STAMP)
 	$(BIN)/ruff check usetix tests bench wsgi.py gunicorn.conf.py
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info
+	rm -rf $(VENV) $(SPECTRAL)/node_modules build dist *.egg-info

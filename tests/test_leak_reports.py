@@ -199,7 +199,7 @@ def test_the_openapi_document_describes_the_endpoint(client):
     spec = client.get("/admin/openapi.json").json
     operation = spec["paths"][URL]["post"]
     assert operation["security"] == []
-    assert set(operation["responses"]) == {"202", "400", "413", "422", "429"}
+    assert set(operation["responses"]) == {"202", "400", "413", "422", "429", "503"}
 
 
 # -- the notice -------------------------------------------------------------------------

@@ -8,7 +8,7 @@ Pure: no Flask, no database.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -110,7 +110,9 @@ class CheckIn(_Body):
 
 
 class _Out(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # What the API answers stays open (no additionalProperties: false): a later release may
+    # add a field, and a client generated from this document must still read the answer.
+    model_config = ConfigDict(extra="allow")
 
 
 class Event(_Out):
@@ -176,6 +178,44 @@ class ListMeta(_Out):
     total: int = Field(ge=0)
 
 
+Item = TypeVar("Item")
+
+
+class Envelope(_Out, Generic[Item]):
+    """An answer with one object: ``{"data": {...}}``."""
+
+    data: Item
+
+
+class Page(_Out, Generic[Item]):
+    """One page of a list: ``{"data": [...], "meta": {...}}``; the ``Link`` header has its neighbours."""
+
+    data: list[Item]
+    meta: ListMeta
+
+
+# The envelopes by name, so each is one shared component of the document (and one class of
+# a generated client), however many operations answer it.
+class EventEnvelope(Envelope[Event]):
+    """One event: ``{"data": {...}}``."""
+
+
+class AttendeeEnvelope(Envelope[Attendee]):
+    """One attendee: ``{"data": {...}}``."""
+
+
+class AccountEnvelope(Envelope[Account]):
+    """The token's account and the token: ``{"data": {...}}``."""
+
+
+class EventPage(Page[Event | Tombstone]):
+    """A page of events; with ``include_deleted=true``, tombstones among them."""
+
+
+class AttendeePage(Page[Attendee | Tombstone]):
+    """A page of an event's attendees; with ``include_deleted=true``, tombstones among them."""
+
+
 class FieldError(_Out):
     field: str = Field(description='The field, dotted for nested ones; "body" for the body as a whole.')
     code: str = Field(description="pydantic's error type, e.g. missing, extra_forbidden, string_too_long.")
@@ -183,8 +223,11 @@ class FieldError(_Out):
 
 
 class Error(_Out):
-    error: str
-    message: str
+    """Every error answer. Each response of the document lists the ``error`` codes it can
+    carry; the model keeps ``error`` a plain string, so a code added later still reads."""
+
+    error: str = Field(description="What went wrong, as a code: see each response for the codes it carries.")
+    message: str = Field(description="The same in a sentence, for a person.")
     parameter: str | None = Field(None, description="invalid_parameter: the query parameter.")
     errors: list[FieldError] | None = Field(None, description="invalid_body: every bad field.")
     checked_in_at: TimestampOut | None = Field(None, description="already_checked_in: when.")

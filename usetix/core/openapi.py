@@ -1,7 +1,19 @@
 """The OpenAPI 3.1 document of the JSON API, built from the pydantic models that validate.
 
-``build_document()`` is served at /admin/openapi.json; tests/test_openapi.py fails when
-its operations and the app's routes disagree. Pure: no Flask.
+``build_document()`` is served at /admin/openapi.json; tests/test_schema.py fails when
+its operations and the app's routes disagree, tests/test_openapi.py checks what a reader
+and a generated client need from it. Pure: no Flask.
+
+What the document promises, and why:
+
+- Request bodies are closed (``additionalProperties: false``: an unknown field is a 422);
+  answers are open, so a client generated today still reads what a later release adds.
+- Each error response lists, as an enum on ``error``, the codes that operation can answer
+  with that status (``OPERATION_ERRORS``); the shared ``Error`` schema keeps ``error`` a
+  plain string, so a generated client does not break on a code added later.
+- Every answer to an authenticated request carries the rate-limit headers and, for a token
+  that expires, ``Usetix-Token-Expiration``; every 401 carries the ``WWW-Authenticate``
+  challenge.
 """
 
 from __future__ import annotations
@@ -11,60 +23,249 @@ from typing import Any
 from pydantic.json_schema import models_json_schema
 
 from . import api_schemas as s
-from .list_query import MAX_PAGE, MAX_PER_PAGE
+from .list_query import DEFAULT_PER_PAGE, MAX_PAGE, MAX_PER_PAGE
 
 REF = "#/components/schemas/{model}"
 INPUT_MODELS = (s.EventCreate, s.EventPatch, s.AttendeeCreate, s.AttendeePatch, s.CheckIn, s.LeakReport)
-OUTPUT_MODELS = (s.Event, s.Attendee, s.Tombstone, s.Account, s.ListMeta, s.Error, s.FieldError,
+OUTPUT_MODELS = (s.EventEnvelope, s.AttendeeEnvelope, s.AccountEnvelope, s.EventPage, s.AttendeePage, s.Error,
                  s.LeakReportAccepted)
+# How deep a JSON body may nest before the body parser refuses it as invalid_json.
+MAX_JSON_DEPTH = 32
+
+ACCEPT_RULE = (
+    "**Send `Accept: application/json` on every request.** The API shares its URLs with the dashboard: "
+    "a request without it (or whose `Accept` ranks `text/html` higher, or names only `*/*`) is answered "
+    "like the website: a `302` redirect to `/login` (which most HTTP libraries follow, to a `200` HTML "
+    "page) or an HTML error page, and the token is not even read. A generated client must add the header "
+    "to every request (for instance as a default header of its HTTP client)."
+)
 
 DESCRIPTION = (
-    "Read and write your Usetix account's data with an account-scoped bearer token. Send "
-    "`Authorization: Bearer <token>` and `Accept: application/json` on every request. A Read token may "
-    "use GET and HEAD; a Read + Write token every operation here.\n\n"
+    f"{ACCEPT_RULE}\n\n"
+    "Read and write your Usetix account's data with an account-scoped bearer token: send "
+    "`Authorization: Bearer <token>`. A *Read* token may use GET and HEAD; a *Read + Write* token every "
+    "operation here. A missing, unknown, revoked or expired token is `401` with a `WWW-Authenticate: Bearer` "
+    "challenge (RFC 6750).\n\n"
+    "**Answers.** A single object is `{\"data\": {...}}`, a list `{\"data\": [...], \"meta\": {...}}`. "
+    "Answers may gain fields in later releases: ignore the ones you do not know. Every error is "
+    "`{\"error\": code, \"message\": sentence}`; each response below lists its codes.\n\n"
+    "**Paging.** Lists take `page` and `per_page`; the `Link` header (RFC 8288) names the `next` and `prev` "
+    "pages as relative references, to resolve against the URL you asked.\n\n"
     "**Retries.** POST, PATCH and DELETE take an `Idempotency-Key` header (1 to 255 visible ASCII "
     "characters, e.g. a UUID), kept 24 hours per token: a retry with the same key and the same request "
     "gets the first answer again, with `Idempotent-Replayed: true`, and changes nothing twice. The same "
     "key with another request is `422 idempotency_key_reused`; while the first is still running, `409` "
     "with `Retry-After`. `409`, `429` and `5xx` answers are not kept.\n\n"
-    "**Concurrent edits.** A single event or attendee carries a strong `ETag`; send it back in "
-    "`If-Match` with PATCH or DELETE, and a stale one is `412` (nothing changes). `If-None-Match` on "
-    "a GET gives `304` when nothing changed.\n\n"
+    "**Concurrent edits.** A single event or attendee carries a strong `ETag` (opaque: compare it, do not "
+    "parse it); send it back in `If-Match` with PATCH or DELETE, and a stale one is `412` (nothing "
+    "changes). `If-None-Match` on a GET gives `304` when nothing changed.\n\n"
     "**Sync.** Lists take `updated_since`; with `include_deleted=true` they also hold what was deleted "
     "since then, as `{\"id\", \"deleted\": true, \"deleted_at\"}`.\n\n"
+    "**Limits.** Every authenticated answer carries `RateLimit-Limit`, `RateLimit-Remaining` and "
+    "`RateLimit-Reset` (unless the server counts no limits); past the limit, `429` with `Retry-After`.\n\n"
     "**Expiry.** Every authenticated answer of a token that expires carries "
-    "`Usetix-Token-Expiration: <ISO 8601 UTC>`."
+    "`Usetix-Token-Expiration: <ISO 8601 UTC>`, so a script can warn its owner in time."
 )
 
+BEARER_DESCRIPTION = (
+    "An API token (`utx_...`) made by an admin in Settings → API Tokens, sent as "
+    "`Authorization: Bearer <token>`. Two tiers: *Read* (GET and HEAD only; any other method is `401` "
+    "with `insufficient_scope`) and *Read + Write* (every operation). The token carries its account: no "
+    f"account id goes in a URL.\n\n{ACCEPT_RULE}"
+)
+
+TAGS = [
+    {"name": "Account", "description": "The account the token belongs to, and the token itself."},
+    {"name": "Events", "description": "The account's events: list, read, create, change, delete."},
+    {"name": "Attendees", "description": "An event's attendees: list, read, add, change, delete."},
+    {"name": "Check-in", "description": "Checking an attendee in at the door, and undoing it."},
+    {"name": "Leak reports", "description": "Revoking leaked tokens: for anyone who finds one, no token needed."},
+]
+
+# -- errors ------------------------------------------------------------------------------
+
+# Every error code the API answers, with what it means. The codes themselves are set where
+# each answer is made (usetix/auth/refusals.py, usetix/blueprints/api/, usetix/web/responses.py);
+# tests/test_openapi.py fails when the code answers one that is not listed here.
+ERROR_CODES = {
+    "invalid_parameter": "a query parameter is not valid; `parameter` names it",
+    "invalid_json": f"the body is not valid JSON, or is nested deeper than {MAX_JSON_DEPTH} levels",
+    "invalid_idempotency_key": "`Idempotency-Key` is not 1 to 255 visible ASCII characters",
+    "invalid_request": "the body is not a JSON object",
+    "missing_token": "no `Authorization: Bearer` header (none, or another scheme)",
+    "malformed_token": "a broken `Authorization` header, or a value that is not a well-formed token",
+    "invalid_token": "no such token",
+    "revoked_token": "the token was revoked",
+    "expired_token": "the token has expired; the message says when",
+    "insufficient_scope": "a Read token, with a method other than GET or HEAD",
+    "not_found": "no such object in this account (the same answer whether it exists in another account or nowhere)",
+    "method_not_allowed": "the path does not take this method; `Allow` lists those it takes",
+    "edit_conflict": "the object changed while the request ran (without `If-Match`): retry it",
+    "idempotency_key_in_use": "a request with this `Idempotency-Key` is still running: retry after `Retry-After`",
+    "event_has_attendees": "an event with attendees cannot be deleted: cancel it instead",
+    "event_cancelled": "a cancelled event takes no new attendees",
+    "already_checked_in": "the attendee is already checked in; `checked_in_at` says when",
+    "not_checked_in": "the attendee is not checked in",
+    "precondition_failed": "`If-Match` names no current version of the object; nothing changed",
+    "request_entity_too_large": "the body is larger than the server accepts",
+    "unsupported_media_type": "the body is not labelled JSON (`Content-Type: application/json`)",
+    "invalid_body": "the body breaks the schema; `errors` names every bad field",
+    "idempotency_key_reused": "this `Idempotency-Key` was used with another request (method, path or body)",
+    "rate_limited": "too many requests; retry after `Retry-After` seconds",
+    "unavailable": "the service is briefly unable to take the request; retry after `Retry-After` seconds",
+}
+
+AUTH_READ = ("missing_token", "malformed_token", "invalid_token", "revoked_token", "expired_token")
+AUTH_WRITE = (*AUTH_READ, "insufficient_scope")
+_COMMON_READ = {401: AUTH_READ, 405: ("method_not_allowed",), 429: ("rate_limited",)}
+_COMMON_WRITE = {401: AUTH_WRITE, 405: ("method_not_allowed",), 413: ("request_entity_too_large",),
+                 429: ("rate_limited",)}
+_BODY = {400: ("invalid_json", "invalid_idempotency_key"), 415: ("unsupported_media_type",),
+         422: ("invalid_body", "idempotency_key_reused")}
+_NO_BODY = {400: ("invalid_idempotency_key",), 422: ("idempotency_key_reused",)}
+_IN_USE = "idempotency_key_in_use"
+
+# The error answers of each operation: status -> the codes it can carry.
+OPERATION_ERRORS: dict[str, dict[int, tuple[str, ...]]] = {
+    "getAccount": _COMMON_READ,
+    "listEvents": {400: ("invalid_parameter",), **_COMMON_READ},
+    "createEvent": {**_COMMON_WRITE, **_BODY, 409: (_IN_USE,)},
+    "getEvent": {404: ("not_found",), **_COMMON_READ},
+    "updateEvent": {**_COMMON_WRITE, **_BODY, 404: ("not_found",), 409: ("edit_conflict", _IN_USE),
+                    412: ("precondition_failed",)},
+    "deleteEvent": {**_COMMON_WRITE, **_NO_BODY, 404: ("not_found",),
+                    409: ("event_has_attendees", "edit_conflict", _IN_USE), 412: ("precondition_failed",)},
+    "listAttendees": {400: ("invalid_parameter",), 404: ("not_found",), **_COMMON_READ},
+    "createAttendee": {**_COMMON_WRITE, **_BODY, 404: ("not_found",), 409: ("event_cancelled", _IN_USE)},
+    "getAttendee": {404: ("not_found",), **_COMMON_READ},
+    "updateAttendee": {**_COMMON_WRITE, **_BODY, 404: ("not_found",), 409: ("edit_conflict", _IN_USE),
+                       412: ("precondition_failed",)},
+    "deleteAttendee": {**_COMMON_WRITE, **_NO_BODY, 404: ("not_found",), 409: ("edit_conflict", _IN_USE),
+                       412: ("precondition_failed",)},
+    "checkIn": {**_COMMON_WRITE, **_BODY, 404: ("not_found",), 409: ("already_checked_in", _IN_USE)},
+    "undoCheckIn": {**_COMMON_WRITE, **_NO_BODY, 404: ("not_found",), 409: ("not_checked_in", _IN_USE)},
+    "reportLeakedCredentials": {400: ("invalid_request",), 413: ("request_entity_too_large",),
+                                422: ("invalid_parameter",), 429: ("rate_limited",), 503: ("unavailable",)},
+}
+# What a status means, before its codes.
+STATUS_SUMMARIES = {
+    400: "Bad request.", 401: "No usable token.", 404: "Not found.", 405: "Method not allowed.",
+    409: "Conflict.", 412: "Precondition failed.", 413: "Body too large.", 415: "Unsupported media type.",
+    422: "Unprocessable body.", 429: "Too many requests.", 503: "Unavailable for a moment.",
+}
+# Examples of messages, for the document's examples (the code's own words where it has fixed ones).
+EXAMPLE_MESSAGES = {
+    "invalid_parameter": "page must be a whole number from 1.",
+    "invalid_json": "The body is not valid JSON: Invalid JSON: EOF while parsing an object at line 1 column 1.",
+    "invalid_request": 'Send a JSON object: {"credentials": ["utx_...", ...]}, at most 1000 values.',
+    "missing_token": "Missing token: send Authorization: Bearer <token>.",
+    "not_found": "No such resource in this account.",
+    "method_not_allowed": "The method is not allowed for the requested URL.",
+    "request_entity_too_large": "The request body is larger than the 1048576 bytes this server accepts.",
+    "precondition_failed": "If-Match does not name the current version (its ETag); nothing changed. "
+                           "GET it again and retry.",
+    "unsupported_media_type": "Send the body as JSON, with Content-Type: application/json.",
+    "rate_limited": "This token has made too many requests; retry later.",
+    "unavailable": "Leak reports are paused for a moment; retry shortly.",
+}
+
+# -- headers -----------------------------------------------------------------------------
+
+_DIGITS = {"type": "string", "pattern": "^[0-9]+$"}
+HEADERS = {
+    "RateLimit-Limit": {"description": "Requests allowed in the current window.", "schema": _DIGITS,
+                        "example": "600"},
+    "RateLimit-Remaining": {"description": "Requests left in the current window.", "schema": _DIGITS,
+                            "example": "599"},
+    "RateLimit-Reset": {"description": "Seconds until the window resets.", "schema": _DIGITS, "example": "42"},
+    "Usetix-Token-Expiration": {
+        "description": "When the token stops working (UTC); sent only for a token that expires.",
+        "schema": {"type": "string", "format": "date-time"}, "example": "2027-01-01T00:00:00Z"},
+    "Retry-After": {"description": "Seconds to wait before retrying.", "schema": _DIGITS, "example": "30"},
+    "WWW-Authenticate": {
+        "description": "The RFC 6750 challenge: `error=\"invalid_request\"` for a broken header, "
+                       "`\"invalid_token\"` for a token that is not valid, `\"insufficient_scope\"` for a Read "
+                       "token's write; none when no bearer token was sent.",
+        "required": True, "schema": {"type": "string"},
+        "example": 'Bearer realm="Usetix", error="invalid_token"'},
+    "ETag": {"description": "Strong entity tag of this version of the object; opaque (compare, do not parse).",
+             "schema": {"type": "string"}, "example": '"3.6618e26a674e3"'},
+    "Location": {"description": "The new object's URL: a relative reference (`/admin/events/42`), to resolve "
+                               "against the request's URL.",
+                 "schema": {"type": "string", "format": "uri-reference"}, "example": "/admin/events/42"},
+    "Link": {"description": "RFC 8288 links with `rel=\"prev\"` / `rel=\"next\"`; their targets are relative "
+                           "references (path and query), to resolve against the request's URL.",
+             "schema": {"type": "string"}, "example": '</admin/events?per_page=25&page=2>; rel="next"'},
+    "Idempotent-Replayed": {"description": "`true` on an answer replayed for an `Idempotency-Key`.",
+                            "schema": {"type": "string", "enum": ["true"]}, "example": "true"},
+    "Allow": {"description": "The methods the path takes.", "schema": {"type": "string"},
+              "example": "GET, HEAD, OPTIONS, PATCH, DELETE"},
+}
+# On every answer to an authenticated request: the ones the bearer hook adds.
+AUTHENTICATED = ("RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset", "Usetix-Token-Expiration")
+# Headers an error status carries besides those.
+ERROR_HEADERS = {401: ("WWW-Authenticate",), 405: ("Allow",), 409: ("Retry-After",), 429: ("Retry-After",),
+                 503: ("Retry-After",)}
+
+
+def _headers(*names: str) -> dict:
+    return {name: {"$ref": f"#/components/headers/{name}"} for name in names}
+
+
+# -- building blocks ---------------------------------------------------------------------
 
 def _ref(model: type) -> dict:
     return {"$ref": REF.format(model=model.__name__)}
 
 
-def _json(schema: dict) -> dict:
-    return {"application/json": {"schema": schema}}
+def _json(schema: dict, example: Any) -> dict:
+    return {"application/json": {"schema": schema, "example": example}}
 
 
-def _data(model: type) -> dict:
-    return {"type": "object", "properties": {"data": _ref(model)}, "required": ["data"],
-            "additionalProperties": False}
-
-
-def _list(*models: type) -> dict:
-    item = _ref(models[0]) if len(models) == 1 else {"anyOf": [_ref(m) for m in models]}
-    return {
-        "type": "object",
-        "properties": {"data": {"type": "array", "items": item}, "meta": _ref(s.ListMeta)},
-        "required": ["data", "meta"],
-        "additionalProperties": False,
-    }
-
-
-def _error(description: str, *headers: str) -> dict:
-    answer: dict[str, Any] = {"description": description, "content": _json(_ref(s.Error))}
-    if headers:
-        answer["headers"] = {name: {"schema": {"type": "string"}} for name in headers}
+def _error_answer(status: int, codes: tuple[str, ...], authenticated: bool) -> dict:
+    lines = "\n".join(f"- `{code}`: {ERROR_CODES[code]}" for code in codes)
+    # The shared Error schema, with this answer's codes: readers and validators see the enum,
+    # and generators that read the $ref keep one Error class.
+    schema = {"allOf": [{"$ref": REF.format(model="Error")}],
+              "properties": {"error": {"type": "string", "enum": list(codes)}}}
+    meaning = ERROR_CODES[codes[0]]
+    example = {"error": codes[0], "message": EXAMPLE_MESSAGES.get(codes[0], meaning[:1].upper() + meaning[1:] + ".")}
+    names = ERROR_HEADERS.get(status, ())
+    # A 401 and a 413 are answered before the token is known; any other answer of an
+    # authenticated operation comes after (a 429 carries the limit's headers itself).
+    if authenticated and status not in (401, 413):
+        names = (*AUTHENTICATED, *names)
+    elif status == 429:
+        names = ("RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset", *names)
+    answer = {"description": f"{STATUS_SUMMARIES[status]} `error` is one of:\n\n{lines}",
+              "content": _json(schema, example)}
+    if names:
+        answer["headers"] = _headers(*names)
     return answer
+
+
+EVENT = {"id": 42, "title": "Launch party", "starts_at": "2026-09-01T16:00:00Z", "ends_at": "2026-09-01T21:00:00Z",
+         "venue": "Rooftop", "status": "published", "created_at": "2026-05-04T09:12:30Z",
+         "updated_at": "2026-05-06T14:02:11Z"}
+ATTENDEE = {"id": 7, "event_id": 42, "name": "Ada Lovelace", "email": "ada@example.com", "ticket_type": "VIP",
+            "checked_in": False, "checked_in_at": None, "created_at": "2026-05-04T09:15:00Z",
+            "updated_at": "2026-05-04T09:15:00Z"}
+CHECKED_IN = {**ATTENDEE, "checked_in": True, "checked_in_at": "2026-09-01T16:42:10Z",
+              "updated_at": "2026-09-01T16:42:10Z"}
+TOMBSTONE = {"id": 41, "deleted": True, "deleted_at": "2026-05-05T10:00:00Z"}
+ACCOUNT = {"id": 1, "name": "Acme Events", "token": {"id": 3, "description": "Mailchimp sync", "tier": "read",
+                                                      "created_at": "2026-05-01T08:00:00Z",
+                                                      "expires_at": "2026-05-31T08:00:00Z"}}
+META = {"page": 1, "per_page": DEFAULT_PER_PAGE, "total": 2}
+REQUEST_EXAMPLES = {
+    "EventCreate": {"title": "Launch party", "starts_at": "2026-09-01T18:00:00+02:00",
+                    "ends_at": "2026-09-01T23:00:00+02:00", "venue": "Rooftop"},
+    "EventPatch": {"venue": "Annex"},
+    "AttendeeCreate": {"name": "Ada Lovelace", "email": "ada@example.com", "ticket_type": "VIP"},
+    "AttendeePatch": {"ticket_type": "General"},
+    "CheckIn": {"checked_in_at": "2026-09-01T18:42:10+02:00"},
+    "LeakReport": {"credentials": ["utx_" + "0" * 36]},
+}
 
 
 def _strip_null_defaults(node: Any) -> Any:
@@ -76,40 +277,8 @@ def _strip_null_defaults(node: Any) -> Any:
     return node
 
 
-RESPONSES = {
-    "Unauthorized": _error("Missing, malformed, unknown, revoked or expired token (an expired one: `error` is "
-                           "`expired_token`, the challenge's `error=\"invalid_token\"`, and the message says when), "
-                           "or a read token with a method other than GET/HEAD (`insufficient_scope`).",
-                           "WWW-Authenticate"),
-    "NotFound": _error("No such resource in this account (the same answer whether it exists in another "
-                       "account or nowhere)."),
-    "MethodNotAllowed": _error("The path does not take this method.", "Allow"),
-    "TooManyRequests": _error("Rate limit exceeded; retry after `Retry-After` seconds.", "Retry-After"),
-    "BadRequest": _error("Malformed JSON (`invalid_json`), a bad query parameter (`invalid_parameter`) or "
-                         "a bad `Idempotency-Key` (`invalid_idempotency_key`)."),
-    "Conflict": _error("The request conflicts with the object's state (`already_checked_in`, "
-                       "`not_checked_in`, `event_has_attendees`, `event_cancelled`, `edit_conflict`: it "
-                       "changed while the request ran, retry), or a request with the same "
-                       "`Idempotency-Key` is still running (`idempotency_key_in_use`, with `Retry-After`).",
-                       "Retry-After"),
-    "PreconditionFailed": _error("`If-Match` names no current version of the object; nothing changed."),
-    "PayloadTooLarge": _error("The body is larger than the server accepts."),
-    "UnsupportedMediaType": _error("The body is not JSON (send `Content-Type: application/json`)."),
-    "UnprocessableContent": _error("`invalid_body`: the body breaks the schema, and `errors` names every bad "
-                                   "field; or `idempotency_key_reused`: the key was used for another request."),
-}
-
-LINK_HEADER = {"Link": {"description": "RFC 8288 links with rel=\"prev\" / rel=\"next\"; their targets are "
-                                  "relative references (path and query), to resolve against the request's URL.",
-                        "schema": {"type": "string"}}}
-ETAG_HEADER = {"ETag": {"description": "Strong entity tag of this version of the object.",
-                        "schema": {"type": "string"}}}
-REPLAYED_HEADER = {"Idempotent-Replayed": {"description": "`true` on an answer replayed for an Idempotency-Key.",
-                                           "schema": {"type": "string", "enum": ["true"]}}}
-
-
-def _path_id(name: str, max_row_id: int) -> dict:
-    return {"name": name, "in": "path", "required": True,
+def _path_id(name: str, max_row_id: int, what: str) -> dict:
+    return {"name": name, "in": "path", "required": True, "description": f"The {what}'s id.",
             "schema": {"type": "integer", "minimum": 0, "maximum": max_row_id}}
 
 
@@ -125,8 +294,8 @@ IF_NONE_MATCH = _header("If-None-Match", "An `ETag` you hold; 304 when it is sti
 LIST_PARAMETERS = [
     {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE},
      "description": "Page number, from 1."},
-    {"name": "per_page", "in": "query",
-     "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PER_PAGE, "default": 25}},
+    {"name": "per_page", "in": "query", "description": "Items a page.",
+     "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PER_PAGE, "default": DEFAULT_PER_PAGE}},
     {"name": "updated_since", "in": "query", "schema": {"type": "string", "format": "date-time"},
      "description": "Only what changed at or after this time (ISO 8601; UTC if no offset)."},
     {"name": "include_deleted", "in": "query", "schema": {"type": "string", "enum": ["true", "false"]},
@@ -135,17 +304,11 @@ LIST_PARAMETERS = [
 ]
 
 
-def _common(*codes: str) -> dict:
-    names = {"400": "BadRequest", "401": "Unauthorized", "404": "NotFound", "405": "MethodNotAllowed",
-             "409": "Conflict", "412": "PreconditionFailed", "413": "PayloadTooLarge",
-             "415": "UnsupportedMediaType", "422": "UnprocessableContent", "429": "TooManyRequests"}
-    return {code: {"$ref": f"#/components/responses/{names[code]}"} for code in codes}
-
-
 def _body(model: type, *, required: bool = True, merge_patch: bool = False) -> dict:
-    content = _json(_ref(model))
+    example = REQUEST_EXAMPLES[model.__name__]
+    content = _json(_ref(model), example)
     if merge_patch:
-        content["application/merge-patch+json"] = {"schema": _ref(model)}
+        content["application/merge-patch+json"] = {"schema": _ref(model), "example": example}
     return {"required": required, "content": content}
 
 
@@ -177,113 +340,172 @@ LEAK_REPORT_DESCRIPTION = (
     "the same body, whatever was matched. Values that are not well-formed tokens (`utx_` and 36 base62 "
     "characters ending in the CRC32 checksum) are ignored. Limited per client address (60 an hour by default)."
 )
+WRITE_TIER = " Needs a Read + Write token."
+IDEMPOTENT = " Send an `Idempotency-Key` to make a retry safe."
+
+
+def _operation(operation_id: str, tag: str, summary: str, description: str, answers: dict, *,
+               parameters: list | None = None, body: dict | None = None, security: list | None = None) -> dict:
+    """One operation: its successful ``answers`` and the error answers of OPERATION_ERRORS."""
+    authenticated = security is None
+    responses = dict(answers)
+    for status, codes in sorted(OPERATION_ERRORS[operation_id].items()):
+        responses[str(status)] = _error_answer(status, codes, authenticated)
+    operation: dict[str, Any] = {"operationId": operation_id, "tags": [tag], "summary": summary,
+                                 "description": description}
+    if parameters:
+        operation["parameters"] = parameters
+    if body:
+        operation["requestBody"] = body
+    if security is not None:
+        operation["security"] = security
+    operation["responses"] = responses
+    return operation
+
+
+def _answer(description: str, schema: dict | None = None, example: Any = None, *, headers: tuple[str, ...] = (),
+            links: dict | None = None, authenticated: bool = True) -> dict:
+    names = (*AUTHENTICATED, *headers) if authenticated else headers
+    answer: dict[str, Any] = {"description": description}
+    if names:
+        answer["headers"] = _headers(*names)
+    if schema is not None:
+        answer["content"] = _json(schema, example)
+    if links:
+        answer["links"] = links
+    return answer
 
 
 def _paths(max_row_id: int) -> dict:
-    event_id = _path_id("event_id", max_row_id)
-    attendee_id = _path_id("attendee_id", max_row_id)
-    read = _common("401", "405", "429")
-    write = _common("400", "401", "404", "405", "409", "413", "415", "422", "429")
-
-    def ok(model: type, description: str = "OK", *, status_headers: dict | None = None,
-           links: dict | None = None) -> dict:
-        answer: dict[str, Any] = {"description": description, "content": _json(_data(model)),
-                                  "headers": {**(status_headers or {}), **REPLAYED_HEADER}}
-        if links:
-            answer["links"] = links
-        return answer
-
-    created_headers = {**ETAG_HEADER, "Location": {"schema": {"type": "string"}}}
-    no_content = {"description": "Done.", "headers": REPLAYED_HEADER}
+    event_id = _path_id("event_id", max_row_id, "event")
+    attendee_id = _path_id("attendee_id", max_row_id, "attendee")
+    not_modified = _answer("Not modified: `If-None-Match` names the current version.", headers=("ETag",))
+    written = ("ETag", "Idempotent-Replayed")
+    created = ("ETag", "Location", "Idempotent-Replayed")
+    done = _answer("Done.", headers=("Idempotent-Replayed",))
+    event = ({"data": EVENT}, EVENT_LINKS)
+    attendee = ({"data": ATTENDEE}, ATTENDEE_LINKS)
     return {
         "/admin/account": {
-            "get": {"operationId": "getAccount", "summary": "The token's account and the token itself",
-                    "responses": {"200": {"description": "OK", "content": _json(_data(s.Account))}, **read}},
+            "get": _operation(
+                "getAccount", "Account", "The token's account and the token itself",
+                "The account the token belongs to (id, name) and the token: its description, tier and "
+                "`expires_at` (null for a token that never expires). Any token may call it: a script can "
+                "check its token here first.",
+                {"200": _answer("The account and the token.", _ref(s.AccountEnvelope), {"data": ACCOUNT})}),
         },
         "/admin/events": {
-            "get": {"operationId": "listEvents", "summary": "The account's events, soonest first",
-                    "parameters": LIST_PARAMETERS,
-                    "responses": {"200": {"description": "OK", "content": _json(_list(s.Event, s.Tombstone)),
-                                          "headers": LINK_HEADER},
-                                  **_common("400"), **read}},
-            "post": {"operationId": "createEvent", "summary": "Create an event (a draft unless `status` says so)",
-                     "parameters": [IDEMPOTENCY_KEY], "requestBody": _body(s.EventCreate),
-                     "responses": {"201": ok(s.Event, "Created.", status_headers=created_headers, links=EVENT_LINKS),
-                                   **write}},
+            "get": _operation(
+                "listEvents", "Events", "The account's events, soonest first",
+                "One page of the account's events, soonest first (by `starts_at`, then id). Follow the "
+                "`Link` header's `rel=\"next\"` for the next page. For an incremental sync, ask with "
+                "`updated_since` (the time of your last sync) and `include_deleted=true`, and drop the ids "
+                "that come back as tombstones.",
+                {"200": _answer("A page of events.", _ref(s.EventPage),
+                                {"data": [EVENT, TOMBSTONE], "meta": META}, headers=("Link",))},
+                parameters=LIST_PARAMETERS),
+            "post": _operation(
+                "createEvent", "Events", "Create an event (a draft unless `status` says so)",
+                "Creates an event in the token's account: `title`, `starts_at`, `ends_at` and `venue` are "
+                "required, `status` is `draft` unless given. Timestamps need an offset; `ends_at` may not be "
+                "before `starts_at`." + WRITE_TIER + IDEMPOTENT,
+                {"201": _answer("Created.", _ref(s.EventEnvelope), event[0], headers=created, links=event[1])},
+                parameters=[IDEMPOTENCY_KEY], body=_body(s.EventCreate)),
         },
         "/admin/events/{event_id}": {
             "parameters": [event_id],
-            "get": {"operationId": "getEvent", "summary": "One event", "parameters": [IF_NONE_MATCH],
-                    "responses": {"200": {"description": "OK", "content": _json(_data(s.Event)),
-                                          "headers": ETAG_HEADER},
-                                  "304": {"description": "Not modified (If-None-Match)."},
-                                  **_common("404"), **read}},
-            "patch": {"operationId": "updateEvent",
-                      "summary": "Change an event's fields (a merge patch, RFC 7396); `status: cancelled` cancels it",
-                      "parameters": [IF_MATCH, IDEMPOTENCY_KEY], "requestBody": _body(s.EventPatch, merge_patch=True),
-                      "responses": {"200": ok(s.Event, status_headers=ETAG_HEADER, links=EVENT_LINKS),
-                                    **write, **_common("412")}},
-            "delete": {"operationId": "deleteEvent",
-                       "summary": "Delete an event without attendees (409 while it has some: cancel it instead)",
-                       "parameters": [IF_MATCH, IDEMPOTENCY_KEY],
-                       "responses": {"204": no_content, **write, **_common("412")}},
+            "get": _operation(
+                "getEvent", "Events", "One event",
+                "One event of the account, with its `ETag`. Send the `ETag` you hold in `If-None-Match` to "
+                "get `304` (no body) when it has not changed.",
+                {"200": _answer("The event.", _ref(s.EventEnvelope), event[0], headers=("ETag",)),
+                 "304": not_modified},
+                parameters=[IF_NONE_MATCH]),
+            "patch": _operation(
+                "updateEvent", "Events",
+                "Change an event's fields (a merge patch, RFC 7396); `status: cancelled` cancels it",
+                "Changes the fields given; none may be null. With `If-Match` (the `ETag` you read), a change "
+                "made meanwhile by someone else is `412` instead of lost. Cancel an event with attendees "
+                "instead of deleting it: `{\"status\": \"cancelled\"}`." + WRITE_TIER + IDEMPOTENT,
+                {"200": _answer("The changed event.", _ref(s.EventEnvelope), event[0], headers=written,
+                                links=event[1])},
+                parameters=[IF_MATCH, IDEMPOTENCY_KEY], body=_body(s.EventPatch, merge_patch=True)),
+            "delete": _operation(
+                "deleteEvent", "Events",
+                "Delete an event without attendees (409 while it has some: cancel it instead)",
+                "Deletes an event that has no attendees; lists asked with `include_deleted=true` show its "
+                "tombstone from then on. An event with attendees is `409 event_has_attendees`: cancel it "
+                "instead." + WRITE_TIER + IDEMPOTENT,
+                {"204": done}, parameters=[IF_MATCH, IDEMPOTENCY_KEY]),
         },
         "/admin/events/{event_id}/attendees": {
             "parameters": [event_id],
-            "get": {"operationId": "listAttendees", "summary": "The event's attendees",
-                    "parameters": LIST_PARAMETERS,
-                    "responses": {"200": {"description": "OK", "content": _json(_list(s.Attendee, s.Tombstone)),
-                                          "headers": LINK_HEADER},
-                                  **_common("400", "404"), **read}},
-            "post": {"operationId": "createAttendee", "summary": "Add an attendee to the event",
-                     "parameters": [IDEMPOTENCY_KEY], "requestBody": _body(s.AttendeeCreate),
-                     "responses": {"201": ok(s.Attendee, "Created.", status_headers=created_headers,
-                                             links=ATTENDEE_LINKS), **write}},
+            "get": _operation(
+                "listAttendees", "Attendees", "The event's attendees",
+                "One page of the event's attendees, by id; paged, filtered and synced like the events "
+                "(`Link`, `updated_since`, `include_deleted`).",
+                {"200": _answer("A page of attendees.", _ref(s.AttendeePage),
+                                {"data": [ATTENDEE, {**TOMBSTONE, "id": 6}], "meta": META}, headers=("Link",))},
+                parameters=LIST_PARAMETERS),
+            "post": _operation(
+                "createAttendee", "Attendees", "Add an attendee to the event",
+                "Adds an attendee (`name`, `email`, `ticket_type`) to the event; a cancelled event is `409 "
+                "event_cancelled`." + WRITE_TIER + IDEMPOTENT,
+                {"201": _answer("Created.", _ref(s.AttendeeEnvelope), attendee[0], headers=created,
+                                links=attendee[1])},
+                parameters=[IDEMPOTENCY_KEY], body=_body(s.AttendeeCreate)),
         },
         "/admin/events/{event_id}/attendees/{attendee_id}": {
             "parameters": [event_id, attendee_id],
-            "get": {"operationId": "getAttendee", "summary": "One attendee", "parameters": [IF_NONE_MATCH],
-                    "responses": {"200": {"description": "OK", "content": _json(_data(s.Attendee)),
-                                          "headers": ETAG_HEADER},
-                                  "304": {"description": "Not modified (If-None-Match)."},
-                                  **_common("404"), **read}},
-            "patch": {"operationId": "updateAttendee", "summary": "Change an attendee's fields (a merge patch)",
-                      "parameters": [IF_MATCH, IDEMPOTENCY_KEY],
-                      "requestBody": _body(s.AttendeePatch, merge_patch=True),
-                      "responses": {"200": ok(s.Attendee, status_headers=ETAG_HEADER, links=ATTENDEE_LINKS),
-                                    **write, **_common("412")}},
-            "delete": {"operationId": "deleteAttendee", "summary": "Delete an attendee",
-                       "parameters": [IF_MATCH, IDEMPOTENCY_KEY],
-                       "responses": {"204": no_content, **write, **_common("412")}},
+            "get": _operation(
+                "getAttendee", "Attendees", "One attendee",
+                "One attendee of the event, with its `ETag`; `If-None-Match` gives `304` when it has not "
+                "changed.",
+                {"200": _answer("The attendee.", _ref(s.AttendeeEnvelope), attendee[0], headers=("ETag",)),
+                 "304": not_modified},
+                parameters=[IF_NONE_MATCH]),
+            "patch": _operation(
+                "updateAttendee", "Attendees", "Change an attendee's fields (a merge patch)",
+                "Changes the fields given; none may be null. `If-Match` makes a concurrent change `412` "
+                "instead of lost." + WRITE_TIER + IDEMPOTENT,
+                {"200": _answer("The changed attendee.", _ref(s.AttendeeEnvelope), attendee[0], headers=written,
+                                links=attendee[1])},
+                parameters=[IF_MATCH, IDEMPOTENCY_KEY], body=_body(s.AttendeePatch, merge_patch=True)),
+            "delete": _operation(
+                "deleteAttendee", "Attendees", "Delete an attendee",
+                "Deletes the attendee; lists asked with `include_deleted=true` show its tombstone from then "
+                "on." + WRITE_TIER + IDEMPOTENT,
+                {"204": done}, parameters=[IF_MATCH, IDEMPOTENCY_KEY]),
         },
         "/admin/events/{event_id}/attendees/{attendee_id}/check_in": {
             "parameters": [event_id, attendee_id],
-            "post": {"operationId": "checkIn",
-                     "summary": "Check the attendee in, now or at the scan's `checked_in_at`; 409 if already",
-                     "parameters": [IDEMPOTENCY_KEY], "requestBody": _body(s.CheckIn, required=False),
-                     "responses": {"201": ok(s.Attendee, "Checked in.", status_headers=ETAG_HEADER,
-                                             links={"UndoCheckIn": ATTENDEE_LINKS["UndoCheckIn"],
-                                                    "GetAttendee": ATTENDEE_LINKS["GetAttendee"]}),
-                                   **write}},
-            "delete": {"operationId": "undoCheckIn", "summary": "Undo a check-in; 409 if not checked in",
-                       "parameters": [IDEMPOTENCY_KEY], "responses": {"204": no_content, **write}},
+            "post": _operation(
+                "checkIn", "Check-in", "Check the attendee in, now or at the scan's `checked_in_at`; 409 if already",
+                "Checks the attendee in: now with an empty body, or at the time an offline scanner saw the "
+                "ticket (`checked_in_at`). Of many scanners at once exactly one gets `201`; the others get "
+                "`409 already_checked_in` with the time." + WRITE_TIER + IDEMPOTENT,
+                {"201": _answer("Checked in.", _ref(s.AttendeeEnvelope), {"data": CHECKED_IN}, headers=written,
+                                links={"UndoCheckIn": ATTENDEE_LINKS["UndoCheckIn"],
+                                       "GetAttendee": ATTENDEE_LINKS["GetAttendee"]})},
+                parameters=[IDEMPOTENCY_KEY], body=_body(s.CheckIn, required=False)),
+            "delete": _operation(
+                "undoCheckIn", "Check-in", "Undo a check-in; 409 if not checked in",
+                "Undoes the attendee's check-in; an attendee who is not checked in is `409 "
+                "not_checked_in`." + WRITE_TIER + IDEMPOTENT,
+                {"204": done}, parameters=[IDEMPOTENCY_KEY]),
         },
         "/admin/credentials/revoke": {
-            "post": {
-                "operationId": "reportLeakedCredentials",
-                "summary": "Report leaked tokens: every live one among the values is revoked at once",
-                "description": LEAK_REPORT_DESCRIPTION,
-                "security": [],
-                "requestBody": _body(s.LeakReport),
-                "responses": {
-                    "202": {"description": "Accepted: the same answer whether or not any value was a live token.",
-                            "content": _json(_ref(s.LeakReportAccepted))},
-                    "400": _error("The body is not a JSON object."),
-                    "413": {"$ref": "#/components/responses/PayloadTooLarge"},
-                    "422": _error("`credentials` is not a list of 1 to 1,000 strings."),
-                    "429": {"$ref": "#/components/responses/TooManyRequests"},
-                },
-            },
+            "post": _operation(
+                "reportLeakedCredentials", "Leak reports",
+                "Report leaked tokens: every live one among the values is revoked at once",
+                LEAK_REPORT_DESCRIPTION,
+                {"202": _answer("Accepted: the same answer whether or not any value was a live token.",
+                                _ref(s.LeakReportAccepted),
+                                {"message": "Thank you. Every live Usetix token among these values is now "
+                                            "revoked, and its account's admins are told. This answer is the "
+                                            "same whether or not any value was a token."},
+                                authenticated=False)},
+                body=_body(s.LeakReport), security=[]),
         },
     }
 
@@ -296,14 +518,15 @@ def build_document(max_row_id: int) -> dict:
     )
     return _strip_null_defaults({
         "openapi": "3.1.0",
-        "info": {"title": "Usetix Admin API", "version": "1.1.0", "description": DESCRIPTION},
-        "servers": [{"url": "/"}],
+        "info": {"title": "Usetix Admin API", "version": "1.2.0", "description": DESCRIPTION},
+        "servers": [{"url": "/", "description": "The server that serves this document."}],
         "security": [{"bearerAuth": []}],
+        "tags": TAGS,
         "paths": _paths(max_row_id),
         "components": {
             "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer",
-                                               "description": "An API token from Settings → API Tokens (utx_...)."}},
+                                               "description": BEARER_DESCRIPTION}},
             "schemas": definitions["$defs"],
-            "responses": RESPONSES,
+            "headers": HEADERS,
         },
     })
