@@ -107,12 +107,12 @@ def register_middleware(app: Flask) -> None:
     # Innermost: it refuses unusable API credentials the way the bearer hook would, but
     # after the host check, and with the client address ProxyFix has restored.
     app.wsgi_app = CredentialGate(app, app.wsgi_app)
-    if app.config["TRUSTED_HOSTS"]:
-        # Inside ProxyFix, so it checks the host the client asked the proxy for; before
-        # Flask's own check of the same setting (see usetix/web/trusted_hosts.py).
-        app.wsgi_app = TrustedHostMiddleware(app.wsgi_app, app.config["TRUSTED_HOSTS"],
-                                             https_only=app.config["SESSION_COOKIE_SECURE"],
-                                             log=request_log.enabled(app))
+    # Always (a Host Werkzeug cannot bind is refused even with TRUSTED_HOSTS unset); inside
+    # ProxyFix, so it checks the host the client asked the proxy for; before Flask's own
+    # check of the same setting (see usetix/web/trusted_hosts.py).
+    app.wsgi_app = TrustedHostMiddleware(app, app.wsgi_app, app.config["TRUSTED_HOSTS"] or (),
+                                         https_only=app.config["SESSION_COOKIE_SECURE"],
+                                         log=request_log.enabled(app))
     if app.config["PROXY_FIX"]:
         hops = int(app.config["PROXY_FIX_HOPS"])
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)
