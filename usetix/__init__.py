@@ -18,7 +18,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from flask import Flask
-from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import config
 from .extensions import configure_sqlite, csrf, db, migrate
@@ -99,6 +98,7 @@ def register_commands(app: Flask) -> None:
 
 def register_middleware(app: Flask) -> None:
     from .web import request_log
+    from .web.client_address import behind_proxies
     from .web.credential_gate import CredentialGate
     from .web.security_headers import add_security_headers
     from .web.trusted_hosts import TrustedHostMiddleware
@@ -114,5 +114,6 @@ def register_middleware(app: Flask) -> None:
                                          https_only=app.config["SESSION_COOKIE_SECURE"],
                                          log=request_log.enabled(app))
     if app.config["PROXY_FIX"]:
-        hops = int(app.config["PROXY_FIX_HOPS"])
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)
+        # Outermost: every middleware and hook inside sees the client's (checked) address.
+        app.wsgi_app = behind_proxies(app, app.wsgi_app, int(app.config["PROXY_FIX_HOPS"]),
+                                      https_only=app.config["SESSION_COOKIE_SECURE"], log=request_log.enabled(app))

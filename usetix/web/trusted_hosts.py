@@ -23,16 +23,11 @@ from collections.abc import Iterable
 from functools import lru_cache
 
 from flask import Flask
-from werkzeug.exceptions import BadHost, BadRequest, SecurityError
+from werkzeug.exceptions import BadHost, SecurityError
 from werkzeug.routing import Map
 from werkzeug.wsgi import get_host
 
-from ..core.negotiation import prefers_json
-from . import request_log
-from .credential_gate import request_path
-from .errors import render_error_page
-from .responses import json_body
-from .security_headers import fixed_headers
+from .errors import refuse_before_flask
 
 HEALTH_CHECK_PATH = "/healthz"
 UNTRUSTED = "The Host header names a host this server does not serve."
@@ -84,16 +79,5 @@ class TrustedHostMiddleware:
         return self.wsgi_app(environ, start_response)
 
     def _refuse(self, environ, start_response, started: float, reason: str):
-        if prefers_json(environ.get("HTTP_ACCEPT")):
-            body, content_type = json_body({"error": "bad_request", "message": reason}), "application/json"
-        else:
-            page = render_error_page(self.app, BadRequest(reason), environ.get("SCRIPT_NAME", ""))
-            body, content_type = page.encode(), "text/html; charset=utf-8"
-        start_response("400 BAD REQUEST", [  # as Werkzeug's Response writes it
-            ("Content-Type", content_type), ("Content-Length", str(len(body))), ("Vary", "Accept"),
-            *fixed_headers(content_type.partition(";")[0], self.https_only),  # our headers, as on every answer
-        ])
-        if self.log:  # the one line of this request: gunicorn's access log is off by default
-            request_log.log_request(environ.get("REQUEST_METHOD", "GET"), request_path(environ), 400, started,
-                                    None, None)
-        return [body]
+        return refuse_before_flask(self.app, environ, start_response, reason, started=started,
+                                   https_only=self.https_only, log=self.log)
