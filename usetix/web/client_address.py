@@ -4,8 +4,8 @@
 ProxyFix copies the forwarded value into ``REMOTE_ADDR`` as it is, and everything reads
 that: the credential gate and the rate limits key on it, sessions are bound to it, audit
 records and token usage store it (in 64-character columns). A value that is not an IP
-address (a proxy chain longer than ``PROXY_FIX_HOPS`` says, so a client-written entry is
-taken; or a proxy that passes anything on) is refused with our 400 before anything reads
+address (``PROXY_FIX_HOPS`` counts more proxies than there are, so an entry the client
+wrote is taken; or a proxy that passes anything on) is refused with our 400 before anything reads
 it; a valid one is kept in its normal form (``ipaddress``: IPv6 compressed, at most 45
 characters). An address the proxy did not forward (the peer itself) is left alone.
 """
