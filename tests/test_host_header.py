@@ -102,3 +102,16 @@ def test_an_error_page_renders_when_flask_has_no_url_adapter(tmp_path, host, pat
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert response.headers["Content-Security-Policy"].startswith("default-src 'self'")
     assert b'href="/static/style.css"' in response.data and b'href="/admin/events"' in response.data
+
+
+def test_a_request_without_a_host_header_is_served(tmp_path):
+    """HTTP/1.0 has no Host: the server's own name stands in, whatever it is (a socket path)."""
+    from werkzeug.test import EnvironBuilder
+
+    app = create_app(make_test_config(tmp_path))
+    environ = EnvironBuilder(path="/login").get_environ()
+    del environ["HTTP_HOST"]
+    environ.update(SERVER_NAME="/run/usetix/gunicorn.sock", SERVER_PORT="80", SERVER_PROTOCOL="HTTP/1.0")
+    statuses = []
+    body = b"".join(app(environ, lambda status, headers, exc_info=None: statuses.append(status)))
+    assert statuses == ["200 OK"] and b"<form" in body

@@ -66,9 +66,10 @@ class TrustedHostMiddleware:
         host = environ.get("HTTP_HOST")
         if host is not None and not host.islower():
             environ = {**environ, "HTTP_HOST": host.lower()}
-        name = get_host(environ)  # "" for characters no host name has
-        if not name or not host_binds(name):
-            return self._refuse(environ, start_response, started, INVALID)
+        if host is not None:  # without one (HTTP/1.0), the server's own name stands in
+            name = get_host(environ)  # "" for characters no host name has
+            if not name or not host_binds(name):
+                return self._refuse(environ, start_response, started, INVALID)
         if self.hosts:
             try:
                 get_host(environ, self.hosts)
