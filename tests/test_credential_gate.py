@@ -15,6 +15,7 @@ from werkzeug.test import Client
 
 from usetix.core import token_format as tokens
 from usetix.web.credential_gate import CredentialGate, request_path
+from usetix.web.trusted_hosts import TrustedHostMiddleware
 
 from .conftest import bearer
 
@@ -62,8 +63,9 @@ FLASK_ANSWERS = {
 
 @pytest.fixture
 def gate(app) -> CredentialGate:
-    assert isinstance(app.wsgi_app, CredentialGate)  # nothing else wraps it in the test config
-    return app.wsgi_app
+    host_check = app.wsgi_app  # the only middleware around the gate in the test config
+    assert isinstance(host_check, TrustedHostMiddleware) and isinstance(host_check.wsgi_app, CredentialGate)
+    return host_check.wsgi_app
 
 
 @pytest.fixture

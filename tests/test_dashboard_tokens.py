@@ -3,6 +3,7 @@
 import re
 from datetime import UTC, datetime
 
+import pytest
 import sqlalchemy as sa
 from freezegun import freeze_time
 
@@ -210,6 +211,39 @@ def test_revoke_needs_csrf(app, client, logged_in):
     (row,) = token_rows(app)
     assert revoke(client, row.id, csrf=False).status_code == 400
     assert token_rows(app)[0].revoked_at is None
+
+
+@pytest.mark.parametrize("method", ["HEAD", "GET"])
+@pytest.mark.parametrize("csrf", [False, True])
+def test_only_post_revokes(app, client, logged_in, method, csrf):
+    """HEAD and GET never change state (and CSRFProtect does not check them): the form body
+    a POST would act on, CSRF token or not, only shows the confirmation page."""
+    create_token_via_form(client)
+    (row,) = token_rows(app)
+    data = {"confirm": "yes", **({"csrf_token": csrf_token_from(client.get(LIST).text)} if csrf else {})}
+    response = client.open(f"{LIST}/{row.id}/revoke", method=method, data=data)
+    assert response.status_code == 200
+    assert token_rows(app)[0].revoked_at is None
+    assert revoke(client, row.id).status_code == 302  # the same form, POSTed, does revoke
+    assert token_rows(app)[0].revoked_at is not None
+
+
+def test_the_pages_that_take_a_form_and_a_get_are_known(app):
+    """Every dashboard or login route that answers GET (and so HEAD) and also a form
+    POST: each has its HEAD-and-GET test (above, and test_a_head_with_credentials_logs_nobody_in)."""
+    both = {rule.endpoint for rule in app.url_map.iter_rules()
+            if rule.endpoint.startswith(("dashboard.", "login.")) and {"GET", "POST"} <= rule.methods}
+    assert both == {"dashboard.revoke_api_token", "login.login"}
+
+
+@pytest.mark.parametrize("method", ["HEAD", "GET"])
+def test_a_head_with_credentials_logs_nobody_in(app, client, orgs, method):
+    csrf = csrf_token_from(client.get("/login").text)
+    form = {"email": "admin@acme.example", "password": PASSWORD, "csrf_token": csrf}
+    assert client.open("/login", method=method, data=form).status_code == 200
+    assert client.get("/admin/events").status_code == 302  # still sent to the login form
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(ServerSession)) == 0
 
 
 def test_another_accounts_token_cannot_be_seen_or_revoked(app, client, auth, orgs):

@@ -22,7 +22,7 @@ from usetix import create_app
 from usetix.auth.token_service import issue_token
 from usetix.core import token_format
 from usetix.extensions import db
-from usetix.models import Admin
+from usetix.models import Admin, RateLimitCounter, ServerSession
 
 from .conftest import (
     PASSWORD,
@@ -131,19 +131,20 @@ def test_redis_down_logins_fail_closed_with_our_503_page(app_factory, down, capl
     assert "Location" not in response.headers
 
 
-def test_redis_down_healthz_says_degraded_not_down(app_factory, down):
+def test_redis_down_healthz_is_503_as_every_login_is(app_factory, down):
     app, _ = app_factory(RATELIMIT_STORAGE_URL=down)
     response = app.test_client().get("/healthz", headers={"Accept": "application/json"})
-    assert response.status_code == 200
-    assert response.json == {"status": "degraded",
-                             "checks": {"database": "ok", "rate_limit_storage": "unavailable"}}
+    assert response.status_code == 503
+    assert response.json == {"status": "unavailable", "checks": {
+        "database": "ok", "session_store": "ok", "rate_limit_storage": "unavailable"}}
 
 
 def test_session_redis_down_healthz_is_503(app_factory):
     app, _ = app_factory(SESSION_REDIS_URL=closed_redis_url())
     response = app.test_client().get("/healthz", headers={"Accept": "application/json"})
     assert response.status_code == 503
-    assert response.json == {"status": "unavailable", "checks": {"database": "ok", "session_store": "unavailable"}}
+    assert response.json == {"status": "unavailable", "checks": {
+        "database": "ok", "session_store": "unavailable", "rate_limit_storage": "ok"}}
 
 
 def test_healthz_reports_each_configured_redis_when_up(app_factory, redis_url):
@@ -154,10 +155,36 @@ def test_healthz_reports_each_configured_redis_when_up(app_factory, redis_url):
                                                         "rate_limit_storage": "ok"}}
 
 
+@pytest.mark.parametrize("table, check", [(ServerSession.__table__, "session_store"),
+                                          (RateLimitCounter.__table__, "rate_limit_storage")])
+def test_healthz_is_503_when_a_table_every_login_needs_is_gone(app, client, orgs, table, check):
+    """The database answers SELECT 1, but without the sessions table (or the login
+    throttle's) every login is a 503: so is /healthz, naming what failed."""
+    with app.app_context():
+        table.drop(db.engine)
+    try:
+        response = client.get("/healthz", headers={"Accept": "application/json"})
+        assert response.status_code == 503
+        assert response.json == {"status": "unavailable", "checks": {
+            "database": "ok", "session_store": "ok", "rate_limit_storage": "ok", check: "unavailable"}}
+        assert login(client).status_code == 503  # what /healthz said
+    finally:  # PostgreSQL runs share one schema
+        with app.app_context():
+            table.create(db.engine, checkfirst=True)
+    assert client.get("/healthz").status_code == 200
+
+
+def test_healthz_does_not_check_the_throttle_when_limits_are_off(app_factory):
+    app, _ = app_factory(RATELIMIT_ENABLED=False, RATELIMIT_STORAGE_URL=closed_redis_url())
+    response = app.test_client().get("/healthz", headers={"Accept": "application/json"})
+    assert response.status_code == 200
+    assert response.json == {"status": "ok", "checks": {"database": "ok", "session_store": "ok"}}
+
+
 @pytest.mark.gunicorn
 def test_redis_down_under_gunicorn(tmp_path):
     """Real gunicorn, two workers, the rate-limit storage at a closed port: the API serves,
-    refusals are 401, the login form is our 503 page, /healthz says degraded; no bare 500."""
+    refusals are 401, the login form is our 503 page, and so is /healthz; no bare 500."""
     with scratch_database(tmp_path, "faults") as url:
         _redis_down_under_gunicorn(tmp_path, url)
 
@@ -179,7 +206,7 @@ def _redis_down_under_gunicorn(tmp_path, url: str) -> None:
         assert paused.status_code == 503 and "Logging in is paused" in paused.text
         assert paused.headers["X-Content-Type-Options"] == "nosniff"
         health = requests.get(base + "/healthz", timeout=TIMEOUT)
-        assert health.status_code == 200 and health.json()["status"] == "degraded"
+        assert health.status_code == 503 and health.json()["checks"]["rate_limit_storage"] == "unavailable"
     text = log.read_text()
     assert "status=500" not in text and "Traceback" not in text
     # Each worker logs the outage once (two workers), not once per request.

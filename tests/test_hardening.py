@@ -45,6 +45,49 @@ def test_api_largest_row_id_is_an_ordinary_404(app, client, read_token):
     assert response.status_code == 404  # no such route
 
 
+TOO_BIG = "2147483648"  # one past the converter's max (PostgreSQL's INTEGER)
+MISSING = "2147483647"  # the largest id a path takes: no row has it here
+# Each path, the body its writes send, and its methods.
+ID_PATHS = {"/admin/events/{}": ({"venue": "Annex"}, {"GET", "HEAD", "PATCH", "DELETE"}),
+            "/admin/events/{}/attendees": ({"name": "Ada", "email": "ada@example.com", "ticket_type": "VIP"},
+                                           {"GET", "HEAD", "POST"}),
+            "/admin/events/{event}/attendees/{}": ({"ticket_type": "VIP"}, {"GET", "HEAD", "PATCH", "DELETE"}),
+            "/admin/events/{event}/attendees/{}/check_in": (None, {"POST", "DELETE"})}
+VARYING = {"date", "ratelimit-limit", "ratelimit-remaining", "ratelimit-reset", "ratelimit-policy"}
+
+
+def _answer(client, method: str, path: str, headers: dict, body) -> tuple[int, dict, bytes]:
+    response = client.open(path, method=method, headers=headers, json=body if method in {"PATCH", "POST", "PUT"}
+                           else None)
+    kept = {name.lower(): value for name, value in response.headers.items() if name.lower() not in VARYING}
+    return response.status_code, kept, response.data
+
+
+@pytest.mark.parametrize("who", ["nobody", "read", "write", "another account's write"])
+@pytest.mark.parametrize("method", ["GET", "HEAD", "PATCH", "DELETE", "POST", "PUT"])
+def test_an_id_past_the_converter_is_the_answer_of_a_missing_id(app, client, orgs, who, method):
+    """For every method, token tier and id position: what a missing id gets, status,
+    headers and body (never a 405 whose Allow contradicts the path's methods)."""
+    headers = {"Accept": "application/json"}
+    if who != "nobody":
+        org = orgs["globex" if who.startswith("another") else "acme"]
+        headers.update(bearer(issue(app, org, "read" if who == "read" else "write")))
+    event = orgs["acme"].event_ids[0]
+    for template, (body, methods) in ID_PATHS.items():
+        positions = [template.format(TOO_BIG, event=event)]
+        if "{event}" in template:  # the event's id too, beside an attendee id that exists
+            positions.append(template.replace("{event}", TOO_BIG).format(orgs["acme"].attendee_ids[0]))
+        for path in positions:
+            expected = _answer(client, method, path.replace(TOO_BIG, MISSING), headers, body)
+            answer = _answer(client, method, path, headers, body)
+            assert answer == expected, (method, path)
+            if who.startswith(("write", "another")):
+                if method in methods:
+                    assert answer[0] == 404, (method, path)
+                else:
+                    assert answer[0] == 405 and set(answer[1]["allow"].split(", ")) == methods | {"OPTIONS"}
+
+
 def test_api_ids_are_ascii_digits_only(client, read_token, orgs):
     event_id = orgs["acme"].event_ids[0]
     arabic_indic = "".join(chr(0x0660 + int(d)) for d in str(event_id))

@@ -127,13 +127,18 @@ def redis_limits():
     client.close()
 
 
-def test_the_limit_per_address_is_shared_by_every_worker(tmp_path, redis_limits):
+@pytest.mark.parametrize("storage", ["redis", "database"])
+def test_the_limit_per_address_is_shared_by_every_worker(tmp_path, request, storage):
+    """With Redis, and without (the default: the database's rate_limit_counters)."""
+    if storage == "redis":
+        request.getfixturevalue("redis_limits")
+    settings = {"RATELIMIT_STORAGE_URL": REDIS_URL} if storage == "redis" else {}
     with scratch_database(tmp_path, "leaklimit") as url:
         prepare_database(url, PASSWORD)
         log = tmp_path / "gunicorn.log"
         with gunicorn(url, workers=WORKERS, log_path=log,
                       extra_args=["--access-logfile", "-", "--access-logformat", ACCESS_LOG_FORMAT],
-                      RATELIMIT_STORAGE_URL=REDIS_URL, LEAK_REPORT_RATE_LIMIT="6 per hour") as base:
+                      LEAK_REPORT_RATE_LIMIT="6 per hour", **settings) as base:
             token = Dashboard(base).create_token("Reported too late")
 
             def report(values):

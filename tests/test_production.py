@@ -188,7 +188,8 @@ def test_healthz_is_200_when_the_database_answers(client):
     for accept in ("application/json", "text/html"):
         response = client.get("/healthz", headers={"Accept": accept})
         assert response.status_code == 200
-        assert response.json == {"status": "ok", "checks": {"database": "ok"}}
+        assert response.json == {"status": "ok", "checks": {"database": "ok", "session_store": "ok",
+                                                            "rate_limit_storage": "ok"}}
         assert "Set-Cookie" not in response.headers
 
 
@@ -204,7 +205,8 @@ def test_healthz_is_503_when_the_database_cannot_be_reached(tmp_path, kind, capl
     with caplog.at_level(logging.ERROR, logger=app.logger.name):
         response = app.test_client().get("/healthz", headers={"Accept": "application/json"})
     assert response.status_code == 503
-    assert response.json == {"status": "unavailable", "checks": {"database": "unavailable"}}
+    assert response.json == {"status": "unavailable", "checks": {
+        "database": "unavailable", "session_store": "unavailable", "rate_limit_storage": "unavailable"}}
     assert "health check: database unavailable" in caplog.text
 
 
@@ -214,6 +216,9 @@ def test_healthz_recovers_when_the_database_comes_back(tmp_path):
     client = app.test_client()
     assert client.get("/healthz").status_code == 503
     directory.mkdir()
+    assert client.get("/healthz").status_code == 503  # a database without the tables a login needs
+    with app.app_context():
+        db.create_all()
     assert client.get("/healthz").status_code == 200
     with app.app_context():
         db.engine.dispose()
@@ -356,6 +361,8 @@ def test_request_log_goes_to_stderr_outside_pytest(tmp_path):
     script = (
         "from usetix import create_app\n"
         f"app = create_app({{'TESTING': True, 'DATABASE_URL': 'sqlite:///{tmp_path / 'x.sqlite3'}'}})\n"
+        "from usetix.extensions import db\n"
+        "with app.app_context(): db.create_all()\n"  # /healthz reads the sessions table
         "app.test_client().get('/healthz?probe=1')\n"
         "app.logger.error('an error')\n"  # app.logger now has Flask's stderr handler
         "app.test_client().get('/healthz?probe=2')\n"

@@ -523,6 +523,8 @@ def test_a_failing_session_store_answers_our_503_page_under_gunicorn(tmp_path, f
             http = requests.Session()
             assert http.get(base + "/login", timeout=10).status_code == 200  # an anonymous visit needs no store
             answers["login"] = log_in_over_http(http, base)
+            health = requests.get(base + "/healthz", timeout=10)  # says what every login meets
+            assert health.status_code == 503 and health.json()["checks"]["session_store"] == "unavailable"
             for what, answer in answers.items():
                 assert answer.status_code == 503, (what, answer.status_code, answer.text)
                 assert "503 Service Unavailable" in answer.text and "session store" in answer.text, what

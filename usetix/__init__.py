@@ -18,7 +18,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from flask import Flask
-from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import config
 from .extensions import configure_sqlite, csrf, db, migrate
@@ -99,6 +98,7 @@ def register_commands(app: Flask) -> None:
 
 def register_middleware(app: Flask) -> None:
     from .web import request_log
+    from .web.client_address import behind_proxies
     from .web.credential_gate import CredentialGate
     from .web.security_headers import add_security_headers
     from .web.trusted_hosts import TrustedHostMiddleware
@@ -107,12 +107,13 @@ def register_middleware(app: Flask) -> None:
     # Innermost: it refuses unusable API credentials the way the bearer hook would, but
     # after the host check, and with the client address ProxyFix has restored.
     app.wsgi_app = CredentialGate(app, app.wsgi_app)
-    if app.config["TRUSTED_HOSTS"]:
-        # Inside ProxyFix, so it checks the host the client asked the proxy for; before
-        # Flask's own check of the same setting (see usetix/web/trusted_hosts.py).
-        app.wsgi_app = TrustedHostMiddleware(app.wsgi_app, app.config["TRUSTED_HOSTS"],
-                                             https_only=app.config["SESSION_COOKIE_SECURE"],
-                                             log=request_log.enabled(app))
+    # Always (a Host Werkzeug cannot bind is refused even with TRUSTED_HOSTS unset); inside
+    # ProxyFix, so it checks the host the client asked the proxy for; before Flask's own
+    # check of the same setting (see usetix/web/trusted_hosts.py).
+    app.wsgi_app = TrustedHostMiddleware(app, app.wsgi_app, app.config["TRUSTED_HOSTS"] or (),
+                                         https_only=app.config["SESSION_COOKIE_SECURE"],
+                                         log=request_log.enabled(app))
     if app.config["PROXY_FIX"]:
-        hops = int(app.config["PROXY_FIX_HOPS"])
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)
+        # Outermost: every middleware and hook inside sees the client's (checked) address.
+        app.wsgi_app = behind_proxies(app, app.wsgi_app, int(app.config["PROXY_FIX_HOPS"]),
+                                      https_only=app.config["SESSION_COOKIE_SECURE"], log=request_log.enabled(app))

@@ -108,6 +108,7 @@ class SessionStore(Protocol):
     def update(self, key: str, data: str, expires_at: datetime, now: datetime) -> bool: ...
     def delete(self, key: str) -> None: ...
     def purge(self, now: datetime, batch_size: int) -> int: ...
+    def check(self) -> bool: ...
 
 
 @contextmanager
@@ -149,6 +150,15 @@ class DatabaseSessionStore:
     def delete(self, key: str) -> None:
         with _failures_as_unavailable(sa.exc.SQLAlchemyError), db.engine.begin() as conn:
             conn.execute(sa.delete(self.table).where(self.table.c.key == key))
+
+    def check(self) -> bool:
+        """Whether the table answers a read (for /healthz: every login needs it)."""
+        try:
+            with db.engine.connect() as conn:
+                conn.execute(sa.select(self.table.c.key).where(self.table.c.key == "").limit(1)).first()
+        except sa.exc.SQLAlchemyError:
+            return False
+        return True
 
     def purge(self, now: datetime, batch_size: int) -> int:
         """Delete expired rows, ``batch_size`` per transaction, so no lock is held long."""
@@ -196,6 +206,12 @@ class RedisSessionStore:
 
     def purge(self, now: datetime, batch_size: int) -> int:
         return 0
+
+    def check(self) -> bool:
+        try:
+            return bool(self.redis.ping())
+        except self.errors:
+            return False
 
 
 def _ttl_ms(expires_at: datetime, now: datetime) -> int:

@@ -205,12 +205,10 @@ class RateLimits:
         except StorageError as exc:  # the places stay taken until their window ends
             self._shared.failed(exc, "a login's place in the throttle could not be given back")
 
-    def external_storage_answers(self) -> bool | None:
-        """Whether the storage outside the app (Redis) answers; None when the limits use
-        none (the workers' memory and the app's database)."""
-        if isinstance(self.storage, (*PER_WORKER_STORAGES, database_storage.DatabaseStorage)):
-            return None
-        return bool(self.storage.check())
+    def shared_storage_answers(self) -> bool | None:
+        """Whether the storage of the limits that must hold (the login throttle: Redis, or
+        the app's database table) answers; None when limits are off."""
+        return bool(self.shared_storage.check()) if self.enabled else None
 
 
 class LoginAttempt:

@@ -31,14 +31,29 @@ SHARED_BLUEPRINTS = frozenset({"", "meta"})
 class RowIdConverter(IntegerConverter):
     """``<int:...>`` in every route: a row id fits a signed 32-bit column (PostgreSQL's
     INTEGER, the id columns' type; SQLite's are wider), so a larger number in the path is
-    a 404 rather than an overflow in the database. ASCII digits only (``\\d`` would
-    also take other scripts' digits)."""
+    never sent to the database. ASCII digits only (``\\d`` would also take other scripts'
+    digits).
+
+    A number past ``max`` still matches the route, as :data:`NO_ROW`, an id no row has: the
+    view answers the same 404 as for any missing id, whatever the method. (Refusing it in
+    the converter made Werkzeug try the path's other rules and answer 405 with an ``Allow``
+    naming only the methods it had tried: PATCH told to use GET, DELETE to use PATCH.)
+    """
 
     regex = "[0-9]+"
 
     def __init__(self, map: Map, fixed_digits: int = 0, min: int | None = None, max: int | None = 2**31 - 1,
                  signed: bool = False) -> None:
         super().__init__(map, fixed_digits, min, max, signed)
+
+    def to_python(self, value: str) -> int:
+        # Never converted past the maximum's length (int() of thousands of digits is slow, then refused).
+        if self.max is not None and (len(value.lstrip("0")) > len(str(self.max)) or int(value) > self.max):
+            return NO_ROW
+        return super().to_python(value)
+
+
+NO_ROW = 0  # ids start at 1 on both databases; a path's 0 is the same 404
 
 
 class UsetixRequest(Request):

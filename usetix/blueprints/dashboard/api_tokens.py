@@ -152,7 +152,7 @@ def revoke_api_token(token_id: int):
     token = get_for_account(ApiToken, current_user.account_id, token_id)
     if token is None:
         abort(404)
-    if request.method == "GET" or request.form.get("confirm") != "yes":
+    if request.method != "POST" or request.form.get("confirm") != "yes":  # HEAD and GET never revoke
         return render_template("dashboard/api_token_revoke.html", token=token, now=utcnow())
     if revoke_token(token, current_user.email, current_user.id, request.remote_addr):
         flash(f"Token “{token.description}” was revoked. Requests using it now get 401.", "success")
