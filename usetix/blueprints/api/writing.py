@@ -20,6 +20,7 @@ from flask import Response, g, request
 from pydantic import BaseModel, ValidationError
 
 from ...core.api_schemas import field_errors
+from ...core.json_nesting import TOO_DEEP, nests_too_deep
 from ...database import idempotency
 from ...database.connection import request_connection
 from ...models import ApiToken, AuditEvent, UTCDateTime, utcnow
@@ -60,6 +61,8 @@ def parse_body(model: type[BaseModel], *, optional: bool = False, merge_patch: b
     if request.mimetype not in allowed:
         return error_response(415, "unsupported_media_type",
                               f"Send the body as JSON, with Content-Type: {' or '.join(allowed)}.")
+    if nests_too_deep(raw):
+        return error_response(400, "invalid_json", TOO_DEEP)
     try:
         return model.model_validate_json(raw)
     except ValidationError as exc:
