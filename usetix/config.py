@@ -20,6 +20,9 @@ def defaults(instance_path: str) -> dict:
         "DATABASE_URL": "sqlite:///" + os.path.join(instance_path, "usetix.sqlite3"),
         # A SQLite database's PRAGMA synchronous (usetix/extensions.py): NORMAL, FULL or EXTRA.
         "SQLITE_SYNCHRONOUS": "NORMAL",
+        # How long a SQLite statement waits for another connection's lock before it fails
+        # (PRAGMA busy_timeout); a write that still finds the lock answers 503.
+        "SQLITE_BUSY_TIMEOUT_MS": 10000,
         "SESSION_IDLE_HOURS": 8,
         # However active, a login ends after this long (7 days).
         "SESSION_ABSOLUTE_HOURS": 168,
