@@ -342,7 +342,8 @@ login_text = st.text(max_size=300) | long_text.map(lambda text: text[:5000])
 @example(email="admin@acme.example\x00", password="x")
 @example(email="a" * 255, password="x")
 @example(email="admin@acme.example", password="\x00")
-@pytest.mark.app_config(LOGIN_RATE_LIMIT="1000000 per minute")
+@pytest.mark.app_config(LOGIN_RATE_LIMIT="1000000 per minute", LOGIN_ADDRESS_RATE_LIMIT="1000000 per minute",
+                        LOGIN_EMAIL_RATE_LIMIT="1000000 per minute")
 def test_login_form_answers_any_text_without_a_server_error(app, orgs, email, password):
     client = app.test_client()
     page = client.get("/login")

@@ -17,7 +17,9 @@ from .conftest import NONCE_FIELD, PASSWORD, bearer, csrf_token_from
 
 # The fuzzed logins fail, many times from one address: lift the login throttle (its own
 # tests are in test_throttling.py and test_shared_limits.py).
-pytestmark = pytest.mark.app_config(LOGIN_RATE_LIMIT="1000000 per minute")
+pytestmark = pytest.mark.app_config(LOGIN_RATE_LIMIT="1000000 per minute",
+                                    LOGIN_ADDRESS_RATE_LIMIT="1000000 per minute",
+                                    LOGIN_EMAIL_RATE_LIMIT="1000000 per minute")
 
 THROUGH_APP = settings(max_examples=80, deadline=None,
                        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,

@@ -50,7 +50,8 @@ def test_a_public_view_needs_no_token_from_the_gate_or_the_hook(app, client, org
 
 
 @pytest.mark.app_config(RATELIMIT_ENABLED=False, API_RATE_LIMIT="2 per minute", API_FAILED_AUTH_LIMIT="2 per minute",
-                        LOGIN_RATE_LIMIT="2 per 15 minutes")
+                        LOGIN_RATE_LIMIT="2 per 15 minutes", LOGIN_ADDRESS_RATE_LIMIT="2 per 15 minutes",
+                        LOGIN_EMAIL_RATE_LIMIT="2 per 15 minutes")
 def test_ratelimit_enabled_false_switches_every_limit_off(app, client, orgs, read_token):
     for _ in range(5):
         response = client.get("/admin/events", headers=bearer(read_token))

@@ -77,10 +77,11 @@ def test_our_counting_is_fixed_window_rate_limiters_own(uri):
     """usetix.ratelimit counts on the storage's interface, not through FixedWindowRateLimiter:
     on the same storage, limits' own limiter must see exactly our counts (a change of limits'
     keys or window algorithm fails here)."""
-    from usetix.ratelimit import RateLimits
+    from usetix.ratelimit import RateLimits, email_key
 
     with freeze_time("2026-06-01 09:00:00"):
         limits = RateLimits({"RATELIMIT_ENABLED": True, "RATELIMIT_STORAGE_URI": uri, "LOGIN_RATE_LIMIT": "3/minute",
+                             "LOGIN_ADDRESS_RATE_LIMIT": "5/minute", "LOGIN_EMAIL_RATE_LIMIT": "7/minute",
                              "API_RATE_LIMIT": "3 per minute", "API_FAILED_AUTH_LIMIT": "3 per minute",
                              "LEAK_REPORT_RATE_LIMIT": "3 per minute"})
         reference = FixedWindowRateLimiter(limits.storage)
@@ -94,7 +95,12 @@ def test_our_counting_is_fixed_window_rate_limiters_own(uri):
         assert not limits.hit(limits.api, "api-token", "7").allowed
         assert not reference.test(limits.api, "api-token", "7")
         # A login attempt that is given back leaves limits' count where it was.
+        windows = ((limits.login, ("login-pair", email_key("someone@example.com"), "192.0.2.1"), 3),
+                   (limits.login_address, ("login-address", "192.0.2.1"), 5),
+                   (limits.login_email, ("login-email", email_key("someone@example.com")), 7))
         attempt = limits.reserve_login_attempt("Someone@Example.com ", "192.0.2.1")
-        assert reference.get_window_stats(limits.login, "login-address", "192.0.2.1").remaining == 2
+        for item, key, amount in windows:
+            assert reference.get_window_stats(item, *key).remaining == amount - 1
         attempt.release()
-        assert reference.get_window_stats(limits.login, "login-address", "192.0.2.1").remaining == 3
+        for item, key, amount in windows:
+            assert reference.get_window_stats(item, *key).remaining == amount

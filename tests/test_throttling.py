@@ -5,6 +5,7 @@ or not the email exists."""
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from datetime import UTC, datetime
 
@@ -52,24 +53,52 @@ def assert_login_throttled(response) -> None:
     assert "Set-Cookie" not in response.headers or "usetix_session=;" not in response.headers["Set-Cookie"]
 
 
-# --- Login throttling -------------------------------------------------------------------------
+# --- Login throttling ---------------------------------------------------------------------------
 
-def test_ten_failures_for_one_email_throttle_that_email_from_anywhere(app, orgs):
-    fail_logins(app, 10, "admin@acme.example")
-    # Even the right password, from an address that never failed.
-    assert_login_throttled(login_from(app.test_client(), "203.0.113.7", "admin@acme.example", PASSWORD))
-
-
-def test_the_email_limit_ignores_case_and_spaces(app, orgs):
-    fail_logins(app, 10, " Admin@ACME.example ")
-    assert_login_throttled(login_from(app.test_client(), "203.0.113.7", "admin@acme.example", PASSWORD))
-
-
-def test_ten_failures_from_one_address_throttle_that_address(app, orgs):
-    for n in range(10):
-        response = login_from(app.test_client(), "192.0.2.10", f"nobody{n}@example.com", "wrong password")
-        assert response.status_code == 200
+def test_failures_from_one_address_never_refuse_the_right_password_from_another(app, orgs):
+    # The lockout of issue 19: anyone who knew the email could lock its admin out.
+    fail_logins(app, 10, "admin@acme.example", address="192.0.2.10")
     assert_login_throttled(login_from(app.test_client(), "192.0.2.10", "admin@acme.example", PASSWORD))
+    response = login_from(app.test_client(), "203.0.113.7", "admin@acme.example", PASSWORD)
+    assert response.status_code == 302
+    assert response.headers["Location"].endswith("/admin/events")
+
+
+def test_ten_failures_for_one_email_from_one_address_throttle_that_pair(app, orgs):
+    fail_logins(app, 10, "admin@acme.example", address="192.0.2.10")
+    # Even the right password, from that address, for that email.
+    assert_login_throttled(login_from(app.test_client(), "192.0.2.10", "admin@acme.example", PASSWORD))
+    assert_login_throttled(login_from(app.test_client(), "192.0.2.10", "admin@acme.example", "wrong password"))
+    # Another email from that address is still tried (a colleague behind the same NAT).
+    assert login_from(app.test_client(), "192.0.2.10", "admin@globex.example", PASSWORD).status_code == 302
+
+
+def test_the_pair_limit_ignores_case_and_spaces(app, orgs):
+    fail_logins(app, 10, " Admin@ACME.example ", address="192.0.2.10")
+    assert_login_throttled(login_from(app.test_client(), "192.0.2.10", "admin@acme.example", PASSWORD))
+
+
+def test_spraying_many_emails_from_one_address_is_throttled(app, orgs):
+    limit = int(app.config["LOGIN_ADDRESS_RATE_LIMIT"].split()[0])
+    for n in range(limit):
+        response = login_from(app.test_client(), "192.0.2.10", f"nobody{n}@example.com", "wrong password")
+        assert response.status_code == 200, f"attempt {n + 1} got {response.status_code}"
+    assert_login_throttled(login_from(app.test_client(), "192.0.2.10", "nobody-else@example.com", "password"))
+    assert_login_throttled(login_from(app.test_client(), "192.0.2.10", "admin@acme.example", PASSWORD))
+    # The admin, elsewhere, is not affected.
+    assert login_from(app.test_client(), "192.0.2.11", "admin@acme.example", PASSWORD).status_code == 302
+
+
+def test_one_email_from_many_addresses_is_throttled_only_at_the_loose_bound(app, orgs):
+    limit = int(app.config["LOGIN_EMAIL_RATE_LIMIT"].split()[0])
+    assert limit >= 10 * int(app.config["LOGIN_RATE_LIMIT"].split()[0])  # locking out takes >= 10 addresses
+    fail_logins(app, limit - 1, "admin@acme.example")  # each from an address of its own
+    # Below the bound, the right password from a fresh address still logs in (and gives its place back).
+    assert login_from(app.test_client(), "203.0.113.1", "admin@acme.example", PASSWORD).status_code == 302
+    fail_logins(app, 1, "admin@acme.example", address="203.0.113.2")
+    assert_login_throttled(login_from(app.test_client(), "203.0.113.3", "admin@acme.example", PASSWORD))
+    # Other emails from those addresses are not affected.
+    assert login_from(app.test_client(), "198.51.100.1", "admin@globex.example", PASSWORD).status_code == 302
 
 
 def test_nine_failures_do_not_throttle(app, orgs):
@@ -78,9 +107,10 @@ def test_nine_failures_do_not_throttle(app, orgs):
 
 
 def test_other_peoples_failures_do_not_block_a_login(app, orgs):
-    # Globex's email throttled, and one address throttled: Acme's admin elsewhere logs in.
-    fail_logins(app, 10, "admin@globex.example")
-    fail_logins(app, 10, "someone@else.example", address="192.0.2.66")
+    # Globex's email throttled from one address, and one address throttled: Acme's admin elsewhere logs in.
+    fail_logins(app, 10, "admin@globex.example", address="192.0.2.1")
+    for n in range(int(app.config["LOGIN_ADDRESS_RATE_LIMIT"].split()[0])):
+        login_from(app.test_client(), "192.0.2.66", f"someone{n}@else.example", "wrong password")
     assert_login_throttled(login_from(app.test_client(), "192.0.2.1", "admin@globex.example", "whatever"))
     assert_login_throttled(login_from(app.test_client(), "192.0.2.66", "x@y.example", "whatever"))
     response = login_from(app.test_client(), "192.0.2.99", "admin@acme.example", PASSWORD)
@@ -113,10 +143,74 @@ def test_the_throttle_lifts_after_fifteen_minutes(app, orgs):
         assert login_from(app.test_client(), "192.0.2.10", "admin@acme.example", PASSWORD).status_code == 302
 
 
-@pytest.mark.app_config(LOGIN_RATE_LIMIT="3 per 15 minutes")
-def test_the_login_limit_is_configurable(app, orgs):
-    fail_logins(app, 3, "admin@acme.example")
+# --- The admin is told ----------------------------------------------------------------------------
+
+def throttle_notice(page) -> str | None:
+    match = re.search(r'<section class="notice throttle-notice".*?</section>', page.text, re.S)
+    return " ".join(match.group(0).split()) if match else None
+
+
+def test_the_admin_is_told_on_the_dashboard_until_dismissed(app, orgs):
+    fail_logins(app, 10, "admin@acme.example", address="192.0.2.10")
+    with app.app_context():
+        assert db.session.get(Admin, orgs["acme"].admin_id).throttled_logins == 0  # failures alone: no notice
+    before = datetime.now(UTC).replace(microsecond=0)
+    for _ in range(2):
+        assert_login_throttled(login_from(app.test_client(), "192.0.2.10", "admin@acme.example", "guess"))
+    # Told later, on another client, whichever worker it reaches: the count is on the admin's row.
+    with app.app_context():
+        admin = db.session.get(Admin, orgs["acme"].admin_id)
+        assert admin.throttled_logins == 2
+        at = admin.last_throttled_login_at
+        assert before <= at <= datetime.now(UTC)
+    client = app.test_client()
+    here = {"REMOTE_ADDR": "203.0.113.7"}
+    assert login_from(client, "203.0.113.7", "admin@acme.example", PASSWORD).status_code == 302
+    page = client.get("/admin/settings/api_tokens", environ_base=here)
+    notice = throttle_notice(page)
+    assert notice is not None
+    assert "2 logins for admin@acme.example were refused" in notice
+    assert at.strftime("%Y-%m-%d %H:%M UTC") in notice
+    assert throttle_notice(client.get("/admin/events", environ_base=here)) is not None  # on every page
+    # Globex's admin was not throttled: no notice.
+    other = app.test_client()
+    assert login_from(other, "203.0.113.8", "admin@globex.example", PASSWORD).status_code == 302
+    assert throttle_notice(other.get("/admin/events", environ_base={"REMOTE_ADDR": "203.0.113.8"})) is None
+    # Dismissed (CSRF-protected), back to the page it was on, and gone from every page.
+    assert client.post("/admin/notices/throttled_logins/dismiss", environ_base=here,
+                       data={"next": "/admin/settings/api_tokens"}).status_code == 400
+    dismissed = client.post("/admin/notices/throttled_logins/dismiss", environ_base=here,
+                            data={"csrf_token": csrf_token_from(page.text), "next": "/admin/settings/api_tokens"})
+    assert dismissed.status_code == 302 and dismissed.headers["Location"].endswith("/admin/settings/api_tokens")
+    assert throttle_notice(client.get("/admin/events", environ_base=here)) is None
+    # A new refusal brings it back.
+    assert_login_throttled(login_from(app.test_client(), "192.0.2.10", "admin@acme.example", "guess"))
+    assert "1 login for admin@acme.example was refused" in throttle_notice(
+        client.get("/admin/events", environ_base=here))
+
+
+def test_the_loose_email_bound_tells_the_admin_and_spraying_alone_does_not(app, orgs):
+    limit = int(app.config["LOGIN_ADDRESS_RATE_LIMIT"].split()[0])
+    for n in range(limit):  # one address, many emails (one of them the admin's)
+        login_from(app.test_client(), "192.0.2.10", "admin@acme.example" if n == 0 else f"n{n}@example.com", "x")
+    assert_login_throttled(login_from(app.test_client(), "192.0.2.10", "admin@acme.example", PASSWORD))
+    with app.app_context():
+        assert db.session.get(Admin, orgs["acme"].admin_id).throttled_logins == 0  # the address was throttled
+    fail_logins(app, int(app.config["LOGIN_EMAIL_RATE_LIMIT"].split()[0]) - 1, "admin@acme.example")
+    assert_login_throttled(login_from(app.test_client(), "203.0.113.9", "admin@acme.example", PASSWORD))
+    with app.app_context():
+        assert db.session.get(Admin, orgs["acme"].admin_id).throttled_logins == 1
+
+
+@pytest.mark.app_config(LOGIN_RATE_LIMIT="3 per 15 minutes", LOGIN_ADDRESS_RATE_LIMIT="5 per 15 minutes",
+                        LOGIN_EMAIL_RATE_LIMIT="7 per 15 minutes")
+def test_the_login_limits_are_configurable(app, orgs):
+    fail_logins(app, 3, "admin@acme.example", address="192.0.2.1")
     assert_login_throttled(login_from(app.test_client(), "192.0.2.1", "admin@acme.example", PASSWORD))
+    fail_logins(app, 2, "other@acme.example", address="192.0.2.1")
+    assert_login_throttled(login_from(app.test_client(), "192.0.2.1", "admin@globex.example", PASSWORD))
+    fail_logins(app, 4, "admin@acme.example")
+    assert_login_throttled(login_from(app.test_client(), "203.0.113.1", "admin@acme.example", PASSWORD))
 
 
 # --- Unknown emails cost a password hash too --------------------------------------------------
@@ -193,6 +287,8 @@ def assert_api_throttled(response, limit: int) -> None:
 def test_default_api_limits(app):
     assert app.config["API_RATE_LIMIT"] == "600 per minute"
     assert app.config["LOGIN_RATE_LIMIT"] == "10 per 15 minutes"
+    assert app.config["LOGIN_ADDRESS_RATE_LIMIT"] == "30 per 15 minutes"
+    assert app.config["LOGIN_EMAIL_RATE_LIMIT"] == "100 per 15 minutes"
 
 
 @pytest.mark.app_config(API_RATE_LIMIT="3 per minute")
@@ -291,11 +387,13 @@ def test_login_failures_are_counted_in_redis_and_outlive_the_app(redis_app):
     make, run = redis_app
     app = make()
     assert app.config["RATELIMIT_STORAGE_URI"] == REDIS_URL
-    for n in range(10):
-        assert login_from(app.test_client(), run.address(n), run.email, "wrong password").status_code == 200
+    for _ in range(10):
+        assert login_from(app.test_client(), run.address(0), run.email, "wrong password").status_code == 200
     assert any(email_key(run.email) in key.decode() for _, key in run.stored_keys()), "no counter in Redis"
     # A new app (another worker, or this one restarted) sees the same counters.
-    assert_login_throttled(login_from(make().test_client(), run.address(99), run.email, "wrong password"))
+    assert_login_throttled(login_from(make().test_client(), run.address(0), run.email, "wrong password"))
+    # From another address the email is still tried.
+    assert login_from(make().test_client(), run.address(99), run.email, "wrong password").status_code == 200
 
 
 @needs_redis

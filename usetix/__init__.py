@@ -54,7 +54,7 @@ def register_extensions(app: Flask) -> None:
 
     db.init_app(app)
     with app.app_context():
-        configure_sqlite(db.engine, app.config["SQLITE_SYNCHRONOUS"])
+        configure_sqlite(db.engine, app.config["SQLITE_SYNCHRONOUS"], app.config["SQLITE_BUSY_TIMEOUT_MS"])
     migrate.init_app(app, db, directory=str(Path(__file__).parent / "migrations"))
     csrf.init_app(app)  # on every request: a form on any blueprint is protected unless exempted
     admins.init_app(app)
@@ -85,9 +85,10 @@ def register_blueprints(app: Flask) -> None:
 
 
 def register_errorhandlers(app: Flask) -> None:
-    from .web import errors
+    from .web import database_busy, errors
 
     errors.register_errorhandlers(app)
+    database_busy.register_errorhandler(app)
 
 
 def register_commands(app: Flask) -> None:

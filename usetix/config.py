@@ -20,6 +20,9 @@ def defaults(instance_path: str) -> dict:
         "DATABASE_URL": "sqlite:///" + os.path.join(instance_path, "usetix.sqlite3"),
         # A SQLite database's PRAGMA synchronous (usetix/extensions.py): NORMAL, FULL or EXTRA.
         "SQLITE_SYNCHRONOUS": "NORMAL",
+        # How long a SQLite statement waits for another connection's lock before it fails
+        # (PRAGMA busy_timeout); a write that still finds the lock answers 503.
+        "SQLITE_BUSY_TIMEOUT_MS": 10000,
         "SESSION_IDLE_HOURS": 8,
         # However active, a login ends after this long (7 days).
         "SESSION_ABSOLUTE_HOURS": 168,
@@ -33,7 +36,12 @@ def defaults(instance_path: str) -> dict:
         "EVENTS_PER_PAGE": 25,
         "API_RATE_LIMIT": "600 per minute",
         "API_FAILED_AUTH_LIMIT": "60 per minute",
+        # Failed logins (usetix/ratelimit; SECURITY.md, "Abuse limits", says why these numbers):
+        # one email from one address; one address across emails (spraying); one email from
+        # every address, loose, so that locking an admin out takes many addresses.
         "LOGIN_RATE_LIMIT": "10 per 15 minutes",
+        "LOGIN_ADDRESS_RATE_LIMIT": "30 per 15 minutes",
+        "LOGIN_EMAIL_RATE_LIMIT": "100 per 15 minutes",
         # Unauthenticated leak reports (POST /admin/credentials/revoke) per client address.
         "LEAK_REPORT_RATE_LIMIT": "60 per hour",
         # Per-worker counters without limits' expiry thread (usetix/ratelimit/storage.py);

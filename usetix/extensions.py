@@ -31,7 +31,7 @@ migrate = Migrate()
 SQLITE_SYNCHRONOUS_LEVELS = ("NORMAL", "FULL", "EXTRA")
 
 
-def configure_sqlite(engine: Engine, synchronous: str) -> None:
+def configure_sqlite(engine: Engine, synchronous: str, busy_timeout_ms: int = 10000) -> None:
     """Set up each new connection of ``engine`` when it is SQLite's.
 
     WAL lets readers run beside one writer; the busy timeout waits instead of failing with
@@ -52,6 +52,7 @@ def configure_sqlite(engine: Engine, synchronous: str) -> None:
     @event.listens_for(engine, "connect")
     def set_pragmas(dbapi_connection, connection_record):
         cursor = dbapi_connection.cursor()
-        for pragma in ("journal_mode=WAL", "busy_timeout=10000", "foreign_keys=ON", f"synchronous={synchronous}"):
+        for pragma in ("journal_mode=WAL", f"busy_timeout={int(busy_timeout_ms)}", "foreign_keys=ON",
+                       f"synchronous={synchronous}"):
             cursor.execute(f"PRAGMA {pragma}")
         cursor.close()

@@ -58,6 +58,10 @@ class Admin(UserMixin, db.Model):
     # Leak reports on the account's tokens after this moment show as a dashboard notice
     # until this admin dismisses them (None: since the admin was created).
     leak_notices_dismissed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Logins for this email the throttle refused since the admin last dismissed their notice,
+    # and the last one (usetix/auth/throttle_notices.py).
+    throttled_logins: Mapped[int] = mapped_column(default=0, server_default="0")
+    last_throttled_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     account: Mapped[Account] = relationship()
 

@@ -14,6 +14,7 @@ from wtforms.validators import DataRequired, Length
 from ..auth.admins import log_in, log_out
 from ..auth.passwords import check_admin_password
 from ..auth.sessions import check_session
+from ..auth.throttle_notices import note_throttled_login
 from ..ratelimit import LimitsUnavailable, rate_limits
 from ..web.form_validators import NoControlCharacters
 from ..web.forms import TextForm
@@ -63,6 +64,8 @@ def login():
         except LimitsUnavailable:  # fails closed (and was logged): no password is tried uncounted
             raise ServiceUnavailable(PAUSED, retry_after=PAUSED_RETRY_SECONDS) from None
         if attempt.refused is not None:
+            if attempt.email_throttled:  # the admin is told on the dashboard
+                note_throttled_login(form.email.data)
             raise LoginThrottled(attempt.refused)
         admin = check_admin_password(form.email.data, form.password.data)
         if admin is not None:

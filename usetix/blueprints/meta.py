@@ -13,6 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ..auth.policy import public
 from ..auth.token_service import MAX_LEAK_REPORT_VALUES, revoke_leaked
+from ..core.json_nesting import TOO_DEEP, nests_too_deep
 from ..core.openapi import build_document
 from ..extensions import csrf, db
 from ..ratelimit import LimitsUnavailable, address_key, rate_limits
@@ -96,7 +97,13 @@ def report_leaked_credentials() -> Response:
     if verdict is not None and not verdict.allowed:
         return error_response(429, "rate_limited", "Too many leak reports from this address; retry later.",
                               verdict.headers)
-    body = request.get_json(force=True, silent=True)  # scanners do not always label their JSON
+    raw = request.get_data(cache=True)  # read whatever the label: scanners do not always say JSON
+    if nests_too_deep(raw):
+        return error_response(400, "invalid_json", TOO_DEEP)
+    try:  # UTF-8 only (RFC 8259), which is what the depth scan reads
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        body = None
     if not isinstance(body, dict):
         return error_response(400, "invalid_request", LEAK_REPORT_USAGE)
     values = body.get("credentials")

@@ -24,10 +24,10 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from .printable_text import PRINTABLE_PATTERN, REFUSAL, refused_character
+
 EVENT_STATUSES = ("draft", "published", "cancelled")
 EventStatus = Literal["draft", "published", "cancelled"]
-# Printable text: no control characters (a newline in a title breaks every CSV export).
-_PRINTABLE = r"^[^\x00-\x1f\x7f]+$"
 
 
 def _utc(value: datetime) -> datetime:
@@ -37,8 +37,19 @@ def _utc(value: datetime) -> datetime:
         raise PydanticCustomError("datetime_out_of_range", "Timestamp is out of range once in UTC.") from None
 
 
+def _printable(value: str) -> str:
+    # The dashboard's forms apply the same rule (usetix/core/printable_text.py).
+    found = refused_character(value)
+    if found is not None:
+        raise PydanticCustomError("refused_character", "Text cannot hold {character}: {rule}.",
+                                  {"character": f"U+{ord(found):04X}", "rule": REFUSAL})
+    return value
+
+
 def _text(max_length: int) -> Any:
-    return Annotated[str, Field(min_length=1, max_length=max_length, pattern=_PRINTABLE)]
+    # The pattern only states the rule in the OpenAPI document; _printable enforces it.
+    return Annotated[str, Field(min_length=1, max_length=max_length, json_schema_extra={"pattern": PRINTABLE_PATTERN}),
+                     AfterValidator(_printable)]
 
 
 # A timestamp with an explicit offset ("Z" or "+02:00"); a naive one is refused.

@@ -2,7 +2,10 @@
 
 Four limits, each a fixed window (``FixedWindowRateLimiter``'s algorithm, below):
 
-- failed logins, per email and per client address (``LOGIN_RATE_LIMIT``);
+- failed logins: per email and client address together (``LOGIN_RATE_LIMIT``), per client
+  address across emails (``LOGIN_ADDRESS_RATE_LIMIT``: spraying), and per email from every
+  address at a much looser bound (``LOGIN_EMAIL_RATE_LIMIT``), so that failures from one
+  address never refuse the right password from another;
 - API requests, per token (``API_RATE_LIMIT``);
 - failed API authentications, per client address (``API_FAILED_AUTH_LIMIT``);
 - leak reports (``POST /admin/credentials/revoke``), per client address (``LEAK_REPORT_RATE_LIMIT``).
@@ -129,6 +132,8 @@ class RateLimits:
             self._shared = self._counter
         self.shared_storage: Storage = self._shared.storage
         self.login = parse(config["LOGIN_RATE_LIMIT"])
+        self.login_address = parse(config["LOGIN_ADDRESS_RATE_LIMIT"])
+        self.login_email = parse(config["LOGIN_EMAIL_RATE_LIMIT"])
         self.api = parse(config["API_RATE_LIMIT"])
         self.failed_auth = parse(config["API_FAILED_AUTH_LIMIT"])
         self.leak_report = parse(config["LEAK_REPORT_RATE_LIMIT"])
@@ -169,23 +174,27 @@ class RateLimits:
             raise LimitsUnavailable() from exc
 
     def reserve_login_attempt(self, email: str, address: str | None) -> LoginAttempt:
-        """Count a login attempt for this email and address before its password is
-        checked, so that concurrent attempts on any worker or host cannot exceed the
-        limit; a successful or refused attempt gives its place back
-        (:meth:`LoginAttempt.release`). Raises :class:`LimitsUnavailable` when the
-        shared storage is down: no password is checked uncounted."""
+        """Count a login attempt in its three windows (this email from this address, this
+        address, this email) before its password is checked, so that concurrent attempts
+        on any worker or host cannot exceed a limit; a successful or refused attempt gives
+        its places back (:meth:`LoginAttempt.release`). Raises :class:`LimitsUnavailable`
+        when the shared storage is down: no password is checked uncounted."""
         if not self.enabled:
             return LoginAttempt(self, (), None)
         storage = self._shared_storage()
-        item = self.login
+        email_part, address_part = email_key(email), address_key(address)
+        windows = ((self.login, ("login-pair", email_part, address_part), True),
+                   (self.login_address, ("login-address", address_part), False),
+                   (self.login_email, ("login-email", email_part), True))
         counted = []
         try:
-            for key in (("login-email", email_key(email)), ("login-address", address_key(address))):
+            for item, key, for_email in windows:
                 name, expiry = _window(item, *key)
                 count = storage.incr(name, expiry)
                 counted.append((name, expiry))
                 if count > item.amount:
-                    attempt = LoginAttempt(self, tuple(counted), _headers(storage, item, name, count, False))
+                    attempt = LoginAttempt(self, tuple(counted), _headers(storage, item, name, count, False),
+                                           email_throttled=for_email)
                     attempt.release()
                     return attempt
         except StorageError as exc:
@@ -214,12 +223,16 @@ class RateLimits:
 class LoginAttempt:
     """A login attempt's places in the failed-login windows: kept if the password was
     wrong, given back otherwise. ``refused`` holds the 429's headers when a window was
-    already full (its place is given back at once)."""
+    already full (its places are given back at once); ``email_throttled`` says that the
+    full window was one of the email's (with this address, or from everywhere), not the
+    address's alone."""
 
-    def __init__(self, limits: RateLimits, counted: tuple[tuple[str, int], ...], refused: dict[str, str] | None):
+    def __init__(self, limits: RateLimits, counted: tuple[tuple[str, int], ...], refused: dict[str, str] | None,
+                 email_throttled: bool = False):
         self._limits = limits
         self._counted = counted
         self.refused = refused
+        self.email_throttled = email_throttled
 
     def release(self) -> None:
         """Give the counted places back: only failed logins count against the limit."""

@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-import re
-
 from wtforms.validators import ValidationError
 
-# C0 controls (NUL included: PostgreSQL refuses it in text), DEL and C1 controls.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+from ..core.printable_text import refused_character
 
 
 class NoControlCharacters:
-    """Refuse text holding control characters: no name, email or description needs one,
-    and a NUL would fail in the database rather than in the form."""
+    """Refuse text the API's text fields refuse too (usetix/core/printable_text.py):
+    control characters, line separators and bidirectional overrides. No name, email or
+    description needs one, and a NUL would fail in the database rather than in the form."""
 
-    def __init__(self, message: str = "This field cannot contain control characters."):
+    def __init__(self, message: str = "This field cannot contain control characters, line separators or "
+                                      "bidirectional overrides."):
         self.message = message
 
     def __call__(self, form, field) -> None:
-        if isinstance(field.data, str) and _CONTROL.search(field.data):
+        if isinstance(field.data, str) and refused_character(field.data) is not None:
             raise ValidationError(self.message)

@@ -11,17 +11,20 @@ the key's stored answer in one transaction. Views never commit.
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Response, g, request
+from flask import Response, after_this_request, g, request
 from pydantic import BaseModel, ValidationError
 
 from ...core.api_schemas import field_errors
+from ...core.json_nesting import TOO_DEEP, nests_too_deep
 from ...database import idempotency
 from ...database.connection import request_connection
+from ...database.locks import lock_timed_out
 from ...models import ApiToken, AuditEvent, UTCDateTime, utcnow
 from ...web.responses import error_response, json_response
 
@@ -30,6 +33,8 @@ MERGE_PATCH = "application/merge-patch+json"
 # Headers of a write's answer that a replay gives again (the rate-limit ones are the replay's own).
 REPLAYED_HEADERS = ("Content-Type", "Location", "ETag")
 RETRY_IN_FLIGHT_SECONDS = "1"
+
+logger = logging.getLogger("usetix.api")
 
 
 class Refused(Exception):
@@ -60,6 +65,8 @@ def parse_body(model: type[BaseModel], *, optional: bool = False, merge_patch: b
     if request.mimetype not in allowed:
         return error_response(415, "unsupported_media_type",
                               f"Send the body as JSON, with Content-Type: {' or '.join(allowed)}.")
+    if nests_too_deep(raw):
+        return error_response(400, "invalid_json", TOO_DEEP)
     try:
         return model.model_validate_json(raw)
     except ValidationError as exc:
@@ -170,16 +177,47 @@ def write_view(body: type[BaseModel] | None = None, *, optional: bool = False,
                     connection.commit()
                 else:
                     idempotency.release(connection, claimed)
-            except BaseException:
+            except BaseException as failure:
                 connection.rollback()
                 if claimed is not None:
-                    idempotency.release(connection, claimed)
+                    _give_up(connection, claimed, failure)
                 raise
             return response
 
         return wrapper
 
     return decorate
+
+
+def _give_up(connection: sa.Connection, claimed: idempotency.Claim, failure: BaseException) -> None:
+    """Release the key of a write that failed, so that its retry runs. When the database is
+    locked (the failure itself, or the release finding it so), releasing is a write that
+    would wait out the busy timeout again before the 503 is sent: it is done once the
+    answer is out, on a connection of its own, instead of leaving the key claimed (a retry
+    would be 409 until the claim counts as abandoned)."""
+    if not lock_timed_out(failure):
+        try:
+            idempotency.release(connection, claimed)
+            return
+        except sa.exc.OperationalError as exc:
+            if not lock_timed_out(exc):
+                raise
+            connection.rollback()
+    engine = connection.engine
+
+    @after_this_request
+    def release_once_sent(response: Response) -> Response:
+        response.call_on_close(functools.partial(_release_on_own_connection, engine, claimed))
+        return response
+
+
+def _release_on_own_connection(engine: sa.Engine, claimed: idempotency.Claim) -> None:
+    try:
+        with engine.connect() as connection:
+            idempotency.release(connection, claimed)
+    except sa.exc.SQLAlchemyError:
+        logger.exception("an Idempotency-Key of a failed write could not be released; it can be claimed again "
+                         "%s after its claim", idempotency.ABANDONED_AFTER)
 
 
 def _claim(connection: sa.Connection, key: str) -> idempotency.Claim | Response:
