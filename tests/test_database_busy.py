@@ -65,7 +65,7 @@ def held_write_lock(database_url: str) -> Iterator[None]:
 def assert_busy_json(response) -> None:
     assert response.status_code == 503
     assert response.mimetype == "application/json"
-    assert response.json["error"] == "service_unavailable"
+    assert response.json["error"] == "unavailable"
     assert "busy" in response.json["message"]
     assert response.headers["Retry-After"] == str(RETRY_AFTER_SECONDS)
     assert response.headers["Cache-Control"] == "no-store"
@@ -153,7 +153,7 @@ def test_a_held_lock_is_503_on_gunicorn(tmp_path):
         form = admin.http.get(base + "/admin/settings/api_tokens/new", timeout=10).text
         with held_write_lock(url):
             api = requests.post(base + "/admin/events", json=NEW_EVENT, headers=headers, timeout=10)
-            assert api.status_code == 503 and api.json()["error"] == "service_unavailable"
+            assert api.status_code == 503 and api.json()["error"] == "unavailable"
             assert api.headers["Retry-After"] == str(RETRY_AFTER_SECONDS)
             assert api.headers["Cache-Control"] == "no-store"
             page = admin.http.post(base + "/admin/settings/api_tokens", timeout=10, data={

@@ -23,15 +23,13 @@ from typing import Any
 from pydantic.json_schema import models_json_schema
 
 from . import api_schemas as s
+from .json_nesting import MAX_JSON_DEPTH
 from .list_query import DEFAULT_PER_PAGE, MAX_PAGE, MAX_PER_PAGE
 
 REF = "#/components/schemas/{model}"
 INPUT_MODELS = (s.EventCreate, s.EventPatch, s.AttendeeCreate, s.AttendeePatch, s.CheckIn, s.LeakReport)
 OUTPUT_MODELS = (s.EventEnvelope, s.AttendeeEnvelope, s.AccountEnvelope, s.EventPage, s.AttendeePage, s.Error,
                  s.LeakReportAccepted)
-# How deep a JSON body may nest before the body parser refuses it as invalid_json.
-MAX_JSON_DEPTH = 32
-
 ACCEPT_RULE = (
     "**Send `Accept: application/json` on every request.** The API shares its URLs with the dashboard: "
     "a request without it (or whose `Accept` ranks `text/html` higher, or names only `*/*`) is answered "
@@ -113,13 +111,14 @@ ERROR_CODES = {
     "idempotency_key_reused": "this `Idempotency-Key` was used with another request (method, path or body)",
     "rate_limited": "too many requests; retry after `Retry-After` seconds",
     "unavailable": "the service is briefly unable to take the request; retry after `Retry-After` seconds",
+    "bad_request": "the `Host` header, or the client address a trusted proxy forwarded, is not valid",
 }
 
 AUTH_READ = ("missing_token", "malformed_token", "invalid_token", "revoked_token", "expired_token")
 AUTH_WRITE = (*AUTH_READ, "insufficient_scope")
 _COMMON_READ = {401: AUTH_READ, 405: ("method_not_allowed",), 429: ("rate_limited",)}
 _COMMON_WRITE = {401: AUTH_WRITE, 405: ("method_not_allowed",), 413: ("request_entity_too_large",),
-                 429: ("rate_limited",)}
+                 429: ("rate_limited",), 503: ("unavailable",)}
 _BODY = {400: ("invalid_json", "invalid_idempotency_key"), 415: ("unsupported_media_type",),
          422: ("invalid_body", "idempotency_key_reused")}
 _NO_BODY = {400: ("invalid_idempotency_key",), 422: ("idempotency_key_reused",)}
@@ -144,9 +143,12 @@ OPERATION_ERRORS: dict[str, dict[int, tuple[str, ...]]] = {
                        412: ("precondition_failed",)},
     "checkIn": {**_COMMON_WRITE, **_BODY, 404: ("not_found",), 409: ("already_checked_in", _IN_USE)},
     "undoCheckIn": {**_COMMON_WRITE, **_NO_BODY, 404: ("not_found",), 409: ("not_checked_in", _IN_USE)},
-    "reportLeakedCredentials": {400: ("invalid_request",), 413: ("request_entity_too_large",),
+    "reportLeakedCredentials": {400: ("invalid_request", "invalid_json"), 413: ("request_entity_too_large",),
                                 422: ("invalid_parameter",), 429: ("rate_limited",), 503: ("unavailable",)},
 }
+# Refused before the app reads the request (usetix/web/trusted_hosts.py, client_address.py): any operation.
+for _errors in OPERATION_ERRORS.values():
+    _errors[400] = (*_errors.get(400, ()), "bad_request")
 # What a status means, before its codes.
 STATUS_SUMMARIES = {
     400: "Bad request.", 401: "No usable token.", 404: "Not found.", 405: "Method not allowed.",

@@ -21,6 +21,10 @@ from .errors import handle_http_error
 RETRY_AFTER_SECONDS = 5
 BUSY = "The database is busy with another write; nothing was changed. Retry in a few seconds."
 
+
+class DatabaseBusy(ServiceUnavailable):
+    name = "Unavailable"  # the API's code for a moment's outage: "unavailable", as the leak report's 503
+
 logger = logging.getLogger("usetix.database")
 
 
@@ -30,7 +34,7 @@ def answer_database_busy(exc: sa.exc.OperationalError):
     logger.warning("a write found the database locked past the busy timeout; answered 503")
     if db.session.registry.has():  # the dashboard's failed transaction, before the page reads anything
         db.session.rollback()
-    return handle_http_error(ServiceUnavailable(BUSY, retry_after=RETRY_AFTER_SECONDS))
+    return handle_http_error(DatabaseBusy(BUSY, retry_after=RETRY_AFTER_SECONDS))
 
 
 def register_errorhandler(app: Flask) -> None:
