@@ -5,6 +5,7 @@ the concurrency tests on real gunicorn are in tests/test_api_writes_gunicorn.py.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from unittest.mock import ANY
 
 import pytest
 import sqlalchemy as sa
@@ -433,6 +434,25 @@ def test_tombstones_belong_to_their_account(app, client, write_token, orgs):
     client.delete(f"/admin/events/{created['id']}", headers=bearer(globex))
     listed = client.get("/admin/events?include_deleted=true", headers=bearer(write_token)).json["data"]
     assert not any(e.get("deleted") for e in listed)
+
+
+def test_the_newest_deleted_id_is_never_given_again(app, client, write_token, acme):
+    """Delete the newest event (or attendee), create another: it gets a new id, so a sync
+    never lists one id as deleted and live at once (SQLite reused it before AUTOINCREMENT)."""
+    newest = client.post("/admin/events", headers=bearer(write_token), json=NEW_EVENT).json["data"]["id"]
+    assert client.delete(f"/admin/events/{newest}", headers=bearer(write_token)).status_code == 204
+    created = client.post("/admin/events", headers=bearer(write_token), json=NEW_EVENT).json["data"]["id"]
+    assert created > newest
+    synced = client.get("/admin/events?include_deleted=true&per_page=100", headers=bearer(write_token)).json["data"]
+    ids = [e["id"] for e in synced]
+    assert len(ids) == len(set(ids)) and {"id": newest, "deleted": True} | {"deleted_at": ANY} in synced
+
+    base = f"/admin/events/{acme.event_ids[0]}/attendees"
+    newest = client.post(base, headers=bearer(write_token), json=NEW_ATTENDEE).json["data"]["id"]
+    assert client.delete(f"{base}/{newest}", headers=bearer(write_token)).status_code == 204
+    created = client.post(base, headers=bearer(write_token), json=NEW_ATTENDEE).json["data"]["id"]
+    assert created > newest
+    assert client.get(f"{base}/{newest}", headers=bearer(write_token)).status_code == 404
 
 
 # -- the audit record ---------------------------------------------------------------------

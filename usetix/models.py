@@ -38,6 +38,12 @@ class UTCDateTime(sa.types.TypeDecorator):
         return None if value is None else value.replace(tzinfo=UTC)
 
 
+# Ids that reach a client or a tombstone are never given twice: SQLite's AUTOINCREMENT
+# (PostgreSQL's sequences never go back anyway). Without it SQLite hands the highest
+# deleted id out again, and a sync would drop the new object as the deleted one.
+NEVER_REUSED_IDS = {"sqlite_autoincrement": True}
+
+
 class Account(db.Model):
     __tablename__ = "accounts"
 
@@ -72,6 +78,7 @@ class Event(db.Model):
         sa.CheckConstraint("status IN ('draft', 'published', 'cancelled')", name="status"),
         # Leads with account_id, so it also serves every per-account lookup.
         sa.Index("ix_events_account_starts", "account_id", "starts_at"),
+        NEVER_REUSED_IDS,
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -89,6 +96,7 @@ class Event(db.Model):
 
 class Attendee(db.Model):
     __tablename__ = "attendees"
+    __table_args__ = NEVER_REUSED_IDS
 
     id: Mapped[int] = mapped_column(primary_key=True)
     account_id: Mapped[int] = mapped_column(sa.ForeignKey("accounts.id"), index=True)
@@ -109,7 +117,7 @@ class ApiToken(db.Model):
     stays as a row for the audit trail and is never accepted again."""
 
     __tablename__ = "api_tokens"
-    __table_args__ = (sa.CheckConstraint("tier IN ('read', 'write')", name="tier"),)
+    __table_args__ = (sa.CheckConstraint("tier IN ('read', 'write')", name="tier"), NEVER_REUSED_IDS)
 
     TIER_LABELS = {"read": "Read", "write": "Read + Write"}
 
@@ -157,7 +165,7 @@ class AuditEvent(db.Model):
 
     __tablename__ = "audit_events"
     # Leads with account_id, so it also serves every per-account lookup.
-    __table_args__ = (sa.Index("ix_audit_events_account_created", "account_id", "created_at"),)
+    __table_args__ = (sa.Index("ix_audit_events_account_created", "account_id", "created_at"), NEVER_REUSED_IDS)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     account_id: Mapped[int] = mapped_column(sa.ForeignKey("accounts.id"))
@@ -180,7 +188,8 @@ class Tombstone(db.Model):
     ``updated_since`` learns of it (``include_deleted=true``)."""
 
     __tablename__ = "tombstones"
-    __table_args__ = (sa.Index("ix_tombstones_account_type_deleted", "account_id", "object_type", "deleted_at"),)
+    __table_args__ = (sa.Index("ix_tombstones_account_type_deleted", "account_id", "object_type", "deleted_at"),
+                      NEVER_REUSED_IDS)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     account_id: Mapped[int] = mapped_column(sa.ForeignKey("accounts.id"))
