@@ -11,8 +11,9 @@ import pytest
 import sqlalchemy as sa
 from freezegun import freeze_time
 
+from usetix.auth.token_service import revoke_token
 from usetix.extensions import db
-from usetix.models import Attendee, AuditEvent, Event, IdempotencyKey, Tombstone
+from usetix.models import ApiToken, Attendee, AuditEvent, Event, IdempotencyKey, Tombstone
 
 from .conftest import bearer, issue
 
@@ -318,6 +319,31 @@ def test_409_answers_are_not_kept(app, client, write_token, acme):
     assert client.delete(event, headers=with_key(write_token, "del")).headers["Idempotent-Replayed"] == "true"
 
 
+def test_only_a_write_that_happened_is_kept_and_its_conditions_are_part_of_the_request(
+        app, client, write_token, acme):
+    path = f"/admin/events/{acme.event_ids[0]}"
+    stale_tag = client.get(path, headers=bearer(write_token)).headers["ETag"]
+    client.patch(path, headers=bearer(write_token), json={"title": "Moved on"})
+    stale = client.patch(path, headers=with_key(write_token, "edit", **{"If-Match": stale_tag}),
+                         json={"venue": "Annex"})
+    assert stale.status_code == 412
+    # Read again, retry with the same key: it runs (the 412 was not kept).
+    tag = client.get(path, headers=bearer(write_token)).headers["ETag"]
+    retried = client.patch(path, headers=with_key(write_token, "edit", **{"If-Match": tag}), json={"venue": "Annex"})
+    assert retried.status_code == 200 and "Idempotent-Replayed" not in retried.headers
+    assert retried.json["data"]["venue"] == "Annex"
+    replayed = client.patch(path, headers=with_key(write_token, "edit", **{"If-Match": tag}), json={"venue": "Annex"})
+    assert replayed.status_code == 200 and replayed.headers["Idempotent-Replayed"] == "true"
+    for conditions in ({}, {"If-Match": stale_tag}, {"If-None-Match": tag}):
+        other = client.patch(path, headers={**with_key(write_token, "edit"), **conditions}, json={"venue": "Annex"})
+        assert other.status_code == 422 and other.json["error"] == "idempotency_key_reused", conditions
+    # A 422 raised by the view (the patch checked against the stored starts_at) is not kept either.
+    early = client.patch(path, headers=with_key(write_token, "dates"), json={"ends_at": "2000-01-01T00:00:00Z"})
+    assert early.status_code == 422 and early.json["error"] == "invalid_body"
+    with app.app_context():
+        assert db.session.scalars(sa.select(IdempotencyKey.key)).all() == ["edit"]
+
+
 @pytest.mark.app_config(PROPAGATE_EXCEPTIONS=False)
 def test_5xx_answers_are_not_kept_and_roll_back(app, client, write_token, acme, monkeypatch):
     from usetix.blueprints.api import writes
@@ -384,6 +410,46 @@ def test_a_read_token_cannot_write(app, client, read_token, acme, method, path):
     response = client.open(path, method=method, headers=with_key(read_token, "r"), json={"title": "x"})
     assert response.status_code == 401 and response.json["error"] == "insufficient_scope"
     assert count(app, IdempotencyKey) == 0
+
+
+@pytest.mark.parametrize("ends", ["revoked", "expired"])
+def test_a_token_that_ends_while_its_write_runs_writes_nothing_and_gets_the_hooks_401(
+        app, client, acme, monkeypatch, ends):
+    """Authenticated, then revoked or expired while the body arrives: the write rolls back
+    (no row, no audit record, no key kept) and answers what the token gets from now on."""
+    from usetix.blueprints.api import writing
+
+    start = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
+    base = f"/admin/events/{acme.event_ids[0]}/attendees"
+    with freeze_time(start) as clock:
+        token = issue(app, acme, "write", description="slow scanner")
+        with app.app_context():
+            token_id = db.session.scalar(sa.select(ApiToken.id).where(ApiToken.description == "slow scanner"))
+            db.session.execute(sa.update(ApiToken).where(ApiToken.id == token_id)
+                               .values(expires_at=start + timedelta(minutes=5)))
+            db.session.commit()
+        audited = count(app, AuditEvent)
+        real_parse_body = writing.parse_body
+
+        def slow_body(*args, **kwargs):
+            if ends == "revoked":
+                with app.app_context():
+                    revoke_token(db.session.get(ApiToken, token_id), "someone", None, None)
+            else:
+                clock.move_to(start + timedelta(minutes=5))  # its expiry second
+            return real_parse_body(*args, **kwargs)
+
+        monkeypatch.setattr(writing, "parse_body", slow_body)
+        refused = client.post(base, headers=with_key(token, "slow"), json=NEW_ATTENDEE)
+        monkeypatch.undo()
+        assert refused.status_code == 401 and refused.json["error"] == f"{ends}_token"
+        assert count(app, Attendee, Attendee.name == "Ada Lovelace") == 0
+        assert count(app, AuditEvent) == audited + (ends == "revoked")  # its revocation, nothing else
+        assert count(app, IdempotencyKey) == 0
+        later = client.post(base, headers=with_key(token, "slow"), json=NEW_ATTENDEE)
+    assert (later.status_code, later.json) == (refused.status_code, refused.json)
+    assert later.headers == refused.headers  # WWW-Authenticate, and no RateLimit-* or Usetix-Token-Expiration
+    assert refused.headers["WWW-Authenticate"] == 'Bearer realm="Usetix", error="invalid_token"'
 
 
 def test_read_token_reads_one_attendee(client, read_token, acme):
@@ -554,3 +620,16 @@ def test_a_patch_that_keeps_losing_races_is_409_edit_conflict(app, client, write
     assert stale.status_code == 412
     monkeypatch.undo()
     assert client.get(path, headers=bearer(write_token)).json["data"]["title"] == "Acme Events event 0"
+
+
+def test_a_check_in_is_one_update_and_one_audit_insert_that_also_checks_the_token(app, client, write_token, acme):
+    """The token is checked again inside the write's transaction by the audit INSERT itself:
+    no statement is added to the hot path."""
+    from .queries import recorded_queries
+
+    path = attendee_path(acme) + "/check_in"
+    with recorded_queries(app) as statements:
+        assert client.post(path, headers=bearer(write_token)).status_code == 201
+    written = [s.split()[0] for s in statements if not s.lstrip().upper().startswith("SELECT")]
+    assert written == ["UPDATE", "INSERT"], statements
+    assert "revoked_at IS NULL" in statements[-1] and "expires_at" in statements[-1]

@@ -214,7 +214,8 @@ class IdempotencyKey(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     token_id: Mapped[int] = mapped_column(sa.ForeignKey("api_tokens.id"))
     key: Mapped[str] = mapped_column(sa.String(255))
-    # SHA-256 of method, path and body: the same key with another request is refused.
+    # SHA-256 of method, path, body, If-Match and If-None-Match: the same key with another
+    # request is refused.
     fingerprint: Mapped[str] = mapped_column(sa.String(64))
     status: Mapped[int | None]
     response_headers: Mapped[str | None] = mapped_column(sa.Text)  # JSON object
