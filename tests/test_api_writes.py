@@ -4,6 +4,7 @@ the concurrency tests on real gunicorn are in tests/test_api_writes_gunicorn.py.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from unittest.mock import ANY
 
@@ -56,7 +57,7 @@ def test_create_event(app, client, write_token, acme):
     data = response.json["data"]
     assert data["title"] == "Launch party" and data["status"] == "draft"
     assert data["starts_at"] == "2026-09-01T16:00:00Z"  # stored and answered in UTC
-    assert response.headers["Location"] == f"http://localhost/admin/events/{data['id']}"
+    assert response.headers["Location"] == f"/admin/events/{data['id']}"
     fetched = client.get(response.headers["Location"], headers=bearer(write_token))
     assert fetched.json["data"] == data
     assert fetched.headers["ETag"] == response.headers["ETag"]
@@ -238,6 +239,23 @@ def test_single_objects_carry_a_strong_etag_that_changes_with_every_write(client
         assert client.get(path, headers={**bearer(write_token), "If-None-Match": tag}).status_code == 200
 
 
+def test_etags_are_opaque_and_never_shared(app, client, write_token, acme):
+    """The tag tells nothing of the row (it was its version and its creation time to the
+    microsecond, which the body gives to the second only) and no two objects share one."""
+    paths = [f"/admin/events/{event_id}" for event_id in acme.event_ids]
+    paths += [f"/admin/events/{acme.event_ids[0]}/attendees/{attendee_id}" for attendee_id in acme.attendee_ids[:2]]
+    tags = [client.get(path, headers=bearer(write_token)).headers["ETag"] for path in paths]
+    for tag, path in zip(tags, paths, strict=True):
+        assert re.fullmatch(r'"[0-9a-f]{24}"', tag), tag
+        with app.app_context():
+            created = db.session.scalar(sa.select(Event.created_at if "attendees" not in path else Attendee.created_at)
+                                        .where((Attendee.id if "attendees" in path else Event.id)
+                                               == int(path.rsplit("/", 1)[1])))
+        assert f"{round(created.timestamp() * 1_000_000):x}" not in tag
+    changed = client.patch(paths[0], headers=bearer(write_token), json={"venue": "Elsewhere"}).headers["ETag"]
+    assert len(set(tags + [changed])) == len(tags) + 1
+
+
 def test_a_stale_if_match_is_412_and_changes_nothing(app, client, write_token, acme):
     path = f"/admin/events/{acme.event_ids[0]}"
     tag = client.get(path, headers=bearer(write_token)).headers["ETag"]
@@ -258,6 +276,17 @@ def test_a_stale_if_match_is_412_and_changes_nothing(app, client, write_token, a
 
 
 # -- Idempotency-Key -----------------------------------------------------------------------
+
+def test_location_is_relative_whatever_the_host_and_so_is_its_replay(app, client, write_token, acme):
+    base = f"/admin/events/{acme.event_ids[0]}/attendees"
+    for path, body in (("/admin/events", NEW_EVENT), (base, NEW_ATTENDEE)):
+        headers = with_key(write_token, f"host-{path}", Host="attacker.example")
+        created = client.post(path, headers=headers, json=body)
+        assert created.headers["Location"] == f"{path}/{created.json['data']['id']}"
+        replayed = client.post(path, headers={**headers, "Host": "localhost"}, json=body)
+        assert replayed.headers["Idempotent-Replayed"] == "true"
+        assert replayed.headers["Location"] == created.headers["Location"]
+
 
 def test_a_retry_gets_the_first_answer_and_nothing_happens_twice(app, client, write_token, acme):
     base = f"/admin/events/{acme.event_ids[0]}/attendees"

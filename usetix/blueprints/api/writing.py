@@ -13,12 +13,13 @@ ran (its body arriving slowly, say) rolls everything back and gets the bearer ho
 from __future__ import annotations
 
 import functools
+import hashlib
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Response, g, request
+from flask import Response, current_app, g, request
 from pydantic import BaseModel, ValidationError
 
 from ...core.api_schemas import field_errors
@@ -33,6 +34,8 @@ MERGE_PATCH = "application/merge-patch+json"
 # Headers of a write's answer that a replay gives again (the rate-limit ones are the replay's own).
 REPLAYED_HEADERS = ("Content-Type", "Location", "ETag")
 RETRY_IN_FLIGHT_SECONDS = "1"
+# 96 bits: two versions of one object never share a tag.
+ETAG_BYTES = 12
 
 
 class Refused(Exception):
@@ -82,10 +85,20 @@ def revalidate(model: type[BaseModel], data: dict[str, Any]) -> BaseModel:
         raise Refused(invalid_body(field_errors(exc))) from None
 
 
-def etag(version: int, created_at: datetime) -> str:
-    """A strong ETag from the row version. The creation time is folded in so that a row id
-    that SQLite hands out again after a delete never repeats an old object's tag."""
-    return f"{version}.{round(created_at.timestamp() * 1_000_000):x}"  # unquoted, as Werkzeug's ETags hold them
+def etag(object_id: int, version: int, created_at: datetime) -> str:
+    """A strong, opaque ETag: a digest of the row's id, version (every write bumps it) and
+    creation time, keyed with the app's secret so that it tells nothing (not the creation
+    time to the microsecond, which the body gives to the second). The creation time keeps
+    a tag from repeating even for an id SQLite handed out twice before ids were never reused."""
+    digest = hashlib.blake2b(f"{object_id}.{version}.{round(created_at.timestamp() * 1_000_000)}".encode(),
+                             key=_etag_key(current_app.config["SECRET_KEY"]), digest_size=ETAG_BYTES)
+    return digest.hexdigest()  # unquoted, as Werkzeug's ETags hold them
+
+
+@functools.lru_cache(maxsize=4)
+def _etag_key(secret: str | bytes) -> bytes:
+    secret = secret.encode() if isinstance(secret, str) else secret
+    return hashlib.blake2b(secret, person=b"usetix.etag").digest()
 
 
 def check_if_match(current: str) -> None:
