@@ -38,6 +38,17 @@ class UTCDateTime(sa.types.TypeDecorator):
         return None if value is None else value.replace(tzinfo=UTC)
 
 
+class UTCWholeSecond(UTCDateTime):
+    """A UTCDateTime stored to the whole second, whatever the value given: a token's expiry,
+    which its header, its error message and its check must all state as the same second."""
+
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        stored = super().process_bind_param(value, dialect)
+        return None if stored is None else stored.replace(microsecond=0)
+
+
 # Ids that reach a client or a tombstone are never given twice: SQLite's AUTOINCREMENT
 # (PostgreSQL's sequences never go back anyway). Without it SQLite hands the highest
 # deleted id out again, and a sync would drop the new object as the deleted one.
@@ -128,8 +139,8 @@ class ApiToken(db.Model):
     tier: Mapped[str] = mapped_column(sa.String(10))
     digest: Mapped[str] = mapped_column(sa.String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    # None: the token never expires. It is refused from this second on.
-    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # None: the token never expires. It is refused from this second on (a fraction given is dropped).
+    expires_at: Mapped[datetime | None] = mapped_column(UTCWholeSecond)
     # Usage, written at most once a minute per token after the response (usetix/auth/usage.py):
     # the last request's time, client address and User-Agent, and an approximate count.
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

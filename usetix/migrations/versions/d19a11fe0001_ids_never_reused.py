@@ -1,9 +1,10 @@
-"""ids never reused: SQLite tables whose ids reach a client or a tombstone get AUTOINCREMENT
+"""ids never reused: SQLite tables whose ids reach a client or a tombstone get AUTOINCREMENT;
+token expiry in whole seconds
 
 Without it SQLite gives the highest deleted id to the next row, so a syncing client sees a
 tombstone and a live object under one id. Each table is rebuilt (Alembic's batch mode) with
-its rows, ids included; the sequence starts above the highest id kept or tombstoned. PostgreSQL's sequences
-never hand an id out twice: nothing to do there.
+its rows, ids included; the sequence starts above the highest id kept or tombstoned.
+PostgreSQL's sequences never hand an id out twice: nothing to rebuild there.
 
 Revision ID: d19a11fe0001
 Revises: c14a11fe0001
@@ -44,6 +45,14 @@ def _rebuild(autoincrement):
 
 def upgrade():
     _rebuild(True)
+    # A token's expiry is a whole second from now on (its header and error message say so);
+    # a fraction stored before is dropped, so an older token stops at the second it states.
+    if op.get_bind().dialect.name == "sqlite":  # stored as text, "YYYY-MM-DD HH:MM:SS.ffffff"
+        op.execute("UPDATE api_tokens SET expires_at = substr(expires_at, 1, 19) || '.000000' "
+                   "WHERE expires_at IS NOT NULL")
+    else:
+        op.execute("UPDATE api_tokens SET expires_at = date_trunc('second', expires_at) "
+                   "WHERE expires_at IS NOT NULL")
 
 
 def downgrade():
