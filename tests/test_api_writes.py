@@ -211,6 +211,18 @@ def test_an_offline_scan_carries_its_time_with_an_offset(client, write_token, ac
     assert response.json["data"]["checked_in_at"] == "2026-06-01T18:10:00Z"
 
 
+def test_a_scan_dated_in_the_future_is_422_beyond_five_minutes_of_clock_skew(app, client, write_token, acme):
+    path = attendee_path(acme) + "/check_in"
+    with freeze_time(datetime(2026, 6, 1, 18, 0, tzinfo=UTC)):
+        for when in ("2099-01-01T00:00:00Z", "2026-06-01T20:05:01+02:00"):
+            refused = client.post(path, headers=bearer(write_token), json={"checked_in_at": when})
+            assert refused.status_code == 422 and refused.json["error"] == "invalid_body", when
+            assert [(e["field"], e["code"]) for e in refused.json["errors"]] == [("checked_in_at", "in_the_future")]
+        assert count(app, AuditEvent, AuditEvent.action == "attendee.checked_in") == 0
+        ahead = client.post(path, headers=bearer(write_token), json={"checked_in_at": "2026-06-01T20:05:00+02:00"})
+    assert ahead.status_code == 201 and ahead.json["data"]["checked_in_at"] == "2026-06-01T18:05:00Z"
+
+
 def test_the_dashboard_shows_what_the_api_wrote(app, client, auth, write_token, acme):
     client.patch(f"/admin/events/{acme.event_ids[0]}", headers=bearer(write_token), json={"status": "cancelled"})
     with freeze_time(datetime(2026, 6, 1, 18, 7, tzinfo=UTC)):
