@@ -143,7 +143,7 @@ AUDIT = AuditEvent.__table__.insert().from_select(
               sa.bindparam("label", type_=sa.String))
     .where(_tokens.c.id == sa.bindparam("by_token_id"), _tokens.c.account_id == sa.bindparam("by_account_id"),
            _tokens.c.revoked_at.is_(None), sa.or_(_tokens.c.expires_at.is_(None), _tokens.c.expires_at > _at)),
-).returning(AuditEvent.__table__.c.id)  # psycopg gives no rowcount for an INSERT … SELECT
+).execution_options(preserve_rowcount=True)  # else SQLAlchemy keeps no rowcount of an INSERT
 
 
 class TokenNoLongerValid(Exception):
@@ -157,8 +157,8 @@ def audit(connection: sa.Connection, action: str, object_type: str, object_id: i
     recorded = connection.execute(AUDIT, {
         "by_account_id": account_id, "by_token_id": token_id, "action_name": action, "address": request.remote_addr,
         "at": utcnow(), "kind": object_type, "target_id": object_id, "label": label[:200],
-    }).first()
-    if recorded is None:
+    }).rowcount
+    if not recorded:
         raise TokenNoLongerValid
 
 
