@@ -12,7 +12,7 @@ attribute read through a proxy costs several times a plain one (bench/RESULTS.md
 
 from __future__ import annotations
 
-from flask import Response, current_app, g, request
+from flask import Request, Response, current_app, g, request
 
 from ...auth import bearer
 from ...auth.refusals import Refusal, refusal_answer, too_many_requests
@@ -34,7 +34,7 @@ def _refuse(refusal: Refusal) -> Response:
     return json_response(body, status, headers)
 
 
-def _screened(req) -> str | Refusal:
+def _screened(req: Request) -> str | Refusal:
     return req.environ.get(SCREENED_DIGEST) or bearer.screen_credentials(req.headers.get("Authorization"))
 
 

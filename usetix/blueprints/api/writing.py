@@ -3,11 +3,11 @@ transaction and the audit record. The views are in ``writes.py``.
 
 A write view is wrapped in :func:`write_view`. The wrapper parses and validates the body
 first (a bad body is refused before anything else happens, and claims no Idempotency-Key),
-then claims the key, runs
-the view on the request's connection, and commits the view's writes, its audit record and
-the key's stored answer in one transaction. Views never commit. The audit record is
-written only while the token is still valid: a token revoked or expired while the request
-ran (its body arriving slowly, say) rolls everything back and gets the bearer hook's 401.
+then claims the key, runs the view on the request's connection, and commits the view's
+writes, its audit record and the key's stored answer in one transaction. Views never
+commit. The audit record is written only while the token is still valid: a token revoked
+or expired while the request ran (its body arriving slowly, say) rolls everything back and
+gets the bearer hook's 401.
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ def etag(object_id: int, version: int, created_at: datetime) -> str:
     """A strong, opaque ETag: a digest of the row's id, version (every write bumps it) and
     creation time, keyed with the app's secret so that it tells nothing (not the creation
     time to the microsecond, which the body gives to the second). The creation time keeps
-    a tag from repeating even for an id SQLite handed out twice before ids were never reused."""
+    tags apart even for an id that SQLite gave twice before migration d19a11fe0001."""
     digest = hashlib.blake2b(f"{object_id}.{version}.{round(created_at.timestamp() * 1_000_000)}".encode(),
                              key=_etag_key(current_app.config["SECRET_KEY"]), digest_size=ETAG_BYTES)
     return digest.hexdigest()  # unquoted, as Werkzeug's ETags hold them
