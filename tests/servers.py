@@ -42,22 +42,35 @@ class HeldRequest:
     """A request sent but for the blank line that ends its headers: a sync worker has taken
     it and waits for the rest, so the requests sent meanwhile go to the other workers,
     whatever the race for accepting connections. :meth:`finish` sends the rest; the worker
-    that took it answers, so at least two workers have answered."""
+    that took it answers, so at least two workers have answered.
 
-    def __init__(self, base: str, method: str, path: str, headers: Mapping[str, str], body: bytes):
+    With ``body_sent``, the headers go whole with that many bytes of the body: the app runs
+    the request (authenticates it, opens its session) and waits for the rest of the body, as
+    it would for a client on a slow link."""
+
+    def __init__(self, base: str, method: str, path: str, headers: Mapping[str, str], body: bytes,
+                 body_sent: int | None = None):
         parts = urlsplit(base)
-        self.body = body
         self.socket = socket.create_connection((parts.hostname, parts.port), timeout=10)
         lines = [f"{method} {path} HTTP/1.1", f"Host: {parts.netloc}", f"Content-Length: {len(body)}",
                  "Connection: close", *(f"{name}: {value}" for name, value in headers.items())]
-        self.socket.sendall("".join(line + "\r\n" for line in lines).encode())
+        head = "".join(line + "\r\n" for line in lines).encode()
+        if body_sent is None:
+            self.socket.sendall(head)
+            self.rest = b"\r\n" + body
+        else:
+            self.socket.sendall(head + b"\r\n" + body[:body_sent])
+            self.rest = body[body_sent:]
+        self.answer = b""  # the whole answer, once finished
         time.sleep(0.5)  # a worker has accepted it and waits for the rest
 
     def finish(self) -> int:
-        """Send the rest; the answer's status."""
+        """Send the rest; the answer's status (the answer itself in ``answer``)."""
         with self.socket:
-            self.socket.sendall(b"\r\n" + self.body)
-            return int(self.socket.makefile("rb").readline().split()[1])
+            self.socket.sendall(self.rest)
+            with self.socket.makefile("rb") as answer:
+                self.answer = answer.read()
+        return int(self.answer.split(b"\r\n", 1)[0].split()[1])
 
 
 def prepare_database(database_url: str, password: str) -> None:

@@ -4,14 +4,17 @@ the concurrency tests on real gunicorn are in tests/test_api_writes_gunicorn.py.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
+from unittest.mock import ANY
 
 import pytest
 import sqlalchemy as sa
 from freezegun import freeze_time
 
+from usetix.auth.token_service import revoke_token
 from usetix.extensions import db
-from usetix.models import Attendee, AuditEvent, Event, IdempotencyKey, Tombstone
+from usetix.models import ApiToken, Attendee, AuditEvent, Event, IdempotencyKey, Tombstone
 
 from .conftest import bearer, issue
 
@@ -54,7 +57,7 @@ def test_create_event(app, client, write_token, acme):
     data = response.json["data"]
     assert data["title"] == "Launch party" and data["status"] == "draft"
     assert data["starts_at"] == "2026-09-01T16:00:00Z"  # stored and answered in UTC
-    assert response.headers["Location"] == f"http://localhost/admin/events/{data['id']}"
+    assert response.headers["Location"] == f"/admin/events/{data['id']}"
     fetched = client.get(response.headers["Location"], headers=bearer(write_token))
     assert fetched.json["data"] == data
     assert fetched.headers["ETag"] == response.headers["ETag"]
@@ -208,6 +211,18 @@ def test_an_offline_scan_carries_its_time_with_an_offset(client, write_token, ac
     assert response.json["data"]["checked_in_at"] == "2026-06-01T18:10:00Z"
 
 
+def test_a_scan_dated_in_the_future_is_422_beyond_five_minutes_of_clock_skew(app, client, write_token, acme):
+    path = attendee_path(acme) + "/check_in"
+    with freeze_time(datetime(2026, 6, 1, 18, 0, tzinfo=UTC)):
+        for when in ("2099-01-01T00:00:00Z", "2026-06-01T20:05:01+02:00"):
+            refused = client.post(path, headers=bearer(write_token), json={"checked_in_at": when})
+            assert refused.status_code == 422 and refused.json["error"] == "invalid_body", when
+            assert [(e["field"], e["code"]) for e in refused.json["errors"]] == [("checked_in_at", "in_the_future")]
+        assert count(app, AuditEvent, AuditEvent.action == "attendee.checked_in") == 0
+        ahead = client.post(path, headers=bearer(write_token), json={"checked_in_at": "2026-06-01T20:05:00+02:00"})
+    assert ahead.status_code == 201 and ahead.json["data"]["checked_in_at"] == "2026-06-01T18:05:00Z"
+
+
 def test_the_dashboard_shows_what_the_api_wrote(app, client, auth, write_token, acme):
     client.patch(f"/admin/events/{acme.event_ids[0]}", headers=bearer(write_token), json={"status": "cancelled"})
     with freeze_time(datetime(2026, 6, 1, 18, 7, tzinfo=UTC)):
@@ -236,6 +251,23 @@ def test_single_objects_carry_a_strong_etag_that_changes_with_every_write(client
         assert client.get(path, headers={**bearer(write_token), "If-None-Match": tag}).status_code == 200
 
 
+def test_etags_are_opaque_and_never_shared(app, client, write_token, acme):
+    """The tag tells nothing of the row (it was its version and its creation time to the
+    microsecond, which the body gives to the second only) and no two objects share one."""
+    paths = [f"/admin/events/{event_id}" for event_id in acme.event_ids]
+    paths += [f"/admin/events/{acme.event_ids[0]}/attendees/{attendee_id}" for attendee_id in acme.attendee_ids[:2]]
+    tags = [client.get(path, headers=bearer(write_token)).headers["ETag"] for path in paths]
+    for tag, path in zip(tags, paths, strict=True):
+        assert re.fullmatch(r'"[0-9a-f]{24}"', tag), tag
+        with app.app_context():
+            created = db.session.scalar(sa.select(Event.created_at if "attendees" not in path else Attendee.created_at)
+                                        .where((Attendee.id if "attendees" in path else Event.id)
+                                               == int(path.rsplit("/", 1)[1])))
+        assert f"{round(created.timestamp() * 1_000_000):x}" not in tag
+    changed = client.patch(paths[0], headers=bearer(write_token), json={"venue": "Elsewhere"}).headers["ETag"]
+    assert len(set(tags + [changed])) == len(tags) + 1
+
+
 def test_a_stale_if_match_is_412_and_changes_nothing(app, client, write_token, acme):
     path = f"/admin/events/{acme.event_ids[0]}"
     tag = client.get(path, headers=bearer(write_token)).headers["ETag"]
@@ -256,6 +288,17 @@ def test_a_stale_if_match_is_412_and_changes_nothing(app, client, write_token, a
 
 
 # -- Idempotency-Key -----------------------------------------------------------------------
+
+def test_location_is_relative_whatever_the_host_and_so_is_its_replay(app, client, write_token, acme):
+    base = f"/admin/events/{acme.event_ids[0]}/attendees"
+    for path, body in (("/admin/events", NEW_EVENT), (base, NEW_ATTENDEE)):
+        headers = with_key(write_token, f"host-{path}", Host="attacker.example")
+        created = client.post(path, headers=headers, json=body)
+        assert created.headers["Location"] == f"{path}/{created.json['data']['id']}"
+        replayed = client.post(path, headers={**headers, "Host": "localhost"}, json=body)
+        assert replayed.headers["Idempotent-Replayed"] == "true"
+        assert replayed.headers["Location"] == created.headers["Location"]
+
 
 def test_a_retry_gets_the_first_answer_and_nothing_happens_twice(app, client, write_token, acme):
     base = f"/admin/events/{acme.event_ids[0]}/attendees"
@@ -315,6 +358,31 @@ def test_409_answers_are_not_kept(app, client, write_token, acme):
     retried = client.delete(event, headers=with_key(write_token, "del"))
     assert retried.status_code == 204 and "Idempotent-Replayed" not in retried.headers
     assert client.delete(event, headers=with_key(write_token, "del")).headers["Idempotent-Replayed"] == "true"
+
+
+def test_only_a_write_that_happened_is_kept_and_its_conditions_are_part_of_the_request(
+        app, client, write_token, acme):
+    path = f"/admin/events/{acme.event_ids[0]}"
+    stale_tag = client.get(path, headers=bearer(write_token)).headers["ETag"]
+    client.patch(path, headers=bearer(write_token), json={"title": "Moved on"})
+    stale = client.patch(path, headers=with_key(write_token, "edit", **{"If-Match": stale_tag}),
+                         json={"venue": "Annex"})
+    assert stale.status_code == 412
+    # Read again, retry with the same key: it runs (the 412 was not kept).
+    tag = client.get(path, headers=bearer(write_token)).headers["ETag"]
+    retried = client.patch(path, headers=with_key(write_token, "edit", **{"If-Match": tag}), json={"venue": "Annex"})
+    assert retried.status_code == 200 and "Idempotent-Replayed" not in retried.headers
+    assert retried.json["data"]["venue"] == "Annex"
+    replayed = client.patch(path, headers=with_key(write_token, "edit", **{"If-Match": tag}), json={"venue": "Annex"})
+    assert replayed.status_code == 200 and replayed.headers["Idempotent-Replayed"] == "true"
+    for conditions in ({}, {"If-Match": stale_tag}, {"If-None-Match": tag}):
+        other = client.patch(path, headers={**with_key(write_token, "edit"), **conditions}, json={"venue": "Annex"})
+        assert other.status_code == 422 and other.json["error"] == "idempotency_key_reused", conditions
+    # A 422 raised by the view (the patch checked against the stored starts_at) is not kept either.
+    early = client.patch(path, headers=with_key(write_token, "dates"), json={"ends_at": "2000-01-01T00:00:00Z"})
+    assert early.status_code == 422 and early.json["error"] == "invalid_body"
+    with app.app_context():
+        assert db.session.scalars(sa.select(IdempotencyKey.key)).all() == ["edit"]
 
 
 @pytest.mark.app_config(PROPAGATE_EXCEPTIONS=False)
@@ -385,6 +453,46 @@ def test_a_read_token_cannot_write(app, client, read_token, acme, method, path):
     assert count(app, IdempotencyKey) == 0
 
 
+@pytest.mark.parametrize("ends", ["revoked", "expired"])
+def test_a_token_that_ends_while_its_write_runs_writes_nothing_and_gets_the_hooks_401(
+        app, client, acme, monkeypatch, ends):
+    """Authenticated, then revoked or expired while the body arrives: the write rolls back
+    (no row, no audit record, no key kept) and answers what the token gets from now on."""
+    from usetix.blueprints.api import writing
+
+    start = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
+    base = f"/admin/events/{acme.event_ids[0]}/attendees"
+    with freeze_time(start) as clock:
+        token = issue(app, acme, "write", description="slow scanner")
+        with app.app_context():
+            token_id = db.session.scalar(sa.select(ApiToken.id).where(ApiToken.description == "slow scanner"))
+            db.session.execute(sa.update(ApiToken).where(ApiToken.id == token_id)
+                               .values(expires_at=start + timedelta(minutes=5)))
+            db.session.commit()
+        audited = count(app, AuditEvent)
+        real_parse_body = writing.parse_body
+
+        def slow_body(*args, **kwargs):
+            if ends == "revoked":
+                with app.app_context():
+                    revoke_token(db.session.get(ApiToken, token_id), "someone", None, None)
+            else:
+                clock.move_to(start + timedelta(minutes=5))  # its expiry second
+            return real_parse_body(*args, **kwargs)
+
+        monkeypatch.setattr(writing, "parse_body", slow_body)
+        refused = client.post(base, headers=with_key(token, "slow"), json=NEW_ATTENDEE)
+        monkeypatch.undo()
+        assert refused.status_code == 401 and refused.json["error"] == f"{ends}_token"
+        assert count(app, Attendee, Attendee.name == "Ada Lovelace") == 0
+        assert count(app, AuditEvent) == audited + (ends == "revoked")  # its revocation, nothing else
+        assert count(app, IdempotencyKey) == 0
+        later = client.post(base, headers=with_key(token, "slow"), json=NEW_ATTENDEE)
+    assert (later.status_code, later.json) == (refused.status_code, refused.json)
+    assert later.headers == refused.headers  # WWW-Authenticate, and no RateLimit-* or Usetix-Token-Expiration
+    assert refused.headers["WWW-Authenticate"] == 'Bearer realm="Usetix", error="invalid_token"'
+
+
 def test_read_token_reads_one_attendee(client, read_token, acme):
     response = client.get(attendee_path(acme), headers=bearer(read_token))
     assert response.status_code == 200 and response.json["data"]["id"] == acme.attendee_ids[0]
@@ -433,6 +541,25 @@ def test_tombstones_belong_to_their_account(app, client, write_token, orgs):
     client.delete(f"/admin/events/{created['id']}", headers=bearer(globex))
     listed = client.get("/admin/events?include_deleted=true", headers=bearer(write_token)).json["data"]
     assert not any(e.get("deleted") for e in listed)
+
+
+def test_the_newest_deleted_id_is_never_given_again(app, client, write_token, acme):
+    """Delete the newest event (or attendee), create another: it gets a new id, so a sync
+    never lists one id as deleted and live at once (SQLite reused it before AUTOINCREMENT)."""
+    newest = client.post("/admin/events", headers=bearer(write_token), json=NEW_EVENT).json["data"]["id"]
+    assert client.delete(f"/admin/events/{newest}", headers=bearer(write_token)).status_code == 204
+    created = client.post("/admin/events", headers=bearer(write_token), json=NEW_EVENT).json["data"]["id"]
+    assert created > newest
+    synced = client.get("/admin/events?include_deleted=true&per_page=100", headers=bearer(write_token)).json["data"]
+    ids = [e["id"] for e in synced]
+    assert len(ids) == len(set(ids)) and {"id": newest, "deleted": True} | {"deleted_at": ANY} in synced
+
+    base = f"/admin/events/{acme.event_ids[0]}/attendees"
+    newest = client.post(base, headers=bearer(write_token), json=NEW_ATTENDEE).json["data"]["id"]
+    assert client.delete(f"{base}/{newest}", headers=bearer(write_token)).status_code == 204
+    created = client.post(base, headers=bearer(write_token), json=NEW_ATTENDEE).json["data"]["id"]
+    assert created > newest
+    assert client.get(f"{base}/{newest}", headers=bearer(write_token)).status_code == 404
 
 
 # -- the audit record ---------------------------------------------------------------------
@@ -534,3 +661,16 @@ def test_a_patch_that_keeps_losing_races_is_409_edit_conflict(app, client, write
     assert stale.status_code == 412
     monkeypatch.undo()
     assert client.get(path, headers=bearer(write_token)).json["data"]["title"] == "Acme Events event 0"
+
+
+def test_a_check_in_is_one_update_and_one_audit_insert_that_also_checks_the_token(app, client, write_token, acme):
+    """The token is checked again inside the write's transaction by the audit INSERT itself:
+    no statement is added to the hot path."""
+    from .queries import recorded_queries
+
+    path = attendee_path(acme) + "/check_in"
+    with recorded_queries(app) as statements:
+        assert client.post(path, headers=bearer(write_token)).status_code == 201
+    written = [s.split()[0] for s in statements if not s.lstrip().upper().startswith("SELECT")]
+    assert written == ["UPDATE", "INSERT"], statements
+    assert "revoked_at IS NULL" in statements[-1] and "expires_at" in statements[-1]

@@ -1,6 +1,7 @@
 """The write API under concurrency, on real gunicorn (4 sync workers, one database):
 racing check-ins, racing retries with one Idempotency-Key, racing PATCHes with one ETag,
-and writes while tokens are revoked.
+writes while tokens are revoked, and a write (or a token's creation) still arriving when
+its token is revoked or expires (or its admin logs out).
 
 On PostgreSQL when USETIX_TEST_DATABASE_URL is set (a schema of this module's own), else
 on one SQLite file. The schema is made by the migrations, as in production.
@@ -8,12 +9,15 @@ on one SQLite file. The schema is made by the migrations, as in production.
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
 import requests
@@ -23,11 +27,11 @@ from flask_migrate import upgrade
 from usetix import create_app
 from usetix.auth.token_service import issue_token, revoke_token
 from usetix.extensions import db
-from usetix.models import Admin, ApiToken, Attendee
+from usetix.models import Admin, ApiToken, Attendee, AuditEvent, IdempotencyKey
 
-from .conftest import make_org, make_test_config
+from .conftest import NONCE_FIELD, PASSWORD, csrf_token_from, make_org, make_test_config
 from .databases import database_kind, scratch_database
-from .servers import gunicorn
+from .servers import HeldRequest, gunicorn
 
 pytestmark = pytest.mark.gunicorn
 
@@ -224,4 +228,90 @@ def test_writes_and_revocations_under_load(server):
         a for a in after if a[2] != 401][:3]
     successes = Counter(a[2] for a in answers if a[2] < 400)
     assert successes[201] and successes[204] and successes[200], successes
+    assert_clean_log(server)
+
+
+# -- a credential that ends while a request is in flight -----------------------------------
+
+def slow_write(server: Server, token: str, name: str) -> HeldRequest:
+    """An attendee POST whose body is still arriving: authenticated, waiting for the rest."""
+    body = json.dumps({"name": name, "email": "slow@example.com", "ticket_type": "GA"}).encode()
+    headers = {"Authorization": f"Bearer {token}", "Accept": "application/json", "Content-Type": "application/json",
+               "Idempotency-Key": name.replace(" ", "-")}
+    return HeldRequest(server.base, "POST", f"/admin/events/{server.org.event_ids[0]}/attendees", headers, body,
+                       body_sent=10)
+
+
+def nothing_written_by(server: Server, token_id: int, name: str) -> None:
+    assert server.count(Attendee.name == name) == 0
+    with server.app.app_context():
+        writes = db.session.scalar(sa.select(sa.func.count()).select_from(AuditEvent)
+                                   .where(AuditEvent.token_id == token_id, AuditEvent.object_type.is_not(None)))
+        keys = db.session.scalar(sa.select(sa.func.count()).select_from(IdempotencyKey)
+                                 .where(IdempotencyKey.token_id == token_id))
+        db.session.remove()
+    assert (writes, keys) == (0, 0)
+
+
+def test_a_write_whose_token_is_revoked_while_its_body_arrives_is_401_and_writes_nothing(server):
+    token_id, token = server.token("slow link")
+    held = slow_write(server, token, "Revoked meanwhile")
+    with server.app.app_context():
+        revoke_token(db.session.get(ApiToken, token_id), "admin", None, None)
+        db.session.remove()
+    assert held.finish() == 401, held.answer
+    head, _, body = held.answer.partition(b"\r\n\r\n")
+    assert b'WWW-Authenticate: Bearer realm="Usetix", error="invalid_token"' in head
+    assert json.loads(body) == {"error": "revoked_token", "message": "This token has been revoked."}
+    nothing_written_by(server, token_id, "Revoked meanwhile")
+    assert_clean_log(server)
+
+
+def test_a_write_whose_token_expires_while_its_body_arrives_is_401_and_writes_nothing(server):
+    token_id, token = server.token("expiring link")
+    expires_at = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=2)
+    with server.app.app_context():
+        db.session.execute(sa.update(ApiToken).where(ApiToken.id == token_id).values(expires_at=expires_at))
+        db.session.commit()
+        db.session.remove()
+    held = slow_write(server, token, "Expired meanwhile")
+    while datetime.now(UTC) < expires_at + timedelta(milliseconds=100):
+        time.sleep(0.1)
+    assert held.finish() == 401, held.answer
+    stated = expires_at.strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert json.loads(held.answer.partition(b"\r\n\r\n")[2]) == {
+        "error": "expired_token", "message": f"This token expired at {stated}."}
+    nothing_written_by(server, token_id, "Expired meanwhile")
+    assert_clean_log(server)
+
+
+def test_a_token_create_in_flight_across_a_logout_creates_no_token(server):
+    """The admin logs out (another tab) while a Create Token POST on the same cookie is
+    still arriving: the logout wins, and no token is made."""
+    with requests.Session() as http:
+        page = http.get(server.base + "/login", timeout=TIMEOUT)
+        logged_in = http.post(server.base + "/login", data={
+            "email": "admin@acme.example", "password": PASSWORD, "csrf_token": csrf_token_from(page.text),
+        }, allow_redirects=False, timeout=TIMEOUT)
+        assert logged_in.status_code == 302
+        form = http.get(server.base + "/admin/settings/api_tokens/new", timeout=TIMEOUT)
+        body = urlencode({"description": "made after logout", "tier": "write", "expiration": "30",
+                          "csrf_token": csrf_token_from(form.text),
+                          "nonce": NONCE_FIELD.search(form.text).group(1)}).encode()
+        held = HeldRequest(server.base, "POST", "/admin/settings/api_tokens",
+                           {"Content-Type": "application/x-www-form-urlencoded",
+                            "Cookie": f"usetix_session={http.cookies['usetix_session']}",
+                            "User-Agent": http.headers["User-Agent"]},  # the login is bound to it
+                           body, body_sent=10)
+        events = http.get(server.base + "/admin/events", timeout=TIMEOUT)
+        logged_out = http.post(server.base + "/logout", data={"csrf_token": csrf_token_from(events.text)},
+                               allow_redirects=False, timeout=TIMEOUT)
+        assert logged_out.status_code == 302
+    status = held.finish()
+    assert status == 302 and b"\r\nLocation: /login" in held.answer, held.answer[:500]
+    with server.app.app_context():
+        made = db.session.scalar(sa.select(sa.func.count()).select_from(ApiToken)
+                                 .where(ApiToken.description == "made after logout"))
+        db.session.remove()
+    assert made == 0
     assert_clean_log(server)

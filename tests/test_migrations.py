@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,7 @@ from .databases import database_kind, scratch_database
 MIGRATIONS = Path(usetix.__file__).parent / "migrations"
 # Alembic's own table, and what the models declare.
 EXPECTED_TABLES = {t.name for t in db.metadata.sorted_tables} | {"alembic_version"}
+T = datetime(2026, 1, 1, 9, 0)  # a stored (naive UTC) time for rows written in SQL
 
 
 @pytest.fixture
@@ -147,3 +149,50 @@ def test_running_migrations_leaves_the_apps_loggers_alone(empty_app):
     with empty_app.app_context():
         upgrade()
     assert not logger.disabled
+
+
+def test_ids_are_never_given_twice_after_the_upgrade_and_rows_are_kept(empty_app):
+    """The upgrade that stops SQLite reusing ids keeps every row (ids included), and the
+    next event gets an id above the newest one deleted before it, whose tombstone a client
+    may have synced (PostgreSQL's sequences never reused one). A token's fractional expiry
+    becomes its whole second."""
+    new_event = sa.text("INSERT INTO events (account_id, title, starts_at, ends_at, venue, status, created_at, "
+                        "updated_at, version) VALUES (:account, :title, :t, :t, 'Hall', 'draft', :t, :t, 1) "
+                        "RETURNING id")
+    with empty_app.app_context():
+        upgrade(revision="c14a11fe0001")
+        with db.engine.begin() as conn:
+            account = conn.execute(sa.text("INSERT INTO accounts (name, created_at) VALUES ('Acme', :t) RETURNING id"),
+                                   {"t": T}).scalar_one()
+            kept = conn.execute(new_event, {"account": account, "title": "kept", "t": T}).scalar_one()
+            newest = conn.execute(new_event, {"account": account, "title": "newest", "t": T}).scalar_one()
+            attendee = conn.execute(sa.text(
+                "INSERT INTO attendees (account_id, event_id, name, email, ticket_type, checked_in, created_at, "
+                "updated_at, version) VALUES (:account, :event, 'Ada', 'ada@example.com', 'VIP', false, :t, :t, 1) "
+                "RETURNING id"), {"account": account, "event": kept, "t": T}).scalar_one()
+            admin = conn.execute(sa.text(
+                "INSERT INTO admins (account_id, email, password_hash, created_at) "
+                "VALUES (:account, 'a@example.com', 'x', :t) RETURNING id"), {"account": account, "t": T}).scalar_one()
+            conn.execute(sa.text(
+                "INSERT INTO api_tokens (account_id, created_by_id, description, tier, digest, created_at, expires_at, "
+                "use_count) VALUES (:account, :admin, 'sync', 'read', :digest, :t, :expires, 0)"),
+                {"account": account, "admin": admin, "digest": "0" * 64, "t": T,
+                 "expires": datetime(2027, 1, 1, 12, 0, 5, 690_000)})
+            # The API deleted the newest event: its id lives on in a tombstone.
+            conn.execute(sa.text("DELETE FROM events WHERE id = :id"), {"id": newest})
+            conn.execute(sa.text("INSERT INTO tombstones (account_id, object_type, object_id, deleted_at) "
+                                 "VALUES (:account, 'event', :id, :t)"), {"account": account, "id": newest, "t": T})
+        upgrade()
+        with db.engine.begin() as conn:
+            if conn.dialect.name == "sqlite":  # the migrations ran with them off, on a pooled connection
+                assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+            assert conn.execute(sa.text("SELECT id, title FROM events")).all() == [(kept, "kept")]
+            assert conn.execute(sa.text("SELECT id, event_id FROM attendees")).all() == [(attendee, kept)]
+            # A token's expiry is kept to the second its header states.
+            assert conn.execute(sa.text("SELECT expires_at FROM api_tokens").columns(expires_at=sa.DateTime)) \
+                .scalar_one() == datetime(2027, 1, 1, 12, 0, 5)
+            created = conn.execute(new_event, {"account": account, "title": "new", "t": T}).scalar_one()
+            assert created > newest
+            conn.execute(sa.text("DELETE FROM events WHERE id = :id"), {"id": created})
+            assert conn.execute(new_event, {"account": account, "title": "again", "t": T}).scalar_one() > created
+    assert schema_drift(empty_app) == []

@@ -25,7 +25,7 @@ from freezegun import freeze_time
 from usetix.extensions import db
 from usetix.models import ServerSession
 
-from .conftest import PASSWORD, AuthActions, csrf_token_from
+from .conftest import NONCE_FIELD, PASSWORD, AuthActions, csrf_token_from
 from .databases import scratch_database
 from .servers import free_port, gunicorn, prepare_database
 
@@ -133,6 +133,35 @@ def test_a_request_in_flight_cannot_bring_back_a_logged_out_session(app, client,
     assert answers and answers[0].status_code == 200  # it was served, logged in, before the logout
     assert not is_stored(app, sid)
     assert with_cookie(app, sid).get("/admin/events").status_code == 302
+
+
+@BOTH_STORES
+def test_a_token_create_in_flight_across_a_logout_creates_no_token(app, client, auth, orgs, redis_cleanup,
+                                                                    monkeypatch):
+    """The Create Token POST has loaded its session when the admin logs out elsewhere (the
+    record is deleted): the token's transaction finds the login gone and makes nothing.
+    (On real gunicorn: tests/test_api_writes_gunicorn.py.)"""
+    from usetix.blueprints.dashboard.forms import TokenForm
+    from usetix.models import ApiToken
+
+    auth.login()
+    sid = cookie_of(client)
+    redis_cleanup.append(sid)
+    form = client.get("/admin/settings/api_tokens/new").text
+    real_expiry = TokenForm.expiry
+
+    def logged_out_meanwhile(self, now):
+        app.session_interface.store.delete(digest(sid))  # what a logout on another worker does
+        return real_expiry(self, now)
+
+    monkeypatch.setattr(TokenForm, "expiry", logged_out_meanwhile)
+    response = client.post("/admin/settings/api_tokens", data={
+        "description": "after logout", "tier": "write", "expiration": "30", "csrf_token": csrf_token_from(form),
+        "nonce": NONCE_FIELD.search(form).group(1)})
+    assert response.status_code == 302 and response.headers["Location"].startswith("/login")
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(ApiToken)) == 0
+    assert not is_stored(app, sid)
 
 
 def test_an_expired_record_is_never_extended(app, client, auth, orgs):

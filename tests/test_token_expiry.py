@@ -155,6 +155,32 @@ def test_the_token_works_until_the_second_before_and_is_401_from_the_boundary_se
         assert "Usetix-Token-Expiration" not in refused.headers
 
 
+@pytest.mark.parametrize("set_by", ["issue_token", "update"])
+def test_a_fractional_expiry_is_kept_as_the_whole_second_its_header_and_message_state(app, client, orgs, set_by):
+    """Whoever sets it (issuing, or any later UPDATE), an expiry given with a fraction is
+    stored as its whole second: the token stops at the second its header names, not 0.69 s
+    later."""
+    from usetix.auth.token_service import issue_token
+
+    second = datetime(2027, 1, 1, 12, 0, 5, tzinfo=UTC)
+    given = second + timedelta(microseconds=690_000)
+    if set_by == "update":
+        raw = issue_expiring(app, orgs["acme"], given)
+    else:
+        with app.app_context():
+            raw = issue_token(db.session.get(Admin, orgs["acme"].admin_id), "fractional", "read", None,
+                              expires_at=given)[1]
+    assert stored_expiry(app) == [second]
+    with freeze_time(second - timedelta(microseconds=1)):
+        last = client.get("/admin/account", headers=bearer(raw))
+    with freeze_time(second + timedelta(microseconds=300_000)):
+        refused = client.get("/admin/account", headers=bearer(raw))
+    assert last.status_code == 200 and last.headers["Usetix-Token-Expiration"] == "2027-01-01T12:00:05Z"
+    assert last.json["data"]["token"]["expires_at"] == "2027-01-01T12:00:05Z"
+    assert refused.status_code == 401
+    assert refused.json == {"error": "expired_token", "message": "This token expired at 2027-01-01T12:00:05Z."}
+
+
 def test_a_token_made_on_the_form_expires_exactly_its_days_later(app, client, logged_in):
     with freeze_time(START):
         raw = TOKEN_VALUE.search(create(client, "7").text).group(1)

@@ -38,6 +38,23 @@ class UTCDateTime(sa.types.TypeDecorator):
         return None if value is None else value.replace(tzinfo=UTC)
 
 
+class UTCWholeSecond(UTCDateTime):
+    """A UTCDateTime stored to the whole second, whatever the value given: a token's expiry,
+    which its header, its error message and its check must all state as the same second."""
+
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        stored = super().process_bind_param(value, dialect)
+        return None if stored is None else stored.replace(microsecond=0)
+
+
+# Ids that reach a client or a tombstone are never given twice: SQLite's AUTOINCREMENT
+# (PostgreSQL's sequences never go back anyway). Without it SQLite hands the highest
+# deleted id out again, and a sync would drop the new object as the deleted one.
+NEVER_REUSED_IDS = {"sqlite_autoincrement": True}
+
+
 class Account(db.Model):
     __tablename__ = "accounts"
 
@@ -76,6 +93,7 @@ class Event(db.Model):
         sa.CheckConstraint("status IN ('draft', 'published', 'cancelled')", name="status"),
         # Leads with account_id, so it also serves every per-account lookup.
         sa.Index("ix_events_account_starts", "account_id", "starts_at"),
+        NEVER_REUSED_IDS,
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -93,6 +111,7 @@ class Event(db.Model):
 
 class Attendee(db.Model):
     __tablename__ = "attendees"
+    __table_args__ = NEVER_REUSED_IDS
 
     id: Mapped[int] = mapped_column(primary_key=True)
     account_id: Mapped[int] = mapped_column(sa.ForeignKey("accounts.id"), index=True)
@@ -113,7 +132,7 @@ class ApiToken(db.Model):
     stays as a row for the audit trail and is never accepted again."""
 
     __tablename__ = "api_tokens"
-    __table_args__ = (sa.CheckConstraint("tier IN ('read', 'write')", name="tier"),)
+    __table_args__ = (sa.CheckConstraint("tier IN ('read', 'write')", name="tier"), NEVER_REUSED_IDS)
 
     TIER_LABELS = {"read": "Read", "write": "Read + Write"}
 
@@ -124,8 +143,8 @@ class ApiToken(db.Model):
     tier: Mapped[str] = mapped_column(sa.String(10))
     digest: Mapped[str] = mapped_column(sa.String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    # None: the token never expires. It is refused from this second on.
-    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # None: the token never expires. It is refused from this second on (a fraction given is dropped).
+    expires_at: Mapped[datetime | None] = mapped_column(UTCWholeSecond)
     # Usage, written at most once a minute per token after the response (usetix/auth/usage.py):
     # the last request's time, client address and User-Agent, and an approximate count.
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -161,7 +180,7 @@ class AuditEvent(db.Model):
 
     __tablename__ = "audit_events"
     # Leads with account_id, so it also serves every per-account lookup.
-    __table_args__ = (sa.Index("ix_audit_events_account_created", "account_id", "created_at"),)
+    __table_args__ = (sa.Index("ix_audit_events_account_created", "account_id", "created_at"), NEVER_REUSED_IDS)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     account_id: Mapped[int] = mapped_column(sa.ForeignKey("accounts.id"))
@@ -184,7 +203,8 @@ class Tombstone(db.Model):
     ``updated_since`` learns of it (``include_deleted=true``)."""
 
     __tablename__ = "tombstones"
-    __table_args__ = (sa.Index("ix_tombstones_account_type_deleted", "account_id", "object_type", "deleted_at"),)
+    __table_args__ = (sa.Index("ix_tombstones_account_type_deleted", "account_id", "object_type", "deleted_at"),
+                      NEVER_REUSED_IDS)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     account_id: Mapped[int] = mapped_column(sa.ForeignKey("accounts.id"))
@@ -209,7 +229,8 @@ class IdempotencyKey(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     token_id: Mapped[int] = mapped_column(sa.ForeignKey("api_tokens.id"))
     key: Mapped[str] = mapped_column(sa.String(255))
-    # SHA-256 of method, path and body: the same key with another request is refused.
+    # SHA-256 of method, path, body, If-Match and If-None-Match: the same key with another
+    # request is refused.
     fingerprint: Mapped[str] = mapped_column(sa.String(64))
     status: Mapped[int | None]
     response_headers: Mapped[str | None] = mapped_column(sa.Text)  # JSON object

@@ -109,6 +109,7 @@ class SessionStore(Protocol):
     def delete(self, key: str) -> None: ...
     def purge(self, now: datetime, batch_size: int) -> int: ...
     def check(self) -> bool: ...
+    def still_stored(self, key: str, now: datetime) -> bool: ...
 
 
 @contextmanager
@@ -159,6 +160,15 @@ class DatabaseSessionStore:
         except sa.exc.SQLAlchemyError:
             return False
         return True
+    def still_stored(self, key: str, now: datetime) -> bool:
+        """Whether the live record is still there, read in ``db.session``'s transaction (the
+        one exception to the rule above) with its row locked: a logout (DELETE) cannot commit
+        between this check and the caller's commit. On SQLite the caller has written first,
+        so its transaction holds the database's write lock, which a logout waits for too."""
+        t = self.table
+        return db.session.execute(
+            sa.select(t.c.key).where(t.c.key == key, t.c.expires_at > now).with_for_update()
+        ).first() is not None
 
     def purge(self, now: datetime, batch_size: int) -> int:
         """Delete expired rows, ``batch_size`` per transaction, so no lock is held long."""
@@ -212,6 +222,11 @@ class RedisSessionStore:
             return bool(self.redis.ping())
         except self.errors:
             return False
+    def still_stored(self, key: str, now: datetime) -> bool:
+        """Whether the record is still there (Redis expires it itself). Redis shares no
+        transaction with the database: a logout in the moment after this check is missed."""
+        with _failures_as_unavailable(*self.errors):
+            return bool(self.redis.exists(self.prefix + key))
 
 
 def _ttl_ms(expires_at: datetime, now: datetime) -> int:
@@ -359,6 +374,16 @@ def make_session_interface(app: Flask) -> ServerSideSessionInterface:
 def save_now() -> None:
     """Store the current session before answering (login, logout); see ``save_now`` above."""
     current_app.session_interface.save_now(current_app._get_current_object(), session._get_current_object())
+
+
+def still_logged_in() -> bool:
+    """Whether this request's login is still stored: not logged out (by another request on
+    the same cookie, from another tab) nor expired since the request began. For writes that
+    must not outlive the login that asked for them (creating a token)."""
+    current = session._get_current_object()
+    if not isinstance(current, ServerSideSession) or current.sid is None:
+        return False
+    return current_app.session_interface.store.still_stored(_key(current.sid), datetime.now(UTC))
 
 
 def bind_to_client() -> None:

@@ -5,7 +5,7 @@ Used by the dashboard (Settings → API Tokens) and by ``usetix revoke-token``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -26,6 +26,10 @@ class DuplicateSubmission(Exception):
     """A token was already made from this form (its nonce is spent)."""
 
 
+class NoLongerAuthorized(Exception):
+    """Whoever asked for the token stopped being allowed to while it was made (logged out)."""
+
+
 def _audit(action: str, token: ApiToken, actor: str, admin_id: int | None, client_address: str | None) -> None:
     db.session.add(
         AuditEvent(
@@ -42,12 +46,15 @@ def _audit(action: str, token: ApiToken, actor: str, admin_id: int | None, clien
 
 
 def issue_token(admin: Admin, description: str, tier: str, client_address: str | None,
-                form_nonce: str | None = None, expires_at: datetime | None = None) -> tuple[ApiToken, str]:
+                form_nonce: str | None = None, expires_at: datetime | None = None,
+                still_authorized: Callable[[], bool] | None = None) -> tuple[ApiToken, str]:
     """Create a token for the admin's account; returns the row and the raw value, which
     exists only in this return value and is never written anywhere. ``expires_at`` None
     makes a token that never expires.
 
-    Raises DuplicateSubmission if ``form_nonce`` already made a token.
+    Raises DuplicateSubmission if ``form_nonce`` already made a token, and
+    NoLongerAuthorized (nothing made) if ``still_authorized``, asked inside the transaction
+    once the token is written, says no: the dashboard's login was logged out meanwhile.
     """
     if tier not in TIERS:
         raise ValueError(f"unknown tier {tier!r}")
@@ -69,6 +76,9 @@ def issue_token(admin: Admin, description: str, tier: str, client_address: str |
         if form_nonce and db.session.scalar(sa.select(ApiToken.id).where(ApiToken.form_nonce == form_nonce)):
             raise DuplicateSubmission from None
         raise
+    if still_authorized is not None and not still_authorized():
+        db.session.rollback()
+        raise NoLongerAuthorized
     _audit("token.created", token, admin.email, admin.id, client_address)
     db.session.commit()
     return token, raw

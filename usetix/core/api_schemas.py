@@ -7,7 +7,7 @@ Pure: no Flask, no database.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import (
@@ -114,10 +114,22 @@ class AttendeePatch(_Body):
     ticket_type: TicketType = None
 
 
-class CheckIn(_Body):
-    """``POST …/check_in``: an empty body checks in now; a scan made offline sends its time."""
+# How far ahead of the server's clock a scanner's may run (README, "Writing through the API").
+CHECK_IN_CLOCK_SKEW = timedelta(minutes=5)
 
-    checked_in_at: Timestamp = None
+
+def _not_in_the_future(value: datetime) -> datetime:
+    if value > datetime.now(UTC) + CHECK_IN_CLOCK_SKEW:
+        raise PydanticCustomError("in_the_future", f"checked_in_at must not be in the future (a clock "
+                                                   f"{CHECK_IN_CLOCK_SKEW.seconds // 60} minutes ahead is allowed).")
+    return value
+
+
+class CheckIn(_Body):
+    """``POST …/check_in``: an empty body checks in now; a scan made offline sends its time,
+    which may not be later than now (give or take the clock skew)."""
+
+    checked_in_at: Annotated[Timestamp, AfterValidator(_not_in_the_future)] = None
 
 
 class _Out(BaseModel):

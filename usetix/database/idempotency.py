@@ -3,8 +3,8 @@
 Stripe's semantics. A key belongs to one token and lives 24 hours in the database, so it
 holds across workers and hosts. The first request with a key *claims* it (a row with no
 status, committed at once, so a concurrent twin finds it), runs, and *completes* it in the
-same transaction as its own writes: either both are kept or neither. An answer that must
-not be replayed (409, 429, 5xx) *releases* the key instead, and so does a failure.
+same transaction as its own writes: either both are kept or neither. An answer of a write
+that did not happen (4xx, 5xx) *releases* the key instead, and so does a failure.
 """
 
 from __future__ import annotations
@@ -54,18 +54,27 @@ def valid_key(key: str) -> bool:
     return 0 < len(key) <= MAX_KEY_LENGTH and key.isascii() and key.isprintable() and " " not in key
 
 
-def fingerprint(method: str, path: str, body: bytes) -> str:
-    """What makes two requests "the same": method, path with query string, body bytes."""
+def fingerprint(method: str, path: str, body: bytes, if_match: str | None = None,
+                if_none_match: str | None = None) -> str:
+    """What makes two requests "the same": method, path with query string, body bytes, and
+    the conditions they set (If-Match, If-None-Match), which can change their outcome."""
     digest = hashlib.sha256()
-    for part in (method.encode(), path.encode(), body):
+    for part in (method.encode(), path.encode(), body, _condition(if_match), _condition(if_none_match)):
         digest.update(len(part).to_bytes(8, "big"))
         digest.update(part)
     return digest.hexdigest()
 
 
+def _condition(header: str | None) -> bytes:
+    # An absent header is told apart from an empty one.
+    return b"" if header is None else b"=" + header.encode("latin-1")
+
+
 def storable(status: int) -> bool:
-    """Answers a retry may be given again; a 409 or 429 may go differently next time, a 5xx too."""
-    return status < 500 and status not in (409, 429)
+    """Only a write that happened (2xx) is kept: its retry must get its answer, not run it
+    twice. Every other answer changed nothing, and its retry may rightly go otherwise (an
+    object edited since a 412, a conflict resolved, a 5xx), so the retry runs again."""
+    return 200 <= status < 300
 
 
 def claim(connection: sa.Connection, token_id: int, key: str, request_fingerprint: str,

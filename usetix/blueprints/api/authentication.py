@@ -12,7 +12,7 @@ attribute read through a proxy costs several times a plain one (bench/RESULTS.md
 
 from __future__ import annotations
 
-from flask import Response, current_app, g, request
+from flask import Request, Response, current_app, g, request
 
 from ...auth import bearer
 from ...auth.refusals import Refusal, refusal_answer, too_many_requests
@@ -34,6 +34,24 @@ def _refuse(refusal: Refusal) -> Response:
     return json_response(body, status, headers)
 
 
+def _screened(req: Request) -> str | Refusal:
+    return req.environ.get(SCREENED_DIGEST) or bearer.screen_credentials(req.headers.get("Authorization"))
+
+
+def refuse_again() -> Response:
+    """The token stopped being valid while this request ran (a write found it revoked or
+    expired when it wrote its audit record): judge it again and answer exactly as this hook
+    answers such a token, a 401 of the same headers and body, counted as a failure."""
+    req = request._get_current_object()
+    verdict = bearer.authenticate(_screened(req), req.method, request_connection)
+    if not isinstance(verdict, Refusal):
+        raise RuntimeError("the token's write found it invalid, and its authentication valid")
+    request_globals = g._get_current_object()
+    for name in ("principal", "rate_limit_headers", "usage_writer"):
+        request_globals.pop(name, None)  # nothing of the token's own on this answer
+    return _refuse(verdict)
+
+
 @bp.before_app_request
 def authenticate_bearer() -> Response | None:
     """Set ``g.principal`` from the request's bearer token, or answer 401 (429 past a limit)."""
@@ -41,8 +59,7 @@ def authenticate_bearer() -> Response | None:
     app = current_app._get_current_object()
     if not req.wants_json or req.endpoint in app.public_endpoints:
         return None
-    screened = req.environ.get(SCREENED_DIGEST) or bearer.screen_credentials(req.headers.get("Authorization"))
-    principal = bearer.authenticate(screened, req.method, request_connection)
+    principal = bearer.authenticate(_screened(req), req.method, request_connection)
     if isinstance(principal, Refusal):
         return _refuse(principal)
     token = principal.token

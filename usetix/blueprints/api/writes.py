@@ -54,7 +54,7 @@ def _attendee_json(row: Any) -> dict:
 
 
 def _tag(row: Any) -> str:
-    return etag(row.version, row.created_at)
+    return etag(row.id, row.version, row.created_at)
 
 
 # The statements every request of a kind sends are built once, with bound parameters:
@@ -116,8 +116,8 @@ def create_event(body: schemas.EventCreate) -> Response:
                                  **body.model_dump()).returning(*EVENT_SELECTED)
     ).one()
     audit(connection, "event.created", "event", row.id, row.title)
-    return json_with_etag(_event_json(row), _tag(row), 201,
-                          {"Location": url_for("api.event", event_id=row.id, _external=True)})
+    # Relative, like the Link header's targets: no Host header a client sends ends up in it.
+    return json_with_etag(_event_json(row), _tag(row), 201, {"Location": url_for("api.event", event_id=row.id)})
 
 
 @bp.get("/events/<int:event_id>")
@@ -211,7 +211,7 @@ def create_attendee(event_id: int, body: schemas.AttendeeCreate) -> Response:
     except IntegrityError:  # the event was deleted since we looked
         raise Refused(not_found()) from None
     audit(connection, "attendee.created", "attendee", row.id, row.name)
-    location = url_for("api.attendee", event_id=event_id, attendee_id=row.id, _external=True)
+    location = url_for("api.attendee", event_id=event_id, attendee_id=row.id)
     return json_with_etag(_attendee_json(row), _tag(row), 201, {"Location": location})
 
 

@@ -2,22 +2,25 @@
 transaction and the audit record. The views are in ``writes.py``.
 
 A write view is wrapped in :func:`write_view`. The wrapper parses and validates the body
-first (a bad body is refused before anything else happens, and is not stored under an
-Idempotency-Key: the same body gets the same refusal anyway), then claims the key, runs
-the view on the request's connection, and commits the view's writes, its audit record and
-the key's stored answer in one transaction. Views never commit.
+first (a bad body is refused before anything else happens, and claims no Idempotency-Key),
+then claims the key, runs the view on the request's connection, and commits the view's
+writes, its audit record and the key's stored answer in one transaction. Views never
+commit. The audit record is written only while the token is still valid: a token revoked
+or expired while the request ran (its body arriving slowly, say) rolls everything back and
+gets the bearer hook's 401.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Response, after_this_request, g, request
+from flask import Response, after_this_request, current_app, g, request
 from pydantic import BaseModel, ValidationError
 
 from ...core.api_schemas import field_errors
@@ -27,19 +30,22 @@ from ...database.connection import request_connection
 from ...database.locks import lock_timed_out
 from ...models import ApiToken, AuditEvent, UTCDateTime, utcnow
 from ...web.responses import error_response, json_response
+from .authentication import refuse_again
 
 JSON = "application/json"
 MERGE_PATCH = "application/merge-patch+json"
 # Headers of a write's answer that a replay gives again (the rate-limit ones are the replay's own).
 REPLAYED_HEADERS = ("Content-Type", "Location", "ETag")
 RETRY_IN_FLIGHT_SECONDS = "1"
+# 96 bits: two versions of one object never share a tag.
+ETAG_BYTES = 12
 
 logger = logging.getLogger("usetix.api")
 
 
 class Refused(Exception):
-    """Raised by a view to answer an error: its writes are rolled back (the answer may still
-    be kept under an Idempotency-Key, like any answer but a 409, 429 or 5xx)."""
+    """Raised by a view to answer an error: its writes are rolled back, and its
+    Idempotency-Key is released (only a 2xx is kept)."""
 
     def __init__(self, response: Response):
         self.response = response
@@ -86,10 +92,20 @@ def revalidate(model: type[BaseModel], data: dict[str, Any]) -> BaseModel:
         raise Refused(invalid_body(field_errors(exc))) from None
 
 
-def etag(version: int, created_at: datetime) -> str:
-    """A strong ETag from the row version. The creation time is folded in so that a row id
-    that SQLite hands out again after a delete never repeats an old object's tag."""
-    return f"{version}.{round(created_at.timestamp() * 1_000_000):x}"  # unquoted, as Werkzeug's ETags hold them
+def etag(object_id: int, version: int, created_at: datetime) -> str:
+    """A strong, opaque ETag: a digest of the row's id, version (every write bumps it) and
+    creation time, keyed with the app's secret so that it tells nothing (not the creation
+    time to the microsecond, which the body gives to the second). The creation time keeps
+    tags apart even for an id that SQLite gave twice before migration d19a11fe0001."""
+    digest = hashlib.blake2b(f"{object_id}.{version}.{round(created_at.timestamp() * 1_000_000)}".encode(),
+                             key=_etag_key(current_app.config["SECRET_KEY"]), digest_size=ETAG_BYTES)
+    return digest.hexdigest()  # unquoted, as Werkzeug's ETags hold them
+
+
+@functools.lru_cache(maxsize=4)
+def _etag_key(secret: str | bytes) -> bytes:
+    secret = secret.encode() if isinstance(secret, str) else secret
+    return hashlib.blake2b(secret, person=b"usetix.etag").digest()
 
 
 def check_if_match(current: str) -> None:
@@ -119,26 +135,38 @@ def not_modified(current: str) -> Response | None:
 
 
 _tokens = ApiToken.__table__
-# Built once (see writes.py): the token's description and tier as they are now, copied in.
+_at = sa.bindparam("at", type_=UTCDateTime)
+# Built once (see writes.py): the token's description and tier as they are now, copied in,
+# if the token is still valid now. So the write's own transaction checks the token again, at
+# no extra statement: a write whose token was revoked or expired while it ran (a slow body)
+# inserts no audit record, and is rolled back and refused (TokenNoLongerValid).
 AUDIT = AuditEvent.__table__.insert().from_select(
     ["account_id", "actor", "action", "token_id", "token_description", "token_tier", "client_address",
      "created_at", "object_type", "object_id", "object_label"],
     sa.select(_tokens.c.account_id, _tokens.c.description + " (API token)",
               sa.bindparam("action_name", type_=sa.String), _tokens.c.id, _tokens.c.description, _tokens.c.tier,
-              sa.bindparam("address", type_=sa.String), sa.bindparam("at", type_=UTCDateTime),
+              sa.bindparam("address", type_=sa.String), _at,
               sa.bindparam("kind", type_=sa.String), sa.bindparam("target_id", type_=sa.Integer),
               sa.bindparam("label", type_=sa.String))
-    .where(_tokens.c.id == sa.bindparam("by_token_id"), _tokens.c.account_id == sa.bindparam("by_account_id")),
-)
+    .where(_tokens.c.id == sa.bindparam("by_token_id"), _tokens.c.account_id == sa.bindparam("by_account_id"),
+           _tokens.c.revoked_at.is_(None), sa.or_(_tokens.c.expires_at.is_(None), _tokens.c.expires_at > _at)),
+).execution_options(preserve_rowcount=True)  # else SQLAlchemy keeps no rowcount of an INSERT
+
+
+class TokenNoLongerValid(Exception):
+    """The request's token was revoked or expired after it was authenticated."""
 
 
 def audit(connection: sa.Connection, action: str, object_type: str, object_id: int, label: str) -> None:
-    """Record this write with its token (as it is now), object, time and client address."""
+    """Record this write with its token (as it is now), object, time and client address;
+    raises TokenNoLongerValid when the token is no longer valid."""
     account_id, token_id = token_ids()
-    connection.execute(AUDIT, {
+    recorded = connection.execute(AUDIT, {
         "by_account_id": account_id, "by_token_id": token_id, "action_name": action, "address": request.remote_addr,
         "at": utcnow(), "kind": object_type, "target_id": object_id, "label": label[:200],
-    })
+    }).rowcount
+    if not recorded:
+        raise TokenNoLongerValid
 
 
 def write_view(body: type[BaseModel] | None = None, *, optional: bool = False,
@@ -169,6 +197,9 @@ def write_view(body: type[BaseModel] | None = None, *, optional: bool = False,
                 except Refused as refused:
                     connection.rollback()
                     response = refused.response
+                except TokenNoLongerValid:
+                    connection.rollback()
+                    response = refuse_again()
                 if claimed is None:
                     connection.commit()
                 elif idempotency.storable(response.status_code):
@@ -225,14 +256,16 @@ def _claim(connection: sa.Connection, key: str) -> idempotency.Claim | Response:
         return error_response(400, "invalid_idempotency_key",
                               f"Idempotency-Key must be 1 to {idempotency.MAX_KEY_LENGTH} visible ASCII characters.")
     _, token_id = token_ids()
-    fingerprint = idempotency.fingerprint(request.method, request.full_path, request.get_data(cache=True))
+    headers = request.headers
+    fingerprint = idempotency.fingerprint(request.method, request.full_path, request.get_data(cache=True),
+                                          headers.get("If-Match"), headers.get("If-None-Match"))
     outcome = idempotency.claim(connection, token_id, key, fingerprint, utcnow())
     if isinstance(outcome, idempotency.Replay):
         return Response(outcome.body, outcome.status, headers={**outcome.headers, "Idempotent-Replayed": "true"})
     if outcome is idempotency.Refusal.REUSED:
         return error_response(422, "idempotency_key_reused",
-                              "This Idempotency-Key was used with another request (method, path or body); "
-                              "use a new key for a new request.")
+                              "This Idempotency-Key was used with another request (method, path, body, If-Match "
+                              "or If-None-Match); use a new key for a new request.")
     if outcome is idempotency.Refusal.IN_FLIGHT:
         return error_response(409, "idempotency_key_in_use",
                               "A request with this Idempotency-Key is still running; retry after it.",

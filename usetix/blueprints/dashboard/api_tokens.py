@@ -10,7 +10,8 @@ from flask import abort, current_app, flash, make_response, redirect, render_tem
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 
-from ...auth.token_service import DuplicateSubmission, issue_token, revoke_token
+from ...auth.sessions import still_logged_in
+from ...auth.token_service import DuplicateSubmission, NoLongerAuthorized, issue_token, revoke_token
 from ...core import token_lifetime
 from ...core.list_query import page_number
 from ...extensions import db
@@ -129,10 +130,12 @@ def create_api_token():
     _spend_nonce(nonce)
     try:
         token, raw = issue_token(current_user, form.description.data, form.tier.data, request.remote_addr, nonce,
-                                 expires_at=form.expiry(utcnow()))
+                                 expires_at=form.expiry(utcnow()), still_authorized=still_logged_in)
     except DuplicateSubmission:
         # A second submission that raced past the session check (a double click).
         return _already_submitted()
+    except NoLongerAuthorized:  # logged out while this request ran: nothing was made
+        return current_app.login_manager.unauthorized()
     # The reveal page is the answer to this POST, so the raw value never has to be kept
     # anywhere to survive a redirect; no-store keeps it out of caches and history.
     response = make_response(

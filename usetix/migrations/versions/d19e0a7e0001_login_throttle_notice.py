@@ -1,7 +1,7 @@
 """the login-throttle notice: refused logins per admin
 
 Revision ID: d19e0a7e0001
-Revises: c14a11fe0001
+Revises: d19a11fe0001
 Create Date: 2026-12-07 13:00:00.000000
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = 'd19e0a7e0001'
-down_revision = 'c14a11fe0001'
+down_revision = 'd19a11fe0001'
 branch_labels = None
 depends_on = None
 
