@@ -674,3 +674,31 @@ def test_a_check_in_is_one_update_and_one_audit_insert_that_also_checks_the_toke
     written = [s.split()[0] for s in statements if not s.lstrip().upper().startswith("SELECT")]
     assert written == ["UPDATE", "INSERT"], statements
     assert "revoked_at IS NULL" in statements[-1] and "expires_at" in statements[-1]
+
+
+def test_a_request_whose_claim_was_taken_over_never_completes_or_releases_the_new_one(app, write_token, acme):
+    """A claim is named by its id and its claim time: on SQLite the takeover's row may get
+    the abandoned row's id again, and the slow first request must not store its answer in
+    it (a replay of the wrong answer) nor delete it (the key claimed twice)."""
+    import dataclasses
+
+    from usetix.database import idempotency
+
+    with app.app_context():
+        token_id = db.session.scalar(sa.text("SELECT id FROM api_tokens"))
+        claimed_at = datetime.now(UTC) - idempotency.ABANDONED_AFTER - timedelta(seconds=1)
+        with db.engine.connect() as connection:
+            first = idempotency.claim(connection, token_id, "slow", "f" * 64, claimed_at)
+            second = idempotency.claim(connection, token_id, "slow", "f" * 64, datetime.now(UTC))
+            assert isinstance(second, idempotency.Claim) and second != first
+            second = dataclasses.replace(second, id=first.id)  # the id SQLite may give again, on both databases
+            connection.execute(sa.update(IdempotencyKey.__table__).values(id=first.id))
+            connection.commit()
+            idempotency.complete(connection, first, 201, {}, b"the first request's answer")
+            connection.commit()
+            idempotency.release(connection, first)
+            row = connection.execute(sa.select(IdempotencyKey.status, IdempotencyKey.created_at)).one()
+            assert row.status is None  # still the second request's claim, untouched
+            idempotency.complete(connection, second, 201, {}, b"the second request's answer")
+            connection.commit()
+            assert connection.scalar(sa.select(IdempotencyKey.response_body)) == b"the second request's answer"

@@ -40,7 +40,15 @@ class Refusal(Enum):
 
 @dataclass(frozen=True)
 class Claim:
+    """A claimed key's row. SQLite may give a deleted row's id again (this table is not
+    AUTOINCREMENT), so the row is named by its id and its claim time together: a request
+    whose claim was taken from it as abandoned never completes or releases the next one's."""
+
     id: int
+    created_at: datetime
+
+    def row(self) -> sa.ColumnElement[bool]:
+        return sa.and_(_keys.c.id == self.id, _keys.c.created_at == self.created_at)
 
 
 @dataclass(frozen=True)
@@ -91,7 +99,7 @@ def claim(connection: sa.Connection, token_id: int, key: str, request_fingerprin
             if random.random() < SWEEP_PROBABILITY:
                 purge(connection, now)
             connection.commit()
-            return Claim(claim_id)
+            return Claim(claim_id, now)
         except IntegrityError:  # the unique (token_id, key): someone has it
             connection.rollback()
         row = connection.execute(
@@ -117,7 +125,7 @@ def claim(connection: sa.Connection, token_id: int, key: str, request_fingerprin
 def complete(connection: sa.Connection, claimed: Claim, status: int, headers: dict[str, str], body: bytes) -> None:
     """Store the answer, in the caller's transaction (which then commits it with its writes)."""
     connection.execute(
-        sa.update(_keys).where(_keys.c.id == claimed.id)
+        sa.update(_keys).where(claimed.row())
         .values(status=status, response_headers=orjson.dumps(headers).decode(), response_body=body)
     )
 
@@ -125,7 +133,7 @@ def complete(connection: sa.Connection, claimed: Claim, status: int, headers: di
 def release(connection: sa.Connection, claimed: Claim) -> None:
     """Give the key up (the answer is not to be replayed), in a transaction of its own."""
     connection.rollback()
-    connection.execute(sa.delete(_keys).where(_keys.c.id == claimed.id, _keys.c.status.is_(None)))
+    connection.execute(sa.delete(_keys).where(claimed.row(), _keys.c.status.is_(None)))
     connection.commit()
 
 
