@@ -164,6 +164,12 @@ def test_stateful_sequences_through_the_documents_links(app, write_token):
         def get_call_kwargs(self, case):
             return {"app": app, "headers": _write_headers(case, write_token)}
 
+        def before_call(self, case):
+            # A scan dated in the future is a 422 by design; positive data knows no "now".
+            if case.operation.path.endswith("/check_in") and isinstance(case.body, dict) \
+                    and "checked_in_at" in case.body:
+                case.body["checked_in_at"] = "2026-01-01T00:00:00Z"
+
         def after_call(self, response, case):
             ids = case.path_parameters or {}
             body = response.json() if response.status_code in (200, 201) else {}
@@ -178,7 +184,7 @@ def test_stateful_sequences_through_the_documents_links(app, write_token):
                                                  or ids.get("attendee_id") in created_attendees):
                 reached.add(f"{case.method.upper()} {case.operation.path}")
 
-    Workflow.run(settings=settings(max_examples=30, stateful_step_count=10, deadline=None, derandomize=True,
+    Workflow.run(settings=settings(max_examples=60, stateful_step_count=10, deadline=None, derandomize=True,
                                    suppress_health_check=list(HealthCheck)))
     assert created_events and created_attendees
     assert {"GET /admin/events/{event_id}", "PATCH /admin/events/{event_id}", "attendee of a created event",
