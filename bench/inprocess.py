@@ -11,8 +11,8 @@
 Calls the WSGI app directly, so what it reports is the app's own CPU cost per request
 (µs), free of the TCP and load-generator noise of the HTTP benchmark; good for comparing
 two versions of the hot path side by side on this shared machine (``PYTHONPATH=OLD_TREE``
-runs an older checkout). Under gunicorn the same code costs 2 to 3 times as much per request
-(colder caches): use it for differences, and ``bench/run.py`` for the figures.
+runs an older checkout). Under gunicorn the same code costs more per request (colder
+caches): use it for differences, and ``bench/run.py`` for the figures.
 pyinstrument is not a dependency: install it into a scratch venv to use ``--pyinstrument``.
 """
 
