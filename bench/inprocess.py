@@ -11,8 +11,8 @@
 Calls the WSGI app directly, so what it reports is the app's own CPU cost per request
 (µs), free of the TCP and load-generator noise of the HTTP benchmark; good for comparing
 two versions of the hot path side by side on this shared machine (``PYTHONPATH=OLD_TREE``
-runs an older checkout). Under gunicorn the same code costs 2 to 3 times as much per request
-(colder caches): use it for differences, and ``bench/run.py`` for the figures.
+runs an older checkout). Under gunicorn the same code costs more per request (colder
+caches): use it for differences, and ``bench/run.py`` for the figures.
 pyinstrument is not a dependency: install it into a scratch venv to use ``--pyinstrument``.
 """
 
@@ -25,6 +25,8 @@ import json
 import pstats
 import sys
 import time
+
+from paths import PATHS
 
 
 def environ(method: str, path: str, token: str | None) -> dict:
@@ -45,16 +47,13 @@ def environ(method: str, path: str, token: str | None) -> dict:
 CHECK_IN_AND_UNDO = "POST,DELETE"
 
 
-def paths(tok: dict) -> dict[str, tuple[str, str, str | None, int | tuple[int, int]]]:
-    return {
-        "auth": ("GET", "/admin/events", tok["read_token"], 200),
-        "twin": ("GET", "/admin/bench-twin/events", tok["read_token"], 200),
-        "unknown": ("GET", "/admin/events", tok["unknown_token"], 401),
-        "malformed": ("GET", "/admin/events", tok["malformed_token"], 401),
-        "post": ("POST", "/admin/events", tok["read_token"], 401),
-        "write": (CHECK_IN_AND_UNDO, f"{tok['checkin_base']}{tok['checkin_first']}/check_in", tok["write_token"],
-                  (201, 204)),
-    }
+def path_table(tokens: dict) -> dict[str, tuple[str, str, str | None, int | tuple[int, int]]]:
+    """bench/paths.py's paths with bench/seed.py's ``tokens``: (method, path, token, expected status)."""
+    table = {name: (path.method, path.url_path, tokens[path.token_key], path.expected_status)
+             for name, path in PATHS.items()}
+    table["write"] = (CHECK_IN_AND_UNDO, f"{tokens['checkin_base']}{tokens['checkin_first']}/check_in",
+                      tokens["write_token"], (201, 204))
+    return table
 
 
 def call(app, method: str, path: str, token: str | None) -> tuple[int | tuple[int, int], bytes]:
@@ -82,18 +81,18 @@ def _call(app, method: str, path: str, token: str | None) -> tuple[int, bytes]:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--tokens", required=True, help="JSON written by bench/seed.py")
-    ap.add_argument("--n", type=int, default=5000, help="requests per path and repetition (5000)")
-    ap.add_argument("--repeat", type=int, default=3, help="repetitions; the best is reported (3)")
-    ap.add_argument("--only", help="comma-separated paths (auth,twin,unknown,malformed,post,write)")
-    ap.add_argument("--profile", metavar="PATH", help="profile this path with cProfile instead of timing")
-    ap.add_argument("--pyinstrument", action="store_true", help="with --profile: use pyinstrument")
-    ap.add_argument("--queries", action="store_true",
-                    help="print, as JSON, the SQL statements one steady-state request of each path sends")
-    a = ap.parse_args()
-    with open(a.tokens) as f:
-        table = paths(json.load(f))
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tokens", required=True, help="JSON written by bench/seed.py")
+    parser.add_argument("--n", type=int, default=5000, help="requests per path and repetition (5000)")
+    parser.add_argument("--repeat", type=int, default=3, help="repetitions; the best is reported (3)")
+    parser.add_argument("--only", help="comma-separated paths (auth,twin,unknown,malformed,post,write)")
+    parser.add_argument("--profile", metavar="PATH", help="profile this path with cProfile instead of timing")
+    parser.add_argument("--pyinstrument", action="store_true", help="with --profile: use pyinstrument")
+    parser.add_argument("--queries", action="store_true",
+                        help="print, as JSON, the SQL statements one steady-state request of each path sends")
+    options = parser.parse_args()
+    with open(options.tokens) as f:
+        table = path_table(json.load(f))
     from twin import create_bench_app
 
     app = create_bench_app()
@@ -105,32 +104,32 @@ def main() -> int:
         if status != expect:
             print(f"{name}: expected {expect}, got {status}: {body[:200]!r}", file=sys.stderr)
             return 1
-    if a.queries:
+    if options.queries:
         print(json.dumps({name: _statements(app, *spec[:3]) for name, spec in table.items()}))
         return 0
-    if a.profile:
-        method, path, token, _ = table[a.profile]
-        if a.pyinstrument:
+    if options.profile:
+        method, path, token, _ = table[options.profile]
+        if options.pyinstrument:
             from pyinstrument import Profiler
 
             profiler = Profiler(interval=0.0001)
             profiler.start()
-            for _ in range(a.n):
+            for _ in range(options.n):
                 call(app, method, path, token)
             profiler.stop()
             print(profiler.output_text(unicode=True, color=False, show_all=False))
         else:
             prof = cProfile.Profile()
             prof.enable()
-            for _ in range(a.n):
+            for _ in range(options.n):
                 call(app, method, path, token)
             prof.disable()
             pstats.Stats(prof).sort_stats("cumulative").print_stats(45)
         return 0
-    names = a.only.split(",") if a.only else list(table)
+    names = options.only.split(",") if options.only else list(table)
     for name in names:
         method, path, token, _ = table[name]
-        best = min(_timed(app, method, path, token, a.n) for _ in range(a.repeat))
+        best = min(_timed(app, method, path, token, options.n) for _ in range(options.repeat))
         unit = "check-in + undo" if method == CHECK_IN_AND_UNDO else "request"
         print(f"{name:>10}: {best * 1e6:7.1f} µs/{unit}  ({1 / best:7.0f} a second on one core, no HTTP)")
     return 0

@@ -33,7 +33,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from inprocess import call, paths, undo_left_check_in  # noqa: E402
+from inprocess import call, path_table, undo_left_check_in  # noqa: E402
 
 
 def _run(factory: str, tokens_file: str, name: str, count: int, warmup: int) -> None:
@@ -41,7 +41,7 @@ def _run(factory: str, tokens_file: str, name: str, count: int, warmup: int) -> 
     module, _, attr = factory.partition(":")
     app = getattr(importlib.import_module(module), attr)()
     with open(tokens_file) as f:
-        method, path, token, expect = paths(json.load(f))[name]
+        method, path, token, expect = path_table(json.load(f))[name]
     import sqlalchemy as sa
 
     from usetix.extensions import db
@@ -69,26 +69,26 @@ def _instructions(argv: list[str]) -> int:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--tokens", required=True, help="JSON written by bench/seed.py")
-    ap.add_argument("--factory", default="twin:create_bench_app", help="module:callable that builds the app")
-    ap.add_argument("--only", help="comma-separated paths (auth,twin,unknown,malformed,post,write)")
-    ap.add_argument("--low", type=int, default=100)
-    ap.add_argument("--high", type=int, default=300)
-    ap.add_argument("--warmup", type=int, default=50)
-    ap.add_argument("--run", help=argparse.SUPPRESS)  # internal: the measured program
-    ap.add_argument("--count", type=int, help=argparse.SUPPRESS)
-    a = ap.parse_args()
-    if a.run:
-        _run(a.factory, a.tokens, a.run, a.count, a.warmup)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tokens", required=True, help="JSON written by bench/seed.py")
+    parser.add_argument("--factory", default="twin:create_bench_app", help="module:callable that builds the app")
+    parser.add_argument("--only", help="comma-separated paths (auth,twin,unknown,malformed,post,write)")
+    parser.add_argument("--low", type=int, default=100)
+    parser.add_argument("--high", type=int, default=300)
+    parser.add_argument("--warmup", type=int, default=50)
+    parser.add_argument("--run", help=argparse.SUPPRESS)  # internal: the measured program
+    parser.add_argument("--count", type=int, help=argparse.SUPPRESS)
+    options = parser.parse_args()
+    if options.run:
+        _run(options.factory, options.tokens, options.run, options.count, options.warmup)
         return 0
-    names = a.only.split(",") if a.only else ["auth", "twin", "unknown", "malformed", "post"]
+    names = options.only.split(",") if options.only else ["auth", "twin", "unknown", "malformed", "post"]
     results = {}
     for name in names:
-        base = [sys.executable, __file__, "--tokens", a.tokens, "--factory", a.factory, "--run", name,
-                "--warmup", str(a.warmup), "--count"]
-        low, high = _instructions([*base, str(a.low)]), _instructions([*base, str(a.high)])
-        results[name] = round((high - low) / (a.high - a.low))
+        base = [sys.executable, __file__, "--tokens", options.tokens, "--factory", options.factory, "--run", name,
+                "--warmup", str(options.warmup), "--count"]
+        low, high = _instructions([*base, str(options.low)]), _instructions([*base, str(options.high)])
+        results[name] = round((high - low) / (options.high - options.low))
         print(f"{name:>10}: {results[name]:>10,} instructions/request", file=sys.stderr)
     print(json.dumps(results))
     return 0

@@ -1,0 +1,240 @@
+"""The report of a run: the header, the targets with their ratios, the harness's tables, and
+the checks the timings cannot show (SQL per request, ``last_used_at`` writes, worker memory).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import json
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+from types import ModuleType
+from typing import Any
+
+from paths import APP, PG_PATHS, RAISED_LIMIT, TABLE_NAMES
+
+# (label, app, kind, reference app, kind, needed ratio): the targets of the earlier issues
+RATIO_TARGETS = [
+    ("write (check-in/undo) vs authenticated read", APP + "_write", "ok", APP, "ok", 0.4),
+    ("authenticated vs flask_baseline", APP, "ok", "flask_baseline", "ok", 1.3),
+    ("authenticated vs ceiling", APP, "ok", "ceiling", "ok", 0.5),
+    ("unknown token 401 vs flask_baseline's 401", APP, "reject", "flask_baseline", "reject", 1.2),
+    ("malformed token 401 vs ceiling's 401", APP + "_malformed", "reject", "ceiling", "reject", 0.8),
+    ("authenticated vs unauthenticated twin", APP, "ok", APP + "_twin", "ok", 0.9),
+]
+MAX_RSS_GROWTH_PCT = 10
+LAST_USED_MIN_GAP_S = 60
+APP_PACKAGES = ("gunicorn", "Flask", "Werkzeug", "SQLAlchemy", "Flask-SQLAlchemy", "limits", "Flask-Login",
+                "Flask-WTF", "orjson", "pydantic", "psycopg")
+PATHS_LINE = (
+    "Paths: `usetix` ok = authenticated GET /admin/events (read token), reject = well-formed unknown "
+    "token; `usetix_twin` = GET /admin/bench-twin/events (same work, no authentication); "
+    "`usetix_malformed` = bad-checksum token; `usetix_post` = the read token's POST /admin/events; "
+    "`usetix_write` = a write token's check-in and undo over a pool of attendees (201/204); "
+    "`usetix_pg` and `usetix_pg_write` = the authenticated read and the write path on PostgreSQL; "
+    "`usetix_logged` = the authenticated path with the app's request log on (its default; off "
+    "everywhere else, as the peers log nothing per request)"
+)
+
+
+def without_passwords(argv: list[str]) -> list[str]:
+    """The command line as the report shows it: a database URL's password masked."""
+    import sqlalchemy as sa
+
+    shown = []
+    for arg in argv:
+        name, eq, value = arg.partition("=")
+        url = value if eq and name == "--postgres" else arg
+        if "://" in url:
+            masked = sa.engine.make_url(url).render_as_string(hide_password=True)
+            arg = f"{name}={masked}" if url is value else masked
+        shown.append(arg)
+    return shown
+
+
+def app_versions() -> dict[str, str]:
+    """Our Python and packages, as the app's interpreter sees them."""
+    completed = subprocess.run([sys.executable, "-c", (
+        "import importlib.metadata as m, json, sys\n"
+        "out = {'python': sys.version.split()[0]}\n"
+        f"for p in {APP_PACKAGES!r}:\n"
+        "    try:\n"
+        "        out[p] = m.version(p)\n"
+        "    except m.PackageNotFoundError:\n"
+        "        out[p] = 'not installed'\n"
+        "print(json.dumps(out))")], capture_output=True, text=True, timeout=60)
+    return json.loads(completed.stdout) if completed.returncode == 0 else {}
+
+
+def run_metadata(harness: ModuleType, options: Any, wrk_path: str, peers_python: str | None,
+                 app_argv: list[str]) -> dict:
+    """What the report's header says about the run (the harness's ``meta`` plus our app's)."""
+    versions = harness.collect_versions(peers_python, wrk_path)
+    ours = app_versions()
+    meta = {
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "versions": versions, "app_versions": ours, "machine": harness.machine_info(),
+        "path": "/admin/events", "threads": options.threads, "connections": options.connections,
+        "duration": options.duration, "warmup": options.warmup, "rounds": options.rounds, "tally": True,
+        "max_busy": options.max_busy, "quiet_wait": options.quiet_wait,
+        "server_desc": (f"peers and {APP} under gunicorn --workers {options.workers} --worker-class sync, "
+                        f"127.0.0.1 only; {APP}: `gunicorn {' '.join(app_argv[1:])}`"
+                        f" with the API rate limits raised to {RAISED_LIMIT}"),
+        "dataset": (f"peers: 200 accounts x 25 events (seed 1), token of account 1; {APP}: bench/seed.py "
+                    "(1 account, 25 events, 1 read token, a write token, 400 attendees), SQLite WAL, synchronous "
+                    f"{options.sqlite_synchronous or 'NORMAL (the default)'}"
+                    + (", and the same on a scratch PostgreSQL database" if options.postgres else "")),
+        "command": " ".join(shlex.quote(x) for x in ["bench/run.py", *without_passwords(sys.argv[1:])]),
+        "idle_busy_pct": harness.idle_check(),
+    }
+    harness.log(f"versions: {versions}; app: {ours}")
+    return meta
+
+
+class Report:
+    """The markdown report of one run's measurements (``results``: the :class:`harness.LoadRunner`'s)."""
+
+    def __init__(self, harness: ModuleType, results: dict, failures: list[str], twin_pairs: list, options: Any):
+        self.harness = harness
+        self.results = results
+        self.failures = failures
+        self.twin_pairs = twin_pairs
+        self.options = options
+
+    def render(self, meta: dict, statements: dict[str, list[str]], memory: dict | None,
+               writes: list[list[str]]) -> str:
+        harness = self.harness
+        names = [n for n in harness.PEERS if n in self.results] + [n for n in TABLE_NAMES if n in self.results]
+        out = [harness.render_header(meta)]
+        out.append(f"App versions: {', '.join(f'{k} {v}' for k, v in meta['app_versions'].items())}  ")
+        out.append(PATHS_LINE + ("; `usetix_before` = the tree given with --before" if self.options.before else "")
+                   + ".\n")
+        out.append(self.targets_table(statements, memory, writes))
+        out.append(harness.render(self.results, names, meta, self.failures))
+        out.append(self.checks(statements, memory, writes))
+        return "\n".join(out)
+
+    def runs(self, name: str, kind: str) -> list[dict]:
+        return self.results.get(name, {}).get(kind, [])
+
+    def median(self, name: str, kind: str) -> float | None:
+        runs = self.runs(name, kind)
+        return statistics.median(r["rps"] for r in runs) if runs else None
+
+    def median_p99_ms(self, name: str, kind: str) -> float | None:
+        runs = self.runs(name, kind)
+        return statistics.median(r["latency_us"]["p99"] for r in runs) / 1000 if runs else None
+
+    def ratio(self, name: str, kind: str, reference: str, reference_kind: str) -> float | None:
+        value, base = self.median(name, kind), self.median(reference, reference_kind)
+        return value / base if value and base else None
+
+    def targets_table(self, statements: dict[str, list[str]], memory: dict | None, writes: list[list[str]]) -> str:
+        non2xx = sum(n for r in self.runs(APP, "ok") for s, n in r["statuses"].items() if not 200 <= s < 300)
+        p99 = self.median_p99_ms(APP, "ok")
+        gap = closest_token_writes(writes)
+        growth = rss_growth_pct(memory) if memory else None
+
+        lines = ["### Targets (medians of this run)\n", "| target | measured | needed | met |", "|---|---:|---:|---|"]
+        for label, name, kind, reference, reference_kind, needed in RATIO_TARGETS:
+            value = self.ratio(name, kind, reference, reference_kind)
+            shown = "n/a (no peers)" if value is None else f"{value:.2f}x"
+            met = "n/a" if value is None else ("yes" if value >= needed else "NO")
+            lines.append(f"| {label} | {shown} | ≥ {needed}x | {met} |")
+        malformed = statements.get("malformed", [])
+        lines.append(f"| malformed token: SQL statements | {len(malformed)} | 0 | {'yes' if not malformed else 'NO'} |")
+        authenticated = len(statements.get("auth", []))
+        lines.append(f"| authenticated list: SQL statements | {authenticated} | ≤ 2 | "
+                     f"{'yes' if authenticated <= 2 else 'NO'} |")
+        written = len(token_updates(writes, changed=True))
+        shown_gap = "-" if gap is None else f"{gap:.0f} s"
+        lines.append(f"| last_used_at writes (UPDATEs that changed the row), closest two apart | {written}, "
+                     f"{shown_gap} | ≥ {LAST_USED_MIN_GAP_S} s | "
+                     f"{'yes' if gap is None or gap >= LAST_USED_MIN_GAP_S else 'NO'} |")
+        lines.append(f"| non-2xx on the authenticated path | {non2xx} | 0 | {'yes' if non2xx == 0 else 'NO'} |")
+        lines.append(f"| authenticated p99 (median of rounds) | {'-' if p99 is None else f'{p99:.2f} ms'} "
+                     "| reported | yes |")
+        lines += self.write_rows("", APP + "_write")
+        if self.options.postgres:
+            pg_ratio = self.ratio(PG_PATHS["write"], "ok", PG_PATHS["auth"], "ok")
+            lines.append(f"| PostgreSQL: write vs authenticated read (the target is SQLite's) | "
+                         f"{'-' if pg_ratio is None else f'{pg_ratio:.2f}x'} | reported | yes |")
+            lines += self.write_rows("PostgreSQL: ", PG_PATHS["write"])
+        lines.append(f"| worker RSS growth, 1k → {memory['requests'] // 1000 if memory else '-'}k requests | "
+                     f"{'-' if growth is None else f'{growth:+.1f} %'} | ≤ +{MAX_RSS_GROWTH_PCT} % | "
+                     f"{'yes' if growth is not None and growth <= MAX_RSS_GROWTH_PCT else 'NO'} |")
+        lines.append("")
+        return "\n".join(lines)
+
+    def write_rows(self, prefix: str, name: str) -> list[str]:
+        """A write path's rows of the targets table: its p99 (median of rounds), and its
+        statuses of all rounds, of which none may be other than 201, 204 and the expected 409."""
+        statuses: dict[int, int] = {}
+        for r in self.runs(name, "ok"):
+            for status, count in r["statuses"].items():
+                statuses[status] = statuses.get(status, 0) + count
+        other = sum(n for status, n in statuses.items() if status not in (201, 204, 409))
+        p99 = self.median_p99_ms(name, "ok")
+        return [f"| {prefix}write path p99 (median of rounds) | {'-' if p99 is None else f'{p99:.2f} ms'} "
+                "| reported | yes |",
+                f"| {prefix}write path statuses other than 201, 204 and 409 (all: {dict(sorted(statuses.items()))}) "
+                f"| {other} | 0 | {'yes' if other == 0 else 'NO'} |"]
+
+    def checks(self, statements: dict[str, list[str]], memory: dict | None, writes: list[list[str]]) -> str:
+        lines = ["### SQL statements per request (steady state, in-process)\n", "| path | statements |", "|---|---|"]
+        for name, seen in statements.items():
+            shown = "<br>".join(f"`{s[:110]}{'…' if len(s) > 110 else ''}`" for s in seen) or "none"
+            lines.append(f"| {name} | {len(seen)}: {shown} |")
+        updates = token_updates(writes)
+        lost = token_updates(writes, changed=False)
+        other = [w for w in writes if w not in updates]
+        lines += ["", "### last_used_at writes\n",
+                  f"{len(updates)} `UPDATE api_tokens SET last_used_at` statement(s) in the memory check's "
+                  f"{memory['seconds'] / 60 if memory else 0:.1f} min of authenticated load, at "
+                  + (", ".join(f"{time.strftime('%H:%M:%S', time.gmtime(float(w[1])))} (pid {w[0]}, {w[2]} row)"
+                               for w in updates) or "-")
+                  + f" UTC. {len(lost)} of them changed no row: the UPDATE is conditional, so when both workers "
+                  "find the value a minute old at once, one writes and the other's UPDATE matches nothing. "
+                  f"Other writes: {len(other)}.", ""]
+        if not memory:
+            return "\n".join([*lines, "(memory check not run)\n"])
+        lines += ["### Worker memory (authenticated path)\n", "| worker | RSS after 1k | RSS after "
+                  f"{memory['requests']} | change |", "|---|---:|---:|---:|"]
+        for pid, before in sorted(memory["rss_1k_kib"].items()):
+            after = memory["rss_end_kib"].get(pid)
+            change = "-" if after is None else f"{100.0 * (after - before) / before:+.1f} %"
+            lines.append(f"| pid {pid} | {before / 1024:.1f} MiB | "
+                         f"{'gone' if after is None else f'{after / 1024:.1f} MiB'} | {change} |")
+        lines.append(f"\nStatuses during the memory check: {dict(sorted(memory['statuses'].items()))}\n")
+        if self.twin_pairs:
+            lines.append("Authenticated / twin per round: "
+                         + ", ".join(f"round {r}: {x / y:.2f}" for r, x, y in self.twin_pairs) + "\n")
+        return "\n".join(lines)
+
+
+def token_updates(writes: list[list[str]], changed: bool | None = None) -> list[list[str]]:
+    """last_used_at UPDATEs (pid, time, rows changed, statement) of bench/twin.py's write log:
+    all, or those that did (not) change a row."""
+    updates = [w for w in writes if len(w) == 4 and w[3].startswith("UPDATE api_tokens SET last_used_at")]
+    return updates if changed is None else [w for w in updates if (int(w[2]) > 0) == changed]
+
+
+def closest_token_writes(writes: list[list[str]]) -> float | None:
+    """Seconds between the closest two last_used_at values written (the UPDATE's first
+    parameter, as the database stores it; the log's own clock runs a moment later)."""
+    times = sorted(dt.datetime.fromisoformat(json.loads(w[3].partition("\t")[2])[0]).timestamp()
+                   for w in token_updates(writes, changed=True))
+    return min((b - a for a, b in itertools.pairwise(times)), default=None)
+
+
+def rss_growth_pct(memory: dict) -> float | None:
+    """The largest growth of a worker's RSS from 1k requests to the end, in per cent."""
+    before, after = memory["rss_1k_kib"], memory["rss_end_kib"]
+    pids = [pid for pid in before if pid in after]
+    if not pids:
+        return None
+    return max(100.0 * (after[pid] - before[pid]) / before[pid] for pid in pids)
