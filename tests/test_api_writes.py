@@ -13,8 +13,8 @@ import sqlalchemy as sa
 from freezegun import freeze_time
 
 from usetix.auth.token_service import revoke_token
-from usetix.extensions import db
-from usetix.models import ApiToken, Attendee, AuditEvent, Event, IdempotencyKey, Tombstone
+from usetix.database.engine import db
+from usetix.database.models import ApiToken, Attendee, AuditEvent, Event, IdempotencyKey, Tombstone
 
 from .conftest import bearer, issue
 

@@ -21,8 +21,8 @@ import sqlalchemy as sa
 from usetix import create_app
 from usetix.auth.token_service import issue_token
 from usetix.core import token_format
-from usetix.extensions import db
-from usetix.models import Admin, RateLimitCounter, ServerSession
+from usetix.database.engine import db
+from usetix.database.models import Admin, RateLimitCounter, ServerSession
 
 from .conftest import (
     PASSWORD,

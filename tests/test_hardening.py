@@ -13,8 +13,8 @@ from markupsafe import escape
 
 from usetix.core import token_format as tokens
 from usetix.core.list_query import MAX_PAGE
-from usetix.extensions import db
-from usetix.models import ApiToken, AuditEvent
+from usetix.database.engine import db
+from usetix.database.models import ApiToken, AuditEvent
 
 from .conftest import NONCE_FIELD, PASSWORD, bearer, csrf_token_from, issue
 from .queries import recorded_queries

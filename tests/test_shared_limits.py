@@ -25,8 +25,8 @@ from limits.storage import storage_from_string
 from limits.strategies import FixedWindowRateLimiter
 
 from usetix import create_app
-from usetix.extensions import db
-from usetix.models import RateLimitCounter
+from usetix.database.engine import db
+from usetix.database.models import RateLimitCounter
 from usetix.ratelimit import address_key, rate_limits
 from usetix.ratelimit.database_storage import DatabaseStorage
 from usetix.ratelimit.storage import WorkerMemoryStorage

@@ -18,8 +18,8 @@ from usetix import create_app
 from usetix.auth import passwords as passwords_module
 from usetix.blueprints import login as login_module
 from usetix.core.openapi import build_document
-from usetix.extensions import db
-from usetix.models import Admin
+from usetix.database.engine import db
+from usetix.database.models import Admin
 from usetix.ratelimit import email_key
 
 from .conftest import PASSWORD, bearer, csrf_token_from, issue, make_test_config
@@ -399,7 +399,7 @@ def test_login_failures_are_counted_in_redis_and_outlive_the_app(redis_app):
 @needs_redis
 def test_api_rate_limit_is_shared_through_redis(redis_app):
     from usetix.core import token_format as tokens
-    from usetix.models import Account, ApiToken
+    from usetix.database.models import Account, ApiToken
 
     make, run = redis_app
     app = make()

@@ -20,7 +20,8 @@ from pathlib import Path
 from flask import Flask
 
 from . import config
-from .extensions import configure_sqlite, csrf, db, migrate
+from .database.engine import configure_sqlite, db
+from .extensions import csrf, migrate
 
 
 def create_app(test_config: dict | None = None) -> Flask:

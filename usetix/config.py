@@ -18,7 +18,7 @@ def defaults(instance_path: str) -> dict:
         "SECRET_KEY": DEV_SECRET_KEY,
         # The embedded default database lives in the instance folder, outside the package.
         "DATABASE_URL": "sqlite:///" + os.path.join(instance_path, "usetix.sqlite3"),
-        # A SQLite database's PRAGMA synchronous (usetix/extensions.py): NORMAL, FULL or EXTRA.
+        # A SQLite database's PRAGMA synchronous (usetix/database/engine.py): NORMAL, FULL or EXTRA.
         "SQLITE_SYNCHRONOUS": "NORMAL",
         # How long a SQLite statement waits for another connection's lock before it fails
         # (PRAGMA busy_timeout); a write that still finds the lock answers 503.

@@ -5,8 +5,9 @@ from __future__ import annotations
 from flask import Flask, g, session
 from flask_login import login_user, logout_user
 
-from ..extensions import db, login_manager
-from ..models import Admin
+from ..database.engine import db
+from ..database.models import Admin
+from ..extensions import login_manager
 from .principal import Principal
 from .sessions import bind_to_client, save_now
 

@@ -16,8 +16,8 @@ import sqlalchemy as sa
 
 from ..core import token_format
 from ..core.authorization import parse_authorization
+from ..database.models import ApiToken, utcnow
 from ..database.prepared import PreparedSelect
-from ..models import ApiToken, utcnow
 from .principal import Principal
 from .refusals import (
     MISSING_TOKEN,

@@ -34,8 +34,8 @@ from itsdangerous import BadSignature
 from werkzeug.datastructures import CallbackDict
 from werkzeug.exceptions import ServiceUnavailable
 
-from ..extensions import db
-from ..models import ServerSession
+from ..database.engine import db
+from ..database.models import ServerSession
 
 logger = logging.getLogger("usetix.sessions")
 

@@ -12,8 +12,8 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from ..core import token_format
-from ..extensions import db
-from ..models import Admin, ApiToken, AuditEvent, utcnow
+from ..database.engine import db
+from ..database.models import Admin, ApiToken, AuditEvent, utcnow
 
 TIERS = tuple(ApiToken.TIER_LABELS)
 # The audit log's actor for a revocation by an unauthenticated leak report.

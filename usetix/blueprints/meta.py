@@ -15,7 +15,8 @@ from ..auth.policy import public
 from ..auth.token_service import MAX_LEAK_REPORT_VALUES, revoke_leaked
 from ..core.json_nesting import TOO_DEEP, nests_too_deep
 from ..core.openapi import build_document
-from ..extensions import csrf, db
+from ..database.engine import db
+from ..extensions import csrf
 from ..ratelimit import LimitsUnavailable, address_key, rate_limits
 from ..web.responses import error_response, json_response
 

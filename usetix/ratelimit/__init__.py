@@ -57,7 +57,7 @@ from limits import RateLimitItem, parse
 from limits.errors import StorageError
 from limits.storage import MemoryStorage, Storage, storage_from_string
 
-from ..extensions import db
+from ..database.engine import db
 from . import database_storage
 from .storage import WorkerMemoryStorage  # importing it registers the worker-memory:// scheme with limits
 

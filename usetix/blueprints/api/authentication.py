@@ -18,8 +18,8 @@ from ...auth import bearer
 from ...auth.refusals import Refusal, refusal_answer, too_many_requests
 from ...auth.usage import UsageRecorder
 from ...database.connection import request_connection
-from ...extensions import db
-from ...models import utcnow
+from ...database.engine import db
+from ...database.models import utcnow
 from ...ratelimit import rate_limits
 from ...web.credential_gate import SCREENED_DIGEST
 from ...web.responses import json_response

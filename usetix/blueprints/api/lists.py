@@ -11,9 +11,9 @@ from flask import Response, request
 
 from ...core.list_query import ListQuery, parse_list_query
 from ...database.connection import request_connection
+from ...database.models import Attendee, Event, UTCDateTime
 from ...database.prepared import PreparedSelect
 from ...database.tombstones import TombstoneList
-from ...models import Attendee, Event, UTCDateTime
 from ...web.responses import json_response
 
 EVENT_COLUMNS = (Event.id, Event.title, Event.starts_at, Event.ends_at, Event.venue, Event.status,

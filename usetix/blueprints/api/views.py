@@ -8,7 +8,7 @@ from flask import Response, g
 
 from ...core.list_query import BadParameter
 from ...database.connection import request_connection
-from ...models import Account, ApiToken, Event, account_select
+from ...database.models import Account, ApiToken, Event, account_select
 from ...web.responses import error_response, json_response, not_found
 from . import bp
 from .lists import ATTENDEES, EVENTS

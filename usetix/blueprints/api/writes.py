@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ...core import api_schemas as schemas
 from ...database.connection import request_connection
-from ...models import Attendee, Event, Tombstone, utcnow
+from ...database.models import Attendee, Event, Tombstone, utcnow
 from ...web.responses import error_response, not_found
 from . import bp
 from .writing import (

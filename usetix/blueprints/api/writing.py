@@ -28,7 +28,7 @@ from ...core.json_nesting import TOO_DEEP, nests_too_deep
 from ...database import idempotency
 from ...database.connection import request_connection
 from ...database.locks import lock_timed_out
-from ...models import ApiToken, AuditEvent, UTCDateTime, utcnow
+from ...database.models import ApiToken, AuditEvent, UTCDateTime, utcnow
 from ...web.responses import error_response, json_response
 from .authentication import refuse_again
 

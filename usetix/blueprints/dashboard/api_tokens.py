@@ -14,8 +14,8 @@ from ...auth.sessions import still_logged_in
 from ...auth.token_service import DuplicateSubmission, NoLongerAuthorized, issue_token, revoke_token
 from ...core import token_lifetime
 from ...core.list_query import page_number
-from ...extensions import db
-from ...models import ApiToken, AuditEvent, account_select, get_for_account, utcnow
+from ...database.engine import db
+from ...database.models import ApiToken, AuditEvent, account_select, get_for_account, utcnow
 from ...web.errors import handle_http_error
 from . import bp
 from .audit_log import ACTION_LABELS

@@ -8,8 +8,8 @@ from flask import current_app, render_template, request
 from flask_login import current_user
 
 from ...core.list_query import page_number
-from ...extensions import db
-from ...models import Admin, ApiToken, AuditEvent, account_select
+from ...database.engine import db
+from ...database.models import Admin, ApiToken, AuditEvent, account_select
 from . import bp
 
 # How the log names the actions it knows; any other shows as recorded.

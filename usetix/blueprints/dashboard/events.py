@@ -6,8 +6,8 @@ from flask import abort, current_app, render_template, request
 from flask_login import current_user
 
 from ...core.list_query import page_number
-from ...extensions import db
-from ...models import Attendee, Event, account_select, get_for_account
+from ...database.engine import db
+from ...database.models import Attendee, Event, account_select, get_for_account
 from . import bp
 
 
