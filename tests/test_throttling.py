@@ -15,9 +15,9 @@ from freezegun import freeze_time
 from werkzeug.security import check_password_hash as real_check_password_hash
 
 from usetix import create_app
+from usetix.api_contract.openapi import build_document
 from usetix.auth import passwords as passwords_module
 from usetix.blueprints import login as login_module
-from usetix.core.openapi import build_document
 from usetix.database.engine import db
 from usetix.database.models import Admin
 from usetix.ratelimit import email_key

@@ -11,10 +11,10 @@ import sqlalchemy as sa
 from flask import Blueprint, Response, current_app, request
 from sqlalchemy.exc import SQLAlchemyError
 
+from ..api_contract.openapi import build_document
 from ..auth.policy import public
 from ..auth.token_service import MAX_LEAK_REPORT_VALUES, revoke_leaked
 from ..core.json_nesting import TOO_DEEP, nests_too_deep
-from ..core.openapi import build_document
 from ..database.engine import db
 from ..extensions import csrf
 from ..ratelimit import LimitsUnavailable, address_key, rate_limits

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from flask import Response, url_for
 from sqlalchemy.exc import IntegrityError
 
-from ...core import api_schemas as schemas
+from ...api_contract import bodies as schemas
 from ...database.connection import request_connection
 from ...database.models import Attendee, Event, Tombstone, utcnow
 from ...web.responses import error_response, not_found

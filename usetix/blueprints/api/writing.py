@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from flask import Response, after_this_request, current_app, g, request
 from pydantic import BaseModel, ValidationError
 
-from ...core.api_schemas import field_errors
+from ...api_contract.bodies import field_errors
 from ...core.json_nesting import TOO_DEEP, nests_too_deep
 from ...database import idempotency
 from ...database.connection import request_connection
