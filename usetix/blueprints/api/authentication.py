@@ -38,6 +38,12 @@ def _screened(req: Request) -> str | Refusal:
     return req.environ.get(SCREENED_DIGEST) or bearer.screen_credentials(req.headers.get("Authorization"))
 
 
+def token_ids() -> tuple[int, int]:
+    """``(account_id, token_id)`` of this request's token."""
+    principal = g.principal
+    return principal.account_id, principal.token.id
+
+
 def refuse_again() -> Response:
     """The token stopped being valid while this request ran (a write found it revoked or
     expired when it wrote its audit record): judge it again and answer exactly as this hook
