@@ -338,7 +338,7 @@ def test_after_an_outage_the_storage_is_left_alone_for_a_moment(monkeypatch):
     it, for OUTAGE_RETRY_SECONDS; then it is asked again."""
     from limits.errors import StorageError
 
-    from usetix import ratelimit
+    from usetix.ratelimit import limits as ratelimit
 
     limits = ratelimit.RateLimits({"RATELIMIT_ENABLED": True, "RATELIMIT_STORAGE_URI": closed_redis_url(),
                                    "LOGIN_RATE_LIMIT": "3/minute", "LOGIN_ADDRESS_RATE_LIMIT": "3/minute",

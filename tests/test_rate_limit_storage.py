@@ -14,7 +14,7 @@ from limits.strategies import FixedWindowRateLimiter
 
 from usetix import config
 from usetix.ratelimit import rate_limits
-from usetix.ratelimit.storage import WorkerMemoryStorage
+from usetix.ratelimit.worker_memory import WorkerMemoryStorage
 
 from .conftest import bearer
 

@@ -44,7 +44,7 @@ def defaults(instance_path: str) -> dict:
         "LOGIN_EMAIL_RATE_LIMIT": "100 per 15 minutes",
         # Unauthenticated leak reports (POST /admin/credentials/revoke) per client address.
         "LEAK_REPORT_RATE_LIMIT": "60 per hour",
-        # Per-worker counters without limits' expiry thread (usetix/ratelimit/storage.py);
+        # Per-worker counters without limits' expiry thread (usetix/ratelimit/worker_memory.py);
         # a redis:// URL shares them between workers and hosts.
         "RATELIMIT_STORAGE_URL": "worker-memory://",
         # Flask-Limiter's name and meaning: false switches every limit off (usetix/ratelimit).
