@@ -50,7 +50,7 @@ def main() -> None:
 def register_extensions(app: Flask) -> None:
     from . import ratelimit
     from .auth import admins, passwords
-    from .auth.sessions import make_session_interface
+    from .auth.sessions.interface import make_session_interface
     from .database import connection
 
     db.init_app(app)

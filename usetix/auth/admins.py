@@ -9,7 +9,7 @@ from ..database.engine import db
 from ..database.models import Admin
 from ..extensions import login_manager
 from .principal import Principal
-from .sessions import bind_to_client, save_now
+from .sessions.hooks import bind_to_client, save_now
 
 LOGIN_VIEW = "login.login"
 

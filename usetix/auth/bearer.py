@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import NamedTuple
 
 import sqlalchemy as sa
 
@@ -18,7 +17,7 @@ from ..core import token_format
 from ..core.authorization import parse_authorization
 from ..database.models import ApiToken, utcnow
 from ..database.prepared import PreparedSelect
-from .principal import Principal
+from .principal import Principal, TokenGrant
 from .refusals import (
     MISSING_TOKEN,
     REVOKED_TOKEN,
@@ -32,17 +31,6 @@ from .refusals import (
 )
 
 READ_METHODS = frozenset({"GET", "HEAD"})
-
-
-class TokenGrant(NamedTuple):
-    """What authentication learns of a presented token (``g.principal.token``)."""
-
-    id: int
-    account_id: int
-    tier: str
-    revoked: bool
-    last_used_at: datetime | None  # naive UTC, as stored
-    expires_at: datetime | None  # naive UTC, as stored; None: never
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

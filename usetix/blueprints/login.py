@@ -13,7 +13,7 @@ from wtforms.validators import DataRequired, Length
 
 from ..auth.admins import log_in, log_out
 from ..auth.passwords import check_admin_password
-from ..auth.sessions import check_session
+from ..auth.sessions.hooks import check_session
 from ..auth.throttle_notices import note_throttled_login
 from ..ratelimit import LimitsUnavailable, rate_limits
 from ..web.form_validators import NoControlCharacters

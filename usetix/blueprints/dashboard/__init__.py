@@ -10,7 +10,7 @@ from __future__ import annotations
 from flask import Blueprint, redirect, url_for
 from flask_login import current_user
 
-from ...auth.sessions import check_session
+from ...auth.sessions.hooks import check_session
 from ...extensions import login_manager
 
 bp = Blueprint("dashboard", __name__, url_prefix="/admin")

@@ -10,7 +10,7 @@ from flask import abort, current_app, flash, make_response, redirect, render_tem
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 
-from ...auth.sessions import still_logged_in
+from ...auth.sessions.hooks import still_logged_in
 from ...auth.token_service import DuplicateSubmission, NoLongerAuthorized, issue_token, revoke_token
 from ...core import token_lifetime
 from ...core.list_query import page_number
