@@ -52,9 +52,9 @@ def _operations_of_the_app(app) -> set[tuple[str, str]]:
     for rule in app.json_url_map.iter_rules():
         # The API's routes, and the leak report (public, but an API operation all the same).
         if (rule.endpoint.partition(".")[0] != "api" or rule.endpoint.startswith("api.bench")) \
-                and rule.endpoint != "meta.report_leaked_credentials":
+                and rule.endpoint != "leak_report.report_leaked_credentials":
             continue
-        path = rule.rule.replace("<int:", "{").replace(">", "}")
+        path = rule.rule.replace("<row_id:", "{").replace(">", "}")
         operations |= {(method, path) for method in rule.methods - {"HEAD", "OPTIONS"}}
     return operations
 
@@ -125,7 +125,7 @@ def test_documented_bounds_are_the_apps(app, client):
     from usetix.core.list_query import MAX_PAGE, MAX_PER_PAGE
 
     document = client.get("/admin/openapi.json").json
-    largest_id = app.url_map.converters["int"](app.url_map).max
+    largest_id = app.url_map.converters["row_id"](app.url_map).max
     expected = {"event_id": (0, largest_id), "attendee_id": (0, largest_id), "page": (1, MAX_PAGE),
                 "per_page": (1, MAX_PER_PAGE)}
     seen = set()

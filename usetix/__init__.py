@@ -3,7 +3,7 @@
 The package is layered, and imports point down only (import-linter checks it in
 ``make test``; the contract is in setup.cfg):
 
-    blueprints/   the screens: api/, dashboard/, login.py, meta.py
+    blueprints/   the screens: api/, dashboard/, login.py, meta.py, leak_report.py
     web/          plumbing: the app class, credential gate, responses, errors, headers, logs
     auth/         who is this request: principal, bearer tokens, passwords, sessions
     ratelimit/    every limit, on the limits library   database/  the request's connection, prepared SELECTs
@@ -77,10 +77,13 @@ def register_request_hooks(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    from .blueprints import api, dashboard, login, meta
+    from .auth import admins
+    from .blueprints import api, dashboard, leak_report, login, meta
 
     app.register_blueprint(meta.bp)
+    app.register_blueprint(leak_report.bp)
     app.register_blueprint(login.bp)
+    admins.set_login_view(login.LOGIN_ENDPOINT)
     app.register_blueprint(dashboard.bp)
     app.register_blueprint(api.bp)
 

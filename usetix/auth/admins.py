@@ -11,16 +11,19 @@ from ..extensions import login_manager
 from .principal import Principal
 from .sessions.hooks import bind_to_client, save_now
 
-LOGIN_VIEW = "login.login"
-
 
 def init_app(app: Flask) -> None:
     login_manager.init_app(app)
-    login_manager.login_view = LOGIN_VIEW
     login_manager.login_message = "Please log in to see that page."
     # Off: Flask-Login's "strong" mode reads the first X-Forwarded-For entry, whoever sent
     # it. sessions.check_session binds a login to the address the app trusts instead.
     login_manager.session_protection = None
+
+
+def set_login_view(endpoint: str) -> None:
+    """The login form's endpoint, where a visitor who must log in is sent (given by create_app,
+    which registers the login blueprint)."""
+    login_manager.login_view = endpoint
 
 
 @login_manager.user_loader

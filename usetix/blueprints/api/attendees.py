@@ -11,6 +11,7 @@ from flask import Response, g, url_for
 from sqlalchemy.exc import IntegrityError
 
 from ...api_contract import bodies as schemas
+from ...core import audit_actions as actions
 from ...database.connection import request_connection
 from ...database.models import Attendee, Event, Tombstone, account_select, utcnow
 from ...web.responses import error_response, not_found
@@ -51,7 +52,7 @@ def attendee_row(connection: sa.Connection, account_id: int, event_id: int, atte
     return connection.execute(ATTENDEE_BY_ID, attendee_ids(account_id, event_id, attendee_id)).first()
 
 
-@bp.get("/events/<int:event_id>/attendees")
+@bp.get("/events/<row_id:event_id>/attendees")
 def attendees(event_id: int) -> Response:
     account_id = g.principal.account_id
     owned = request_connection().scalar(account_select(Event, account_id, Event.id).where(Event.id == event_id))
@@ -60,7 +61,7 @@ def attendees(event_id: int) -> Response:
     return ATTENDEES.response(account_id, event_id=event_id)
 
 
-@bp.post("/events/<int:event_id>/attendees")
+@bp.post("/events/<row_id:event_id>/attendees")
 @write_view(schemas.AttendeeCreate)
 def create_attendee(event_id: int, body: schemas.AttendeeCreate) -> Response:
     account_id, _ = token_ids()
@@ -81,18 +82,18 @@ def create_attendee(event_id: int, body: schemas.AttendeeCreate) -> Response:
         ).one()
     except IntegrityError:  # the event was deleted since we looked
         raise Refused(not_found()) from None
-    audit(connection, "attendee.created", "attendee", row.id, row.name)
+    audit(connection, actions.ATTENDEE_CREATED, "attendee", row.id, row.name)
     location = url_for("api.attendee", event_id=event_id, attendee_id=row.id)
     return json_with_etag(attendee_json(row), row_etag(row), 201, {"Location": location})
 
 
-@bp.get("/events/<int:event_id>/attendees/<int:attendee_id>")
+@bp.get("/events/<row_id:event_id>/attendees/<row_id:attendee_id>")
 def attendee(event_id: int, attendee_id: int) -> Response:
     account_id, _ = token_ids()
     return single_object(attendee_row(request_connection(), account_id, event_id, attendee_id), attendee_json)
 
 
-@bp.patch("/events/<int:event_id>/attendees/<int:attendee_id>")
+@bp.patch("/events/<row_id:event_id>/attendees/<row_id:attendee_id>")
 @write_view(schemas.AttendeePatch, merge_patch=True)
 def update_attendee(event_id: int, attendee_id: int, body: schemas.AttendeePatch) -> Response:
     account_id, _ = token_ids()
@@ -114,13 +115,13 @@ def update_attendee(event_id: int, attendee_id: int, body: schemas.AttendeePatch
             attendee_ids(account_id, event_id, attendee_id),
         ).first()
         if updated is not None:
-            audit(connection, "attendee.updated", "attendee", updated.id, updated.name)
+            audit(connection, actions.ATTENDEE_UPDATED, "attendee", updated.id, updated.name)
             return json_with_etag(attendee_json(updated), row_etag(updated))
         connection.rollback()
     return lost_race()
 
 
-@bp.delete("/events/<int:event_id>/attendees/<int:attendee_id>")
+@bp.delete("/events/<row_id:event_id>/attendees/<row_id:attendee_id>")
 @write_view()
 def delete_attendee(event_id: int, attendee_id: int) -> Response:
     account_id, _ = token_ids()
@@ -138,5 +139,5 @@ def delete_attendee(event_id: int, attendee_id: int) -> Response:
     connection.execute(sa.insert(Tombstone.__table__).values(
         account_id=account_id, object_type="attendee", object_id=attendee_id, event_id=event_id,
         deleted_at=utcnow()))
-    audit(connection, "attendee.deleted", "attendee", attendee_id, row.name)
+    audit(connection, actions.ATTENDEE_DELETED, "attendee", attendee_id, row.name)
     return Response(status=204)

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from flask import Response
 
 from ...api_contract import bodies as schemas
+from ...core import audit_actions as actions
 from ...database.connection import request_connection
 from ...database.models import utcnow
 from ...web.responses import error_response, not_found
@@ -34,7 +35,7 @@ UNDO_CHECK_IN = (
 )
 
 
-@bp.post("/events/<int:event_id>/attendees/<int:attendee_id>/check_in")
+@bp.post("/events/<row_id:event_id>/attendees/<row_id:attendee_id>/check_in")
 @write_view(schemas.CheckIn, optional=True)
 def check_in(event_id: int, attendee_id: int, body: schemas.CheckIn) -> Response:
     account_id, _ = token_ids()
@@ -49,11 +50,11 @@ def check_in(event_id: int, attendee_id: int, body: schemas.CheckIn) -> Response
         when = current.checked_in_at or now  # None only if undone in between: it was checked in a moment ago
         return error_response(409, "already_checked_in",
                               f"Already checked in at {when.strftime('%Y-%m-%dT%H:%M:%SZ')}.", checked_in_at=when)
-    audit(connection, "attendee.checked_in", "attendee", row.id, row.name)
+    audit(connection, actions.ATTENDEE_CHECKED_IN, "attendee", row.id, row.name)
     return json_with_etag(attendee_json(row), row_etag(row), 201)
 
 
-@bp.delete("/events/<int:event_id>/attendees/<int:attendee_id>/check_in")
+@bp.delete("/events/<row_id:event_id>/attendees/<row_id:attendee_id>/check_in")
 @write_view()
 def undo_check_in(event_id: int, attendee_id: int) -> Response:
     account_id, _ = token_ids()
@@ -64,5 +65,5 @@ def undo_check_in(event_id: int, attendee_id: int) -> Response:
         if attendee_row(connection, account_id, event_id, attendee_id) is None:
             return not_found()
         return error_response(409, "not_checked_in", "This attendee is not checked in.")
-    audit(connection, "attendee.check_in_undone", "attendee", row.id, row.name)
+    audit(connection, actions.ATTENDEE_CHECK_IN_UNDONE, "attendee", row.id, row.name)
     return Response(status=204)

@@ -14,6 +14,7 @@ from flask import Response, g, url_for
 from sqlalchemy.exc import IntegrityError
 
 from ...api_contract import bodies as schemas
+from ...core import audit_actions as actions
 from ...database.connection import request_connection
 from ...database.models import Attendee, Event, Tombstone, utcnow
 from ...web.responses import error_response, not_found
@@ -61,18 +62,18 @@ def create_event(body: schemas.EventCreate) -> Response:
         sa.insert(events_table).values(account_id=account_id, created_at=now, updated_at=now, version=1,
                                        **body.model_dump()).returning(*EVENT_SELECTED)
     ).one()
-    audit(connection, "event.created", "event", row.id, row.title)
+    audit(connection, actions.EVENT_CREATED, "event", row.id, row.title)
     # Relative, like the Link header's targets: no Host header a client sends ends up in it.
     return json_with_etag(event_json(row), row_etag(row), 201, {"Location": url_for("api.event", event_id=row.id)})
 
 
-@bp.get("/events/<int:event_id>")
+@bp.get("/events/<row_id:event_id>")
 def event(event_id: int) -> Response:
     account_id, _ = token_ids()
     return single_object(_event_row(request_connection(), account_id, event_id), event_json)
 
 
-@bp.patch("/events/<int:event_id>")
+@bp.patch("/events/<row_id:event_id>")
 @write_view(schemas.EventPatch, merge_patch=True)
 def update_event(event_id: int, body: schemas.EventPatch) -> Response:
     account_id, _ = token_ids()
@@ -96,14 +97,14 @@ def update_event(event_id: int, body: schemas.EventPatch) -> Response:
             .returning(*EVENT_SELECTED)
         ).first()
         if updated is not None:
-            action = "event.cancelled" if changes.get("status") == "cancelled" else "event.updated"
+            action = actions.EVENT_CANCELLED if changes.get("status") == "cancelled" else actions.EVENT_UPDATED
             audit(connection, action, "event", updated.id, updated.title)
             return json_with_etag(event_json(updated), row_etag(updated))
         connection.rollback()  # another write won the race: judge the patch against its result
     return lost_race()
 
 
-@bp.delete("/events/<int:event_id>")
+@bp.delete("/events/<row_id:event_id>")
 @write_view()
 def delete_event(event_id: int) -> Response:
     account_id, _ = token_ids()
@@ -128,7 +129,7 @@ def delete_event(event_id: int) -> Response:
     connection.execute(sa.insert(Tombstone.__table__).values(
         account_id=account_id, object_type="event", object_id=event_id, starts_at=row.starts_at,
         deleted_at=utcnow()))
-    audit(connection, "event.deleted", "event", event_id, row.title)
+    audit(connection, actions.EVENT_DELETED, "event", event_id, row.title)
     return Response(status=204)
 
 

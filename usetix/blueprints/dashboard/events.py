@@ -23,7 +23,7 @@ def events():
     return render_template("dashboard/events.html", pagination=pagination)
 
 
-@bp.get("/events/<int:event_id>")
+@bp.get("/events/<row_id:event_id>")
 def event(event_id: int):
     found = get_for_account(Event, current_user.account_id, event_id)
     if found is None:
