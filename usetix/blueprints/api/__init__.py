@@ -11,10 +11,7 @@ resources, under names that say what they are: ``authentication.py`` (the bearer
 
 from __future__ import annotations
 
-from ...extensions import csrf
-from ...web.audience import Audience, AudienceBlueprint
+from . import account, attendees, authentication, check_in, events  # noqa: F401  (they add their hooks and views to bp)
+from .blueprint import bp
 
-bp = AudienceBlueprint("api", __name__, url_prefix="/admin", audience=Audience.JSON)
-csrf.exempt(bp)  # bearer tokens, never cookies: there is nothing for a forged form to ride on
-
-from . import account, attendees, authentication, check_in, events  # noqa: E402,F401  (they add their hooks and views to bp)
+__all__ = ["bp"]

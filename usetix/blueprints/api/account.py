@@ -8,7 +8,7 @@ from flask import Response, g
 from ...database.connection import request_connection
 from ...database.models import Account, ApiToken
 from ...web.responses import json_response
-from . import bp
+from .blueprint import bp
 
 
 @bp.get("/account")

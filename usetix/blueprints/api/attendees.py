@@ -15,9 +15,9 @@ from ...core import audit_actions as actions
 from ...database.connection import request_connection
 from ...database.models import Attendee, Event, Tombstone, account_select, utcnow
 from ...web.responses import error_response, not_found
-from . import bp
 from .audit import audit
 from .authentication import token_ids
+from .blueprint import bp
 from .conditional_requests import PATCH_ATTEMPTS, check_if_match, json_with_etag, lost_race, row_etag, single_object
 from .pagination import AccountList
 from .refused import Refused

@@ -23,7 +23,7 @@ from ...database.models import utcnow
 from ...ratelimit import rate_limits
 from ...web.credential_gate import SCREENED_DIGEST
 from ...web.responses import json_response
-from . import bp
+from .blueprint import bp
 
 # Where each app keeps its worker's usage counts (usetix/auth/usage.py).
 USAGE_RECORDER = "usetix.usage"

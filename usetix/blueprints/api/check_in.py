@@ -14,10 +14,10 @@ from ...core import audit_actions as actions
 from ...database.connection import request_connection
 from ...database.models import utcnow
 from ...web.responses import error_response, not_found
-from . import bp
 from .attendees import ATTENDEE_SELECTED, ATTENDEE_WHERE, attendee_ids, attendee_json, attendee_row, attendees_table
 from .audit import audit
 from .authentication import token_ids
+from .blueprint import bp
 from .conditional_requests import json_with_etag, row_etag
 from .transaction import write_view
 

@@ -16,7 +16,7 @@ from ...database.models import UTCDateTime
 from ...database.prepared import PreparedSelect
 from ...database.tombstones import TombstoneList
 from ...web.responses import error_response, json_response
-from . import bp
+from .blueprint import bp
 
 
 @bp.errorhandler(BadParameter)
