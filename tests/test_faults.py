@@ -340,7 +340,7 @@ def test_after_an_outage_the_storage_is_left_alone_for_a_moment(monkeypatch):
 
     from usetix.ratelimit import limits as ratelimit
 
-    limits = ratelimit.RateLimits({"RATELIMIT_ENABLED": True, "RATELIMIT_STORAGE_URI": closed_redis_url(),
+    limits = ratelimit.RateLimits({"RATELIMIT_ENABLED": True, "RATELIMIT_STORAGE_URL": closed_redis_url(),
                                    "LOGIN_RATE_LIMIT": "3/minute", "LOGIN_ADDRESS_RATE_LIMIT": "3/minute",
                                    "LOGIN_EMAIL_RATE_LIMIT": "3/minute", "API_RATE_LIMIT": "3/minute",
                                    "API_FAILED_AUTH_LIMIT": "3/minute", "LEAK_REPORT_RATE_LIMIT": "3/minute"})

@@ -386,7 +386,7 @@ def redis_app(tmp_path, monkeypatch):
 def test_login_failures_are_counted_in_redis_and_outlive_the_app(redis_app):
     make, run = redis_app
     app = make()
-    assert app.config["RATELIMIT_STORAGE_URI"] == REDIS_URL
+    assert app.config["RATELIMIT_STORAGE_URL"] == REDIS_URL
     for _ in range(10):
         assert login_from(app.test_client(), run.address(0), run.email, "wrong password").status_code == 200
     assert any(email_key(run.email) in key.decode() for _, key in run.stored_keys()), "no counter in Redis"

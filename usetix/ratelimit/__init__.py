@@ -10,7 +10,7 @@ Four limits, each a fixed window (``FixedWindowRateLimiter``'s algorithm, below)
 - failed API authentications, per client address (``API_FAILED_AUTH_LIMIT``);
 - leak reports (``POST /admin/credentials/revoke``), per client address (``LEAK_REPORT_RATE_LIMIT``).
 
-Where they are counted. ``RATELIMIT_STORAGE_URI`` (``USETIX_RATELIMIT_STORAGE_URL``; see
+Where they are counted. ``RATELIMIT_STORAGE_URL`` (``USETIX_RATELIMIT_STORAGE_URL``; see
 ``storage_from_string``) names the storage. A Redis URL counts every limit there, shared
 by every worker and host. The default, ``worker-memory://``, counts in each worker's
 memory: right for the two API limits, which exist to shed load (a client gets at most
@@ -26,7 +26,6 @@ form answers 503 (:class:`LimitsUnavailable`) until the storage is back. After a
 a storage is left alone for ``OUTAGE_RETRY_SECONDS``, so a storage that hangs costs a
 request its timeout at most that often.
 
-The settings keep the names and meaning Flask-Limiter gave them, which operators know:
 ``RATELIMIT_ENABLED = False`` (for a deployment behind a rate-limiting gateway) switches
 every limit off: nothing is counted, no ``RateLimit-*`` header is sent, no request is
 refused with 429. The app is bound once, in ``create_app``, through :func:`init_app`.

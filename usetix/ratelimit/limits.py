@@ -69,7 +69,7 @@ class RateLimits:
 
     def __init__(self, config: Mapping[str, Any], engine: sa.Engine | None = None) -> None:
         self.enabled = bool(config["RATELIMIT_ENABLED"])
-        uri = config["RATELIMIT_STORAGE_URI"]
+        uri = config["RATELIMIT_STORAGE_URL"]
         self.storage: Storage = open_storage(uri, engine)
         self._counter = StorageHealth(self.storage, describe(uri))
         if isinstance(self.storage, PER_WORKER_STORAGES) and engine is not None:

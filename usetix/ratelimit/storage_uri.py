@@ -1,4 +1,4 @@
-"""The storage a ``RATELIMIT_STORAGE_URI`` names: Redis with bounded waits, the worker's
+"""The storage a ``RATELIMIT_STORAGE_URL`` names: Redis with bounded waits, the worker's
 memory, or the app's database."""
 
 from __future__ import annotations
