@@ -40,8 +40,7 @@ _NAIVE_EPOCH = datetime(1970, 1, 1)
 def naive_utc(now: datetime) -> datetime:
     """An aware time as the naive UTC the token query reads (its stored form).
 
-    Arithmetic, not ``now.replace(tzinfo=None)``, which costs ten times more and runs on
-    every API request.
+    Arithmetic, not ``now.replace(tzinfo=None)`` (docs/performance.md).
     """
     return _NAIVE_EPOCH + (now - _EPOCH)
 

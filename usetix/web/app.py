@@ -44,8 +44,8 @@ class Usetix(Flask):
             public(self.view_functions["static"])  # our static files need no token
 
     def ensure_sync(self, func):
-        # Flask asks inspect.iscoroutinefunction() about every hook, view and error handler
-        # on every request, a dozen times for an API request; the answer never changes.
+        # Flask asks inspect.iscoroutinefunction() about every hook, view and error handler on
+        # every request, and the answer never changes (docs/performance.md).
         try:
             return self._sync_callables[func]
         except KeyError:

@@ -6,8 +6,7 @@ Refusals that need no query are mostly given earlier, by the credential gate
 (``usetix/web/credential_gate.py``), from the same policy (``usetix.auth.bearer``).
 
 Flask's context proxies are read once here, through ``_get_current_object()`` (Werkzeug's
-documented way to the object behind a proxy): every API request passes here, and each
-attribute read through a proxy costs several times a plain one (bench/RESULTS.md).
+documented way to the object behind a proxy; why: docs/performance.md).
 """
 
 from __future__ import annotations
@@ -100,7 +99,7 @@ def add_token_headers(response: Response) -> Response:
     principal = request_globals.get("principal")
     if principal is None or principal.token is None:
         return response
-    add = response.headers.add  # a third of what extend() costs: it walks a generic multi-item iterator
+    add = response.headers.add  # not extend(): docs/performance.md
     headers = request_globals.get("rate_limit_headers")
     if headers:
         for name, value in headers.items():
