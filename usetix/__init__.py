@@ -6,8 +6,9 @@ The package is layered, and imports point down only (import-linter checks it in
     blueprints/   the screens: api/, dashboard/, login.py, meta.py, leak_report.py
     web/          plumbing: the app class, credential gate, responses, errors, headers, logs
     auth/         who is this request: principal, bearer tokens, passwords, sessions
-    ratelimit/    every limit, on the limits library   database/  the request's connection, prepared SELECTs
-    models.py, extensions.py
+    ratelimit/    every limit, on the limits library
+    database/     db and the engine, the models, the request's connection, prepared SELECTs
+    extensions.py, api_contract/ (the API's bodies and OpenAPI document, pure)
     core/         pure modules: token format, Authorization header, Accept rule, list parameters
 
 :func:`create_app` is the only importer of a blueprint.
