@@ -245,7 +245,7 @@ def documented_codes(document) -> set[tuple[int, str]]:
 
 
 def test_the_documented_error_codes_are_the_ones_the_code_answers(document, document_app):
-    """Each error response's enum is built from one table (usetix/core/openapi.py); the codes
+    """Each error response's enum is built from one table (usetix/api_contract/openapi.py); the codes
     themselves are written where each answer is made. A code the package answers that no
     operation documents, or a documented one the package never answers, fails here."""
     with_status, other = codes_in_the_code()

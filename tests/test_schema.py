@@ -60,7 +60,7 @@ def _operations_of_the_app(app) -> set[tuple[str, str]]:
 
 
 def test_served_document_and_routes_agree(client, app):
-    """The document is built from the code (usetix/core/openapi.py): every route the API
+    """The document is built from the code (usetix/api_contract/openapi.py): every route the API
     serves is documented, and nothing is documented that the API does not serve."""
     client.get("/admin/openapi.json")  # builds the URL maps
     documented = {(op.method.upper(), op.path) for op in (r.ok() for r in schema.get_all_operations())}
