@@ -37,7 +37,10 @@ run: $(STAMP) instance/config.py
 	@echo "Serving on http://127.0.0.1:5000 (Ctrl-C to stop)"
 	$(BIN)/flask run --host 127.0.0.1 --port 5000
 
+RUFF_PATHS := usetix tests bench wsgi.py gunicorn.conf.py
+
 test: $(STAMP) $(SPECTRAL_STAMP)
+	$(BIN)/ruff check $(RUFF_PATHS)
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest
 
@@ -46,7 +49,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/run.py $(ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check usetix tests bench wsgi.py gunicorn.conf.py
+	$(BIN)/ruff check $(RUFF_PATHS)
+	$(BIN)/lint-imports --no-cache
 
 clean:
 	rm -rf $(VENV) $(SPECTRAL)/node_modules build dist *.egg-info

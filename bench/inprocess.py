@@ -138,7 +138,7 @@ def main() -> int:
 def _statements(app, method: str, path: str, token: str | None) -> list[str]:
     import sqlalchemy as sa
 
-    from usetix.extensions import db
+    from usetix.database.engine import db
 
     seen: list[str] = []
 

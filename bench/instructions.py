@@ -44,7 +44,7 @@ def _run(factory: str, tokens_file: str, name: str, count: int, warmup: int) -> 
         method, path, token, expect = path_table(json.load(f))[name]
     import sqlalchemy as sa
 
-    from usetix.extensions import db
+    from usetix.database.engine import db
 
     with app.app_context():
         db.session.execute(sa.text("UPDATE api_tokens SET last_used_at = :t"),

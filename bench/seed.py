@@ -22,8 +22,8 @@ from usetix import create_app
 from usetix.auth.passwords import hash_password
 from usetix.auth.token_service import issue_token
 from usetix.core import token_format
-from usetix.extensions import db
-from usetix.models import Account, Admin, Attendee, Event
+from usetix.database.engine import db
+from usetix.database.models import Account, Admin, Attendee, Event
 
 EVENTS = 25
 # The write path checks these in and out (bench/checkin.lua): each wrk thread walks 200,

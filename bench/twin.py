@@ -26,8 +26,8 @@ from flask import Flask, Response, current_app
 
 from usetix import create_app
 from usetix.auth.policy import public
-from usetix.blueprints.api.lists import EVENTS
-from usetix.extensions import db
+from usetix.blueprints.api.events import EVENTS
+from usetix.database.engine import db
 
 # Under "api.", so the app's JSON URL map holds it beside the endpoint it mirrors.
 TWIN_ENDPOINT = "api.bench_twin_events"

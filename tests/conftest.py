@@ -22,8 +22,8 @@ from flask.testing import FlaskClient
 from usetix import create_app
 from usetix.auth.passwords import hash_password
 from usetix.auth.token_service import issue_token
-from usetix.extensions import db
-from usetix.models import Account, Admin, Attendee, Event
+from usetix.database.engine import db
+from usetix.database.models import Account, Admin, Attendee, Event
 from usetix.web.app import Usetix
 
 from .databases import (

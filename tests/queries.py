@@ -7,7 +7,7 @@ from contextlib import contextmanager
 
 import sqlalchemy as sa
 
-from usetix.extensions import db
+from usetix.database.engine import db
 
 
 @contextmanager

@@ -8,8 +8,8 @@ import sqlalchemy as sa
 from freezegun import freeze_time
 
 from usetix.core import token_format as tokens
-from usetix.extensions import db
-from usetix.models import ApiToken, Attendee, Event
+from usetix.database.engine import db
+from usetix.database.models import ApiToken, Attendee, Event
 
 from .conftest import bearer, issue
 from .test_negotiation import PINNED_CASES

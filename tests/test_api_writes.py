@@ -13,8 +13,8 @@ import sqlalchemy as sa
 from freezegun import freeze_time
 
 from usetix.auth.token_service import revoke_token
-from usetix.extensions import db
-from usetix.models import ApiToken, Attendee, AuditEvent, Event, IdempotencyKey, Tombstone
+from usetix.database.engine import db
+from usetix.database.models import ApiToken, Attendee, AuditEvent, Event, IdempotencyKey, Tombstone
 
 from .conftest import bearer, issue
 
@@ -387,7 +387,7 @@ def test_only_a_write_that_happened_is_kept_and_its_conditions_are_part_of_the_r
 
 @pytest.mark.app_config(PROPAGATE_EXCEPTIONS=False)
 def test_5xx_answers_are_not_kept_and_roll_back(app, client, write_token, acme, monkeypatch):
-    from usetix.blueprints.api import writes
+    from usetix.blueprints.api import attendees as writes
 
     def broken_audit(*args, **kwargs):
         raise RuntimeError("audit store down")
@@ -458,7 +458,7 @@ def test_a_token_that_ends_while_its_write_runs_writes_nothing_and_gets_the_hook
         app, client, acme, monkeypatch, ends):
     """Authenticated, then revoked or expired while the body arrives: the write rolls back
     (no row, no audit record, no key kept) and answers what the token gets from now on."""
-    from usetix.blueprints.api import writing
+    from usetix.blueprints.api import transaction as writing
 
     start = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
     base = f"/admin/events/{acme.event_ids[0]}/attendees"
@@ -641,10 +641,10 @@ def test_a_claim_abandoned_by_a_dead_worker_is_taken_over(app, client, write_tok
 
 
 def test_a_patch_that_keeps_losing_races_is_409_edit_conflict(app, client, write_token, acme, monkeypatch):
-    from usetix.blueprints.api import writes
+    from usetix.blueprints.api import events as writes
 
     path = f"/admin/events/{acme.event_ids[0]}"
-    real_changed = writes._changed
+    real_changed = writes.changed_fields
 
     def changed_then_bumped(row, patch):
         # Another writer bumps the version after every read of ours.
@@ -653,7 +653,7 @@ def test_a_patch_that_keeps_losing_races_is_409_edit_conflict(app, client, write
             db.session.commit()
         return real_changed(row, patch)
 
-    monkeypatch.setattr(writes, "_changed", changed_then_bumped)
+    monkeypatch.setattr(writes, "changed_fields", changed_then_bumped)
     response = client.patch(path, headers=bearer(write_token), json={"title": "Mine"})
     assert response.status_code == 409 and response.json["error"] == "edit_conflict"
     tag = client.get(path, headers=bearer(write_token)).headers["ETag"]

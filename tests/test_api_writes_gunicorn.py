@@ -26,8 +26,8 @@ from flask_migrate import upgrade
 
 from usetix import create_app
 from usetix.auth.token_service import issue_token, revoke_token
-from usetix.extensions import db
-from usetix.models import Admin, ApiToken, Attendee, AuditEvent, IdempotencyKey
+from usetix.database.engine import db
+from usetix.database.models import Admin, ApiToken, Attendee, AuditEvent, IdempotencyKey
 
 from .conftest import NONCE_FIELD, PASSWORD, csrf_token_from, make_org, make_test_config
 from .databases import database_kind, scratch_database

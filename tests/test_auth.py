@@ -7,8 +7,8 @@ import pytest
 import sqlalchemy as sa
 from freezegun import freeze_time
 
-from usetix.extensions import db
-from usetix.models import ServerSession
+from usetix.database.engine import db
+from usetix.database.models import ServerSession
 
 from .conftest import PASSWORD
 

@@ -2,8 +2,8 @@
 
 import sqlalchemy as sa
 
-from usetix.extensions import db
-from usetix.models import Account, Admin, Attendee, Event
+from usetix.database.engine import db
+from usetix.database.models import Account, Admin, Attendee, Event
 
 
 def count(app, model, *where):

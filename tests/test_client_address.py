@@ -8,8 +8,8 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from usetix.extensions import db
-from usetix.models import ApiToken, AuditEvent, Event
+from usetix.database.engine import db
+from usetix.database.models import ApiToken, AuditEvent, Event
 
 from .conftest import NONCE_FIELD, bearer, csrf_token_from, issue
 

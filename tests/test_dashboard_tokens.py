@@ -9,8 +9,8 @@ from freezegun import freeze_time
 
 from usetix.auth.passwords import hash_password
 from usetix.core import token_format as tokens
-from usetix.extensions import db
-from usetix.models import Admin, ApiToken, AuditEvent, ServerSession
+from usetix.database.engine import db
+from usetix.database.models import Admin, ApiToken, AuditEvent, ServerSession
 
 from .conftest import NONCE_FIELD, PASSWORD, bearer, create_token_via_form, csrf_token_from
 

@@ -16,8 +16,8 @@ import sqlalchemy as sa
 
 from usetix import create_app
 from usetix.database import idempotency
-from usetix.extensions import db
-from usetix.models import ApiToken, Event, IdempotencyKey
+from usetix.database.engine import db
+from usetix.database.models import ApiToken, Event, IdempotencyKey
 from usetix.web.database_busy import RETRY_AFTER_SECONDS
 
 from .conftest import NONCE_FIELD, PASSWORD, ClosingClient, bearer, csrf_token_from, make_test_config

@@ -38,7 +38,7 @@ def test_environment_overrides_defaults(tmp_path, monkeypatch):
 
 
 def test_sqlite_connections_use_wal_and_busy_timeout(tmp_path):
-    from usetix.extensions import db
+    from usetix.database.engine import db
 
     # Always a SQLite file, also when the suite runs on PostgreSQL: this is SQLite's setup.
     app = create_app({"TESTING": True, "DATABASE_URL": f"sqlite:///{tmp_path / 'wal.sqlite3'}"})
@@ -50,7 +50,7 @@ def test_sqlite_connections_use_wal_and_busy_timeout(tmp_path):
 @pytest.mark.parametrize(("setting", "level"), [(None, 1), ("full", 2), ("EXTRA", 3)])
 def test_sqlite_commits_sync_as_sqlite_synchronous_says(tmp_path, setting, level):
     """NORMAL (1) by default: WAL synced at checkpoints; FULL (2) and EXTRA (3) on request."""
-    from usetix.extensions import db
+    from usetix.database.engine import db
 
     config = {"TESTING": True, "DATABASE_URL": f"sqlite:///{tmp_path / 'sync.sqlite3'}"}
     if setting:

@@ -21,8 +21,8 @@ import sqlalchemy as sa
 from usetix import create_app
 from usetix.auth.token_service import issue_token
 from usetix.core import token_format
-from usetix.extensions import db
-from usetix.models import Admin, RateLimitCounter, ServerSession
+from usetix.database.engine import db
+from usetix.database.models import Admin, RateLimitCounter, ServerSession
 
 from .conftest import (
     PASSWORD,
@@ -338,9 +338,9 @@ def test_after_an_outage_the_storage_is_left_alone_for_a_moment(monkeypatch):
     it, for OUTAGE_RETRY_SECONDS; then it is asked again."""
     from limits.errors import StorageError
 
-    from usetix import ratelimit
+    from usetix.ratelimit import limits as ratelimit
 
-    limits = ratelimit.RateLimits({"RATELIMIT_ENABLED": True, "RATELIMIT_STORAGE_URI": closed_redis_url(),
+    limits = ratelimit.RateLimits({"RATELIMIT_ENABLED": True, "RATELIMIT_STORAGE_URL": closed_redis_url(),
                                    "LOGIN_RATE_LIMIT": "3/minute", "LOGIN_ADDRESS_RATE_LIMIT": "3/minute",
                                    "LOGIN_EMAIL_RATE_LIMIT": "3/minute", "API_RATE_LIMIT": "3/minute",
                                    "API_FAILED_AUTH_LIMIT": "3/minute", "LEAK_REPORT_RATE_LIMIT": "3/minute"})

@@ -13,8 +13,8 @@ from markupsafe import escape
 
 from usetix.core import token_format as tokens
 from usetix.core.list_query import MAX_PAGE
-from usetix.extensions import db
-from usetix.models import ApiToken, AuditEvent
+from usetix.database.engine import db
+from usetix.database.models import ApiToken, AuditEvent
 
 from .conftest import NONCE_FIELD, PASSWORD, bearer, csrf_token_from, issue
 from .queries import recorded_queries
@@ -36,7 +36,7 @@ def test_api_huge_ids_are_404_not_500(client, read_token, path):
 
 
 def test_api_largest_row_id_is_an_ordinary_404(app, client, read_token):
-    largest = app.url_map.converters["int"](app.url_map).max
+    largest = app.url_map.converters["row_id"](app.url_map).max
     assert 2**31 - 1 <= largest <= 2**63 - 1
     response = client.get(f"/admin/events/{largest}", headers=bearer(read_token))
     assert response.status_code == 404

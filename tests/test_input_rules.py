@@ -11,8 +11,8 @@ import sqlalchemy as sa
 
 from usetix.core.json_nesting import MAX_JSON_DEPTH, nests_too_deep
 from usetix.core.printable_text import PRINTABLE_PATTERN, refused_character
-from usetix.extensions import db
-from usetix.models import ApiToken, Event
+from usetix.database.engine import db
+from usetix.database.models import ApiToken, Event
 
 from .conftest import NONCE_FIELD, PASSWORD, bearer, csrf_token_from, issue
 

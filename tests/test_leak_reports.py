@@ -9,8 +9,8 @@ import sqlalchemy as sa
 from freezegun import freeze_time
 
 from usetix.core import token_format as tokens
-from usetix.extensions import db
-from usetix.models import Admin, ApiToken, AuditEvent
+from usetix.database.engine import db
+from usetix.database.models import Admin, ApiToken, AuditEvent
 
 from .conftest import PASSWORD, bearer, csrf_token_from, issue
 from .queries import recorded_queries

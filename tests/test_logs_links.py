@@ -11,8 +11,8 @@ import pytest
 import sqlalchemy as sa
 
 from usetix import create_app
-from usetix.extensions import db
-from usetix.models import Admin
+from usetix.database.engine import db
+from usetix.database.models import Admin
 
 from .conftest import bearer, issue, make_test_config
 

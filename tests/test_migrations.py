@@ -18,7 +18,7 @@ from flask_migrate import downgrade, migrate, upgrade
 
 import usetix
 from usetix import create_app
-from usetix.extensions import db
+from usetix.database.engine import db
 
 from .conftest import make_test_config
 from .databases import database_kind, scratch_database

@@ -19,7 +19,7 @@ import requests
 from flask_migrate import upgrade
 
 from usetix import create_app
-from usetix.extensions import db
+from usetix.database.engine import db
 
 from .conftest import (
     NONCE_FIELD,

@@ -17,7 +17,7 @@ import pytest
 from werkzeug.exceptions import MethodNotAllowed, NotFound, RequestEntityTooLarge
 
 from usetix import create_app
-from usetix.core import api_schemas
+from usetix.api_contract import bodies as api_schemas
 from usetix.web.responses import http_error_response
 
 PACKAGE = Path(__file__).resolve().parent.parent / "usetix"
@@ -245,7 +245,7 @@ def documented_codes(document) -> set[tuple[int, str]]:
 
 
 def test_the_documented_error_codes_are_the_ones_the_code_answers(document, document_app):
-    """Each error response's enum is built from one table (usetix/core/openapi.py); the codes
+    """Each error response's enum is built from one table (usetix/api_contract/openapi.py); the codes
     themselves are written where each answer is made. A code the package answers that no
     operation documents, or a documented one the package never answers, fails here."""
     with_status, other = codes_in_the_code()
@@ -260,7 +260,7 @@ def test_the_documented_error_codes_are_the_ones_the_code_answers(document, docu
 
 
 def test_every_error_response_lists_only_its_statuses_codes(document):
-    from usetix.core.openapi import ERROR_CODES
+    from usetix.api_contract.openapi import ERROR_CODES
 
     for name, operation in operations(document):
         for status, answer in operation["responses"].items():

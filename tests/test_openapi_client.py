@@ -25,7 +25,7 @@ import requests
 from flask_migrate import upgrade
 
 from usetix import create_app
-from usetix.extensions import db
+from usetix.database.engine import db
 
 from .conftest import issue, make_org, make_test_config
 from .databases import scratch_database

@@ -12,8 +12,8 @@ from flask import g
 
 from usetix import create_app
 from usetix.auth.policy import public
-from usetix.extensions import db
-from usetix.models import Admin
+from usetix.database.engine import db
+from usetix.database.models import Admin
 from usetix.web.responses import json_response
 
 from .conftest import PASSWORD, bearer, csrf_token_from, issue, make_test_config

@@ -9,10 +9,11 @@ import pytest
 import sqlalchemy as sa
 
 from usetix.auth.bearer import TOKEN_BY_DIGEST
-from usetix.blueprints.api.lists import ATTENDEES, EVENTS
+from usetix.blueprints.api.attendees import ATTENDEES
+from usetix.blueprints.api.events import EVENTS
+from usetix.database.engine import db
+from usetix.database.models import ApiToken
 from usetix.database.prepared import SQLALCHEMY_CHECKED, PreparedSelect, driver_connection
-from usetix.extensions import db
-from usetix.models import ApiToken
 
 from .conftest import bearer
 from .queries import recorded_queries

@@ -18,8 +18,8 @@ import requests
 import sqlalchemy as sa
 
 from usetix import create_app
-from usetix.extensions import db
-from usetix.models import ApiToken, ServerSession
+from usetix.database.engine import db
+from usetix.database.models import ApiToken, ServerSession
 
 from .conftest import bearer, issue, make_test_config
 from .databases import REDIS_URL, redis_client_or_skip
@@ -361,7 +361,7 @@ def test_request_log_goes_to_stderr_outside_pytest(tmp_path):
     script = (
         "from usetix import create_app\n"
         f"app = create_app({{'TESTING': True, 'DATABASE_URL': 'sqlite:///{tmp_path / 'x.sqlite3'}'}})\n"
-        "from usetix.extensions import db\n"
+        "from usetix.database.engine import db\n"
         "with app.app_context(): db.create_all()\n"  # /healthz reads the sessions table
         "app.test_client().get('/healthz?probe=1')\n"
         "app.logger.error('an error')\n"  # app.logger now has Flask's stderr handler

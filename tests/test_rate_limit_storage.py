@@ -14,7 +14,7 @@ from limits.strategies import FixedWindowRateLimiter
 
 from usetix import config
 from usetix.ratelimit import rate_limits
-from usetix.ratelimit.storage import WorkerMemoryStorage
+from usetix.ratelimit.worker_memory import WorkerMemoryStorage
 
 from .conftest import bearer
 
@@ -80,7 +80,7 @@ def test_our_counting_is_fixed_window_rate_limiters_own(uri):
     from usetix.ratelimit import RateLimits, email_key
 
     with freeze_time("2026-06-01 09:00:00"):
-        limits = RateLimits({"RATELIMIT_ENABLED": True, "RATELIMIT_STORAGE_URI": uri, "LOGIN_RATE_LIMIT": "3/minute",
+        limits = RateLimits({"RATELIMIT_ENABLED": True, "RATELIMIT_STORAGE_URL": uri, "LOGIN_RATE_LIMIT": "3/minute",
                              "LOGIN_ADDRESS_RATE_LIMIT": "5/minute", "LOGIN_EMAIL_RATE_LIMIT": "7/minute",
                              "API_RATE_LIMIT": "3 per minute", "API_FAILED_AUTH_LIMIT": "3 per minute",
                              "LEAK_REPORT_RATE_LIMIT": "3 per minute"})

@@ -52,15 +52,15 @@ def _operations_of_the_app(app) -> set[tuple[str, str]]:
     for rule in app.json_url_map.iter_rules():
         # The API's routes, and the leak report (public, but an API operation all the same).
         if (rule.endpoint.partition(".")[0] != "api" or rule.endpoint.startswith("api.bench")) \
-                and rule.endpoint != "meta.report_leaked_credentials":
+                and rule.endpoint != "leak_report.report_leaked_credentials":
             continue
-        path = rule.rule.replace("<int:", "{").replace(">", "}")
+        path = rule.rule.replace("<row_id:", "{").replace(">", "}")
         operations |= {(method, path) for method in rule.methods - {"HEAD", "OPTIONS"}}
     return operations
 
 
 def test_served_document_and_routes_agree(client, app):
-    """The document is built from the code (usetix/core/openapi.py): every route the API
+    """The document is built from the code (usetix/api_contract/openapi.py): every route the API
     serves is documented, and nothing is documented that the API does not serve."""
     client.get("/admin/openapi.json")  # builds the URL maps
     documented = {(op.method.upper(), op.path) for op in (r.ok() for r in schema.get_all_operations())}
@@ -70,7 +70,7 @@ def test_served_document_and_routes_agree(client, app):
 
 
 def test_served_document_is_built_from_the_validating_models(client):
-    from usetix.core import api_schemas
+    from usetix.api_contract import bodies as api_schemas
 
     document = client.get("/admin/openapi.json").json
     schemas = document["components"]["schemas"]
@@ -125,7 +125,7 @@ def test_documented_bounds_are_the_apps(app, client):
     from usetix.core.list_query import MAX_PAGE, MAX_PER_PAGE
 
     document = client.get("/admin/openapi.json").json
-    largest_id = app.url_map.converters["int"](app.url_map).max
+    largest_id = app.url_map.converters["row_id"](app.url_map).max
     expected = {"event_id": (0, largest_id), "attendee_id": (0, largest_id), "page": (1, MAX_PAGE),
                 "per_page": (1, MAX_PER_PAGE)}
     seen = set()

@@ -22,8 +22,8 @@ import sqlalchemy as sa
 from flask import before_render_template
 from freezegun import freeze_time
 
-from usetix.extensions import db
-from usetix.models import ServerSession
+from usetix.database.engine import db
+from usetix.database.models import ServerSession
 
 from .conftest import NONCE_FIELD, PASSWORD, AuthActions, csrf_token_from
 from .databases import scratch_database
@@ -142,7 +142,7 @@ def test_a_token_create_in_flight_across_a_logout_creates_no_token(app, client, 
     record is deleted): the token's transaction finds the login gone and makes nothing.
     (On real gunicorn: tests/test_api_writes_gunicorn.py.)"""
     from usetix.blueprints.dashboard.forms import TokenForm
-    from usetix.models import ApiToken
+    from usetix.database.models import ApiToken
 
     auth.login()
     sid = cookie_of(client)

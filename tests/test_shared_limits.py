@@ -25,11 +25,11 @@ from limits.storage import storage_from_string
 from limits.strategies import FixedWindowRateLimiter
 
 from usetix import create_app
-from usetix.extensions import db
-from usetix.models import RateLimitCounter
+from usetix.database.engine import db
+from usetix.database.models import RateLimitCounter
 from usetix.ratelimit import address_key, rate_limits
 from usetix.ratelimit.database_storage import DatabaseStorage
-from usetix.ratelimit.storage import WorkerMemoryStorage
+from usetix.ratelimit.worker_memory import WorkerMemoryStorage
 
 from .conftest import PASSWORD, csrf_token_from, make_test_config
 from .databases import REDIS_URL, redis_client_or_skip, scratch_database

@@ -15,11 +15,11 @@ from freezegun import freeze_time
 from werkzeug.security import check_password_hash as real_check_password_hash
 
 from usetix import create_app
+from usetix.api_contract.openapi import build_document
 from usetix.auth import passwords as passwords_module
 from usetix.blueprints import login as login_module
-from usetix.core.openapi import build_document
-from usetix.extensions import db
-from usetix.models import Admin
+from usetix.database.engine import db
+from usetix.database.models import Admin
 from usetix.ratelimit import email_key
 
 from .conftest import PASSWORD, bearer, csrf_token_from, issue, make_test_config
@@ -386,7 +386,7 @@ def redis_app(tmp_path, monkeypatch):
 def test_login_failures_are_counted_in_redis_and_outlive_the_app(redis_app):
     make, run = redis_app
     app = make()
-    assert app.config["RATELIMIT_STORAGE_URI"] == REDIS_URL
+    assert app.config["RATELIMIT_STORAGE_URL"] == REDIS_URL
     for _ in range(10):
         assert login_from(app.test_client(), run.address(0), run.email, "wrong password").status_code == 200
     assert any(email_key(run.email) in key.decode() for _, key in run.stored_keys()), "no counter in Redis"
@@ -399,7 +399,7 @@ def test_login_failures_are_counted_in_redis_and_outlive_the_app(redis_app):
 @needs_redis
 def test_api_rate_limit_is_shared_through_redis(redis_app):
     from usetix.core import token_format as tokens
-    from usetix.models import Account, ApiToken
+    from usetix.database.models import Account, ApiToken
 
     make, run = redis_app
     app = make()

@@ -8,8 +8,8 @@ import pytest
 import sqlalchemy as sa
 from freezegun import freeze_time
 
-from usetix.extensions import db
-from usetix.models import Admin, ApiToken
+from usetix.database.engine import db
+from usetix.database.models import Admin, ApiToken
 
 from .conftest import NONCE_FIELD, TOKEN_VALUE, bearer, csrf_token_from, issue
 

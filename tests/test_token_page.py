@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 from freezegun import freeze_time
 
-from usetix.extensions import db
-from usetix.models import ApiToken
+from usetix.database.engine import db
+from usetix.database.models import ApiToken
 
 from .conftest import bearer, create_token_via_form, csrf_token_from
 

@@ -12,8 +12,8 @@ import sqlalchemy as sa
 from freezegun import freeze_time
 
 from usetix import create_app
-from usetix.extensions import db
-from usetix.models import ApiToken
+from usetix.database.engine import db
+from usetix.database.models import ApiToken
 
 from .conftest import bearer, make_test_config
 from .queries import recorded_queries

@@ -3,11 +3,12 @@
 The package is layered, and imports point down only (import-linter checks it in
 ``make test``; the contract is in setup.cfg):
 
-    blueprints/   the screens: api/, dashboard/, login.py, meta.py
+    blueprints/   the screens: api/, dashboard/, login.py, meta.py, leak_report.py
     web/          plumbing: the app class, credential gate, responses, errors, headers, logs
     auth/         who is this request: principal, bearer tokens, passwords, sessions
-    ratelimit/    every limit, on the limits library   database/  the request's connection, prepared SELECTs
-    models.py, extensions.py
+    ratelimit/    every limit, on the limits library
+    database/     db and the engine, the models, the request's connection, prepared SELECTs
+    extensions.py, api_contract/ (the API's bodies and OpenAPI document, pure)
     core/         pure modules: token format, Authorization header, Accept rule, list parameters
 
 :func:`create_app` is the only importer of a blueprint.
@@ -20,7 +21,8 @@ from pathlib import Path
 from flask import Flask
 
 from . import config
-from .extensions import configure_sqlite, csrf, db, migrate
+from .database.engine import configure_sqlite, db
+from .extensions import csrf, migrate
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -49,7 +51,7 @@ def main() -> None:
 def register_extensions(app: Flask) -> None:
     from . import ratelimit
     from .auth import admins, passwords
-    from .auth.sessions import make_session_interface
+    from .auth.sessions.interface import make_session_interface
     from .database import connection
 
     db.init_app(app)
@@ -76,10 +78,13 @@ def register_request_hooks(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    from .blueprints import api, dashboard, login, meta
+    from .auth import admins
+    from .blueprints import api, dashboard, leak_report, login, meta
 
     app.register_blueprint(meta.bp)
+    app.register_blueprint(leak_report.bp)
     app.register_blueprint(login.bp)
+    admins.set_login_view(login.LOGIN_ENDPOINT)
     app.register_blueprint(dashboard.bp)
     app.register_blueprint(api.bp)
 

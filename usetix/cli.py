@@ -15,12 +15,12 @@ import sqlalchemy as sa
 from flask import Blueprint, current_app
 
 from .auth.passwords import hash_password
-from .auth.sessions import PURGE_BATCH_SIZE, purge_expired
+from .auth.sessions.hooks import PURGE_BATCH_SIZE, purge_expired
 from .auth.token_service import find_by_value, revoke_token
 from .core import token_format
 from .database import idempotency
-from .extensions import db
-from .models import Account, Admin, Attendee, Event, utcnow
+from .database.engine import db
+from .database.models import Account, Admin, Attendee, Event, utcnow
 
 bp = Blueprint("cli", __name__, cli_group=None)
 

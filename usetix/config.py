@@ -18,7 +18,7 @@ def defaults(instance_path: str) -> dict:
         "SECRET_KEY": DEV_SECRET_KEY,
         # The embedded default database lives in the instance folder, outside the package.
         "DATABASE_URL": "sqlite:///" + os.path.join(instance_path, "usetix.sqlite3"),
-        # A SQLite database's PRAGMA synchronous (usetix/extensions.py): NORMAL, FULL or EXTRA.
+        # A SQLite database's PRAGMA synchronous (usetix/database/engine.py): NORMAL, FULL or EXTRA.
         "SQLITE_SYNCHRONOUS": "NORMAL",
         # How long a SQLite statement waits for another connection's lock before it fails
         # (PRAGMA busy_timeout); a write that still finds the lock answers 503.
@@ -44,10 +44,10 @@ def defaults(instance_path: str) -> dict:
         "LOGIN_EMAIL_RATE_LIMIT": "100 per 15 minutes",
         # Unauthenticated leak reports (POST /admin/credentials/revoke) per client address.
         "LEAK_REPORT_RATE_LIMIT": "60 per hour",
-        # Per-worker counters without limits' expiry thread (usetix/ratelimit/storage.py);
+        # Per-worker counters without limits' expiry thread (usetix/ratelimit/worker_memory.py);
         # a redis:// URL shares them between workers and hosts.
         "RATELIMIT_STORAGE_URL": "worker-memory://",
-        # Flask-Limiter's name and meaning: false switches every limit off (usetix/ratelimit).
+        # False switches every limit off, for a deployment behind a rate-limiting gateway (usetix/ratelimit).
         "RATELIMIT_ENABLED": True,
         "PROXY_FIX": False,
         "PROXY_FIX_HOPS": 1,
@@ -72,8 +72,6 @@ def load(app: Flask, overrides: dict | None) -> None:
     config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(config["DATABASE_URL"],
                                                          config.get("SQLALCHEMY_ENGINE_OPTIONS"))
     config["PERMANENT_SESSION_LIFETIME"] = timedelta(hours=float(config["SESSION_IDLE_HOURS"]))
-    # Flask-Limiter's name for the storage wins when set; ours is USETIX_RATELIMIT_STORAGE_URL.
-    config.setdefault("RATELIMIT_STORAGE_URI", config["RATELIMIT_STORAGE_URL"])
     if config["SESSION_COOKIE_SECURE"]:
         config["PREFERRED_URL_SCHEME"] = "https"
     if isinstance(config["TRUSTED_HOSTS"], str):

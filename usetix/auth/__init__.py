@@ -5,7 +5,7 @@
 - ``refusals`` and ``bearer``: how a bearer token is screened, looked up and refused.
 - ``token_service``: issuing and revoking tokens with their audit records.
 - ``passwords`` and ``admins``: admin passwords and Flask-Login's loader and settings.
-- ``sessions``: the dashboard's server-side session store.
+- ``sessions``: the dashboard's server-side sessions (data, stores, Flask interface, hooks).
 
 Nothing here imports the web layer or a blueprint (import-linter checks it).
 """

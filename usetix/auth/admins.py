@@ -5,21 +5,25 @@ from __future__ import annotations
 from flask import Flask, g, session
 from flask_login import login_user, logout_user
 
-from ..extensions import db, login_manager
-from ..models import Admin
+from ..database.engine import db
+from ..database.models import Admin
+from ..extensions import login_manager
 from .principal import Principal
-from .sessions import bind_to_client, save_now
-
-LOGIN_VIEW = "login.login"
+from .sessions.hooks import bind_to_client, save_now
 
 
 def init_app(app: Flask) -> None:
     login_manager.init_app(app)
-    login_manager.login_view = LOGIN_VIEW
     login_manager.login_message = "Please log in to see that page."
     # Off: Flask-Login's "strong" mode reads the first X-Forwarded-For entry, whoever sent
     # it. sessions.check_session binds a login to the address the app trusts instead.
     login_manager.session_protection = None
+
+
+def set_login_view(endpoint: str) -> None:
+    """The login form's endpoint, where a visitor who must log in is sent (given by create_app,
+    which registers the login blueprint)."""
+    login_manager.login_view = endpoint
 
 
 @login_manager.user_loader

@@ -6,8 +6,8 @@ import sqlalchemy as sa
 from flask import Flask, current_app
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from ..extensions import db
-from ..models import Admin
+from ..database.engine import db
+from ..database.models import Admin
 
 _DUMMY_HASHES = "usetix.dummy_password_hash"
 

@@ -8,12 +8,21 @@ account from it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NamedTuple
+from datetime import datetime
+from typing import NamedTuple
 
 from flask import g
 
-if TYPE_CHECKING:
-    from .bearer import TokenGrant
+
+class TokenGrant(NamedTuple):
+    """What authentication learns of a presented token (``g.principal.token``)."""
+
+    id: int
+    account_id: int
+    tier: str
+    revoked: bool
+    last_used_at: datetime | None  # naive UTC, as stored
+    expires_at: datetime | None  # naive UTC, as stored; None: never
 
 
 class Principal(NamedTuple):

@@ -13,8 +13,8 @@ import logging
 
 import sqlalchemy as sa
 
-from ..extensions import db
-from ..models import Admin, utcnow
+from ..database.engine import db
+from ..database.models import Admin, utcnow
 
 logger = logging.getLogger("usetix.auth")
 

@@ -11,9 +11,10 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
+from ..core import audit_actions as actions
 from ..core import token_format
-from ..extensions import db
-from ..models import Admin, ApiToken, AuditEvent, utcnow
+from ..database.engine import db
+from ..database.models import Admin, ApiToken, AuditEvent, utcnow
 
 TIERS = tuple(ApiToken.TIER_LABELS)
 # The audit log's actor for a revocation by an unauthenticated leak report.
@@ -79,7 +80,7 @@ def issue_token(admin: Admin, description: str, tier: str, client_address: str |
     if still_authorized is not None and not still_authorized():
         db.session.rollback()
         raise NoLongerAuthorized
-    _audit("token.created", token, admin.email, admin.id, client_address)
+    _audit(actions.TOKEN_CREATED, token, admin.email, admin.id, client_address)
     db.session.commit()
     return token, raw
 
@@ -96,7 +97,7 @@ def revoke_token(token: ApiToken, actor: str, admin_id: int | None, client_addre
     if not revoked:
         db.session.rollback()
         return False
-    _audit("token.revoked", token, actor, admin_id, client_address)
+    _audit(actions.TOKEN_REVOKED, token, actor, admin_id, client_address)
     db.session.commit()
     return True
 
@@ -137,7 +138,7 @@ def revoke_leaked(values: Iterable[str], reporter_address: str | None) -> int:
     if revoked:
         db.session.execute(sa.insert(AuditEvent.__table__), [
             {"account_id": row.account_id, "admin_id": None, "actor": LEAK_REPORT_ACTOR,
-             "action": "token.reported_leaked", "token_id": row.id, "token_description": row.description,
+             "action": actions.TOKEN_REPORTED_LEAKED, "token_id": row.id, "token_description": row.description,
              "token_tier": row.tier, "client_address": reporter_address, "created_at": now}
             for row in revoked
         ])
@@ -152,7 +153,7 @@ def leak_reports_for(admin: Admin) -> list[AuditEvent]:
     return list(db.session.scalars(
         sa.select(AuditEvent)
         .where(AuditEvent.account_id == admin.account_id, AuditEvent.created_at > since,
-               AuditEvent.action == "token.reported_leaked")
+               AuditEvent.action == actions.TOKEN_REPORTED_LEAKED)
         .order_by(AuditEvent.created_at.desc(), AuditEvent.id.desc())
         .limit(20)
     ))

@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
-from ..models import ApiToken
+from ..database.models import ApiToken
 
 logger = logging.getLogger("usetix.usage")
 
@@ -113,7 +113,7 @@ class UsageRecorder:
 def _write(connection: sa.Connection, params: dict) -> bool:
     previous = None
     if connection.dialect.name == "sqlite":
-        # The pooled connection waits 10 s by default (usetix/extensions.py); not here.
+        # The pooled connection waits 10 s by default (usetix/database/engine.py); not here.
         previous = connection.exec_driver_sql("PRAGMA busy_timeout").scalar()
         connection.exec_driver_sql(f"PRAGMA busy_timeout = {LOCK_TIMEOUT_MS}")
     try:

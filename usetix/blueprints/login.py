@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask import current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from werkzeug.exceptions import ServiceUnavailable, TooManyRequests
 from wtforms import EmailField, PasswordField
@@ -13,13 +13,16 @@ from wtforms.validators import DataRequired, Length
 
 from ..auth.admins import log_in, log_out
 from ..auth.passwords import check_admin_password
-from ..auth.sessions import check_session
+from ..auth.sessions.hooks import check_session
 from ..auth.throttle_notices import note_throttled_login
 from ..ratelimit import LimitsUnavailable, rate_limits
+from ..web.audience import Audience, AudienceBlueprint
 from ..web.form_validators import NoControlCharacters
 from ..web.forms import TextForm
 
-bp = Blueprint("login", __name__)
+bp = AudienceBlueprint("login", __name__, audience=Audience.HTML)
+# Where Flask-Login sends a visitor who must log in first (create_app tells it so).
+LOGIN_ENDPOINT = "login.login"
 bp.before_request(check_session)  # as on the dashboard: a failed store is a 503, a foreign cookie logged out
 
 BAD_CREDENTIALS = "Unknown email or wrong password."

@@ -85,7 +85,7 @@ def _timestamp(args: Mapping[str, str], name: str) -> datetime | None:
 def parse_list_query(args: Mapping[str, str]) -> ListQuery:
     """The list parameters from a query string mapping; raises BadParameter naming the culprit."""
     if not args:
-        return DEFAULT_LIST_QUERY  # most requests: a missing key costs Werkzeug's MultiDict an exception each
+        return DEFAULT_LIST_QUERY  # most requests (docs/performance.md)
     return ListQuery(
         page=_positive_int(args, "page", 1, maximum=MAX_PAGE),
         per_page=_positive_int(args, "per_page", DEFAULT_PER_PAGE, maximum=MAX_PER_PAGE),

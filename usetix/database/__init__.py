@@ -1,3 +1,3 @@
-"""The database layer below the web: the request's connection and the prepared SELECTs
-of the API's hot path. Models and the ``db`` extension live in ``usetix.models`` and
-``usetix.extensions``."""
+"""Everything that talks SQL: ``engine.py`` (the ``db`` extension, the declarative base,
+SQLite's connection setup), ``models.py`` (every table), and below the web the request's
+connection, the prepared SELECTs, Idempotency-Key claims and the tombstones of deletions."""

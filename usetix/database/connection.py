@@ -12,7 +12,7 @@ from collections.abc import Callable
 import sqlalchemy as sa
 from flask import Flask, g
 
-from ..extensions import db
+from .engine import db
 
 _KEY = "db_connection"
 logger = logging.getLogger("usetix.database")

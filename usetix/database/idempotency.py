@@ -19,7 +19,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from ..models import IdempotencyKey
+from .models import IdempotencyKey
 
 KEEP_FOR = timedelta(hours=24)
 # A claim this old without an answer belongs to a request that died (its worker was killed):

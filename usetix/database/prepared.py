@@ -1,9 +1,7 @@
 """SELECTs for the API's hot path: built with SQLAlchemy, run on the driver's cursor.
 
 SQLAlchemy builds the statement and compiles it, once per dialect. Only the execution skips
-its layer (execution context, result metadata, ``Row`` objects). For the API's token
-lookup and list pages that layer cost several times what SQLite takes to answer
-(bench/RESULTS.md has the figures).
+its layer (execution context, result metadata, ``Row`` objects); why: docs/performance.md.
 
 Bound values and result columns go through their types' processors for the dialect, as
 with SQLAlchemy (on SQLite, datetimes and booleans are text and integers). A

@@ -12,7 +12,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ..models import Attendee, Event, Tombstone, UTCDateTime
+from .models import Attendee, Event, Tombstone, UTCDateTime
 
 _tombs = Tombstone.__table__
 # What a tombstone knows of each list's columns: the id, and what the list sorts by.

@@ -18,7 +18,7 @@ logger = logging.getLogger('alembic.env')
 
 
 def render_item(type_, obj, autogen_context):
-    """Write a TypeDecorator column type (usetix.models.UTCDateTime) as the SQLAlchemy
+    """Write a TypeDecorator column type (usetix.database.models.UTCDateTime) as the SQLAlchemy
     type it stores (sa.DateTime()), so migration files import only alembic and
     sqlalchemy, never the app."""
     if type_ == 'type' and isinstance(obj, sa.types.TypeDecorator):

@@ -28,7 +28,7 @@ import sqlalchemy as sa
 from limits.storage import Storage
 from sqlalchemy.dialects import postgresql, sqlite
 
-from ..models import RateLimitCounter
+from ..database.models import RateLimitCounter
 
 logger = logging.getLogger("usetix.ratelimit")
 

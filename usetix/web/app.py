@@ -1,6 +1,7 @@
 """The app class: one path, two audiences, and which endpoints need no token.
 
-JSON requests reach the API blueprint, all others the dashboard.
+JSON requests reach the blueprints that answer JSON, all others those that answer HTML:
+each blueprint declares which (``usetix/web/audience.py``).
 
 Both blueprints register the same rules under /admin (the public document's example is
 ``GET /admin/events``). Werkzeug routes on path and method only, so one map holding both
@@ -16,44 +17,13 @@ The app also answers, once for all, which endpoints are public (``@public`` view
 from __future__ import annotations
 
 from flask import Flask, Request
-from werkzeug.routing import IntegerConverter, Map, MapAdapter, Rule
+from werkzeug.routing import Map, MapAdapter, Rule
 from werkzeug.utils import cached_property
 
 from ..auth.policy import is_public, public
 from ..core.negotiation import prefers_json
-
-# Blueprints that answer only JSON requests, and those that answer both kinds
-# ("" is the app itself: the static files).
-JSON_BLUEPRINTS = frozenset({"api"})
-SHARED_BLUEPRINTS = frozenset({"", "meta"})
-
-
-class RowIdConverter(IntegerConverter):
-    """``<int:...>`` in every route: a row id fits a signed 32-bit column (PostgreSQL's
-    INTEGER, the id columns' type; SQLite's are wider), so a larger number in the path is
-    never sent to the database. ASCII digits only (``\\d`` would also take other scripts'
-    digits).
-
-    A number past ``max`` still matches the route, as :data:`NO_ROW`, an id no row has: the
-    view answers the same 404 as for any missing id, whatever the method. (Refusing it in
-    the converter made Werkzeug try the path's other rules and answer 405 with an ``Allow``
-    naming only the methods it had tried: PATCH told to use GET, DELETE to use PATCH.)
-    """
-
-    regex = "[0-9]+"
-
-    def __init__(self, map: Map, fixed_digits: int = 0, min: int | None = None, max: int | None = 2**31 - 1,
-                 signed: bool = False) -> None:
-        super().__init__(map, fixed_digits, min, max, signed)
-
-    def to_python(self, value: str) -> int:
-        # Never converted past the maximum's length (int() of thousands of digits is slow, then refused).
-        if self.max is not None and (len(value.lstrip("0")) > len(str(self.max)) or int(value) > self.max):
-            return NO_ROW
-        return super().to_python(value)
-
-
-NO_ROW = 0  # ids start at 1 on both databases; a path's 0 is the same 404
+from .audience import Audience
+from .row_id import RowIdConverter
 
 
 class UsetixRequest(Request):
@@ -68,14 +38,14 @@ class Usetix(Flask):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.url_map.converters["int"] = RowIdConverter
+        self.url_map.converters["row_id"] = RowIdConverter
         self._sync_callables: dict = {}
         if "static" in self.view_functions:
             public(self.view_functions["static"])  # our static files need no token
 
     def ensure_sync(self, func):
-        # Flask asks inspect.iscoroutinefunction() about every hook, view and error handler
-        # on every request, a dozen times for an API request; the answer never changes.
+        # Flask asks inspect.iscoroutinefunction() about every hook, view and error handler on
+        # every request, and the answer never changes (docs/performance.md).
         try:
             return self._sync_callables[func]
         except KeyError:
@@ -111,16 +81,24 @@ class Usetix(Flask):
 
     @cached_property
     def json_url_map(self) -> Map:
-        return self._url_map_of(lambda bp: bp in JSON_BLUEPRINTS or bp in SHARED_BLUEPRINTS)
+        return self._url_map_of(lambda audience: audience is not Audience.HTML)
 
     @cached_property
     def html_url_map(self) -> Map:
-        return self._url_map_of(lambda bp: bp not in JSON_BLUEPRINTS)
+        return self._url_map_of(lambda audience: audience is not Audience.JSON)
+
+    def audience_of(self, endpoint: str) -> Audience:
+        """Which requests an endpoint answers, as its blueprint declares (``usetix/web/audience.py``);
+        the app's own routes (the static files) answer both kinds."""
+        blueprint = endpoint.rpartition(".")[0]
+        if not blueprint:
+            return Audience.BOTH
+        return getattr(self.blueprints[blueprint], "audience", Audience.HTML)
 
     def _url_map_of(self, keep) -> Map:
         full = self.url_map
         url_map = self.url_map_class(
-            [_copy(rule) for rule in full.iter_rules() if keep(rule.endpoint.rpartition(".")[0])],
+            [_copy(rule) for rule in full.iter_rules() if keep(self.audience_of(rule.endpoint))],
             default_subdomain=full.default_subdomain,
             strict_slashes=full.strict_slashes,
             merge_slashes=full.merge_slashes,

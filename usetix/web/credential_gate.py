@@ -3,10 +3,9 @@
 The API's bearer hook (``usetix/blueprints/api/authentication.py``) checks the credentials
 of every JSON request, and decides every case itself. But some refusals depend on the
 request's headers alone: no token, a malformed ``Authorization`` header, a token of the
-wrong shape or checksum. They need no database, yet through Flask each would cost a
-request context, routing and a dozen hooks: several times the check (bench/RESULTS.md). A flood of
-invented tokens is exactly where that matters, so this WSGI middleware, innermost around
-the Flask app (inside ProxyFix and the trusted-hosts check), gives those refusals itself.
+wrong shape or checksum. They need no database, nor Flask's request context, routing
+and hooks (docs/performance.md), so this WSGI middleware, innermost around the Flask app
+(inside ProxyFix and the trusted-hosts check), gives those refusals itself.
 It keeps no policy of its own: it asks the same questions of the same code (the Accept
 rule, the app's public paths, ``usetix.auth.bearer.screen_credentials``), counts the same
 failed-authentication limit and answers the same bytes (``refusal_answer``,

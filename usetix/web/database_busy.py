@@ -14,8 +14,8 @@ import sqlalchemy as sa
 from flask import Flask
 from werkzeug.exceptions import ServiceUnavailable
 
+from ..database.engine import db
 from ..database.locks import lock_timed_out
-from ..extensions import db
 from .errors import handle_http_error
 
 RETRY_AFTER_SECONDS = 5

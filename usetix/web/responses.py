@@ -9,7 +9,7 @@ import orjson
 from flask import Response
 from werkzeug.exceptions import HTTPException
 
-# Naive datetimes are stored UTC values (see usetix/blueprints/api/lists.py): OPT_NAIVE_UTC says so.
+# Naive datetimes are stored UTC values (see usetix/blueprints/api/pagination.py): OPT_NAIVE_UTC says so.
 _JSON_OPTIONS = orjson.OPT_UTC_Z | orjson.OPT_OMIT_MICROSECONDS | orjson.OPT_NON_STR_KEYS | orjson.OPT_NAIVE_UTC
 
 

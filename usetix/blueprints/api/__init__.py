@@ -1,18 +1,17 @@
-"""The JSON API blueprint: bearer-token authentication and the V1 read endpoints.
+"""The JSON API blueprint, one module per resource, each holding its reads and writes:
+``account.py``, ``events.py``, ``attendees.py``, ``check_in.py``.
 
-Requests reach it only when they ask for JSON (see ``usetix/web/app.py``).
-``authentication.py`` holds its bearer hook, ``lists.py`` the paginated lists, and
-``views.py`` the read endpoints, ``writes.py`` the writes and single-object reads (with
-``writing.py``, what every write shares); views read ``g.principal``, never the login session.
+Requests reach it only when they ask for JSON (see ``usetix/web/app.py``). Beside the
+resources, under names that say what they are: ``authentication.py`` (the bearer hook),
+``pagination.py`` (the lists), and what every write shares: ``transaction.py``
+(``@write_view``: one transaction per write), ``request_body.py``, ``idempotency_key.py``,
+``conditional_requests.py`` (ETag, If-Match, If-None-Match), ``audit.py`` and
+``refused.py``. Views read ``g.principal``, never the login session.
 """
 
 from __future__ import annotations
 
-from flask import Blueprint
+from . import account, attendees, authentication, check_in, events  # noqa: F401  (they add their hooks and views to bp)
+from .blueprint import bp
 
-from ...extensions import csrf
-
-bp = Blueprint("api", __name__, url_prefix="/admin")
-csrf.exempt(bp)  # bearer tokens, never cookies: there is nothing for a forged form to ride on
-
-from . import authentication, views, writes  # noqa: E402,F401  (they add their hooks and views to bp)
+__all__ = ["bp"]

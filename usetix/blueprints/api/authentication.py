@@ -6,8 +6,7 @@ Refusals that need no query are mostly given earlier, by the credential gate
 (``usetix/web/credential_gate.py``), from the same policy (``usetix.auth.bearer``).
 
 Flask's context proxies are read once here, through ``_get_current_object()`` (Werkzeug's
-documented way to the object behind a proxy): every API request passes here, and each
-attribute read through a proxy costs several times a plain one (bench/RESULTS.md).
+documented way to the object behind a proxy; why: docs/performance.md).
 """
 
 from __future__ import annotations
@@ -18,12 +17,12 @@ from ...auth import bearer
 from ...auth.refusals import Refusal, refusal_answer, too_many_requests
 from ...auth.usage import UsageRecorder
 from ...database.connection import request_connection
-from ...extensions import db
-from ...models import utcnow
+from ...database.engine import db
+from ...database.models import utcnow
 from ...ratelimit import rate_limits
 from ...web.credential_gate import SCREENED_DIGEST
 from ...web.responses import json_response
-from . import bp
+from .blueprint import bp
 
 # Where each app keeps its worker's usage counts (usetix/auth/usage.py).
 USAGE_RECORDER = "usetix.usage"
@@ -36,6 +35,12 @@ def _refuse(refusal: Refusal) -> Response:
 
 def _screened(req: Request) -> str | Refusal:
     return req.environ.get(SCREENED_DIGEST) or bearer.screen_credentials(req.headers.get("Authorization"))
+
+
+def token_ids() -> tuple[int, int]:
+    """``(account_id, token_id)`` of this request's token."""
+    principal = g.principal
+    return principal.account_id, principal.token.id
 
 
 def refuse_again() -> Response:
@@ -94,7 +99,7 @@ def add_token_headers(response: Response) -> Response:
     principal = request_globals.get("principal")
     if principal is None or principal.token is None:
         return response
-    add = response.headers.add  # a third of what extend() costs: it walks a generic multi-item iterator
+    add = response.headers.add  # not extend(): docs/performance.md
     headers = request_globals.get("rate_limit_headers")
     if headers:
         for name, value in headers.items():

@@ -7,13 +7,14 @@ Every view here belongs to the logged-in admin's account; the pages live in
 
 from __future__ import annotations
 
-from flask import Blueprint, redirect, url_for
+from flask import redirect, url_for
 from flask_login import current_user
 
-from ...auth.sessions import check_session
+from ...auth.sessions.hooks import check_session
 from ...extensions import login_manager
+from ...web.audience import Audience, AudienceBlueprint
 
-bp = Blueprint("dashboard", __name__, url_prefix="/admin")
+bp = AudienceBlueprint("dashboard", __name__, url_prefix="/admin", audience=Audience.HTML)
 # First: a store that failed is a 503, a cookie from another client is logged out.
 bp.before_request(check_session)
 

@@ -10,15 +10,14 @@ from flask import abort, current_app, flash, make_response, redirect, render_tem
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 
-from ...auth.sessions import still_logged_in
+from ...auth.sessions.hooks import still_logged_in
 from ...auth.token_service import DuplicateSubmission, NoLongerAuthorized, issue_token, revoke_token
-from ...core import token_lifetime
+from ...core import audit_actions, token_lifetime
 from ...core.list_query import page_number
-from ...extensions import db
-from ...models import ApiToken, AuditEvent, account_select, get_for_account, utcnow
+from ...database.engine import db
+from ...database.models import ApiToken, AuditEvent, account_select, get_for_account, utcnow
 from ...web.errors import handle_http_error
 from . import bp
-from .audit_log import ACTION_LABELS
 from .forms import TokenForm
 
 REVEAL_SECONDS = 10
@@ -79,14 +78,14 @@ def api_tokens():
                            now=utcnow())
 
 
-@bp.get("/settings/api_tokens/<int:token_id>")
+@bp.get("/settings/api_tokens/<row_id:token_id>")
 def api_token(token_id: int):
     token = get_for_account(ApiToken, current_user.account_id, token_id)
     if token is None:
         abort(404)  # the same whether the token is another account's or nobody's
     now = utcnow()
     history = [
-        {"at": entry.created_at, "what": ACTION_LABELS.get(entry.action, entry.action), "who": entry.actor,
+        {"at": entry.created_at, "what": audit_actions.LABELS.get(entry.action, entry.action), "who": entry.actor,
          "where": entry.client_address}
         for entry in db.session.scalars(
             account_select(AuditEvent, current_user.account_id)
@@ -148,7 +147,7 @@ def create_api_token():
     return response
 
 
-@bp.route("/settings/api_tokens/<int:token_id>/revoke", methods=["GET", "POST"])
+@bp.route("/settings/api_tokens/<row_id:token_id>/revoke", methods=["GET", "POST"])
 def revoke_api_token(token_id: int):
     """Revoke after a confirmation: the list's script asks in a dialog and sends
     ``confirm=yes``; without script (or on GET) this page asks instead."""

@@ -7,26 +7,11 @@ import sqlalchemy as sa
 from flask import current_app, render_template, request
 from flask_login import current_user
 
+from ...core import audit_actions
 from ...core.list_query import page_number
-from ...extensions import db
-from ...models import Admin, ApiToken, AuditEvent, account_select
+from ...database.engine import db
+from ...database.models import Admin, ApiToken, AuditEvent, account_select
 from . import bp
-
-# How the log names the actions it knows; any other shows as recorded.
-ACTION_LABELS = {
-    "token.created": "Created token",
-    "token.revoked": "Revoked token",
-    "token.reported_leaked": "Revoked token: reported leaked",
-    "event.created": "Created event",
-    "event.updated": "Updated event",
-    "event.cancelled": "Cancelled event",
-    "event.deleted": "Deleted event",
-    "attendee.created": "Added attendee",
-    "attendee.updated": "Updated attendee",
-    "attendee.deleted": "Deleted attendee",
-    "attendee.checked_in": "Checked in",
-    "attendee.check_in_undone": "Undid check-in",
-}
 
 
 def _id_filter(name: str) -> int | None:
@@ -61,6 +46,6 @@ def audit_log():
     ).all()
     return render_template(
         "dashboard/audit_log.html", pagination=pagination, tier_labels=ApiToken.TIER_LABELS,
-        action_labels=ACTION_LABELS, tokens=tokens, admins=admins, actions=actions,
+        action_labels=audit_actions.LABELS, tokens=tokens, admins=admins, actions=actions,
         filters=filters, filter_args={k: v for k, v in filters.items() if v},
     )

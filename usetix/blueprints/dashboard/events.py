@@ -6,8 +6,8 @@ from flask import abort, current_app, render_template, request
 from flask_login import current_user
 
 from ...core.list_query import page_number
-from ...extensions import db
-from ...models import Attendee, Event, account_select, get_for_account
+from ...database.engine import db
+from ...database.models import Attendee, Event, account_select, get_for_account
 from . import bp
 
 
@@ -23,7 +23,7 @@ def events():
     return render_template("dashboard/events.html", pagination=pagination)
 
 
-@bp.get("/events/<int:event_id>")
+@bp.get("/events/<row_id:event_id>")
 def event(event_id: int):
     found = get_for_account(Event, current_user.account_id, event_id)
     if found is None:

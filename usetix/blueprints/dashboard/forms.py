@@ -9,7 +9,7 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, ValidationError
 
 from ...core import token_lifetime
-from ...models import utcnow
+from ...database.models import utcnow
 from ...web.form_validators import NoControlCharacters
 from ...web.forms import TextForm
 

@@ -22,9 +22,9 @@ from typing import Any
 
 from pydantic.json_schema import models_json_schema
 
-from . import api_schemas as s
-from .json_nesting import MAX_JSON_DEPTH
-from .list_query import DEFAULT_PER_PAGE, MAX_PAGE, MAX_PER_PAGE
+from ..core.json_nesting import MAX_JSON_DEPTH
+from ..core.list_query import DEFAULT_PER_PAGE, MAX_PAGE, MAX_PER_PAGE
+from . import bodies as s
 
 REF = "#/components/schemas/{model}"
 INPUT_MODELS = (s.EventCreate, s.EventPatch, s.AttendeeCreate, s.AttendeePatch, s.CheckIn, s.LeakReport)

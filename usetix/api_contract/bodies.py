@@ -1,7 +1,7 @@
 """The JSON API's bodies as pydantic models: what a write may send, what the API answers.
 
 The same models validate request bodies and generate the OpenAPI document
-(usetix/core/openapi.py), so the document cannot promise what the code does not check.
+(usetix/api_contract/openapi.py), so the document cannot promise what the code does not check.
 Pure: no Flask, no database.
 """
 
@@ -24,7 +24,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from .printable_text import PRINTABLE_PATTERN, REFUSAL, refused_character
+from ..core.printable_text import PRINTABLE_PATTERN, REFUSAL, refused_character
 
 EVENT_STATUSES = ("draft", "published", "cancelled")
 EventStatus = Literal["draft", "published", "cancelled"]

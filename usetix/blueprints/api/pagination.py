@@ -1,4 +1,5 @@
-"""The API's paginated lists: one statement per page, and the RFC 8288 Link header."""
+"""The API's paginated lists: one statement per page, the RFC 8288 Link header, and the
+400 for a bad list parameter."""
 
 from __future__ import annotations
 
@@ -9,17 +10,18 @@ from urllib.parse import quote, urlencode
 import sqlalchemy as sa
 from flask import Response, request
 
-from ...core.list_query import ListQuery, parse_list_query
+from ...core.list_query import BadParameter, ListQuery, parse_list_query
 from ...database.connection import request_connection
+from ...database.models import UTCDateTime
 from ...database.prepared import PreparedSelect
 from ...database.tombstones import TombstoneList
-from ...models import Attendee, Event, UTCDateTime
-from ...web.responses import json_response
+from ...web.responses import error_response, json_response
+from .blueprint import bp
 
-EVENT_COLUMNS = (Event.id, Event.title, Event.starts_at, Event.ends_at, Event.venue, Event.status,
-                 Event.created_at, Event.updated_at)
-ATTENDEE_COLUMNS = (Attendee.id, Attendee.event_id, Attendee.name, Attendee.email, Attendee.ticket_type,
-                    Attendee.checked_in, Attendee.checked_in_at, Attendee.created_at, Attendee.updated_at)
+
+@bp.errorhandler(BadParameter)
+def bad_parameter(exc: BadParameter) -> Response:
+    return error_response(400, "invalid_parameter", exc.message, parameter=exc.parameter)
 
 
 def _page_links(query: ListQuery, total: int) -> str | None:
@@ -48,13 +50,9 @@ def _page_links(query: ListQuery, total: int) -> str | None:
 class AccountList:
     """One list endpoint over an account-owned table, its statements built once.
 
-    A page is one query: the total rides along as a scalar subquery, which SQLite
-    evaluates once and PostgreSQL as an InitPlan (a ``count() OVER ()`` window would make
-    SQLite sort the rows again in a temporary B-tree). Only a page past the end, with no
-    row to carry the total, costs a separate COUNT. The page runs on the driver's cursor
-    (usetix/database/prepared.py). Timestamps are read as the stored naive UTC and encoded with
-    ``OPT_NAIVE_UTC``: the same JSON as ``UTCDateTime``'s aware values, without a Python
-    call per value.
+    A page is one query, the total riding along as a scalar subquery; only a page past
+    the end, with no row to carry the total, costs a separate COUNT. Timestamps are read
+    as the stored naive UTC and encoded as UTC. Why it is built so: docs/performance.md.
     """
 
     def __init__(self, model: Any, columns: Iterable, order_by: Iterable, *criteria: Any):
@@ -102,7 +100,3 @@ class AccountList:
         links = _page_links(query, total)
         return json_response(body, headers={"Link": links} if links else None)
 
-
-EVENTS = AccountList(Event, EVENT_COLUMNS, (Event.starts_at, Event.id))
-ATTENDEES = AccountList(Attendee, ATTENDEE_COLUMNS, (Attendee.id,),
-                        Attendee.__table__.c.event_id == sa.bindparam("event_id"))

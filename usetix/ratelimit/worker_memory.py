@@ -1,13 +1,9 @@
 """Rate-limit counters in the worker's own memory, with no background thread.
 
-limits' ``memory://`` storage drops expired counters from a ``threading.Timer`` that it
-starts anew, 10 ms after the previous one ended, whenever a counter changes: in a busy
-worker that is up to a hundred thread starts a second, each one holding up the request
-until the new thread gets a CPU. Every authenticated API request and every refusal counts
-against a limit, so that was the largest cost left on the API's hot path once its queries
-were cheap. This storage keeps the same fixed-window counters and drops expired ones
-lazily instead: a counter read after its window is a new one, and the others are swept
-inline at most once every ``SWEEP_SECONDS``.
+limits' ``memory://`` storage drops expired counters from a ``threading.Timer`` started
+anew whenever a counter changes (why that matters: docs/performance.md). This storage keeps
+the same fixed-window counters and drops expired ones lazily instead: a counter read after
+its window is a new one, and the others are swept inline at most once every ``SWEEP_SECONDS``.
 
 The default storage (``RATELIMIT_STORAGE_URL = "worker-memory://"``). Like ``memory://``
 its counts are per worker process; a Redis URL shares them between workers and hosts. It

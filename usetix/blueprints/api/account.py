@@ -1,0 +1,28 @@
+"""``GET /admin/account``: the token's account and the token itself."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from flask import Response, g
+
+from ...database.connection import request_connection
+from ...database.models import Account, ApiToken
+from ...web.responses import json_response
+from .blueprint import bp
+
+
+@bp.get("/account")
+def account() -> Response:
+    token_id = g.principal.token.id
+    row = request_connection().execute(
+        sa.select(Account.id, Account.name, ApiToken.description, ApiToken.tier, ApiToken.created_at,
+                  ApiToken.expires_at)
+        .join(ApiToken, ApiToken.account_id == Account.id)
+        .where(ApiToken.id == token_id)
+    ).one()
+    return json_response({"data": {
+        "id": row.id,
+        "name": row.name,
+        "token": {"id": token_id, "description": row.description, "tier": row.tier, "created_at": row.created_at,
+                  "expires_at": row.expires_at},
+    }})

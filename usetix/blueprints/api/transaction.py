@@ -1,0 +1,72 @@
+"""Every API write runs in :func:`write_view`: one transaction for the view's writes, its
+audit record and its Idempotency-Key's stored answer.
+
+The wrapper parses and validates the body first (a bad body is refused before anything
+else happens, and claims no Idempotency-Key), then claims the key, runs the view on the
+request's connection, and commits. Views never commit. The audit record is written only
+while the token is still valid: a token revoked or expired while the request ran (its body
+arriving slowly, say) rolls everything back and gets the bearer hook's 401.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+from flask import Response, request
+from pydantic import BaseModel
+
+from ...database.connection import request_connection
+from . import idempotency_key
+from .audit import TokenNoLongerValid
+from .authentication import refuse_again
+from .refused import Refused
+from .request_body import parse_body
+
+
+def write_view(body: type[BaseModel] | None = None, *, optional: bool = False,
+               merge_patch: bool = False) -> Callable:
+    """Wrap a write view: body, Idempotency-Key, one transaction (see the module docstring).
+
+    The view gets ``body=`` (the validated model) when ``body`` is given, and its URL values.
+    """
+    def decorate(view: Callable[..., Response]) -> Callable[..., Response]:
+        @functools.wraps(view)
+        def wrapper(**values: Any) -> Response:
+            if body is not None:
+                parsed = parse_body(body, optional=optional, merge_patch=merge_patch)
+                if isinstance(parsed, Response):
+                    return parsed
+                values["body"] = parsed
+            connection = request_connection()
+            claimed = None
+            key = request.headers.get("Idempotency-Key")
+            if key is not None:
+                outcome = idempotency_key.claim(connection, key)
+                if isinstance(outcome, Response):
+                    return outcome
+                claimed = outcome
+            try:
+                try:
+                    response = view(**values)
+                except Refused as refused:
+                    connection.rollback()
+                    response = refused.response
+                except TokenNoLongerValid:
+                    connection.rollback()
+                    response = refuse_again()
+                if claimed is None:
+                    connection.commit()
+                else:
+                    idempotency_key.settle(connection, claimed, response)
+            except BaseException as failure:
+                connection.rollback()
+                if claimed is not None:
+                    idempotency_key.give_up(connection, claimed, failure)
+                raise
+            return response
+
+        return wrapper
+
+    return decorate

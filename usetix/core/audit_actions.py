@@ -1,0 +1,30 @@
+"""Every action the audit log records, and how the dashboard's log names it."""
+
+TOKEN_CREATED = "token.created"
+TOKEN_REVOKED = "token.revoked"
+TOKEN_REPORTED_LEAKED = "token.reported_leaked"
+EVENT_CREATED = "event.created"
+EVENT_UPDATED = "event.updated"
+EVENT_CANCELLED = "event.cancelled"
+EVENT_DELETED = "event.deleted"
+ATTENDEE_CREATED = "attendee.created"
+ATTENDEE_UPDATED = "attendee.updated"
+ATTENDEE_DELETED = "attendee.deleted"
+ATTENDEE_CHECKED_IN = "attendee.checked_in"
+ATTENDEE_CHECK_IN_UNDONE = "attendee.check_in_undone"
+
+# How the log names the actions it knows; any other shows as recorded.
+LABELS = {
+    TOKEN_CREATED: "Created token",
+    TOKEN_REVOKED: "Revoked token",
+    TOKEN_REPORTED_LEAKED: "Revoked token: reported leaked",
+    EVENT_CREATED: "Created event",
+    EVENT_UPDATED: "Updated event",
+    EVENT_CANCELLED: "Cancelled event",
+    EVENT_DELETED: "Deleted event",
+    ATTENDEE_CREATED: "Added attendee",
+    ATTENDEE_UPDATED: "Updated attendee",
+    ATTENDEE_DELETED: "Deleted attendee",
+    ATTENDEE_CHECKED_IN: "Checked in",
+    ATTENDEE_CHECK_IN_UNDONE: "Undid check-in",
+}

@@ -1,0 +1,53 @@
+"""The database itself: the ``db`` extension, the models' declarative base with its
+constraint names, and how a SQLite connection is set up."""
+
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy import MetaData, event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase
+
+
+class Base(DeclarativeBase):
+    # Named constraints, so migrations can refer to (and drop) them on every database.
+    metadata = MetaData(naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    })
+
+
+db = SQLAlchemy(model_class=Base)
+
+
+# How long a SQLite commit waits for the disk (PRAGMA synchronous; USETIX_SQLITE_SYNCHRONOUS).
+# OFF is not offered: an operating-system crash could then corrupt the database.
+SQLITE_SYNCHRONOUS_LEVELS = ("NORMAL", "FULL", "EXTRA")
+
+
+def configure_sqlite(engine: Engine, synchronous: str, busy_timeout_ms: int = 10000) -> None:
+    """Set up each new connection of ``engine`` when it is SQLite's.
+
+    WAL lets readers run beside one writer; the busy timeout waits instead of failing with
+    "database is locked" when two gunicorn workers write at once. ``synchronous`` NORMAL,
+    the default (SQLite's advice for WAL, and Rails' production default), syncs the journal
+    at checkpoints rather than at every commit: a commit survives a crash of the app or of
+    gunicorn, but a power cut or an operating-system crash loses what was committed since
+    the last checkpoint (answered writes included), though it never corrupts the file.
+    FULL syncs every commit (README, "Configuration").
+    """
+    synchronous = str(synchronous).upper()
+    if synchronous not in SQLITE_SYNCHRONOUS_LEVELS:
+        raise ValueError(f"SQLITE_SYNCHRONOUS must be one of {', '.join(SQLITE_SYNCHRONOUS_LEVELS)}, "
+                         f"not {synchronous!r}")
+    if engine.dialect.name != "sqlite":
+        return
+
+    @event.listens_for(engine, "connect")
+    def set_pragmas(dbapi_connection, connection_record):
+        cursor = dbapi_connection.cursor()
+        for pragma in ("journal_mode=WAL", f"busy_timeout={int(busy_timeout_ms)}", "foreign_keys=ON",
+                       f"synchronous={synchronous}"):
+            cursor.execute(f"PRAGMA {pragma}")
+        cursor.close()

@@ -1,0 +1,56 @@
+"""Counting one request in a fixed window, on a ``limits`` storage's public interface.
+
+This is ``FixedWindowRateLimiter``'s algorithm (``Storage.incr`` of the limit's key with the
+window's expiry), written so that one counter update gives both the verdict and the
+``RateLimit-Remaining`` count (why: docs/performance.md). tests/test_rate_limit_storage.py
+holds the counts to ``FixedWindowRateLimiter``'s own on the same storage.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from functools import lru_cache
+from typing import NamedTuple
+
+from limits import RateLimitItem
+from limits.storage import Storage
+
+
+class Verdict(NamedTuple):
+    """One counted request: whether it may go on, and its ``RateLimit-*`` headers
+    (with ``Retry-After`` when refused)."""
+
+    allowed: bool
+    headers: dict[str, str]
+
+
+class LimitsUnavailable(Exception):
+    """A limit that fails closed could not be counted: its storage is down."""
+
+
+def count(storage: Storage, item: RateLimitItem, key: tuple[str, ...], always_headers: bool) -> Verdict:
+    """One request counted in ``item``'s current window for ``key`` (raises StorageError)."""
+    name, expiry = window(item, *key)
+    count = storage.incr(name, expiry)
+    allowed = count <= item.amount
+    if allowed and not always_headers:
+        return Verdict(True, {})
+    return Verdict(allowed, headers(storage, item, name, count, allowed))
+
+
+def headers(storage: Storage, item: RateLimitItem, name: str, count: int, allowed: bool) -> dict[str, str]:
+    reset = str(max(1, math.ceil(storage.get_expiry(name) - time.time())))
+    headers = {"RateLimit-Limit": str(item.amount), "RateLimit-Remaining": str(max(0, item.amount - count)),
+               "RateLimit-Reset": reset}
+    if not allowed:
+        headers["Retry-After"] = reset
+    return headers
+
+
+@lru_cache(maxsize=4096)
+def window(item: RateLimitItem, *key: str) -> tuple[str, int]:
+    """The storage key of ``item``'s window for ``key``, as limits names it, and its length."""
+    return item.key_for(*key), item.get_expiry()
+
+
