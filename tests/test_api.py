@@ -11,8 +11,7 @@ from usetix.core import token_format as tokens
 from usetix.extensions import db
 from usetix.models import ApiToken, Attendee, Event
 
-from .conftest import bearer, issue
-from .test_negotiation import PINNED_CASES
+from .helpers import PINNED_CASES, bearer, issue
 
 JSON = {"Accept": "application/json"}
 
@@ -201,7 +200,7 @@ def test_events_list_shape_and_utc_timestamps(client, read_token, orgs):
 
 
 def test_pagination_and_link_header(app, client, orgs):
-    from .conftest import make_org
+    from .helpers import make_org
 
     with app.app_context():
         org = make_org("Big", "admin@big.example", events=7, attendees_per_event=0)
@@ -333,7 +332,7 @@ def test_unknown_api_path_is_404_json(client, read_token):
 def test_server_errors_are_json_too(tmp_path):
     from usetix import create_app
 
-    from .conftest import make_test_config
+    from .helpers import make_test_config
 
     # A database that cannot be opened: the token lookup fails with a real exception.
     broken = create_app({**make_test_config(tmp_path), "PROPAGATE_EXCEPTIONS": False,

@@ -25,8 +25,8 @@ import requests
 
 from usetix.core import token_format as tokens
 
-from .conftest import NONCE_FIELD, PASSWORD, TOKEN_VALUE, csrf_token_from
 from .databases import scratch_database
+from .helpers import NONCE_FIELD, PASSWORD, TOKEN_VALUE, csrf_token_from
 from .servers import gunicorn, prepare_database
 
 pytestmark = pytest.mark.gunicorn

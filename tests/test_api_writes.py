@@ -16,7 +16,7 @@ from usetix.auth.token_service import revoke_token
 from usetix.extensions import db
 from usetix.models import ApiToken, Attendee, AuditEvent, Event, IdempotencyKey, Tombstone
 
-from .conftest import bearer, issue
+from .helpers import bearer, issue
 
 NEW_EVENT = {"title": "Launch party", "starts_at": "2026-09-01T18:00:00+02:00", "ends_at": "2026-09-01T23:00:00+02:00",
              "venue": "Rooftop"}

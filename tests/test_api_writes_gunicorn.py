@@ -29,8 +29,8 @@ from usetix.auth.token_service import issue_token, revoke_token
 from usetix.extensions import db
 from usetix.models import Admin, ApiToken, Attendee, AuditEvent, IdempotencyKey
 
-from .conftest import NONCE_FIELD, PASSWORD, csrf_token_from, make_org, make_test_config
 from .databases import database_kind, scratch_database
+from .helpers import NONCE_FIELD, PASSWORD, csrf_token_from, make_org, make_test_config
 from .servers import HeldRequest, gunicorn
 
 pytestmark = pytest.mark.gunicorn

@@ -10,7 +10,7 @@ from freezegun import freeze_time
 from usetix.extensions import db
 from usetix.models import ServerSession
 
-from .conftest import PASSWORD
+from .helpers import PASSWORD
 
 COOKIE = "usetix_session"
 
@@ -129,7 +129,7 @@ def test_cookie_flags(client, auth, orgs):
 def test_cookie_is_secure_when_configured_for_https(tmp_path, orgs):
     from usetix import create_app
 
-    from .conftest import AuthActions, make_test_config
+    from .helpers import AuthActions, make_test_config
 
     https_app = create_app({**make_test_config(tmp_path), "SESSION_COOKIE_SECURE": True})
     https_client = https_app.test_client()

@@ -18,8 +18,8 @@ import time
 import pytest
 import requests
 
-from .conftest import PASSWORD
 from .databases import scratch_database
+from .helpers import PASSWORD
 from .servers import gunicorn, prepare_database, self_signed_certificate
 
 pytestmark = pytest.mark.browser

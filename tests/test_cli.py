@@ -94,7 +94,7 @@ def test_seed_demo_refuses_a_short_password(app, runner):
 def test_init_db_is_idempotent(tmp_path):
     from usetix import create_app
 
-    from .conftest import make_test_config
+    from .helpers import make_test_config
 
     fresh = create_app({**make_test_config(tmp_path), "DATABASE_URL": f"sqlite:///{tmp_path / 'fresh.sqlite3'}"})
     cli = fresh.test_cli_runner()

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from usetix.extensions import db
 from usetix.models import ApiToken, AuditEvent, Event
 
-from .conftest import NONCE_FIELD, bearer, csrf_token_from, issue
+from .helpers import NONCE_FIELD, bearer, csrf_token_from, issue
 
 pytestmark = pytest.mark.app_config(PROXY_FIX=True, PROXY_FIX_HOPS=1)
 

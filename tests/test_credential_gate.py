@@ -17,7 +17,7 @@ from usetix.core import token_format as tokens
 from usetix.web.credential_gate import CredentialGate, request_path
 from usetix.web.trusted_hosts import TrustedHostMiddleware
 
-from .conftest import bearer
+from .helpers import bearer
 
 JSON = "application/json"
 GOOD_SHAPE = tokens.generate()

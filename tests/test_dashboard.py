@@ -2,7 +2,7 @@
 
 import re
 
-from .conftest import make_org
+from .helpers import make_org
 
 
 def test_events_are_the_accounts_own_soonest_first(client, logged_in, orgs):

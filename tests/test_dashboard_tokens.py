@@ -12,7 +12,7 @@ from usetix.core import token_format as tokens
 from usetix.extensions import db
 from usetix.models import Admin, ApiToken, AuditEvent, ServerSession
 
-from .conftest import NONCE_FIELD, PASSWORD, bearer, create_token_via_form, csrf_token_from
+from .helpers import NONCE_FIELD, PASSWORD, bearer, create_token_via_form, csrf_token_from
 
 LIST = "/admin/settings/api_tokens"
 
@@ -317,7 +317,7 @@ def test_audit_log_records_create_and_revoke(app, client, auth, orgs):
 def test_over_https_the_form_also_needs_a_same_site_referer(tmp_path, orgs):
     from usetix import create_app
 
-    from .conftest import AuthActions, make_test_config
+    from .helpers import AuthActions, make_test_config
 
     https_app = create_app({**make_test_config(tmp_path), "SESSION_COOKIE_SECURE": True})
     client = https_app.test_client()

@@ -20,8 +20,8 @@ from usetix.extensions import db
 from usetix.models import ApiToken, Event, IdempotencyKey
 from usetix.web.database_busy import RETRY_AFTER_SECONDS
 
-from .conftest import NONCE_FIELD, PASSWORD, ClosingClient, bearer, csrf_token_from, make_test_config
 from .dashboard_client import Dashboard
+from .helpers import NONCE_FIELD, PASSWORD, ClosingClient, bearer, csrf_token_from, make_test_config
 from .servers import gunicorn, prepare_database
 
 BUSY_TIMEOUT_MS = 100

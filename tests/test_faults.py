@@ -24,9 +24,9 @@ from usetix.core import token_format
 from usetix.extensions import db
 from usetix.models import Admin, RateLimitCounter, ServerSession
 
-from .conftest import (
+from .databases import POSTGRES_URL, TEST_DATABASE_URL, in_schema, new_schema_name, scratch_database
+from .helpers import (
     PASSWORD,
-    TEST_DATABASE_URL,
     bearer,
     csrf_token_from,
     empty_all_tables,
@@ -34,7 +34,6 @@ from .conftest import (
     make_org,
     make_test_config,
 )
-from .databases import POSTGRES_URL, in_schema, new_schema_name, scratch_database
 from .servers import free_port, gunicorn, prepare_database
 
 TIMEOUT = 10
@@ -64,9 +63,9 @@ def down():
 
 @pytest.fixture
 def redis_url():
-    from .test_shared_limits import REDIS_URL, redis_or_skip
+    from .databases import REDIS_URL, redis_client_or_skip
 
-    redis_or_skip().close()
+    redis_client_or_skip().close()
     return REDIS_URL
 
 

@@ -23,7 +23,7 @@ from usetix.core import token_format as tokens
 from usetix.core.authorization import parse_authorization
 from usetix.core.list_query import MAX_PAGE, BadParameter, ListQuery, parse_list_query
 
-from .conftest import bearer, csrf_token_from
+from .helpers import bearer, csrf_token_from
 from .queries import recorded_queries
 
 # Fuzzing sends thousands of bad credentials from one address: lift the failed-auth limit

@@ -16,10 +16,9 @@ from usetix.core.list_query import MAX_PAGE
 from usetix.extensions import db
 from usetix.models import ApiToken, AuditEvent
 
-from .conftest import NONCE_FIELD, PASSWORD, bearer, csrf_token_from, issue
+from .helpers import NONCE_FIELD, PASSWORD, bearer, csrf_token_from, inline_problems, issue
 from .queries import recorded_queries
 from .servers import ROOT, gunicorn
-from .test_headers import inline_problems
 
 # --- Numbers and dates outside what the database or datetime can hold ---------------------
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from html.parser import HTMLParser
 from importlib.resources import files
 
 import pytest
 
-from .conftest import bearer, csrf_token_from
+from .helpers import bearer, csrf_token_from, inline_problems
 
 # --- Helpers ------------------------------------------------------------------------------------
 
@@ -47,37 +46,6 @@ def assert_json_headers(response) -> None:
     assert "Set-Cookie" not in response.headers
 
 
-class InlineFinder(HTMLParser):
-    """Collects what a strict CSP would block: inline script and style, event handler
-    attributes, javascript: URLs."""
-
-    def __init__(self):
-        super().__init__()
-        self.problems: list[str] = []
-
-    def handle_starttag(self, tag, attrs):
-        attributes = dict(attrs)
-        if tag == "script" and not attributes.get("src"):
-            self.problems.append("inline <script>")
-        if tag == "style":
-            self.problems.append("<style> element")
-        for name, value in attrs:
-            if name == "style":
-                self.problems.append(f"style attribute on <{tag}>")
-            if name.startswith("on"):
-                self.problems.append(f"{name} handler on <{tag}>")
-            if name in ("href", "src", "action", "formaction") and (value or "").strip().lower().startswith(
-                    "javascript:"):
-                self.problems.append(f"javascript: URL in <{tag} {name}>")
-
-
-def inline_problems(html: str) -> list[str]:
-    finder = InlineFinder()
-    finder.feed(html)
-    finder.close()
-    return finder.problems
-
-
 # --- HTML answers -------------------------------------------------------------------------------
 
 def test_login_page(client):
@@ -99,7 +67,7 @@ def test_every_dashboard_page(app, logged_in, orgs):
 
 def test_reveal_page_keeps_same_origin_referrers_and_is_not_stored(logged_in):
     form = logged_in.get("/admin/settings/api_tokens/new")
-    from .conftest import NONCE_FIELD
+    from .helpers import NONCE_FIELD
 
     response = logged_in.post("/admin/settings/api_tokens", data={
         "description": "headers", "tier": "read", "csrf_token": csrf_token_from(form.text),

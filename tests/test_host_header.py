@@ -12,8 +12,8 @@ from flask import Flask
 
 from usetix import create_app
 
-from .conftest import make_test_config
 from .databases import scratch_database
+from .helpers import make_test_config
 from .servers import gunicorn, prepare_database
 
 INVALID_HOSTS = ["a" * 64 + ".example", "a..b", ".a", "x..usetix.io", "x" * 64 + ".usetix.io"]

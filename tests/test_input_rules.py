@@ -14,7 +14,7 @@ from usetix.core.printable_text import PRINTABLE_PATTERN, refused_character
 from usetix.extensions import db
 from usetix.models import ApiToken, Event
 
-from .conftest import NONCE_FIELD, PASSWORD, bearer, csrf_token_from, issue
+from .helpers import NONCE_FIELD, PASSWORD, bearer, csrf_token_from, issue
 
 NEW_EVENT = {"title": "Launch party", "starts_at": "2026-09-01T18:00:00+02:00", "ends_at": "2026-09-01T23:00:00+02:00",
              "venue": "Rooftop"}

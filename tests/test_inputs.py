@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from usetix.core.list_query import MAX_PAGE, BadParameter, page_number, parse_list_query
 
-from .conftest import NONCE_FIELD, PASSWORD, bearer, csrf_token_from
+from .helpers import NONCE_FIELD, PASSWORD, bearer, csrf_token_from
 
 # The fuzzed logins fail, many times from one address: lift the login throttle (its own
 # tests are in test_throttling.py and test_shared_limits.py).

@@ -12,7 +12,7 @@ from usetix.core import token_format as tokens
 from usetix.extensions import db
 from usetix.models import Admin, ApiToken, AuditEvent
 
-from .conftest import PASSWORD, bearer, csrf_token_from, issue
+from .helpers import PASSWORD, bearer, csrf_token_from, issue
 from .queries import recorded_queries
 
 URL = "/admin/credentials/revoke"

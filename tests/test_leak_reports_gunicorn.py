@@ -15,9 +15,9 @@ import requests
 
 from usetix.core import token_format
 
-from .conftest import PASSWORD
 from .dashboard_client import Dashboard
 from .databases import REDIS_URL, redis_client_or_skip, scratch_database
+from .helpers import PASSWORD
 from .servers import HeldRequest, gunicorn, prepare_database
 
 pytestmark = pytest.mark.gunicorn

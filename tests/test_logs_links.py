@@ -14,7 +14,7 @@ from usetix import create_app
 from usetix.extensions import db
 from usetix.models import Admin
 
-from .conftest import bearer, issue, make_test_config
+from .helpers import bearer, issue, make_test_config
 
 
 def test_sql_errors_never_carry_their_parameters(app, orgs):

@@ -20,8 +20,8 @@ import usetix
 from usetix import create_app
 from usetix.extensions import db
 
-from .conftest import make_test_config
 from .databases import database_kind, scratch_database
+from .helpers import make_test_config
 
 MIGRATIONS = Path(usetix.__file__).parent / "migrations"
 # Alembic's own table, and what the models declare.

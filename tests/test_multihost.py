@@ -21,7 +21,8 @@ from flask_migrate import upgrade
 from usetix import create_app
 from usetix.extensions import db
 
-from .conftest import (
+from .databases import database_kind, scratch_database
+from .helpers import (
     NONCE_FIELD,
     PASSWORD,
     TOKEN_VALUE,
@@ -29,7 +30,6 @@ from .conftest import (
     make_org,
     make_test_config,
 )
-from .databases import database_kind, scratch_database
 from .servers import gunicorn
 
 pytestmark = pytest.mark.gunicorn

@@ -4,15 +4,7 @@ import pytest
 
 from usetix.core.negotiation import prefers_json
 
-# The rule as the issue pins it (test_api.py checks the same cases end to end).
-PINNED_CASES = [
-    ("application/json", True),
-    ("application/json; charset=utf-8", True),
-    ("application/json, text/html", True),
-    ("text/html, application/json;q=0.9", False),
-    ("*/*", False),
-    (None, False),
-]
+from .helpers import PINNED_CASES
 
 
 @pytest.mark.parametrize("accept, is_json", PINNED_CASES + [

@@ -23,8 +23,8 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from .conftest import PASSWORD
 from .databases import scratch_database
+from .helpers import PASSWORD
 from .servers import ROOT, free_port, gunicorn, prepare_database
 
 pytestmark = pytest.mark.gunicorn

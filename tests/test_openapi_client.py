@@ -27,8 +27,8 @@ from flask_migrate import upgrade
 from usetix import create_app
 from usetix.extensions import db
 
-from .conftest import issue, make_org, make_test_config
 from .databases import scratch_database
+from .helpers import issue, make_org, make_test_config
 from .servers import gunicorn
 
 pytestmark = pytest.mark.gunicorn

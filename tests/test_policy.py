@@ -16,8 +16,8 @@ from usetix.extensions import db
 from usetix.models import Admin
 from usetix.web.responses import json_response
 
-from .conftest import PASSWORD, bearer, csrf_token_from, issue, make_test_config
 from .databases import scratch_database
+from .helpers import PASSWORD, bearer, csrf_token_from, issue, make_test_config
 from .servers import gunicorn, prepare_database
 
 JSON = {"Accept": "application/json"}

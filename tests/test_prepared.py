@@ -14,7 +14,7 @@ from usetix.database.prepared import SQLALCHEMY_CHECKED, PreparedSelect, driver_
 from usetix.extensions import db
 from usetix.models import ApiToken
 
-from .conftest import bearer
+from .helpers import bearer
 from .queries import recorded_queries
 
 

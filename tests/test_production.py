@@ -21,8 +21,8 @@ from usetix import create_app
 from usetix.extensions import db
 from usetix.models import ApiToken, ServerSession
 
-from .conftest import bearer, issue, make_test_config
 from .databases import REDIS_URL, redis_client_or_skip
+from .helpers import bearer, issue, make_test_config
 from .queries import recorded_queries
 from .servers import GUNICORN, ROOT, free_port, gunicorn, server_env
 

@@ -16,7 +16,7 @@ from usetix import config
 from usetix.ratelimit import rate_limits
 from usetix.ratelimit.storage import WorkerMemoryStorage
 
-from .conftest import bearer
+from .helpers import bearer
 
 
 def test_it_is_the_default_storage(tmp_path):

@@ -23,7 +23,7 @@ from schemathesis.config import PositiveDataAcceptanceConfig
 from usetix import create_app
 from usetix.database.idempotency import valid_key
 
-from .conftest import bearer
+from .helpers import bearer
 
 # Schemathesis sends hundreds of requests with bad credentials on purpose (and expects a
 # 401 for each): the failed-authentication limit per address has its own tests.

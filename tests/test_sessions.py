@@ -25,8 +25,8 @@ from freezegun import freeze_time
 from usetix.extensions import db
 from usetix.models import ServerSession
 
-from .conftest import NONCE_FIELD, PASSWORD, AuthActions, csrf_token_from
 from .databases import scratch_database
+from .helpers import NONCE_FIELD, PASSWORD, AuthActions, csrf_token_from
 from .servers import free_port, gunicorn, prepare_database
 
 COOKIE = "usetix_session"
@@ -400,7 +400,7 @@ def test_the_reveal_pages_log_out_form_works_over_https(app, orgs):
                        "csrf_token": csrf_token_from(page.text)})
     form_url = base + "/admin/settings/api_tokens/new"
     form = browser.get(form_url, base_url=base)
-    from .conftest import NONCE_FIELD
+    from .helpers import NONCE_FIELD
 
     reveal = browser.post("/admin/settings/api_tokens", base_url=base, headers={"Referer": form_url}, data={
         "description": "Over HTTPS", "tier": "read", "csrf_token": csrf_token_from(form.text),

@@ -31,8 +31,8 @@ from usetix.ratelimit import address_key, rate_limits
 from usetix.ratelimit.database_storage import DatabaseStorage
 from usetix.ratelimit.storage import WorkerMemoryStorage
 
-from .conftest import PASSWORD, csrf_token_from, make_test_config
 from .databases import REDIS_URL, redis_client_or_skip, scratch_database
+from .helpers import PASSWORD, csrf_token_from, make_test_config
 from .servers import HeldRequest, gunicorn, prepare_database
 
 TIMEOUT = 10

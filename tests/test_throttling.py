@@ -22,7 +22,7 @@ from usetix.extensions import db
 from usetix.models import Admin
 from usetix.ratelimit import email_key
 
-from .conftest import PASSWORD, bearer, csrf_token_from, issue, make_test_config
+from .helpers import PASSWORD, bearer, csrf_token_from, issue, make_test_config
 
 REDIS_URL = os.environ.get("USETIX_TEST_REDIS_URL")
 needs_redis = pytest.mark.skipif(not REDIS_URL, reason="USETIX_TEST_REDIS_URL is not set (CI sets it)")

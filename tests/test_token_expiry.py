@@ -11,7 +11,7 @@ from freezegun import freeze_time
 from usetix.extensions import db
 from usetix.models import Admin, ApiToken
 
-from .conftest import NONCE_FIELD, TOKEN_VALUE, bearer, csrf_token_from, issue
+from .helpers import NONCE_FIELD, TOKEN_VALUE, bearer, csrf_token_from, issue
 
 LIST = "/admin/settings/api_tokens"
 START = datetime(2026, 12, 1, 8, 30, 15, tzinfo=UTC)

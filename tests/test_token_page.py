@@ -9,7 +9,7 @@ from freezegun import freeze_time
 from usetix.extensions import db
 from usetix.models import ApiToken
 
-from .conftest import bearer, create_token_via_form, csrf_token_from
+from .helpers import bearer, create_token_via_form, csrf_token_from
 
 LIST = "/admin/settings/api_tokens"
 START = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)

@@ -15,7 +15,7 @@ from usetix import create_app
 from usetix.extensions import db
 from usetix.models import ApiToken
 
-from .conftest import bearer, make_test_config
+from .helpers import bearer, make_test_config
 from .queries import recorded_queries
 
 START = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
@@ -171,9 +171,9 @@ def test_under_gunicorn_a_held_lock_costs_the_client_nothing(tmp_path):
     """The same, across a real server: the client has its answer before the write waits."""
     import requests
 
-    from .conftest import PASSWORD
     from .dashboard_client import Dashboard
     from .databases import scratch_database
+    from .helpers import PASSWORD
     from .servers import gunicorn, prepare_database
 
     with scratch_database(tmp_path, "usage") as url:
