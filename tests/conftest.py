@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import weakref
+from pathlib import Path
 
 import flask
 import pytest
@@ -19,8 +20,39 @@ from usetix import create_app
 from usetix.extensions import db
 from usetix.web.app import Usetix
 
+from . import servers
 from .databases import POSTGRES_SCHEMA, POSTGRES_URL, TEST_DATABASE_URL, create_schema, drop_schema
 from .helpers import AuthActions, ClosingClient, empty_all_tables, issue, make_org, make_test_config
+
+TESTS = Path(__file__).parent
+# Each test module lives in the folder of its layer, and gets the layer's marker from it.
+LAYERS = ("unit", "app", "live")
+# What only tests/live may do: start gunicorn (the gunicorn marker) or a browser.
+SERVER_MARKERS = ("gunicorn", "browser")
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
+def pytest_collection_modifyitems(items):
+    """Marks each test with its folder's layer, and refuses a test outside the layers, a
+    unit test that asks for an app, or a server test outside tests/live."""
+    for item in items:
+        if TESTS not in item.path.parents:
+            continue
+        layer = item.path.relative_to(TESTS).parts[0]
+        if layer not in LAYERS:
+            raise pytest.UsageError(f"{item.nodeid}: test modules live in tests/unit, tests/app or tests/live")
+        item.add_marker(layer)
+        if layer == "unit" and "app" in item.fixturenames:
+            raise pytest.UsageError(f"{item.nodeid}: a unit test runs without an app: move it to tests/app")
+        if layer != "live" and any(item.get_closest_marker(name) for name in SERVER_MARKERS):
+            raise pytest.UsageError(f"{item.nodeid}: a test that starts a server belongs in tests/live")
+
+
+@pytest.hookimpl(tryfirst=True)  # before the test's fixtures, a module-scoped server among them
+def pytest_runtest_setup(item):
+    # servers.gunicorn() serves only a test marked gunicorn (all in tests/live): so
+    # `-m "not live"` (or "not gunicorn") starts no server, and an unmarked one fails.
+    servers.serving_test = item.nodeid if item.get_closest_marker("gunicorn") else None
 
 
 @pytest.fixture(scope="session", autouse=True)

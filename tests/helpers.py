@@ -7,6 +7,7 @@ HTTP in tests/servers.py, tests/databases.py, tests/queries.py and tests/dashboa
 from __future__ import annotations
 
 import re
+import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -44,10 +45,11 @@ T = TypeVar("T")
 
 
 def wait_until(predicate: Callable[[], T], timeout: float = 5.0, interval: float = 0.01,
-               message: str = "") -> T:
+               message: str = "", pause: Callable[[float], object] = time.sleep) -> T:
     """Poll ``predicate`` until it returns something true; that value. Fails the test when
     ``timeout`` seconds pass first (the deadline is generous: it bounds a hang, it is not
-    what a test asserts)."""
+    what a test asserts). ``pause`` waits between polls: a Playwright page's own wait lets
+    the page's callbacks run meanwhile."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
@@ -55,7 +57,7 @@ def wait_until(predicate: Callable[[], T], timeout: float = 5.0, interval: float
             return value
         if time.monotonic() > deadline:
             raise AssertionError(f"not within {timeout} s: {message or predicate}")
-        time.sleep(interval)
+        pause(interval)
 
 
 def make_test_config(tmp_path) -> dict:
@@ -174,6 +176,35 @@ def issue(app, org: Org, tier: str = "read", description: str = "test token") ->
 def bearer(token: str) -> dict:
     """Headers of a JSON API request with ``token``."""
     return {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+
+
+class WriteLock:
+    """Another connection holding the database's write lock (SQLite) or the token row's
+    lock (PostgreSQL), as a long migration or a stuck transaction would."""
+
+    def __init__(self, app):
+        self.app = app
+
+    def __enter__(self):
+        url = self.app.config["DATABASE_URL"]
+        if url.startswith("sqlite:///"):
+            self.connection = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
+            self.connection.execute("BEGIN IMMEDIATE")  # the one writer, until rollback
+        else:
+            engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+            self.connection = engine.connect()
+            self.connection.execute(sa.text("SELECT id FROM api_tokens FOR UPDATE"))
+            self.engine = engine
+        return self
+
+    def __exit__(self, *exc):
+        if isinstance(self.connection, sqlite3.Connection):
+            self.connection.rollback()
+        else:
+            self.connection.rollback()
+            self.connection.close()
+            self.engine.dispose()
+        self.connection.close()
 
 
 class InlineFinder(HTMLParser):
