@@ -15,6 +15,7 @@ from pathlib import Path
 
 import flask
 import pytest
+from hypothesis import settings
 
 from usetix import create_app
 from usetix.extensions import db
@@ -23,6 +24,10 @@ from usetix.web.app import Usetix
 from . import servers
 from .databases import POSTGRES_SCHEMA, POSTGRES_URL, TEST_DATABASE_URL, create_schema, drop_schema
 from .helpers import AuthActions, ClosingClient, empty_all_tables, issue, make_org, make_test_config
+
+# `--hypothesis-profile=thorough`: more examples for the properties that take the profile's count
+# (the pure parsers'); the default profile keeps `pytest tests/unit` to seconds.
+settings.register_profile("thorough", max_examples=500)
 
 TESTS = Path(__file__).parent
 # Each test module lives in the folder of its layer, and gets the layer's marker from it.
