@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+from contextlib import contextmanager
 
 import pytest
 import requests
@@ -56,14 +57,29 @@ def browser():
         chromium.close()
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
+@contextmanager
+def fresh_server(tmp_path_factory):
     """gunicorn with two workers on a fresh database (the suite's kind) made by the CLI."""
     directory = tmp_path_factory.mktemp("browser")
     with scratch_database(directory, "browser") as url:
         prepare_database(url, PASSWORD)
         with gunicorn(url, workers=2, log_path=directory / "gunicorn.log") as base:
             yield base
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """One server for the module's tests that need no account of their own."""
+    with fresh_server(tmp_path_factory) as base:
+        yield base
+
+
+@pytest.fixture
+def own_server(tmp_path_factory):
+    """A server of the test's own: an account whose token list and audit log are its alone,
+    whichever tests ran before."""
+    with fresh_server(tmp_path_factory) as base:
+        yield base
 
 
 def screenshot(page, name: str) -> None:
@@ -103,8 +119,9 @@ def api_get(base: str, path: str, token: str) -> requests.Response:
                         timeout=10)
 
 
-def test_token_lifecycle(browser, server):
+def test_token_lifecycle(browser, own_server):
     """Log in, create a token, copy it, watch the countdown hide it, go back, revoke it."""
+    server = own_server
     context = browser.new_context(permissions=["clipboard-read", "clipboard-write"])
     page = context.new_page()
     log_in(page, server)
