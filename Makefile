@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# Spectral, the OpenAPI linter of tests/test_openapi_lint.py (Node.js and npm; versions locked in tools/spectral).
+# Spectral, the OpenAPI linter of tests/app/test_openapi_lint.py (Node.js and npm; versions locked in tools/spectral).
 SPECTRAL := tools/spectral
 SPECTRAL_STAMP := $(SPECTRAL)/node_modules/.installed
 export FLASK_APP := usetix

@@ -1,4 +1,5 @@
-"""Fixtures: a fresh app and database per test, clients, the CLI runner, login helpers.
+"""Fixtures (only fixtures: the helpers they use are in tests/helpers.py): a fresh app and
+database per test, clients, the CLI runner, a logged-in client, tokens.
 
 Tests run on SQLite (a new file per test) unless USETIX_TEST_DATABASE_URL names a
 PostgreSQL database; then the run gets a schema of its own in that database (see
@@ -9,59 +10,54 @@ test.
 from __future__ import annotations
 
 import os
-import re
 import weakref
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import flask
 import pytest
-import sqlalchemy as sa
-from flask.testing import FlaskClient
+from hypothesis import settings
 
 from usetix import create_app
-from usetix.auth.passwords import hash_password
-from usetix.auth.token_service import issue_token
 from usetix.database.engine import db
-from usetix.database.models import Account, Admin, Attendee, Event
 from usetix.web.app import Usetix
 
-from .databases import (
-    POSTGRES_URL,
-    create_schema,
-    drop_schema,
-    in_schema,
-    new_schema_name,
-)
+from . import servers
+from .databases import POSTGRES_SCHEMA, POSTGRES_URL, TEST_DATABASE_URL, create_schema, drop_schema
+from .helpers import AuthActions, ClosingClient, empty_all_tables, issue, make_org, make_test_config
 
-PASSWORD = "correct horse battery"
-# On PostgreSQL: this run's own schema (made and dropped by the postgres_schema fixture).
-POSTGRES_SCHEMA = new_schema_name("test") if POSTGRES_URL else None
-TEST_DATABASE_URL = in_schema(POSTGRES_URL, POSTGRES_SCHEMA) if POSTGRES_URL else None
-CSRF_FIELD = re.compile(r'<input[^>]*name="csrf_token"[^>]*value="([^"]+)"')
-NONCE_FIELD = re.compile(r'<input[^>]*name="nonce"[^>]*value="([^"]+)"')
-TOKEN_VALUE = re.compile(r'id="token-value">([^<]+)<')
+# `--hypothesis-profile=thorough`: more examples for the properties that take the profile's count
+# (the pure parsers'); the default profile keeps `pytest tests/unit` to seconds.
+settings.register_profile("thorough", max_examples=500)
+
+TESTS = Path(__file__).parent
+# Each test module lives in the folder of its layer, and gets the layer's marker from it.
+LAYERS = ("unit", "app", "live")
+# What only tests/live may do: start gunicorn (the gunicorn marker) or a browser.
+SERVER_MARKERS = ("gunicorn", "browser")
 
 
-def make_test_config(tmp_path) -> dict:
-    """Settings of a test app: its own database, CSRF on, a cheap password hash."""
-    return {
-        "TESTING": True,
-        "SECRET_KEY": "test-secret-key-not-for-production",
-        "DATABASE_URL": TEST_DATABASE_URL or f"sqlite:///{tmp_path / 'test.sqlite3'}",
-        # scrypt with a small cost: same code path as production, fast enough for many logins.
-        "PASSWORD_HASH_METHOD": "scrypt:1024:8:1",
-        "SESSION_REDIS_URL": None,
-        "RATELIMIT_STORAGE_URL": "worker-memory://",  # the default: tests exercise what production runs
-    }
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
+def pytest_collection_modifyitems(items):
+    """Marks each test with its folder's layer, and refuses a test outside the layers, a
+    unit test that asks for an app, or a server test outside tests/live."""
+    for item in items:
+        if TESTS not in item.path.parents:
+            continue
+        layer = item.path.relative_to(TESTS).parts[0]
+        if layer not in LAYERS:
+            raise pytest.UsageError(f"{item.nodeid}: test modules live in tests/unit, tests/app or tests/live")
+        item.add_marker(layer)
+        if layer == "unit" and "app" in item.fixturenames:
+            raise pytest.UsageError(f"{item.nodeid}: a unit test runs without an app: move it to tests/app")
+        if layer != "live" and any(item.get_closest_marker(name) for name in SERVER_MARKERS):
+            raise pytest.UsageError(f"{item.nodeid}: a test that starts a server belongs in tests/live")
 
 
-def empty_all_tables() -> None:
-    tables = ", ".join(t.name for t in db.metadata.sorted_tables)
-    with db.engine.begin() as conn:
-        # A connection left open by a test fails the run here instead of hanging it.
-        conn.execute(sa.text("SET LOCAL lock_timeout = '10s'"))
-        conn.execute(sa.text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+@pytest.hookimpl(tryfirst=True)  # before the test's fixtures, a module-scoped server among them
+def pytest_runtest_setup(item):
+    # servers.gunicorn() serves only a test marked gunicorn (all in tests/live): so
+    # `-m "not live"` (or "not gunicorn") starts no server, and an unmarked one fails.
+    servers.serving_test = item.nodeid if item.get_closest_marker("gunicorn") else None
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -146,21 +142,6 @@ def app(request, tmp_path):
         db.engine.dispose()
 
 
-class ClosingClient(FlaskClient):
-    """Flask's test client, closing each request's body stream once it has answered.
-
-    Werkzeug's test client writes a multipart body over 500 KB to a temporary file and
-    leaves it open; the ResourceWarning it raises when collected (an error in this suite)
-    lands in whichever test runs then.
-    """
-
-    def open(self, *args, **kwargs):
-        response = super().open(*args, **kwargs)
-        for answered in (*response.history, response):
-            answered.request.environ["wsgi.input"].close()
-        return response
-
-
 @pytest.fixture
 def client(app):
     return app.test_client()
@@ -171,42 +152,6 @@ def runner(app):
     return app.test_cli_runner()
 
 
-@dataclass
-class Org:
-    """An account with one admin, events and attendees, as ids (no ORM objects leak out)."""
-
-    account_id: int
-    admin_id: int
-    email: str
-    event_ids: list[int]
-    attendee_ids: list[int]
-
-
-def make_org(name: str, email: str, events: int = 3, attendees_per_event: int = 2) -> Org:
-    account = Account(name=name)
-    db.session.add(account)
-    db.session.flush()
-    admin = Admin(account_id=account.id, email=email, password_hash=hash_password(PASSWORD))
-    db.session.add(admin)
-    start = datetime(2026, 6, 1, 18, 30, tzinfo=UTC)
-    event_rows = []
-    for n in range(events):
-        event = Event(account_id=account.id, title=f"{name} event {n}", venue="Main Hall", status="published",
-                      starts_at=start + timedelta(days=n), ends_at=start + timedelta(days=n, hours=2))
-        db.session.add(event)
-        event_rows.append(event)
-    db.session.flush()
-    attendee_rows = []
-    for event in event_rows:
-        for n in range(attendees_per_event):
-            attendee = Attendee(account_id=account.id, event_id=event.id, name=f"Guest {n}",
-                                email=f"guest{n}@{event.id}.example", ticket_type="General")
-            db.session.add(attendee)
-            attendee_rows.append(attendee)
-    db.session.commit()
-    return Org(account.id, admin.id, email, [e.id for e in event_rows], [a.id for a in attendee_rows])
-
-
 @pytest.fixture
 def orgs(app):
     """Two accounts: "acme" and "globex", each with an admin, 3 events and 6 attendees."""
@@ -215,29 +160,6 @@ def orgs(app):
             "acme": make_org("Acme Events", "admin@acme.example"),
             "globex": make_org("Globex Live", "admin@globex.example"),
         }
-
-
-def csrf_token_from(html: str) -> str:
-    match = CSRF_FIELD.search(html)
-    assert match, "no csrf_token field in the page"
-    return match.group(1)
-
-
-class AuthActions:
-    """Log in and out through the real forms, CSRF token and all."""
-
-    def __init__(self, client):
-        self.client = client
-
-    def login(self, email: str = "admin@acme.example", password: str = PASSWORD, next: str | None = None):
-        page = self.client.get("/login")
-        url = "/login" + (f"?next={next}" if next else "")
-        return self.client.post(url, data={"email": email, "password": password,
-                                           "csrf_token": csrf_token_from(page.text)})
-
-    def logout(self):
-        page = self.client.get("/admin/events")
-        return self.client.post("/logout", data={"csrf_token": csrf_token_from(page.text)})
 
 
 @pytest.fixture
@@ -253,24 +175,6 @@ def logged_in(client, auth, orgs):
     return client
 
 
-def create_token_via_form(client, description: str = "Mailchimp sync", tier: str = "read") -> str:
-    """Create a token through Settings → API Tokens; returns the raw value from the reveal page."""
-    form = client.get("/admin/settings/api_tokens/new")
-    response = client.post("/admin/settings/api_tokens", data={
-        "description": description, "tier": tier,
-        "csrf_token": csrf_token_from(form.text), "nonce": NONCE_FIELD.search(form.text).group(1),
-    })
-    assert response.status_code == 200, response.text
-    return TOKEN_VALUE.search(response.text).group(1)
-
-
-def issue(app, org: Org, tier: str = "read", description: str = "test token") -> str:
-    """A raw token for ``org``, issued directly (no dashboard round trip)."""
-    with app.app_context():
-        admin = db.session.get(Admin, org.admin_id)
-        return issue_token(admin, description, tier, "127.0.0.1")[1]
-
-
 @pytest.fixture
 def read_token(app, orgs):
     return issue(app, orgs["acme"], "read")
@@ -280,7 +184,3 @@ def read_token(app, orgs):
 def write_token(app, orgs):
     return issue(app, orgs["acme"], "write")
 
-
-def bearer(token: str) -> dict:
-    """Headers of a JSON API request with ``token``."""
-    return {"Authorization": f"Bearer {token}", "Accept": "application/json"}

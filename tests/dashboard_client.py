@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import requests
 
-from .conftest import NONCE_FIELD, PASSWORD, TOKEN_VALUE, csrf_token_from
+from .helpers import NONCE_FIELD, PASSWORD, TOKEN_VALUE, csrf_token_from
 
 
 class Dashboard:

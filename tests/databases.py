@@ -49,6 +49,12 @@ def new_schema_name(purpose: str) -> str:
     return f"usetix_{purpose}_{os.getpid()}_{secrets.token_hex(3)}"
 
 
+# On PostgreSQL: this run's own schema (made and dropped by conftest's postgres_schema fixture)
+# and the URL of every test app (on SQLite, each test app gets a file of its own instead).
+POSTGRES_SCHEMA = new_schema_name("test") if POSTGRES_URL else None
+TEST_DATABASE_URL = in_schema(POSTGRES_URL, POSTGRES_SCHEMA) if POSTGRES_URL else None
+
+
 @contextmanager
 def scratch_database(directory: Path, purpose: str) -> Iterator[str]:
     """The URL of a new, empty database on the suite's kind of database; gone afterwards.

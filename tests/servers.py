@@ -15,9 +15,13 @@ from urllib.parse import urlsplit
 
 import requests
 
+from .helpers import wait_until
+
 ROOT = Path(__file__).resolve().parent.parent
 GUNICORN = str(Path(sys.executable).with_name("gunicorn"))
 USETIX = str(Path(sys.executable).with_name("usetix"))
+# The running test, when it is marked gunicorn (set by tests/conftest.py); None refuses to serve.
+serving_test: str | None = None
 
 
 def free_port() -> int:
@@ -62,7 +66,9 @@ class HeldRequest:
             self.socket.sendall(head + b"\r\n" + body[:body_sent])
             self.rest = body[body_sent:]
         self.answer = b""  # the whole answer, once finished
-        time.sleep(0.5)  # a worker has accepted it and waits for the rest
+        # Time for a worker to accept it and read what was sent. A sleep, not a poll: nothing
+        # outside the worker shows that it has.
+        time.sleep(0.5)
 
     def finish(self) -> int:
         """Send the rest; the answer's status (the answer itself in ``answer``)."""
@@ -91,6 +97,8 @@ def gunicorn(database_url: str, workers: int = 2, log_path: Path | None = None, 
     ``extra_args`` go on gunicorn's command line (an access log format, say); ``tls`` is a
     (certificate, key) pair to serve HTTPS with (see ``self_signed_certificate``).
     """
+    if serving_test is None:
+        raise RuntimeError("only a test marked gunicorn (in tests/live) may start gunicorn")
     port = free_port()
     if tls:
         extra_args = [*extra_args, "--certfile", str(tls[0]), "--keyfile", str(tls[1])]
@@ -101,20 +109,19 @@ def gunicorn(database_url: str, workers: int = 2, log_path: Path | None = None, 
         cwd=ROOT, env=server_env(database_url, **settings), stdout=log, stderr=log, start_new_session=True,
     )
     base = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
+
+    def serving() -> bool:
+        if proc.poll() is not None:
+            raise RuntimeError(f"gunicorn exited with status {proc.returncode}")
+        try:
+            # Any answer means a worker serves (a test may have broken a dependency: 503).
+            requests.get(base + "/healthz", timeout=1, verify=str(tls[0]) if tls else True)
+            return True
+        except (requests.ConnectionError, requests.Timeout):
+            return False  # not listening yet, or listening while its workers still boot
+
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"gunicorn exited with status {proc.returncode}")
-            try:
-                # Any answer means a worker serves (a test may have broken a dependency: 503).
-                requests.get(base + "/healthz", timeout=1, verify=str(tls[0]) if tls else True)
-                break
-            except (requests.ConnectionError, requests.Timeout):
-                pass  # not listening yet, or listening while its workers still boot
-            if time.monotonic() > deadline:
-                raise RuntimeError("gunicorn did not answer /healthz within 30 s")
-            time.sleep(0.1)
+        wait_until(serving, timeout=30, interval=0.1, message="gunicorn answers /healthz")
         yield base
     finally:
         os.killpg(proc.pid, signal.SIGTERM)

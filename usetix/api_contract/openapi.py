@@ -1,7 +1,7 @@
 """The OpenAPI 3.1 document of the JSON API, built from the pydantic models that validate.
 
-``build_document()`` is served at /admin/openapi.json; tests/test_schema.py fails when
-its operations and the app's routes disagree, tests/test_openapi.py checks what a reader
+``build_document()`` is served at /admin/openapi.json; tests/app/test_schema.py fails when
+its operations and the app's routes disagree, tests/app/test_openapi.py checks what a reader
 and a generated client need from it. Pure: no Flask.
 
 What the document promises, and why:
@@ -84,7 +84,7 @@ TAGS = [
 
 # Every error code the API answers, with what it means. The codes themselves are set where
 # each answer is made (usetix/auth/refusals.py, usetix/blueprints/api/, usetix/web/responses.py);
-# tests/test_openapi.py fails when the code answers one that is not listed here.
+# tests/app/test_openapi.py fails when the code answers one that is not listed here.
 ERROR_CODES = {
     "invalid_parameter": "a query parameter is not valid; `parameter` names it",
     "invalid_json": f"the body is not valid JSON, or is nested deeper than {MAX_JSON_DEPTH} levels",

@@ -17,7 +17,7 @@ while the engine echoes its SQL (``echo``). :func:`driver_connection` decides, t
 SQLAlchemy decides before each of its events: the ``_has_events`` flags first (a plain
 attribute each), the listener lists (dearer) only when either is set. Those flags and
 ``_echo`` are SQLAlchemy's private attributes: that function is the only place that reads
-them, it names the release they were checked against, and tests/test_prepared.py fails
+them, it names the release they were checked against, and tests/app/test_prepared.py fails
 when SQLAlchemy changes them. A driver error hides its bound values when the engine's
 ``hide_parameters`` says so, as SQLAlchemy's own would.
 """
@@ -40,7 +40,7 @@ class _Compiled(NamedTuple):
 
 
 # The SQLAlchemy release whose private attributes driver_connection() was checked against
-# (setup.cfg pins sqlalchemy<2.1); tests/test_prepared.py holds them to what it reads.
+# (setup.cfg pins sqlalchemy<2.1); tests/app/test_prepared.py holds them to what it reads.
 SQLALCHEMY_CHECKED = "2.0.58"
 
 

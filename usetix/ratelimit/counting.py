@@ -2,7 +2,7 @@
 
 This is ``FixedWindowRateLimiter``'s algorithm (``Storage.incr`` of the limit's key with the
 window's expiry), written so that one counter update gives both the verdict and the
-``RateLimit-Remaining`` count (why: docs/performance.md). tests/test_rate_limit_storage.py
+``RateLimit-Remaining`` count (why: docs/performance.md). tests/unit/test_rate_limit_storage.py
 holds the counts to ``FixedWindowRateLimiter``'s own on the same storage.
 """
 

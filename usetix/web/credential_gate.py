@@ -9,7 +9,7 @@ and hooks (docs/performance.md), so this WSGI middleware, innermost around the F
 It keeps no policy of its own: it asks the same questions of the same code (the Accept
 rule, the app's public paths, ``usetix.auth.bearer.screen_credentials``), counts the same
 failed-authentication limit and answers the same bytes (``refusal_answer``,
-``fixed_headers``, ``log_request``); tests/test_credential_gate.py holds it to Flask's own
+``fixed_headers``, ``log_request``); tests/app/test_credential_gate.py holds it to Flask's own
 answers.
 
 Anything it is not sure of goes on to Flask: HTML requests, a token-free endpoint's
