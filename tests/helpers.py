@@ -7,9 +7,11 @@ HTTP in tests/servers.py, tests/databases.py, tests/queries.py and tests/dashboa
 from __future__ import annotations
 
 import re
+import socket
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
@@ -178,6 +180,31 @@ def bearer(token: str) -> dict:
     return {"Authorization": f"Bearer {token}", "Accept": "application/json"}
 
 
+# A valid event body for a write test.
+NEW_EVENT = {"title": "Launch party", "starts_at": "2026-09-01T18:00:00+02:00", "ends_at": "2026-09-01T23:00:00+02:00",
+             "venue": "Rooftop"}
+
+
+@contextmanager
+def write_lock_holder(database_url: str) -> Iterator[sqlite3.Connection]:
+    """(SQLite) Another process's connection to the database, to take its write lock with
+    ``BEGIN IMMEDIATE`` and hold it until ``ROLLBACK``."""
+    holder = sqlite3.connect(database_url.removeprefix("sqlite:///"), isolation_level=None)
+    try:
+        yield holder
+    finally:
+        if holder.in_transaction:
+            holder.execute("ROLLBACK")
+        holder.close()
+
+
+@contextmanager
+def held_write_lock(database_url: str) -> Iterator[None]:
+    with write_lock_holder(database_url) as holder:
+        holder.execute("BEGIN IMMEDIATE")
+        yield
+
+
 class WriteLock:
     """Another connection holding the database's write lock (SQLite) or the token row's
     lock (PostgreSQL), as a long migration or a stuck transaction would."""
@@ -236,3 +263,22 @@ def inline_problems(html: str) -> list[str]:
     finder.feed(html)
     finder.close()
     return finder.problems
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on (at the moment of asking)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def closed_redis_url() -> str:
+    """A Redis URL at a port where nothing listens: a Redis that is down."""
+    return f"redis://127.0.0.1:{free_port()}/0"
+
+
+def login_with_form(client, email: str = "admin@acme.example", password: str = PASSWORD, **kwargs):
+    """Log in through the form with any client that has Flask's or requests' get/post."""
+    page = client.get("/login", **kwargs)
+    return client.post("/login", data={"email": email, "password": password,
+                                        "csrf_token": csrf_token_from(page.text)}, **kwargs)

@@ -15,19 +15,13 @@ from urllib.parse import urlsplit
 
 import requests
 
-from .helpers import wait_until
+from .helpers import free_port, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 GUNICORN = str(Path(sys.executable).with_name("gunicorn"))
 USETIX = str(Path(sys.executable).with_name("usetix"))
 # The running test, when it is marked gunicorn (set by tests/conftest.py); None refuses to serve.
 serving_test: str | None = None
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def server_env(database_url: str, **settings: str) -> dict[str, str]:

@@ -7,10 +7,6 @@ tests/live/test_database_busy.py)."""
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import pytest
 import sqlalchemy as sa
 
@@ -20,11 +16,18 @@ from usetix.database.engine import db
 from usetix.database.models import ApiToken, Event, IdempotencyKey
 from usetix.web.database_busy import RETRY_AFTER_SECONDS
 
-from ..helpers import NONCE_FIELD, ClosingClient, bearer, csrf_token_from, make_test_config
+from ..helpers import (
+    NEW_EVENT,
+    NONCE_FIELD,
+    ClosingClient,
+    bearer,
+    csrf_token_from,
+    held_write_lock,
+    make_test_config,
+    write_lock_holder,
+)
 
 BUSY_TIMEOUT_MS = 100
-NEW_EVENT = {"title": "Launch party", "starts_at": "2026-09-01T18:00:00+02:00", "ends_at": "2026-09-01T23:00:00+02:00",
-             "venue": "Rooftop"}
 
 
 @pytest.fixture
@@ -38,26 +41,6 @@ def app(tmp_path):
     yield app
     with app.app_context():
         db.engine.dispose()
-
-
-@contextmanager
-def write_lock_holder(database_url: str) -> Iterator[sqlite3.Connection]:
-    """Another process's connection to the database, to take its write lock with
-    ``BEGIN IMMEDIATE`` and hold it until ``ROLLBACK``."""
-    holder = sqlite3.connect(database_url.removeprefix("sqlite:///"), isolation_level=None)
-    try:
-        yield holder
-    finally:
-        if holder.in_transaction:
-            holder.execute("ROLLBACK")
-        holder.close()
-
-
-@contextmanager
-def held_write_lock(database_url: str) -> Iterator[None]:
-    with write_lock_holder(database_url) as holder:
-        holder.execute("BEGIN IMMEDIATE")
-        yield
 
 
 def assert_busy_json(response) -> None:

@@ -22,25 +22,14 @@ from usetix.database.models import RateLimitCounter, ServerSession
 
 from ..databases import TEST_DATABASE_URL
 from ..helpers import (
-    PASSWORD,
     bearer,
-    csrf_token_from,
+    closed_redis_url,
     empty_all_tables,
     issue,
+    login_with_form,
     make_org,
     make_test_config,
 )
-from ..servers import free_port
-
-
-def closed_redis_url() -> str:
-    return f"redis://127.0.0.1:{free_port()}/0"
-
-
-def login(client, email: str = "admin@acme.example", password: str = PASSWORD, **kwargs):
-    page = client.get("/login", **kwargs)
-    return client.post("/login", data={"email": email, "password": password,
-                                        "csrf_token": csrf_token_from(page.text)}, **kwargs)
 
 
 def assert_our_headers(response) -> None:
@@ -112,7 +101,7 @@ def test_redis_down_the_api_serves_uncounted_and_logs_once(app_factory, down, ca
 def test_redis_down_logins_fail_closed_with_our_503_page(app_factory, down, caplog):
     app, _ = app_factory(RATELIMIT_STORAGE_URL=down)
     with caplog.at_level(logging.ERROR, logger="usetix.ratelimit"):
-        response = login(app.test_client())
+        response = login_with_form(app.test_client())
     assert response.status_code == 503
     assert response.mimetype == "text/html"
     assert "Logging in is paused" in response.text
@@ -160,7 +149,7 @@ def test_healthz_is_503_when_a_table_every_login_needs_is_gone(app, client, orgs
         assert response.status_code == 503
         assert response.json == {"status": "unavailable", "checks": {
             "database": "ok", "session_store": "ok", "rate_limit_storage": "ok", check: "unavailable"}}
-        assert login(client).status_code == 503  # what /healthz said
+        assert login_with_form(client).status_code == 503  # what /healthz said
     finally:  # PostgreSQL runs share one schema
         with app.app_context():
             table.create(db.engine, checkfirst=True)

@@ -20,9 +20,9 @@ from usetix.database.engine import db
 from usetix.database.models import ApiToken, ServerSession
 
 from ..databases import REDIS_URL, redis_client_or_skip
-from ..helpers import bearer, issue, make_test_config, wait_until
+from ..helpers import bearer, free_port, issue, make_test_config, wait_until
 from ..queries import recorded_queries
-from ..servers import GUNICORN, ROOT, free_port, server_env
+from ..servers import GUNICORN, ROOT, server_env
 
 COOKIE = "usetix_session"
 

@@ -2,41 +2,14 @@
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import pytest
 import requests
 
 from usetix.web.database_busy import RETRY_AFTER_SECONDS
 
 from ..dashboard_client import Dashboard
-from ..helpers import NONCE_FIELD, PASSWORD, bearer, csrf_token_from
+from ..helpers import NEW_EVENT, NONCE_FIELD, PASSWORD, bearer, csrf_token_from, held_write_lock
 from ..servers import gunicorn, prepare_database
-
-NEW_EVENT = {"title": "Launch party", "starts_at": "2026-09-01T18:00:00+02:00", "ends_at": "2026-09-01T23:00:00+02:00",
-             "venue": "Rooftop"}
-
-
-@contextmanager
-def write_lock_holder(database_url: str) -> Iterator[sqlite3.Connection]:
-    """Another process's connection to the database, to take its write lock with
-    ``BEGIN IMMEDIATE`` and hold it until ``ROLLBACK``."""
-    holder = sqlite3.connect(database_url.removeprefix("sqlite:///"), isolation_level=None)
-    try:
-        yield holder
-    finally:
-        if holder.in_transaction:
-            holder.execute("ROLLBACK")
-        holder.close()
-
-
-@contextmanager
-def held_write_lock(database_url: str) -> Iterator[None]:
-    with write_lock_holder(database_url) as holder:
-        holder.execute("BEGIN IMMEDIATE")
-        yield
 
 
 @pytest.mark.gunicorn

@@ -18,22 +18,13 @@ from ..databases import POSTGRES_URL, in_schema, new_schema_name, scratch_databa
 from ..helpers import (
     PASSWORD,
     bearer,
+    closed_redis_url,
     csrf_token_from,
     wait_until,
 )
-from ..servers import free_port, gunicorn, prepare_database
+from ..servers import gunicorn, prepare_database
 
 TIMEOUT = 10
-
-
-def closed_redis_url() -> str:
-    return f"redis://127.0.0.1:{free_port()}/0"
-
-
-def login(client, email: str = "admin@acme.example", password: str = PASSWORD, **kwargs):
-    page = client.get("/login", **kwargs)
-    return client.post("/login", data={"email": email, "password": password,
-                                        "csrf_token": csrf_token_from(page.text)}, **kwargs)
 
 
 @pytest.fixture

@@ -23,8 +23,8 @@ import pytest
 import requests
 
 from ..databases import scratch_database
-from ..helpers import PASSWORD, wait_until
-from ..servers import ROOT, free_port, gunicorn, prepare_database
+from ..helpers import PASSWORD, free_port, wait_until
+from ..servers import ROOT, gunicorn, prepare_database
 
 pytestmark = pytest.mark.gunicorn
 

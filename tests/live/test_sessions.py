@@ -14,8 +14,8 @@ import sqlalchemy as sa
 from usetix.database.models import ServerSession
 
 from ..databases import scratch_database
-from ..helpers import PASSWORD, csrf_token_from, wait_until
-from ..servers import free_port, gunicorn, prepare_database
+from ..helpers import PASSWORD, csrf_token_from, free_port, wait_until
+from ..servers import gunicorn, prepare_database
 
 pytestmark = pytest.mark.gunicorn
 

@@ -5,11 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from ..servers import free_port
-
-
-def closed_redis_url() -> str:
-    return f"redis://127.0.0.1:{free_port()}/0"
+from ..helpers import closed_redis_url
 
 
 def test_after_an_outage_the_storage_is_left_alone_for_a_moment(monkeypatch):
