@@ -18,7 +18,8 @@
 Our database is seeded fresh by ``bench/seed.py`` (our migrations and models). The app runs
 with the repository's ``gunicorn.conf.py``, overridden to the peers' settings, with both API
 rate limits raised so far that no 401 turns into a 429. Besides the timed paths:
-:func:`statements_per_path` (SQL per request, in-process) and :meth:`OurApp.memory_check`
+:func:`statements_per_path` (SQL per request, in-process), :func:`round_trips_per_path`
+(round trips per request on PostgreSQL, with libpq's trace) and :meth:`OurApp.memory_check`
 (worker memory and the ``last_used_at`` writes under a last stretch of authenticated load;
 only that stretch logs the app's writes, as the log's listener would cost the timed requests
 a little).
@@ -149,6 +150,16 @@ def statements_per_path(env: dict[str, str], tokens_file: Path) -> dict[str, lis
                                capture_output=True, text=True, timeout=300)
     if completed.returncode != 0:
         raise RuntimeError(f"bench/inprocess.py --queries failed:\n{completed.stderr}")
+    return json.loads(completed.stdout)
+
+
+def round_trips_per_path(env: dict[str, str], tokens_file: Path) -> dict[str, int]:
+    """Round trips to PostgreSQL of one steady-state request of each path (bench/roundtrips.py)."""
+    completed = subprocess.run([sys.executable, str(BENCH_DIR / "roundtrips.py"), "--tokens", str(tokens_file)],
+                               env=dict(env, USETIX_REQUEST_LOG="false"), cwd=ROOT, capture_output=True, text=True,
+                               timeout=300)
+    if completed.returncode != 0:
+        raise RuntimeError(f"bench/roundtrips.py failed:\n{completed.stderr}")
     return json.loads(completed.stdout)
 
 

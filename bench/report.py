@@ -26,6 +26,14 @@ RATIO_TARGETS = [
     ("malformed token 401 vs ceiling's 401", APP + "_malformed", "reject", "ceiling", "reject", 0.8),
     ("authenticated vs unauthenticated twin", APP, "ok", APP + "_twin", "ok", 0.9),
 ]
+MAX_PG_ROUND_TRIPS = 2  # per authenticated list on PostgreSQL
+# bench/roundtrips.py's paths, as the report names them
+ROUND_TRIP_LABELS = {
+    "auth": "authenticated `GET /admin/events`", "single": "one event, `GET /admin/events/<id>`",
+    "unknown": "unknown token (401)", "check_in": "check-in, `POST …/check_in`",
+    "undo": "its undo, `DELETE …/check_in`",
+    "idempotent_check_in": "a check-in with an `Idempotency-Key`",
+}
 MAX_RSS_GROWTH_PCT = 10
 LAST_USED_MIN_GAP_S = 60
 APP_PACKAGES = ("gunicorn", "Flask", "Werkzeug", "SQLAlchemy", "Flask-SQLAlchemy", "limits", "Flask-Login",
@@ -105,17 +113,17 @@ class Report:
         self.twin_pairs = twin_pairs
         self.options = options
 
-    def render(self, meta: dict, statements: dict[str, list[str]], memory: dict | None,
-               writes: list[list[str]]) -> str:
+    def render(self, meta: dict, statements: dict[str, list[str]], round_trips: dict[str, int],
+               memory: dict | None, writes: list[list[str]]) -> str:
         harness = self.harness
         names = [n for n in harness.PEERS if n in self.results] + [n for n in TABLE_NAMES if n in self.results]
         out = [harness.render_header(meta)]
         out.append(f"App versions: {', '.join(f'{k} {v}' for k, v in meta['app_versions'].items())}  ")
         out.append(PATHS_LINE + ("; `usetix_before` = the tree given with --before" if self.options.before else "")
                    + ".\n")
-        out.append(self.targets_table(statements, memory, writes))
+        out.append(self.targets_table(statements, round_trips, memory, writes))
         out.append(harness.render(self.results, names, meta, self.failures))
-        out.append(self.checks(statements, memory, writes))
+        out.append(self.checks(statements, round_trips, memory, writes))
         return "\n".join(out)
 
     def runs(self, name: str, kind: str) -> list[dict]:
@@ -133,7 +141,8 @@ class Report:
         value, base = self.median(name, kind), self.median(reference, reference_kind)
         return value / base if value and base else None
 
-    def targets_table(self, statements: dict[str, list[str]], memory: dict | None, writes: list[list[str]]) -> str:
+    def targets_table(self, statements: dict[str, list[str]], round_trips: dict[str, int], memory: dict | None,
+                      writes: list[list[str]]) -> str:
         non2xx = sum(n for r in self.runs(APP, "ok") for s, n in r["statuses"].items() if not 200 <= s < 300)
         p99 = self.median_p99_ms(APP, "ok")
         gap = closest_token_writes(writes)
@@ -150,6 +159,10 @@ class Report:
         authenticated = len(statements.get("auth", []))
         lines.append(f"| authenticated list: SQL statements | {authenticated} | ≤ 2 | "
                      f"{'yes' if authenticated <= 2 else 'NO'} |")
+        if round_trips:
+            trips = round_trips["auth"]
+            lines.append(f"| PostgreSQL: round trips per authenticated list | {trips} | ≤ {MAX_PG_ROUND_TRIPS} | "
+                         f"{'yes' if trips <= MAX_PG_ROUND_TRIPS else 'NO'} |")
         written = len(token_updates(writes, changed=True))
         shown_gap = "-" if gap is None else f"{gap:.0f} s"
         lines.append(f"| last_used_at writes (UPDATEs that changed the row), closest two apart | {written}, "
@@ -184,11 +197,16 @@ class Report:
                 f"| {prefix}write path statuses other than 201, 204 and 409 (all: {dict(sorted(statuses.items()))}) "
                 f"| {other} | 0 | {'yes' if other == 0 else 'NO'} |"]
 
-    def checks(self, statements: dict[str, list[str]], memory: dict | None, writes: list[list[str]]) -> str:
+    def checks(self, statements: dict[str, list[str]], round_trips: dict[str, int], memory: dict | None,
+               writes: list[list[str]]) -> str:
         lines = ["### SQL statements per request (steady state, in-process)\n", "| path | statements |", "|---|---|"]
         for name, seen in statements.items():
             shown = "<br>".join(f"`{s[:110]}{'…' if len(s) > 110 else ''}`" for s in seen) or "none"
             lines.append(f"| {name} | {len(seen)}: {shown} |")
+        if round_trips:
+            lines += ["", "### Round trips to PostgreSQL per request (steady state, in-process, libpq's trace)\n",
+                      "| path | round trips |", "|---|---:|"]
+            lines += [f"| {ROUND_TRIP_LABELS.get(name, name)} | {count} |" for name, count in round_trips.items()]
         updates = token_updates(writes)
         lost = token_updates(writes, changed=False)
         other = [w for w in writes if w not in updates]

@@ -46,6 +46,7 @@ from paths import (
     Database,
     OurApp,
     app_environment,
+    round_trips_per_path,
     scratch_postgres,
     seed,
     statements_per_path,
@@ -122,6 +123,7 @@ def measure_everything(runner: LoadRunner, options, work: Path, sqlite: Database
         harness.log("seeding a scratch database on the PostgreSQL server (--postgres)")
         seed(postgres, work / "tokens-pg.json")
     statements = statements_per_path(sqlite.env, work / "tokens.json")
+    round_trips = round_trips_per_path(postgres.env, work / "tokens-pg.json") if postgres else {}
     peers = [] if options.no_peers else runner.peer_targets()
     for target in peers:
         if harness.port_open(target.host, target.port):
@@ -145,7 +147,7 @@ def measure_everything(runner: LoadRunner, options, work: Path, sqlite: Database
     writes = [line.split(" ", 3) for line in statement_log.read_text().splitlines()] \
         if statement_log.exists() else []
     report = Report(harness, runner.results, runner.failures, app.twin_pairs, options)
-    return meta, memory, report.render(meta, statements, memory, writes), app.twin_pairs
+    return meta, memory, report.render(meta, statements, round_trips, memory, writes), app.twin_pairs
 
 
 def run(options, harness) -> int:
