@@ -8,7 +8,8 @@ A round trip is one exchange with the server: the client sends and waits for the
 ``ReadyForQuery`` (a simple query, or an extended-protocol exchange ending in ``Sync``), so
 ``BEGIN``, ``ROLLBACK`` and the pool's liveness check count like any statement. Every
 connection the app opens is traced (``PGconn.trace``) while one steady-state request of the
-path runs (the one before it warmed the pool and wrote ``last_used_at``); the count is the
+path runs (after WARM_UP others: the pool warm, ``last_used_at`` written, the statements
+prepared on the server); the count is the
 ``ReadyForQuery`` messages the server sent, on every connection, during that request and its
 ``call_on_close`` callbacks. bench/run.py puts the counts in its report.
 """
@@ -25,6 +26,10 @@ from collections.abc import Callable
 
 from inprocess import environ
 
+# Requests before the counted one: the pool's connection made, last_used_at written, and
+# every statement past psycopg's prepare_threshold (5): it is then prepared on the server,
+# and its first prepared use costs one more round trip (a Parse of its own), once per connection.
+WARM_UP = 6
 # The paths counted, in the report's order (their requests: _paths)
 ROUND_TRIP_PATHS = ("auth", "single", "unknown", "check_in", "undo", "idempotent_check_in")
 
@@ -90,7 +95,7 @@ def _call(app, method: str, path: str, token: str, extra: dict | None = None) ->
 
 def _steady_state(app, engine, method: str, path: str, token: str, extra: Callable[[], dict],
                   undo: bool) -> tuple[int, list[int]]:
-    """The round trips of the second of two requests, and both statuses. A write's attendee
+    """The round trips of a request after WARM_UP others, and all their statuses. A write's attendee
     is set before each as the request needs it (checked in for an undo, out for a
     check-in), and left checked out, as the write path's pool starts."""
     statuses = []
@@ -102,8 +107,9 @@ def _steady_state(app, engine, method: str, path: str, token: str, extra: Callab
         if method != "GET":
             _call(app, "POST" if undo else "DELETE", path, token)
 
-    prepare()
-    send()  # warm: the pool's connection, last_used_at written
+    for _ in range(WARM_UP):
+        prepare()
+        send()
     prepare()
     count = count_round_trips(engine, send)
     if method != "GET":

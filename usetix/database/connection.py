@@ -2,6 +2,11 @@
 
 One per request, opened on first use and closed (rolled back if nothing committed) when
 the request ends; like flaskr's ``get_db``. The ORM's ``db.session`` serves the pages.
+
+On a database server the connection starts in autocommit: a read is its statements and
+nothing else, no ``BEGIN`` and ``ROLLBACK`` round trips around them. A write asks for its
+transaction first (:func:`begin_writes`, which the API's ``write_view`` calls). SQLite
+starts no transaction for a SELECT anyway.
 """
 
 from __future__ import annotations
@@ -19,13 +24,25 @@ logger = logging.getLogger("usetix.database")
 
 
 def request_connection() -> sa.Connection:
-    """This request's connection, opened on first use."""
+    """This request's connection, opened on first use (in autocommit on a server)."""
     request_globals = g._get_current_object()  # one proxy read: every API request passes here
     connection = request_globals.get(_KEY)
     if connection is None:
         connection = db.engine.connect()
+        if connection.dialect.name != "sqlite":
+            connection.execution_options(isolation_level="AUTOCOMMIT")
         setattr(request_globals, _KEY, connection)
     return connection
+
+
+def begin_writes(connection: sa.Connection) -> None:
+    """From here on, ``connection``'s statements run in transactions of the engine's own
+    isolation level, each ended by a commit or a rollback (the reads before ran alone)."""
+    if connection.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+        return
+    if connection.in_transaction():
+        connection.rollback()  # SQLAlchemy's record of the reads' statements (the server had none)
+    connection.execution_options(isolation_level=connection.default_isolation_level)
 
 
 def close_request_connection(exc: BaseException | None = None) -> None:
