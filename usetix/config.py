@@ -85,9 +85,9 @@ def engine_options(database_url: str, configured: dict | None) -> dict:
 
     ``hide_parameters``: a statement's bound values (session data, token digests, emails)
     never appear in an error's message, so not in a logged traceback either. A pooled
-    connection a database server dropped is replaced at checkout by
-    ``check_server_connections`` (usetix/database/engine.py), without ``pool_pre_ping``'s
-    round trip on every checkout (which a configured ``pool_pre_ping`` still adds).
+    connection a database server dropped is replaced at checkout by ``ping_at_checkout``
+    (usetix/database/engine.py), which is ``pool_pre_ping`` but for the API's first read;
+    a configured ``pool_pre_ping`` adds SQLAlchemy's own ping to every checkout.
     """
     return {"hide_parameters": True, **(configured or {})}
 

@@ -51,10 +51,8 @@ def test_unknown_token_is_one_round_trip(app, client):
     assert count <= 1
 
 
-def test_a_connection_the_server_ended_is_replaced_at_checkout(app, client, read_token):
-    """As pool_pre_ping would: the server's goodbye on an idle pooled connection is seen at
-    checkout (no round trip when it said nothing), and the request gets a new connection."""
-    assert client.get("/admin/events", headers=bearer(read_token)).status_code == 200
+def _terminate_pooled_connection(app) -> None:
+    """PostgreSQL ends the one connection idle in the app's pool, as a restart would."""
     with app.app_context():
         engine = db.engine
     [pooled] = [record.dbapi_connection for record in list(engine.pool._pool.queue)]
@@ -67,6 +65,24 @@ def test_a_connection_the_server_ended_is_replaced_at_checkout(app, client, read
         admin.dispose()
     wait_until(lambda: select.select([pooled.fileno()], [], [], 0)[0], timeout=10,
                message="the server's goodbye on the pooled connection")
+
+
+def test_the_api_read_on_a_connection_the_server_ended_runs_on_a_new_one(app, client, read_token):
+    """The token's lookup is the connection's liveness check: it finds the pooled
+    connection lost and runs again on a new one, so the request never sees it."""
+    assert client.get("/admin/events", headers=bearer(read_token)).status_code == 200
+    _terminate_pooled_connection(app)
     response = client.get("/admin/events", headers=bearer(read_token))
     assert response.status_code == 200 and response.json["data"]
-    assert pooled.closed
+
+
+def test_other_checkouts_ping_as_pool_pre_ping(app, orgs):
+    """The ORM (the dashboard, the session store) gets a pinged connection: one the server
+    ended is replaced before its first statement."""
+    with app.app_context():
+        db.session.execute(sa.text("SELECT 1"))
+        db.session.remove()
+    _terminate_pooled_connection(app)
+    with app.app_context():
+        assert db.session.execute(sa.text("SELECT 1")).scalar() == 1
+        db.session.remove()

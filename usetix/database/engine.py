@@ -1,7 +1,10 @@
 """The database itself: the ``db`` extension, the models' declarative base with its
-constraint names, and how a SQLite connection is set up."""
+constraint names, how a SQLite connection is set up, and how a database server's pooled
+connections are checked at checkout."""
 
-import select
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData, event, exc
@@ -55,21 +58,38 @@ def configure_sqlite(engine: Engine, synchronous: str, busy_timeout_ms: int = 10
         cursor.close()
 
 
-def check_server_connections(engine: Engine) -> None:
-    """Replace, at checkout, a pooled connection the database server dropped (a restart, a
-    failover, ``pg_terminate_backend``), as ``pool_pre_ping`` does, without its round trip.
+# Set while a checkout needs no ping: its caller's first statement is a read it runs again
+# on a new connection if this one turned out lost (usetix/database/connection.py, first_read).
+_first_statement_pings: ContextVar[bool] = ContextVar("usetix_first_statement_pings", default=False)
 
-    A server that ends a connection says so (an error, then end of file) on a socket the
-    connection was not reading: an idle connection whose socket has something to read is
-    pinged (one round trip, as ``pool_pre_ping`` on every checkout), and one that fails it
-    is replaced, with every other connection of the pool made before it. Why: docs/performance.md.
+
+@contextmanager
+def checkout_without_ping() -> Iterator[None]:
+    """Connections checked out in this block are not pinged (see :func:`ping_at_checkout`)."""
+    token = _first_statement_pings.set(True)
+    try:
+        yield
+    finally:
+        _first_statement_pings.reset(token)
+
+
+def ping_at_checkout(engine: Engine) -> None:
+    """On a database server, ping each pooled connection as it is checked out, as
+    ``pool_pre_ping`` does, except in :func:`checkout_without_ping`: a connection the server
+    dropped (a restart, a failover, ``pg_terminate_backend``) is replaced, and with it every
+    connection of the pool made before it. Why not ``pool_pre_ping`` itself: its round trip
+    cannot be left out for the API's reads (docs/performance.md, "PostgreSQL: round trips").
     """
     if engine.dialect.name == "sqlite":
         return
 
+    @event.listens_for(engine, "connect")
+    def made_now(dbapi_connection, connection_record):
+        connection_record.info["usetix_fresh"] = True  # nothing to ping yet, as pool_pre_ping
+
     @event.listens_for(engine, "checkout")
-    def ping_if_the_server_spoke(dbapi_connection, connection_record, connection_proxy):
-        if not _has_input(dbapi_connection.fileno()):
+    def ping(dbapi_connection, connection_record, connection_proxy):
+        if connection_record.info.pop("usetix_fresh", False) or _first_statement_pings.get():
             return
         try:
             alive = engine.dialect.do_ping(dbapi_connection)
@@ -77,10 +97,3 @@ def check_server_connections(engine: Engine) -> None:
             raise exc.InvalidatePoolError(str(error)) from error
         if not alive:
             raise exc.InvalidatePoolError("the database server ended this connection")
-
-
-def _has_input(fileno: int) -> bool:
-    """Whether the socket ``fileno`` has something to read now (no waiting)."""
-    poller = select.poll()
-    poller.register(fileno, select.POLLIN)
-    return bool(poller.poll(0))

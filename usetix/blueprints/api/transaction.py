@@ -17,7 +17,7 @@ from typing import Any
 from flask import Response, request
 from pydantic import BaseModel
 
-from ...database.connection import begin_writes, request_connection
+from ...database.connection import request_connection
 from . import idempotency_key
 from .audit import TokenNoLongerValid
 from .authentication import refuse_again
@@ -40,7 +40,6 @@ def write_view(body: type[BaseModel] | None = None, *, optional: bool = False,
                     return parsed
                 values["body"] = parsed
             connection = request_connection()
-            begin_writes(connection)
             claimed = None
             key = request.headers.get("Idempotency-Key")
             if key is not None:
