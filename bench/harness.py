@@ -6,7 +6,10 @@ server start and stop, the quiet-machine wait, wrk runs with their per-status ta
 accounting, and its report tables. Its own command line measures one path pair per server
 (a valid token that must answer 200, an invalid one that must answer 401, GET only);
 :class:`LoadRunner` measures any number of paths per server, in the same alternating
-rounds as the peers.
+rounds as the peers. With ``--postgres`` it also runs the harness's PostgreSQL peers
+(``ceiling_pg``, ``drf_pg``, ``flask_baseline_pg``: the harness's ``--db both``) on a
+scratch database of the harness's own on that server, made from the peers' data set and
+dropped at the end.
 """
 
 from __future__ import annotations
@@ -72,20 +75,24 @@ class LoadRunner:
         self.results: dict[str, dict[str, list[dict]]] = {}
         self.failures: list[str] = []
         self.peer_reference_body = None  # the first peer's answer: every other peer must give the same
+        self.postgres_peers_info: dict = {}  # the harness's scratch database: server version, psycopg, rows
 
     def ensure_wrk(self) -> None:
         self.wrk_path = self.harness.ensure_wrk(self.options.no_install)
 
-    def run_wrk(self, url: str, token: str, seconds: int, server_pid: int) -> dict:
+    def run_wrk(self, url: str, token: str, seconds: int, server_pid: int,
+                database_ticks: Callable[[], int] | None = None) -> dict:
         options = self.options
         return self.harness.run_wrk(self.wrk_path, url, token, seconds, options.threads, options.connections,
-                                    WRK_TIMEOUT_S, True, server_pid)
+                                    WRK_TIMEOUT_S, True, server_pid, database_ticks)
 
     def measure(self, name: str, kind: str, url: str, token: str, server_pid: int, round_number: int,
-                slot: int, lua_script: Path | None = None, reset: Callable[[], None] | None = None) -> dict:
+                slot: int, lua_script: Path | None = None, reset: Callable[[], None] | None = None,
+                database_ticks: Callable[[], int] | None = None) -> dict:
         """One measurement of ``url`` (after the quiet wait and the warm-up), kept under
         ``name``/``kind`` ("ok" or "reject"); ``reset`` runs before the warm-up and again
-        before the measured window."""
+        before the measured window. ``database_ticks`` (a PostgreSQL server's backends for
+        this database, as the harness counts them for its ``_pg`` peers) counts as the server's CPU."""
         options, harness = self.options, self.harness
         busy, waited = harness.wait_quiet(options.max_busy, options.quiet_wait)
         if busy > options.max_busy:
@@ -95,10 +102,10 @@ class LoadRunner:
             if options.warmup:
                 if reset:
                     reset()
-                self.run_wrk(url, token, options.warmup, server_pid)
+                self.run_wrk(url, token, options.warmup, server_pid, database_ticks)
             if reset:
                 reset()
-            result = self.run_wrk(url, token, options.duration, server_pid)
+            result = self.run_wrk(url, token, options.duration, server_pid, database_ticks)
         result.update(round=round_number, slot=slot, busy_before_pct=busy, quiet_waited_s=waited)
         self.results.setdefault(name, {}).setdefault(kind, []).append(result)
         latency = result["latency_us"]
@@ -118,8 +125,18 @@ class LoadRunner:
         finally:
             self.servers.stop(name)
 
-    def peer_targets(self) -> list[Any]:
-        """The harness's four peer apps, each on a fresh copy of its data set."""
+    def peer_argv(self, port: int, entry: str) -> list[str]:
+        """A peer under gunicorn with the harness's settings."""
+        options = self.options
+        return [os.path.join(options.venv, "bin", "gunicorn"), "--workers", str(options.workers), "--worker-class",
+                "sync", "--bind", f"{HOST}:{port}", "--chdir", self.harness.PEERS_DIR, "--log-level", "warning",
+                "--graceful-timeout", "5", "--worker-tmp-dir", shared_memory_dir(), "--no-control-socket", entry]
+
+    def peer_targets(self, peers_python: str, postgres_url: str | None,
+                     cleanup: contextlib.ExitStack) -> list[Any]:
+        """The harness's four peer apps, each on a fresh copy of its data set; with
+        ``postgres_url``, then its PostgreSQL peers on a scratch database of the harness's
+        on that server (dropped when ``cleanup`` ends), as its ``--db both`` does."""
         options, harness = self.options, self.harness
         os.makedirs(options.data_dir, exist_ok=True)
         base_db = os.path.join(options.data_dir, f"base-s1-a{PEER_DATASET_ACCOUNTS}.sqlite3")
@@ -130,10 +147,7 @@ class LoadRunner:
         for number, name in enumerate(harness.PEERS):
             port = FIRST_PEER_PORT + number
             db = harness.prepare_db(options.data_dir, name, base_db)
-            argv = [os.path.join(venv_bin, "gunicorn"), "--workers", str(options.workers), "--worker-class", "sync",
-                    "--bind", f"{HOST}:{port}", "--chdir", harness.PEERS_DIR, "--log-level", "warning",
-                    "--graceful-timeout", "5", "--worker-tmp-dir", shared_memory_dir(), "--no-control-socket",
-                    harness.PEERS[name]]
+            argv = self.peer_argv(port, harness.PEERS[name])
             env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", BENCH_DB=db,
                        PATH=venv_bin + os.pathsep + os.environ.get("PATH", ""))
             env.pop("DJANGO_SETTINGS_MODULE", None)
@@ -141,6 +155,37 @@ class LoadRunner:
                                           harness.dataset.bad_token(1), argv, env, harness.PEERS_DIR,
                                           expect_events=harness.dataset.EVENTS_PER_ACCOUNT, same_dataset=True,
                                           log_path=os.path.join(options.log_dir, f"{name}.log")))
+        if postgres_url:
+            targets += self.postgres_peer_targets(peers_python, postgres_url, base_db, targets, cleanup)
+        return targets
+
+    def postgres_peer_targets(self, peers_python: str, postgres_url: str, base_db: str, sqlite_targets: list,
+                              cleanup: contextlib.ExitStack) -> list[Any]:
+        """The harness's PostgreSQL peers (``<peer>_pg``), set up as its own ``--db both``
+        sets them up: each answer must be the data set's events and its SQLite twin's."""
+        options, harness = self.options, self.harness
+        scratch = harness.PgScratch(peers_python, harness.pg_server_url(postgres_url))
+        cleanup.callback(scratch.drop)
+        cleanup.callback(self.servers.stop_all)  # first: the peers let go of the database before it is dropped
+        scratch.create(base_db)
+        self.postgres_peers_info = scratch.info
+        venv_bin = os.path.join(options.venv, "bin")
+        twins = {target.name: target for target in sqlite_targets}
+        expected = harness.dataset.events_for(1, 1, harness.dataset.EVENTS_PER_ACCOUNT)
+        targets = []
+        for number, name in enumerate(harness.PG_PEERS):
+            port = FIRST_PEER_PORT + len(harness.PEERS) + number
+            table_name = name + harness.PG_SUFFIX
+            argv = self.peer_argv(port, harness.PG_PEERS[name])
+            env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", BENCH_DB=scratch.url,
+                       PATH=venv_bin + os.pathsep + os.environ.get("PATH", ""))
+            env.pop("DJANGO_SETTINGS_MODULE", None)
+            log_path = os.path.join(options.log_dir, f"{table_name}.log")
+            targets.append(harness.Target(table_name, HOST, port, harness.DEFAULT_PATH,
+                                          harness.dataset.token_for(1, 1), harness.dataset.bad_token(1), argv, env,
+                                          harness.PEERS_DIR, expect_events=harness.dataset.EVENTS_PER_ACCOUNT,
+                                          same_dataset=True, log_path=log_path, twin=twins.get(name),
+                                          expect_json=expected, extra_ticks=scratch.backend_ticks))
         return targets
 
     def run_peer(self, target: Any, round_number: int, slot: int) -> None:
@@ -156,7 +201,8 @@ class LoadRunner:
                 self.peer_reference_body = parsed
             for kind in ("ok", "reject"):
                 token = target.token if kind == "ok" else target.bad_token
-                self.measure(target.name, kind, target.url, token, process.pid, round_number, slot)
+                self.measure(target.name, kind, target.url, token, process.pid, round_number, slot,
+                             database_ticks=target.extra_ticks)
         finally:
             self.servers.stop(target.name)
 

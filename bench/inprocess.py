@@ -70,13 +70,16 @@ def undo_left_check_in(app, method: str, path: str, token: str | None) -> None:
         _call(app, "DELETE", path, token)
 
 
-def _call(app, method: str, path: str, token: str | None) -> tuple[int, bytes]:
+def _call(app, method: str, path: str, token: str | None, extra: dict | None = None) -> tuple[int, bytes]:
     status = []
 
     def start_response(s, headers, exc_info=None):
         status.append(int(s.split()[0]))
 
-    body = b"".join(app(environ(method, path, token), start_response))
+    env = environ(method, path, token)
+    if extra:
+        env.update(extra)
+    body = b"".join(app(env, start_response))
     return status[0], body
 
 

@@ -10,15 +10,18 @@
   (``POST``/``DELETE …/attendees/<id>/check_in``, 201/204; ``bench/checkin.lua`` walks a
   pool of 400 attendees, reset before each measurement; a 409 is expected only when two
   requests for one attendee are in flight at once)
-- ``usetix_pg`` ok and ``usetix_pg_write`` ok (``--postgres``): the authenticated read and
-  the write path again, on a scratch database created on that server and dropped at the end
+- ``usetix_pg`` ok and reject, ``usetix_pg_write`` ok (``--postgres``): the authenticated
+  read, the unknown token and the write path again, on a scratch database created on that
+  server and dropped at the end (its backends' CPU counted as the server's, as the
+  harness counts it for its ``_pg`` peers)
 - ``usetix_logged`` ok: the authenticated path with the app's request log on (its default)
 - ``usetix_before`` (``--before TREE``): an older checkout, authenticated and unknown token
 
 Our database is seeded fresh by ``bench/seed.py`` (our migrations and models). The app runs
 with the repository's ``gunicorn.conf.py``, overridden to the peers' settings, with both API
 rate limits raised so far that no 401 turns into a 429. Besides the timed paths:
-:func:`statements_per_path` (SQL per request, in-process) and :meth:`OurApp.memory_check`
+:func:`statements_per_path` (SQL per request, in-process), :func:`round_trips_per_path`
+(round trips per request on PostgreSQL, with libpq's trace) and :meth:`OurApp.memory_check`
 (worker memory and the ``last_used_at`` writes under a last stretch of authenticated load;
 only that stretch logs the app's writes, as the log's listener would cost the timed requests
 a little).
@@ -77,8 +80,8 @@ PATHS = {
     # The requests are bench/checkin.lua's (check-in and undo, 201 and 204); this URL gives wrk the host.
     "write": MeasuredPath(APP + "_write", "ok", "POST", "/admin/events", "write_token", 201),
 }
-# The two measured again on PostgreSQL (--postgres), under these names.
-PG_PATHS = {"auth": ON_POSTGRES, "write": ON_POSTGRES + "_write"}
+# Those measured again on PostgreSQL (--postgres), under these names.
+PG_PATHS = {"auth": ON_POSTGRES, "unknown": ON_POSTGRES, "write": ON_POSTGRES + "_write"}
 TABLE_NAMES = [*dict.fromkeys(path.table_name for path in PATHS.values()), *PG_PATHS.values(), LOGGED, BEFORE]
 
 
@@ -89,6 +92,8 @@ class Database:
     url: str
     env: dict[str, str]
     tokens: dict = dataclasses.field(default_factory=dict)
+    # A database server's backends serving this database: their CPU ticks so far (None on SQLite)
+    backend_ticks: Callable[[], int] | None = None
 
 
 def app_environment(database_url: str, sqlite_synchronous: str | None = None) -> dict[str, str]:
@@ -149,6 +154,16 @@ def statements_per_path(env: dict[str, str], tokens_file: Path) -> dict[str, lis
                                capture_output=True, text=True, timeout=300)
     if completed.returncode != 0:
         raise RuntimeError(f"bench/inprocess.py --queries failed:\n{completed.stderr}")
+    return json.loads(completed.stdout)
+
+
+def round_trips_per_path(env: dict[str, str], tokens_file: Path) -> dict[str, int]:
+    """Round trips to PostgreSQL of one steady-state request of each path (bench/roundtrips.py)."""
+    completed = subprocess.run([sys.executable, str(BENCH_DIR / "roundtrips.py"), "--tokens", str(tokens_file)],
+                               env=dict(env, USETIX_REQUEST_LOG="false"), cwd=ROOT, capture_output=True, text=True,
+                               timeout=300)
+    if completed.returncode != 0:
+        raise RuntimeError(f"bench/roundtrips.py failed:\n{completed.stderr}")
     return json.loads(completed.stdout)
 
 
@@ -284,7 +299,8 @@ class OurApp:
                 lua_script = CHECKIN_LUA if name == "write" else POST_LUA if path.method == "POST" else None
                 reset = (lambda: reset_check_ins(database.url, tokens)) if name == "write" else None
                 result = self.runner.measure(names[name], path.kind, self.url(path.url_path), tokens[path.token_key],
-                                             process.pid, round_number, slot, lua_script, reset)
+                                             process.pid, round_number, slot, lua_script, reset,
+                                             database.backend_ticks)
                 rps[name] = result["rps"]
             return rps
 

@@ -15,7 +15,7 @@ import time
 from types import ModuleType
 from typing import Any
 
-from paths import APP, PG_PATHS, RAISED_LIMIT, TABLE_NAMES
+from paths import APP, ON_POSTGRES, PG_PATHS, RAISED_LIMIT, TABLE_NAMES
 
 # (label, app, kind, reference app, kind, needed ratio): the targets of the earlier issues
 RATIO_TARGETS = [
@@ -26,6 +26,23 @@ RATIO_TARGETS = [
     ("malformed token 401 vs ceiling's 401", APP + "_malformed", "reject", "ceiling", "reject", 0.8),
     ("authenticated vs unauthenticated twin", APP, "ok", APP + "_twin", "ok", 0.9),
 ]
+# With --postgres: the same against the harness's PostgreSQL peers (issue 21)
+PG_SUFFIX = "_pg"  # the harness's suffix of a peer's PostgreSQL variant
+PG_PEER_REFERENCES = ("flask_baseline_pg", "drf_pg", "ceiling_pg")
+PG_RATIO_TARGETS = [
+    ("PostgreSQL: authenticated vs flask_baseline_pg", ON_POSTGRES, "ok", "flask_baseline_pg", "ok", 1.5),
+    ("PostgreSQL: authenticated vs drf_pg", ON_POSTGRES, "ok", "drf_pg", "ok", 2.0),
+    ("PostgreSQL: authenticated vs ceiling_pg", ON_POSTGRES, "ok", "ceiling_pg", "ok", 0.6),
+    ("PostgreSQL: write (check-in/undo) vs authenticated read", PG_PATHS["write"], "ok", ON_POSTGRES, "ok", 0.5),
+]
+MAX_PG_ROUND_TRIPS = 2  # per authenticated list on PostgreSQL
+# bench/roundtrips.py's paths, as the report names them
+ROUND_TRIP_LABELS = {
+    "auth": "authenticated `GET /admin/events`", "single": "one event, `GET /admin/events/<id>`",
+    "unknown": "unknown token (401)", "check_in": "check-in, `POST …/check_in`",
+    "undo": "its undo, `DELETE …/check_in`",
+    "idempotent_check_in": "a check-in with an `Idempotency-Key`",
+}
 MAX_RSS_GROWTH_PCT = 10
 LAST_USED_MIN_GAP_S = 60
 APP_PACKAGES = ("gunicorn", "Flask", "Werkzeug", "SQLAlchemy", "Flask-SQLAlchemy", "limits", "Flask-Login",
@@ -35,9 +52,19 @@ PATHS_LINE = (
     "token; `usetix_twin` = GET /admin/bench-twin/events (same work, no authentication); "
     "`usetix_malformed` = bad-checksum token; `usetix_post` = the read token's POST /admin/events; "
     "`usetix_write` = a write token's check-in and undo over a pool of attendees (201/204); "
-    "`usetix_pg` and `usetix_pg_write` = the authenticated read and the write path on PostgreSQL; "
+    "`usetix_pg` and `usetix_pg_write` = the authenticated read (ok), the unknown token (reject) and the write "
+    "path on PostgreSQL; "
     "`usetix_logged` = the authenticated path with the app's request log on (its default; off "
     "everywhere else, as the peers log nothing per request)"
+)
+
+
+PG_LEGEND = (
+    "PostgreSQL: `<peer>_pg` rows are the harness's PostgreSQL peers (its `--db both`) on a scratch database of "
+    "its own, `usetix_pg` rows our app on its scratch database, both on the `--postgres` server. In those rows "
+    "\"vs flask_baseline\" and \"vs ceiling\" are ratios to flask_baseline_pg and ceiling_pg of the same run, and "
+    "\"CPU % server\" includes the PostgreSQL backends serving that database; \"PostgreSQL vs SQLite\" compares "
+    "each with its SQLite twin.\n"
 )
 
 
@@ -87,7 +114,8 @@ def run_metadata(harness: ModuleType, options: Any, wrk_path: str, peers_python:
         "dataset": (f"peers: 200 accounts x 25 events (seed 1), token of account 1; {APP}: bench/seed.py "
                     "(1 account, 25 events, 1 read token, a write token, 400 attendees), SQLite WAL, synchronous "
                     f"{options.sqlite_synchronous or 'NORMAL (the default)'}"
-                    + (", and the same on a scratch PostgreSQL database" if options.postgres else "")),
+                    + (", and the same on a scratch PostgreSQL database (the harness's PostgreSQL peers: their own)"
+                       if options.postgres else "")),
         "command": " ".join(shlex.quote(x) for x in ["bench/run.py", *without_passwords(sys.argv[1:])]),
         "idle_busy_pct": harness.idle_check(),
     }
@@ -105,17 +133,28 @@ class Report:
         self.twin_pairs = twin_pairs
         self.options = options
 
-    def render(self, meta: dict, statements: dict[str, list[str]], memory: dict | None,
-               writes: list[list[str]]) -> str:
+    def render(self, meta: dict, statements: dict[str, list[str]], round_trips: dict[str, int],
+               memory: dict | None, writes: list[list[str]]) -> str:
         harness = self.harness
-        names = [n for n in harness.PEERS if n in self.results] + [n for n in TABLE_NAMES if n in self.results]
+        peers = [*harness.PEERS, *(name + PG_SUFFIX for name in harness.PG_PEERS)]
+        names = [n for n in peers if n in self.results] + [n for n in TABLE_NAMES if n in self.results]
+        # PostgreSQL rows (the peers' and ours) against the PostgreSQL peers, as the harness's --db both reports them
+        on_postgres = [n for n in names if n.endswith(PG_SUFFIX) or n.startswith(ON_POSTGRES)]
+        ref_map = {n: {"flask_baseline": "flask_baseline_pg", "ceiling": "ceiling_pg"} for n in on_postgres}
+        db_pairs = [(n.removesuffix(PG_SUFFIX), n) for n in on_postgres if n.endswith(PG_SUFFIX)]
+        db_pairs += [(APP, ON_POSTGRES), (APP + "_write", PG_PATHS["write"])]
+        db_pairs = [(lite, pg) for lite, pg in db_pairs if lite in self.results and pg in self.results]
         out = [harness.render_header(meta)]
         out.append(f"App versions: {', '.join(f'{k} {v}' for k, v in meta['app_versions'].items())}  ")
         out.append(PATHS_LINE + ("; `usetix_before` = the tree given with --before" if self.options.before else "")
                    + ".\n")
-        out.append(self.targets_table(statements, memory, writes))
-        out.append(harness.render(self.results, names, meta, self.failures))
-        out.append(self.checks(statements, memory, writes))
+        out.append(self.targets_table(statements, round_trips, memory, writes))
+        if on_postgres:
+            out.append(PG_LEGEND)
+        out.append(harness.render(self.results, names, meta, self.failures, ref_map, db_pairs))
+        if any(n in self.results for n in PG_PEER_REFERENCES):
+            out.append(self.postgres_ratios())
+        out.append(self.checks(statements, round_trips, memory, writes))
         return "\n".join(out)
 
     def runs(self, name: str, kind: str) -> list[dict]:
@@ -133,14 +172,16 @@ class Report:
         value, base = self.median(name, kind), self.median(reference, reference_kind)
         return value / base if value and base else None
 
-    def targets_table(self, statements: dict[str, list[str]], memory: dict | None, writes: list[list[str]]) -> str:
+    def targets_table(self, statements: dict[str, list[str]], round_trips: dict[str, int], memory: dict | None,
+                      writes: list[list[str]]) -> str:
         non2xx = sum(n for r in self.runs(APP, "ok") for s, n in r["statuses"].items() if not 200 <= s < 300)
         p99 = self.median_p99_ms(APP, "ok")
         gap = closest_token_writes(writes)
         growth = rss_growth_pct(memory) if memory else None
 
         lines = ["### Targets (medians of this run)\n", "| target | measured | needed | met |", "|---|---:|---:|---|"]
-        for label, name, kind, reference, reference_kind, needed in RATIO_TARGETS:
+        ratio_targets = RATIO_TARGETS + (PG_RATIO_TARGETS if self.options.postgres else [])
+        for label, name, kind, reference, reference_kind, needed in ratio_targets:
             value = self.ratio(name, kind, reference, reference_kind)
             shown = "n/a (no peers)" if value is None else f"{value:.2f}x"
             met = "n/a" if value is None else ("yes" if value >= needed else "NO")
@@ -150,6 +191,10 @@ class Report:
         authenticated = len(statements.get("auth", []))
         lines.append(f"| authenticated list: SQL statements | {authenticated} | ≤ 2 | "
                      f"{'yes' if authenticated <= 2 else 'NO'} |")
+        if round_trips:
+            trips = round_trips["auth"]
+            lines.append(f"| PostgreSQL: round trips per authenticated list | {trips} | ≤ {MAX_PG_ROUND_TRIPS} | "
+                         f"{'yes' if trips <= MAX_PG_ROUND_TRIPS else 'NO'} |")
         written = len(token_updates(writes, changed=True))
         shown_gap = "-" if gap is None else f"{gap:.0f} s"
         lines.append(f"| last_used_at writes (UPDATEs that changed the row), closest two apart | {written}, "
@@ -160,13 +205,34 @@ class Report:
                      "| reported | yes |")
         lines += self.write_rows("", APP + "_write")
         if self.options.postgres:
-            pg_ratio = self.ratio(PG_PATHS["write"], "ok", PG_PATHS["auth"], "ok")
-            lines.append(f"| PostgreSQL: write vs authenticated read (the target is SQLite's) | "
-                         f"{'-' if pg_ratio is None else f'{pg_ratio:.2f}x'} | reported | yes |")
             lines += self.write_rows("PostgreSQL: ", PG_PATHS["write"])
         lines.append(f"| worker RSS growth, 1k → {memory['requests'] // 1000 if memory else '-'}k requests | "
                      f"{'-' if growth is None else f'{growth:+.1f} %'} | ≤ +{MAX_RSS_GROWTH_PCT} % | "
                      f"{'yes' if growth is not None and growth <= MAX_RSS_GROWTH_PCT else 'NO'} |")
+        lines.append("")
+        return "\n".join(lines)
+
+    def postgres_ratios(self) -> str:
+        """Our PostgreSQL rows against each PostgreSQL peer: medians, and per round."""
+        lines = ["### PostgreSQL: our rows against the PostgreSQL peers (same rounds)\n",
+                 "| app | path | req/s (median) | " + " | ".join(f"vs {ref}" for ref in PG_PEER_REFERENCES)
+                 + " | per round (" + ", ".join(PG_PEER_REFERENCES) + ") |",
+                 "|---|---|---:|" + "---:|" * len(PG_PEER_REFERENCES) + "---|"]
+        for name in (ON_POSTGRES, PG_PATHS["write"]):
+            for kind in ("ok", "reject"):
+                value = self.median(name, kind)
+                if value is None:
+                    continue
+                reference_kind = "ok" if name == PG_PATHS["write"] else kind
+                ratios = [self.ratio(name, kind, ref, reference_kind) for ref in PG_PEER_REFERENCES]
+                per_round = []
+                for run in self.runs(name, kind):
+                    refs = [next((r["rps"] for r in self.runs(ref, reference_kind) if r["round"] == run["round"]), None)
+                            for ref in PG_PEER_REFERENCES]
+                    per_round.append("/".join("-" if not x else f"{run['rps'] / x:.2f}" for x in refs))
+                lines.append(f"| {name} | {kind} | {value:.0f} | "
+                             + " | ".join("n/a" if x is None else f"{x:.2f}x" for x in ratios)
+                             + f" | {', '.join(per_round)} |")
         lines.append("")
         return "\n".join(lines)
 
@@ -184,11 +250,16 @@ class Report:
                 f"| {prefix}write path statuses other than 201, 204 and 409 (all: {dict(sorted(statuses.items()))}) "
                 f"| {other} | 0 | {'yes' if other == 0 else 'NO'} |"]
 
-    def checks(self, statements: dict[str, list[str]], memory: dict | None, writes: list[list[str]]) -> str:
+    def checks(self, statements: dict[str, list[str]], round_trips: dict[str, int], memory: dict | None,
+               writes: list[list[str]]) -> str:
         lines = ["### SQL statements per request (steady state, in-process)\n", "| path | statements |", "|---|---|"]
         for name, seen in statements.items():
             shown = "<br>".join(f"`{s[:110]}{'…' if len(s) > 110 else ''}`" for s in seen) or "none"
             lines.append(f"| {name} | {len(seen)}: {shown} |")
+        if round_trips:
+            lines += ["", "### Round trips to PostgreSQL per request (steady state, in-process, libpq's trace)\n",
+                      "| path | round trips |", "|---|---:|"]
+            lines += [f"| {ROUND_TRIP_LABELS.get(name, name)} | {count} |" for name, count in round_trips.items()]
         updates = token_updates(writes)
         lost = token_updates(writes, changed=False)
         other = [w for w in writes if w not in updates]

@@ -12,9 +12,10 @@ Three modules do the work:
   quiet-machine wait, wrk runs with per-status tally and CPU accounting, alternating rounds;
 - bench/paths.py: what our app is measured on: authenticated ``GET /admin/events``
   (``usetix``), the unknown, malformed-token and read token's POST 401s, the
-  unauthenticated twin, the write path (check-in and undo), the same read and write on
-  PostgreSQL with ``--postgres``, the request log on (``usetix_logged``) and an older tree
-  (``--before``); the SQL statements per path; worker memory and ``last_used_at`` writes
+  unauthenticated twin, the write path (check-in and undo), the same read, unknown token
+  and write on PostgreSQL with ``--postgres`` (beside the harness's PostgreSQL peers), the
+  request log on (``usetix_logged``) and an older tree (``--before``); the SQL statements
+  per path and, on PostgreSQL, the round trips; worker memory and ``last_used_at`` writes
   under a last stretch of authenticated load;
 - bench/report.py: the report: the targets with their ratios, the harness's tables, the checks.
 
@@ -29,6 +30,7 @@ from __future__ import annotations
 import argparse
 import atexit
 import contextlib
+import functools
 import json
 import os
 import shutil
@@ -37,6 +39,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import sqlalchemy as sa
 from harness import HOST, LoadRunner, load_harness
 from paths import (
     DEFAULT_PORT,
@@ -46,6 +49,7 @@ from paths import (
     Database,
     OurApp,
     app_environment,
+    round_trips_per_path,
     scratch_postgres,
     seed,
     statements_per_path,
@@ -85,9 +89,10 @@ def parse_args(argv):
                         help="our app with USETIX_SQLITE_SYNCHRONOUS=LEVEL "
                              "(NORMAL by default; FULL syncs every commit)")
     parser.add_argument("--postgres", metavar="URL", default=os.environ.get("BENCH_POSTGRES_URL"),
-                        help="also measure the read and write paths on this PostgreSQL server "
-                             "(postgresql+psycopg://USER@HOST:PORT/DB; BENCH_POSTGRES_URL): a scratch database "
-                             "is created there and dropped at the end")
+                        help="also measure the read, unknown-token and write paths on this PostgreSQL server "
+                             "(postgresql+psycopg://USER@HOST:PORT/DB; BENCH_POSTGRES_URL), beside the harness's "
+                             "PostgreSQL peers (its --db both: ceiling_pg, drf_pg, flask_baseline_pg) in the same "
+                             "rounds; scratch databases are created there and dropped at the end")
     parser.add_argument("--before", type=Path, metavar="TREE",
                         help="also measure an older checkout of this repository (e.g. `git archive REV | tar -x`) "
                              "on the authenticated and unknown-token paths, as `usetix_before`")
@@ -112,7 +117,7 @@ def estimated_seconds(options, peer_count: int) -> float:
 
 
 def measure_everything(runner: LoadRunner, options, work: Path, sqlite: Database, postgres: Database | None,
-                       peers_python: str | None) -> tuple[dict, dict | None, str, list]:
+                       peers_python: str | None, cleanup: contextlib.ExitStack) -> tuple[dict, dict | None, str, list]:
     """Seed, count statements, run the rounds and the memory check: the run's meta, memory
     check and report."""
     harness = runner.harness
@@ -122,7 +127,8 @@ def measure_everything(runner: LoadRunner, options, work: Path, sqlite: Database
         harness.log("seeding a scratch database on the PostgreSQL server (--postgres)")
         seed(postgres, work / "tokens-pg.json")
     statements = statements_per_path(sqlite.env, work / "tokens.json")
-    peers = [] if options.no_peers else runner.peer_targets()
+    round_trips = round_trips_per_path(postgres.env, work / "tokens-pg.json") if postgres else {}
+    peers = [] if options.no_peers else runner.peer_targets(peers_python, options.postgres, cleanup)
     for target in peers:
         if harness.port_open(target.host, target.port):
             raise harness.BenchError(f"port {target.port} is already in use")
@@ -132,6 +138,9 @@ def measure_everything(runner: LoadRunner, options, work: Path, sqlite: Database
                 "plus the memory check and quiet waits")
     app = OurApp(runner, options, sqlite, postgres)
     meta = run_metadata(harness, options, runner.wrk_path, peers_python, app.argv)
+    if runner.postgres_peers_info:  # as the harness's --db both reports them
+        meta["versions"].update(psycopg=runner.postgres_peers_info["psycopg"],
+                                postgresql=runner.postgres_peers_info["server_version"])
     order = [(peer.name, lambda round_number, slot, peer=peer: runner.run_peer(peer, round_number, slot))
              for peer in peers]
     statement_log = work / "writes.log"
@@ -145,7 +154,7 @@ def measure_everything(runner: LoadRunner, options, work: Path, sqlite: Database
     writes = [line.split(" ", 3) for line in statement_log.read_text().splitlines()] \
         if statement_log.exists() else []
     report = Report(harness, runner.results, runner.failures, app.twin_pairs, options)
-    return meta, memory, report.render(meta, statements, memory, writes), app.twin_pairs
+    return meta, memory, report.render(meta, statements, round_trips, memory, writes), app.twin_pairs
 
 
 def run(options, harness) -> int:
@@ -163,9 +172,13 @@ def run(options, harness) -> int:
         cleanup.callback(remove_work, harness, work, options.keep_data)
         if options.postgres:
             postgres_url = cleanup.enter_context(scratch_postgres(options.postgres))
-            postgres = Database(postgres_url, app_environment(postgres_url))
+            # The harness's own count of a database's backends, as for its _pg peers.
+            backend_ticks = functools.partial(harness.pg_backend_ticks,
+                                              sa.engine.make_url(postgres_url).database)
+            postgres = Database(postgres_url, app_environment(postgres_url), backend_ticks=backend_ticks)
         cleanup.callback(runner.servers.stop_all)
-        meta, memory, report, twin_pairs = measure_everything(runner, options, work, sqlite, postgres, peers_python)
+        meta, memory, report, twin_pairs = measure_everything(runner, options, work, sqlite, postgres, peers_python,
+                                                              cleanup)
     print(report)
     Path(options.md_out).write_text(report + "\n")
     Path(options.json_out).write_text(json.dumps({"meta": meta, "results": runner.results,

@@ -21,7 +21,7 @@ from pathlib import Path
 from flask import Flask
 
 from . import config
-from .database.engine import configure_sqlite, db
+from .database.engine import configure_sqlite, db, ping_at_checkout
 from .extensions import csrf, migrate
 
 
@@ -57,6 +57,7 @@ def register_extensions(app: Flask) -> None:
     db.init_app(app)
     with app.app_context():
         configure_sqlite(db.engine, app.config["SQLITE_SYNCHRONOUS"], app.config["SQLITE_BUSY_TIMEOUT_MS"])
+        ping_at_checkout(db.engine)
     migrate.init_app(app, db, directory=str(Path(__file__).parent / "migrations"))
     csrf.init_app(app)  # on every request: a form on any blueprint is protected unless exempted
     admins.init_app(app)

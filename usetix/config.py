@@ -84,15 +84,12 @@ def engine_options(database_url: str, configured: dict | None) -> dict:
     """The engine's options: what the configuration says, over our defaults.
 
     ``hide_parameters``: a statement's bound values (session data, token digests, emails)
-    never appear in an error's message, so not in a logged traceback either.
-    ``pool_pre_ping`` on a database server: a pooled connection the server dropped (a
-    restart, a failover) is noticed and replaced when it is checked out, so a restart
-    fails at most the requests that were running (SQLite has no server to lose).
+    never appear in an error's message, so not in a logged traceback either. A pooled
+    connection a database server dropped is replaced at checkout by ``ping_at_checkout``
+    (usetix/database/engine.py), which is ``pool_pre_ping`` but for the API's first read;
+    a configured ``pool_pre_ping`` adds SQLAlchemy's own ping to every checkout.
     """
-    options = {"hide_parameters": True}
-    if not database_url.startswith("sqlite"):
-        options["pool_pre_ping"] = True
-    return {**options, **(configured or {})}
+    return {"hide_parameters": True, **(configured or {})}
 
 
 def check_secret_key(app: Flask) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import lru_cache
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -78,14 +79,15 @@ def screen_credentials(authorization: str | None) -> str | Refusal:
         return malformed_token(str(exc))
 
 
-def authenticate(screened: str | Refusal, method: str, connect: Callable[[], sa.Connection]) -> Principal | Refusal:
+def authenticate(screened: str | Refusal, method: str,
+                 run: Callable[[Callable[[sa.Connection], Any]], Any]) -> Principal | Refusal:
     """Who this request is (its account and token), or why it is refused. ``screened`` is
-    :func:`screen_credentials`' answer; only a digest costs a query (on ``connect()``), and
-    that one query also brings the expiry: a token is refused from its ``expires_at``
-    second on (the clock is read only for a token that expires)."""
+    :func:`screen_credentials`' answer; only a digest costs a query (``run(read)`` runs
+    ``read(connection)``), and that one query also brings the expiry: a token is refused
+    from its ``expires_at`` second on (the clock is read only for a token that expires)."""
     if isinstance(screened, Refusal):
         return screened
-    row = TOKEN_BY_DIGEST.first(connect(), {"digest": screened})
+    row = run(lambda connection: TOKEN_BY_DIGEST.first(connection, {"digest": screened}))
     if row is None:
         return UNKNOWN_TOKEN
     token = TokenGrant._make(row)

@@ -2,30 +2,62 @@
 
 One per request, opened on first use and closed (rolled back if nothing committed) when
 the request ends; like flaskr's ``get_db``. The ORM's ``db.session`` serves the pages.
+
+On a database server a GET's or HEAD's connection is in autocommit: a read is its
+statements and nothing else, no ``BEGIN`` and ``ROLLBACK`` round trips around them. Any
+other method may write (the API's ``write_view``: its UPDATE and the audit record commit
+together), so its connection keeps the engine's transactions, from its first statement
+(the token's lookup) on. SQLite starts no transaction for a SELECT anyway.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import TypeVar
 
 import sqlalchemy as sa
-from flask import Flask, g
+from flask import Flask, g, request
 
-from .engine import db
+from .engine import checkout_without_ping, db
 
 _KEY = "db_connection"
+# Requests that only read (RFC 9110's safe methods the API serves): their statements run alone.
+READS_ALONE = frozenset({"GET", "HEAD"})
 logger = logging.getLogger("usetix.database")
+T = TypeVar("T")
 
 
 def request_connection() -> sa.Connection:
-    """This request's connection, opened on first use."""
+    """This request's connection, opened on first use (for a read, in autocommit on a server)."""
     request_globals = g._get_current_object()  # one proxy read: every API request passes here
     connection = request_globals.get(_KEY)
     if connection is None:
         connection = db.engine.connect()
+        if request.method in READS_ALONE and connection.dialect.name != "sqlite":
+            connection.execution_options(isolation_level="AUTOCOMMIT")
         setattr(request_globals, _KEY, connection)
     return connection
+
+
+def first_read(read: Callable[[sa.Connection], T]) -> T:
+    """``read(connection)`` on this request's connection. As the request's first statement
+    (the bearer token's lookup) it is the connection's liveness check: the connection is
+    checked out without a ping, and a read that finds it lost (the server dropped it while
+    it sat in the pool) runs once more on a new one, checked out with a ping, which
+    replaces the pool's other lost connections too. What ``pool_pre_ping`` does, without its
+    round trip on every request."""
+    if g._get_current_object().get(_KEY) is not None:
+        return read(request_connection())  # not the first statement: nothing to retry
+    with checkout_without_ping():
+        connection = request_connection()
+    try:
+        return read(connection)
+    except sa.exc.DBAPIError as error:
+        if not error.connection_invalidated:
+            raise
+    close_request_connection()
+    return read(request_connection())
 
 
 def close_request_connection(exc: BaseException | None = None) -> None:

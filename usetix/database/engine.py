@@ -1,8 +1,13 @@
 """The database itself: the ``db`` extension, the models' declarative base with its
-constraint names, and how a SQLite connection is set up."""
+constraint names, how a SQLite connection is set up, and how a database server's pooled
+connections are checked at checkout."""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import MetaData, event
+from sqlalchemy import MetaData, event, exc
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase
 
@@ -51,3 +56,44 @@ def configure_sqlite(engine: Engine, synchronous: str, busy_timeout_ms: int = 10
                        f"synchronous={synchronous}"):
             cursor.execute(f"PRAGMA {pragma}")
         cursor.close()
+
+
+# Set while a checkout needs no ping: its caller's first statement is a read it runs again
+# on a new connection if this one turned out lost (usetix/database/connection.py, first_read).
+_first_statement_pings: ContextVar[bool] = ContextVar("usetix_first_statement_pings", default=False)
+
+
+@contextmanager
+def checkout_without_ping() -> Iterator[None]:
+    """Connections checked out in this block are not pinged (see :func:`ping_at_checkout`)."""
+    token = _first_statement_pings.set(True)
+    try:
+        yield
+    finally:
+        _first_statement_pings.reset(token)
+
+
+def ping_at_checkout(engine: Engine) -> None:
+    """On a database server, ping each pooled connection as it is checked out, as
+    ``pool_pre_ping`` does, except in :func:`checkout_without_ping`: a connection the server
+    dropped (a restart, a failover, ``pg_terminate_backend``) is replaced, and with it every
+    connection of the pool made before it. Why not ``pool_pre_ping`` itself: its round trip
+    cannot be left out for the API's reads (docs/performance.md, "PostgreSQL: round trips").
+    """
+    if engine.dialect.name == "sqlite":
+        return
+
+    @event.listens_for(engine, "connect")
+    def made_now(dbapi_connection, connection_record):
+        connection_record.info["usetix_fresh"] = True  # nothing to ping yet, as pool_pre_ping
+
+    @event.listens_for(engine, "checkout")
+    def ping(dbapi_connection, connection_record, connection_proxy):
+        if connection_record.info.pop("usetix_fresh", False) or _first_statement_pings.get():
+            return
+        try:
+            alive = engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as error:
+            raise exc.InvalidatePoolError(str(error)) from error
+        if not alive:
+            raise exc.InvalidatePoolError("the database server ended this connection")

@@ -16,7 +16,7 @@ from flask import Request, Response, current_app, g, request
 from ...auth import bearer
 from ...auth.refusals import Refusal, refusal_answer, too_many_requests
 from ...auth.usage import UsageRecorder
-from ...database.connection import request_connection
+from ...database.connection import first_read
 from ...database.engine import db
 from ...database.models import utcnow
 from ...ratelimit import rate_limits
@@ -48,7 +48,7 @@ def refuse_again() -> Response:
     expired when it wrote its audit record): judge it again and answer exactly as this hook
     answers such a token, a 401 of the same headers and body, counted as a failure."""
     req = request._get_current_object()
-    verdict = bearer.authenticate(_screened(req), req.method, request_connection)
+    verdict = bearer.authenticate(_screened(req), req.method, first_read)
     if not isinstance(verdict, Refusal):
         raise RuntimeError("the token's write found it invalid, and its authentication valid")
     request_globals = g._get_current_object()
@@ -64,7 +64,7 @@ def authenticate_bearer() -> Response | None:
     app = current_app._get_current_object()
     if not req.wants_json or req.endpoint in app.public_endpoints:
         return None
-    principal = bearer.authenticate(_screened(req), req.method, request_connection)
+    principal = bearer.authenticate(_screened(req), req.method, first_read)
     if isinstance(principal, Refusal):
         return _refuse(principal)
     token = principal.token

@@ -1,0 +1,88 @@
+"""Round trips to PostgreSQL per API request (docs/performance.md, "Round trips"): counted
+with libpq's trace on every connection of the app's engine, on a warm pool, the way
+bench/roundtrips.py counts them for the bench report."""
+
+from __future__ import annotations
+
+import select
+
+import pytest
+import sqlalchemy as sa
+
+from usetix.core import token_format
+from usetix.database.engine import db
+
+from ..databases import POSTGRES_URL
+from ..helpers import bearer, round_trips, wait_until
+
+pytestmark = pytest.mark.skipif(not POSTGRES_URL, reason="counts PostgreSQL's round trips "
+                                                           "(USETIX_TEST_DATABASE_URL; CI's second pass)")
+
+
+def _steady(app, send):
+    """The round trips of a ``send()`` after six others: the pool warm, the token's
+    last_used_at written, the statements past psycopg's prepare_threshold (5) prepared on
+    the server. What every request of the next minute costs."""
+    for _ in range(6):
+        assert send().status_code in (200, 201, 204, 401)
+    with app.app_context():
+        engine = db.engine
+    return round_trips(engine, send)
+
+
+def test_authenticated_list_is_two_round_trips(app, client, read_token):
+    """The token and the page: no transaction around them, no liveness check of its own."""
+    count, response = _steady(app, lambda: client.get("/admin/events", headers=bearer(read_token)))
+    assert response.status_code == 200 and response.json["data"]
+    assert count <= 2
+
+
+def test_single_object_is_two_round_trips(app, client, orgs, read_token):
+    event_id = orgs["acme"].event_ids[0]
+    count, response = _steady(app, lambda: client.get(f"/admin/events/{event_id}", headers=bearer(read_token)))
+    assert response.status_code == 200
+    assert count <= 2
+
+
+def test_unknown_token_is_one_round_trip(app, client):
+    unknown = token_format.generate()  # well-formed, never issued: looked up, not found
+    count, response = _steady(app, lambda: client.get("/admin/events", headers=bearer(unknown)))
+    assert response.status_code == 401
+    assert count <= 1
+
+
+def _terminate_pooled_connection(app) -> None:
+    """PostgreSQL ends the one connection idle in the app's pool, as a restart would."""
+    with app.app_context():
+        engine = db.engine
+    [pooled] = [record.dbapi_connection for record in list(engine.pool._pool.queue)]
+    admin = sa.create_engine(POSTGRES_URL, poolclass=sa.pool.NullPool)
+    try:
+        with admin.connect() as conn:
+            assert conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"),
+                                {"pid": pooled.info.backend_pid}).scalar()
+    finally:
+        admin.dispose()
+    wait_until(lambda: select.select([pooled.fileno()], [], [], 0)[0], timeout=10,
+               message="the server's goodbye on the pooled connection")
+
+
+def test_the_api_read_on_a_connection_the_server_ended_runs_on_a_new_one(app, client, read_token):
+    """The token's lookup is the connection's liveness check: it finds the pooled
+    connection lost and runs again on a new one, so the request never sees it."""
+    assert client.get("/admin/events", headers=bearer(read_token)).status_code == 200
+    _terminate_pooled_connection(app)
+    response = client.get("/admin/events", headers=bearer(read_token))
+    assert response.status_code == 200 and response.json["data"]
+
+
+def test_other_checkouts_ping_as_pool_pre_ping(app, orgs):
+    """The ORM (the dashboard, the session store) gets a pinged connection: one the server
+    ended is replaced before its first statement."""
+    with app.app_context():
+        db.session.execute(sa.text("SELECT 1"))
+        db.session.remove()
+    _terminate_pooled_connection(app)
+    with app.app_context():
+        assert db.session.execute(sa.text("SELECT 1")).scalar() == 1
+        db.session.remove()
