@@ -20,7 +20,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 import uuid
 from collections.abc import Callable
 
@@ -47,37 +46,6 @@ def _paths(tokens: dict) -> dict[str, tuple[str, str, str, Callable[[], dict]]]:
         "idempotent_check_in": ("POST", attendee, tokens["write_token"],
                                 lambda: {"HTTP_IDEMPOTENCY_KEY": uuid.uuid4().hex}),
     }
-
-
-def count_round_trips(engine, request: Callable[[], object]) -> int:
-    """Round trips to the server of ``engine`` (a PostgreSQL engine) while ``request()`` runs."""
-    import sqlalchemy as sa
-
-    traced = []
-
-    def trace(dbapi_connection, _record):
-        dbapi_connection.pgconn.trace(log.fileno())
-        traced.append(dbapi_connection)
-
-    with tempfile.TemporaryFile("w+") as log:
-        for dbapi_connection in _pooled(engine):
-            trace(dbapi_connection, None)
-        sa.event.listen(engine, "connect", trace)  # a pool event: PreparedSelect's fast path stays
-        try:
-            request()
-        finally:
-            sa.event.remove(engine, "connect", trace)
-            for dbapi_connection in traced:
-                if not dbapi_connection.closed:
-                    dbapi_connection.pgconn.untrace()  # flushes libpq's stream
-        log.seek(0)
-        return sum(1 for line in log if "\tReadyForQuery\t" in line)
-
-
-def _pooled(engine) -> list:
-    """The DBAPI connections idle in the engine's pool (a QueuePool's, as the app has)."""
-    return [record.dbapi_connection for record in list(engine.pool._pool.queue)
-            if record.dbapi_connection is not None]
 
 
 def _call(app, method: str, path: str, token: str, extra: dict | None = None) -> tuple[int, bytes]:
@@ -111,7 +79,9 @@ def _steady_state(app, engine, method: str, path: str, token: str, extra: Callab
         prepare()
         send()
     prepare()
-    count = count_round_trips(engine, send)
+    from usetix.database.round_trips import count_round_trips
+
+    count, _ = count_round_trips(engine, send)
     if method != "GET":
         _call(app, "DELETE", path, token)
     return count, statuses

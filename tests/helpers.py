@@ -9,14 +9,13 @@ from __future__ import annotations
 import re
 import socket
 import sqlite3
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import sqlalchemy as sa
 from flask.testing import FlaskClient
@@ -283,30 +282,3 @@ def login_with_form(client, email: str = "admin@acme.example", password: str = P
     page = client.get("/login", **kwargs)
     return client.post("/login", data={"email": email, "password": password,
                                         "csrf_token": csrf_token_from(page.text)}, **kwargs)
-
-
-def round_trips(engine, request: Callable[[], Any]) -> tuple[int, Any]:
-    """Round trips to PostgreSQL while ``request()`` runs, on every connection of ``engine``
-    (bench/roundtrips.py counts the same way): the server's ``ReadyForQuery`` messages in
-    libpq's trace, one per exchange (``BEGIN``, ``ROLLBACK`` and a liveness check count like
-    any statement); and what ``request()`` returned."""
-    traced = []
-
-    def trace(dbapi_connection, _record=None):
-        dbapi_connection.pgconn.trace(log.fileno())
-        traced.append(dbapi_connection)
-
-    with tempfile.TemporaryFile("w+") as log:
-        for record in list(engine.pool._pool.queue):  # the connections idle in the pool
-            if record.dbapi_connection is not None:
-                trace(record.dbapi_connection)
-        sa.event.listen(engine, "connect", trace)  # a pool event: PreparedSelect's fast path stays
-        try:
-            result = request()
-        finally:
-            sa.event.remove(engine, "connect", trace)
-            for dbapi_connection in traced:
-                if not dbapi_connection.closed:
-                    dbapi_connection.pgconn.untrace()  # flushes libpq's stream
-        log.seek(0)
-        return sum(1 for line in log if "\tReadyForQuery\t" in line), result

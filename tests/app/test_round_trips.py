@@ -11,9 +11,10 @@ import sqlalchemy as sa
 
 from usetix.core import token_format
 from usetix.database.engine import db
+from usetix.database.round_trips import count_round_trips
 
 from ..databases import POSTGRES_URL
-from ..helpers import bearer, round_trips, wait_until
+from ..helpers import bearer, wait_until
 
 pytestmark = pytest.mark.skipif(not POSTGRES_URL, reason="counts PostgreSQL's round trips "
                                                            "(USETIX_TEST_DATABASE_URL; CI's second pass)")
@@ -27,7 +28,7 @@ def _steady(app, send):
         assert send().status_code in (200, 201, 204, 401)
     with app.app_context():
         engine = db.engine
-    return round_trips(engine, send)
+    return count_round_trips(engine, send)
 
 
 def test_authenticated_list_is_two_round_trips(app, client, read_token):
