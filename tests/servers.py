@@ -24,6 +24,16 @@ USETIX = str(Path(sys.executable).with_name("usetix"))
 serving_test: str | None = None
 
 
+def stop_process_group(proc: subprocess.Popen, timeout: float) -> None:
+    """SIGTERM to a server started in a session of its own, SIGKILL if it outlives ``timeout``."""
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
 def server_env(database_url: str, **settings: str) -> dict[str, str]:
     """Environment of a server process: a real secret key, our database, USETIX_* extras."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("USETIX_", "FLASK_"))}
@@ -118,12 +128,7 @@ def gunicorn(database_url: str, workers: int = 2, log_path: Path | None = None, 
         wait_until(serving, timeout=30, interval=0.1, message="gunicorn answers /healthz")
         yield base
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop_process_group(proc, timeout=15)
         if log_path:
             log.close()
 

@@ -13,7 +13,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 from pathlib import Path
@@ -24,7 +23,7 @@ import requests
 
 from ..databases import scratch_database
 from ..helpers import PASSWORD, free_port, wait_until
-from ..servers import ROOT, gunicorn, prepare_database
+from ..servers import ROOT, gunicorn, prepare_database, stop_process_group
 
 pytestmark = pytest.mark.gunicorn
 
@@ -87,15 +86,6 @@ def start_nginx(nginx: str, directory: Path, config: Path, base: str) -> subproc
     return proc
 
 
-def stop(proc: subprocess.Popen) -> None:
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-
-
 class HalfSentBody:
     """A leak report whose headers are sent whole and whose body only half: whoever reads
     the body waits for the rest (a sync worker, unless a proxy reads it first)."""
@@ -155,7 +145,7 @@ def test_behind_nginx_half_sent_bodies_hold_no_worker(nginx_binary, database, tm
                 for request in held:
                     request.close()
         finally:
-            stop(nginx)
+            stop_process_group(nginx, timeout=10)
     assert not (tmp_path / "nginx.pid").exists()  # nginx removed its pid file: it stopped
 
 
