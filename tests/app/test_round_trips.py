@@ -56,7 +56,8 @@ def _terminate_pooled_connection(app) -> None:
     """PostgreSQL ends the one connection idle in the app's pool, as a restart would."""
     with app.app_context():
         engine = db.engine
-    [pooled] = [record.dbapi_connection for record in list(engine.pool._pool.queue)]
+    with engine.connect() as connection:  # the pool's one idle connection, checked out and back
+        pooled = connection.connection.dbapi_connection
     admin = sa.create_engine(POSTGRES_URL, poolclass=sa.pool.NullPool)
     try:
         with admin.connect() as conn:
