@@ -180,6 +180,25 @@ def bearer(token: str) -> dict:
     return {"Authorization": f"Bearer {token}", "Accept": "application/json"}
 
 
+LINK = re.compile(r'<([^>]*)>; rel="(\w+)"')
+
+
+def links(response) -> dict[str, str]:
+    """The targets of a response's RFC 8288 Link header, by relation."""
+    return {rel: target for target, rel in LINK.findall(response.headers.get("Link", ""))}
+
+
+def walk(client, path: str, token: str) -> list[dict]:
+    """Every page of a list, from ``path`` on by ``rel="next"``: their JSON bodies."""
+    pages = []
+    while path is not None:
+        response = client.get(path, headers=bearer(token))
+        assert response.status_code == 200, response.json
+        pages.append(response.json)
+        path = links(response).get("next")
+    return pages
+
+
 # A valid event body for a write test.
 NEW_EVENT = {"title": "Launch party", "starts_at": "2026-09-01T18:00:00+02:00", "ends_at": "2026-09-01T23:00:00+02:00",
              "venue": "Rooftop"}

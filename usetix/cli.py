@@ -18,7 +18,7 @@ from .auth.passwords import hash_password
 from .auth.sessions.hooks import PURGE_BATCH_SIZE, purge_expired
 from .auth.token_service import find_by_value, revoke_token
 from .core import token_format
-from .database import idempotency
+from .database import idempotency, tombstones
 from .database.engine import db
 from .database.models import Account, Admin, Attendee, Event, utcnow
 
@@ -147,6 +147,13 @@ def purge_idempotency_keys() -> None:
     with db.engine.begin() as connection:
         purged = idempotency.purge(connection, utcnow())
     click.echo(f"Purged {purged} expired idempotency key(s).")
+
+
+@bp.cli.command("purge-tombstones")
+def purge_tombstones() -> None:
+    """Delete the tombstones of deletions older than TOMBSTONE_RETENTION_DAYS (run it from cron)."""
+    kept = timedelta(days=float(current_app.config["TOMBSTONE_RETENTION_DAYS"]))
+    click.echo(f"Purged {tombstones.purge(db.engine, utcnow() - kept)} tombstone(s).")
 
 
 @bp.cli.command("revoke-token")

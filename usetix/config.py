@@ -34,6 +34,13 @@ def defaults(instance_path: str) -> dict:
         "PREFERRED_URL_SCHEME": "http",
         "PASSWORD_HASH_METHOD": "scrypt",
         "EVENTS_PER_PAGE": 25,
+        # How far a sync's position trails the oldest open transaction (PostgreSQL) or now
+        # (SQLite): the margin for a write that took its timestamp before it could commit,
+        # and for the clocks of the hosts (usetix/database/list_queries.py, sync_horizon).
+        "SYNC_SETTLE_SECONDS": 15,
+        # Deleted events' and attendees' tombstones are kept this long (`usetix purge-tombstones`);
+        # a sync of deletions from before then answers 410 full_sync_required.
+        "TOMBSTONE_RETENTION_DAYS": 90,
         "API_RATE_LIMIT": "600 per minute",
         "API_FAILED_AUTH_LIMIT": "60 per minute",
         # Failed logins (usetix/ratelimit; SECURITY.md, "Abuse limits", says why these numbers):

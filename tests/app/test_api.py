@@ -1,5 +1,6 @@
 """The JSON API: the JSON/HTML split, bearer authentication, V1 endpoints, errors."""
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import jsonschema
@@ -199,13 +200,13 @@ def test_events_list_shape_and_utc_timestamps(client, read_token, orgs):
     assert "Link" not in response.headers
 
 
-def test_pagination_and_link_header(app, client, orgs):
+def test_numbered_pages_and_their_link_header(app, client, orgs):
     from ..helpers import make_org
 
     with app.app_context():
         org = make_org("Big", "admin@big.example", events=7, attendees_per_event=0)
     raw = issue(app, org)
-    first = client.get("/admin/events?per_page=3", headers=bearer(raw))
+    first = client.get("/admin/events?per_page=3&page=1", headers=bearer(raw))
     assert first.json["meta"] == {"page": 1, "per_page": 3, "total": 7}
     assert first.headers["Link"] == '</admin/events?per_page=3&page=2>; rel="next"'
     middle = client.get("/admin/events?per_page=3&page=2", headers=bearer(raw))
@@ -224,18 +225,22 @@ def test_pagination_and_link_header(app, client, orgs):
 @pytest.mark.parametrize("extra", ["event_id=9", "_external=0", "_method=POST", "_anchor=x", "foo=bar"])
 def test_links_carry_only_the_lists_own_parameters(app, client, read_token, orgs, extra):
     event_id = orgs["acme"].event_ids[0]
-    own = client.get(f"/admin/events/{event_id}/attendees?per_page=1&{extra}", headers=bearer(read_token))
+    own = client.get(f"/admin/events/{event_id}/attendees?per_page=1&page=1&{extra}", headers=bearer(read_token))
     assert own.status_code == 200
     assert own.headers["Link"] == (
         f'</admin/events/{event_id}/attendees?per_page=1&page=2>; rel="next"')
+    # A cursor link carries the cursor alone.
+    first = client.get(f"/admin/events/{event_id}/attendees?per_page=1&{extra}", headers=bearer(read_token))
+    assert re.fullmatch(rf'</admin/events/{event_id}/attendees\?cursor=[\w.-]+>; rel="next"', first.headers["Link"])
     # Extra parameters change nothing about another account's 404 either.
     foreign_id = orgs["globex"].event_ids[0]
     foreign = client.get(f"/admin/events/{foreign_id}/attendees?per_page=1&{extra}", headers=bearer(read_token))
     assert foreign.status_code == 404
 
 
-def test_links_keep_updated_since(client, read_token):
-    response = client.get("/admin/events?per_page=1&updated_since=2020-01-01T00:00:00Z", headers=bearer(read_token))
+def test_numbered_links_keep_updated_since(client, read_token):
+    response = client.get("/admin/events?per_page=1&page=1&updated_since=2020-01-01T00:00:00Z",
+                          headers=bearer(read_token))
     assert response.headers["Link"] == (
         '</admin/events?per_page=1&page=2&updated_since=2020-01-01T00%3A00%3A00Z>; rel="next"')
 

@@ -12,6 +12,7 @@ from usetix.auth.bearer import TOKEN_BY_DIGEST
 from usetix.blueprints.api.attendees import ATTENDEES
 from usetix.blueprints.api.events import EVENTS
 from usetix.database.engine import db
+from usetix.database.list_queries import FIRST, LIST_ORDER, SYNC_ORDER
 from usetix.database.models import ApiToken
 from usetix.database.prepared import SQLALCHEMY_CHECKED, PreparedSelect, driver_connection
 
@@ -30,12 +31,14 @@ def both_ways(app, prepared: PreparedSelect, params: dict):
 @pytest.mark.parametrize("since", [None, datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)])
 def test_a_list_page_reads_the_same_on_the_cursor_as_through_sqlalchemy(app, orgs, since):
     params = {"account_id": orgs["acme"].account_id, "limit": 25, "offset": 0}
+    order = LIST_ORDER
     if since is not None:
-        params["updated_since"] = since
-    fast, slow = both_ways(app, EVENTS.statements[since is not None][0], params)
+        order = SYNC_ORDER
+        params.update(updated_since=since, until=datetime(2200, 1, 1))
+    fast, slow = both_ways(app, EVENTS.statements.page(order, False, since is not None, FIRST).rows, params)
     assert fast == slow
     assert len(fast) == (0 if since and since.year == 2100 else 3)
-    starts_at = EVENTS.names.index("starts_at")
+    starts_at = EVENTS.statements.names.index("starts_at")
     for row in fast:  # naive UTC datetimes, which orjson writes with a Z (OPT_NAIVE_UTC)
         assert isinstance(row[starts_at], datetime) and row[starts_at].tzinfo is None
 
@@ -45,9 +48,9 @@ def test_booleans_and_timestamps_come_back_typed(app, orgs):
         event_id = db.session.scalar(sa.text("SELECT min(id) FROM events WHERE account_id = :a"),
                                      {"a": orgs["acme"].account_id})
     params = {"account_id": orgs["acme"].account_id, "event_id": event_id, "limit": 25, "offset": 0}
-    fast, slow = both_ways(app, ATTENDEES.statements[False][0], params)
+    fast, slow = both_ways(app, ATTENDEES.statements.page(LIST_ORDER, False, False, FIRST).rows, params)
     assert fast == slow and len(fast) == 2
-    checked_in = ATTENDEES.names.index("checked_in")
+    checked_in = ATTENDEES.statements.names.index("checked_in")
     assert all(type(row[checked_in]) is bool for row in fast)
 
 
@@ -102,7 +105,7 @@ def test_a_listener_added_later_is_still_honoured(app, orgs, on):
     """The listener branch: a listener added to one connection, or to the engine, after
     PreparedSelect ran without one, sees the statement (SQLAlchemy runs it)."""
     seen = []
-    page = EVENTS.statements[False][0]
+    page = EVENTS.statements.page(LIST_ORDER, False, False, FIRST).rows
     params = {"account_id": orgs["acme"].account_id, "limit": 25, "offset": 0}
 
     def record(conn, cursor, statement, *args):
@@ -124,7 +127,7 @@ def test_a_listener_added_later_is_still_honoured(app, orgs, on):
 
 def test_an_echoing_engine_logs_the_statements(app, orgs, caplog):
     """``echo`` logs every statement through SQLAlchemy's logger: PreparedSelect's too."""
-    page = EVENTS.statements[False][0]
+    page = EVENTS.statements.page(LIST_ORDER, False, False, FIRST).rows
     params = {"account_id": orgs["acme"].account_id, "limit": 25, "offset": 0}
     with app.app_context():
         engine = db.engine

@@ -1,5 +1,5 @@
 """Read and check the API's list query parameters (?page, ?per_page, ?updated_since,
-?include_deleted). No Flask."""
+?include_deleted, ?cursor). No Flask."""
 
 from __future__ import annotations
 
@@ -26,7 +26,11 @@ class ListQuery:
     page: int = 1
     per_page: int = DEFAULT_PER_PAGE
     updated_since: datetime | None = None
-    include_deleted: bool = False  # tombstones of deleted rows too (usetix/db/tombstones.py)
+    include_deleted: bool = False  # tombstones of deleted rows too (usetix/database/tombstones.py)
+    # A page number was asked for: the numbered pages of old, with page links and a total.
+    numbered: bool = False
+    # The opaque position of a cursor page (usetix/blueprints/api/cursors.py), still unread.
+    cursor: str | None = None
 
     @property
     def offset(self) -> int:
@@ -86,7 +90,16 @@ def parse_list_query(args: Mapping[str, str]) -> ListQuery:
     """The list parameters from a query string mapping; raises BadParameter naming the culprit."""
     if not args:
         return DEFAULT_LIST_QUERY  # most requests (docs/performance.md)
+    cursor = args.get("cursor")
+    if cursor is not None:
+        # The cursor holds the position, the filters and the page size; only the size may change.
+        for name in ("page", "updated_since", "include_deleted"):
+            if name in args:
+                raise BadParameter(name, f"{name} cannot be given with cursor: the cursor holds it.")
+        per_page = _positive_int(args, "per_page", 0, maximum=MAX_PER_PAGE)  # 0: the cursor's own
+        return ListQuery(per_page=per_page, cursor=cursor)
     return ListQuery(
+        numbered="page" in args,
         page=_positive_int(args, "page", 1, maximum=MAX_PAGE),
         per_page=_positive_int(args, "per_page", DEFAULT_PER_PAGE, maximum=MAX_PER_PAGE),
         updated_since=_timestamp(args, "updated_since"),

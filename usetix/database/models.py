@@ -91,8 +91,10 @@ class Event(db.Model):
     __tablename__ = "events"
     __table_args__ = (
         sa.CheckConstraint("status IN ('draft', 'published', 'cancelled')", name="status"),
-        # Leads with account_id, so it also serves every per-account lookup.
-        sa.Index("ix_events_account_starts", "account_id", "starts_at"),
+        # The list's order and the order of change (cursor pages, sync walks). Each leads with
+        # account_id, so it also serves every per-account lookup.
+        sa.Index("ix_events_account_starts", "account_id", "starts_at", "id"),
+        sa.Index("ix_events_account_updated", "account_id", "updated_at", "id"),
         NEVER_REUSED_IDS,
     )
 
@@ -111,11 +113,16 @@ class Event(db.Model):
 
 class Attendee(db.Model):
     __tablename__ = "attendees"
-    __table_args__ = NEVER_REUSED_IDS
+    __table_args__ = (
+        # An event's list in its order and in the order of change (cursor pages, sync walks).
+        sa.Index("ix_attendees_event_id_id", "event_id", "id"),
+        sa.Index("ix_attendees_event_updated", "event_id", "updated_at", "id"),
+        NEVER_REUSED_IDS,
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     account_id: Mapped[int] = mapped_column(sa.ForeignKey("accounts.id"), index=True)
-    event_id: Mapped[int] = mapped_column(sa.ForeignKey("events.id"), index=True)
+    event_id: Mapped[int] = mapped_column(sa.ForeignKey("events.id"))
     name: Mapped[str] = mapped_column(sa.String(200))
     email: Mapped[str] = mapped_column(sa.String(254))
     ticket_type: Mapped[str] = mapped_column(sa.String(50))
@@ -204,6 +211,9 @@ class Tombstone(db.Model):
 
     __tablename__ = "tombstones"
     __table_args__ = (sa.Index("ix_tombstones_account_type_deleted", "account_id", "object_type", "deleted_at"),
+                      # An event's deleted attendees, in the order of a sync walk.
+                      sa.Index("ix_tombstones_account_type_event_deleted", "account_id", "object_type", "event_id",
+                               "deleted_at", "object_id"),
                       NEVER_REUSED_IDS)
 
     id: Mapped[int] = mapped_column(primary_key=True)

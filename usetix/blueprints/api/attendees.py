@@ -30,8 +30,8 @@ attendees_table = Attendee.__table__
 ATTENDEE_FIELDS = tuple(schemas.Attendee.model_fields)
 ATTENDEE_SELECTED = [attendees_table.c[name] for name in ATTENDEE_FIELDS] + [attendees_table.c.version]
 
-ATTENDEES = AccountList(Attendee, [getattr(Attendee, name) for name in ATTENDEE_FIELDS], (Attendee.id,),
-                        attendees_table.c.event_id == sa.bindparam("event_id"))
+ATTENDEES = AccountList("attendees", Attendee, [getattr(Attendee, name) for name in ATTENDEE_FIELDS], (Attendee.id,),
+                        attendees_table.c.event_id == sa.bindparam("event_id"), scope="event_id")
 # Built once, with bound parameters (docs/performance.md).
 ATTENDEE_WHERE = (attendees_table.c.id == sa.bindparam("by_attendee_id"),
                   attendees_table.c.event_id == sa.bindparam("by_event_id"),

@@ -33,7 +33,7 @@ events_table = Event.__table__
 EVENT_FIELDS = tuple(schemas.Event.model_fields)
 EVENT_SELECTED = [events_table.c[name] for name in EVENT_FIELDS] + [events_table.c.version]
 
-EVENTS = AccountList(Event, [getattr(Event, name) for name in EVENT_FIELDS], (Event.starts_at, Event.id))
+EVENTS = AccountList("events", Event, [getattr(Event, name) for name in EVENT_FIELDS], (Event.starts_at, Event.id))
 # Built once, with bound parameters (docs/performance.md).
 EVENT_BY_ID = sa.select(*EVENT_SELECTED).where(
     events_table.c.id == sa.bindparam("by_event_id"), events_table.c.account_id == sa.bindparam("by_account_id"))

@@ -1,0 +1,169 @@
+"""The statements of the API's lists: every page one indexed query, at any depth.
+
+A list has two orders: its own (events by start, attendees by id) and the order of change
+(``updated_at``, then id) that a sync walks. A page is asked for in one of four ways:
+
+- ``FIRST``: the first page, with the list's total riding along as a scalar subquery;
+- ``NUMBERED``: ``?page=N``, the same with an OFFSET (the slow way to a deep page);
+- ``AFTER`` / ``BEFORE``: the rows after (or before, nearest first) a position, the sort key
+  of a row, compared as a row value, so the index seeks to it: a cursor page costs the
+  same at any depth, and rows deleted or added before the position shift nothing.
+
+With ``include_deleted`` the live rows and the tombstones (usetix/database/tombstones.py)
+are one UNION ALL in the same order, each side with its own indexed conditions.
+Timestamps are selected as the stored naive UTC (docs/performance.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from .models import UTCDateTime
+from .prepared import PreparedSelect
+from .tombstones import KNOWN_COLUMNS, OBJECT_TYPES, tombstones_table
+
+FIRST, NUMBERED, AFTER, BEFORE = "first", "numbered", "after", "before"
+LIST_ORDER, SYNC_ORDER = "list", "sync"
+TIME, NUMBER = "time", "number"
+
+
+def _naive(column: Any) -> Any:
+    return sa.type_coerce(column, column.type.impl_instance) if isinstance(column.type, UTCDateTime) else column
+
+
+class Page:
+    """One way of asking for a page: its statement, and (FIRST, NUMBERED) how to count."""
+
+    def __init__(self, rows: PreparedSelect | sa.Select, count: sa.Select | None, total_in_row: bool):
+        self.rows = rows
+        self.count = count
+        self.total_in_row = total_in_row  # the total is the last column of every row
+
+
+class ListStatements:
+    """The statements of one account-owned list, built on first use and kept."""
+
+    def __init__(self, model: Any, columns: Iterable, list_order: Iterable, *criteria: Any):
+        table = model.__table__
+        self.table = table
+        columns = [column.property.columns[0] for column in columns]
+        self.names = [column.key for column in columns]
+        self.selected = [_naive(column).label(column.key) for column in columns]
+        list_order = [column.property.columns[0] for column in list_order]
+        known = KNOWN_COLUMNS[table.name]
+        self.orders = {
+            LIST_ORDER: (list_order, [known[column.key] for column in list_order]),
+            SYNC_ORDER: ([table.c.updated_at, table.c.id],
+                         [tombstones_table.c.deleted_at, tombstones_table.c.object_id]),
+        }
+        self.key_types = {order: tuple(TIME if isinstance(column.type, UTCDateTime) else NUMBER for column in live)
+                          for order, (live, _) in self.orders.items()}
+        # Where each order's key sits in a live row of the list (its columns are the list's fields).
+        self.key_indexes = {order: tuple(self.names.index(column.key) for column in live)
+                            for order, (live, _) in self.orders.items()}
+        self.where = (table.c.account_id == sa.bindparam("account_id"), *criteria)
+        # The list's own criteria (an attendee list's event) hold for its tombstones too.
+        self.tombstone_where = (tombstones_table.c.account_id == sa.bindparam("account_id"),
+                                tombstones_table.c.object_type == OBJECT_TYPES[model],
+                                *((tombstones_table.c.event_id == sa.bindparam("event_id"),) if criteria else ()))
+        self._pages: dict[tuple, Page] = {}
+
+    def page(self, order: str, include_deleted: bool, since: bool, way: str) -> Page:
+        key = (order, include_deleted, since, way)
+        page = self._pages.get(key)
+        if page is None:
+            page = self._pages[key] = (self._with_tombstones if include_deleted else self._live)(order, since, way)
+        return page
+
+    def _key_condition(self, columns: list, order: str, way: str) -> Any:
+        binds = [sa.bindparam(f"key{index}", type_=sa.DateTime() if kind == TIME else sa.Integer())
+                 for index, kind in enumerate(self.key_types[order])]
+        if len(columns) == 1:
+            left, right = columns[0], binds[0]
+        else:
+            left, right = sa.tuple_(*columns), sa.tuple_(*binds)
+        return left > right if way == AFTER else left < right
+
+    def _conditions(self, columns: list, order: str, since_column: Any, since: bool, way: str) -> list:
+        conditions = []
+        if since:
+            conditions.append(since_column >= sa.bindparam("updated_since"))
+        if order == SYNC_ORDER:  # a sync walk lists the changes up to its start, so it ends
+            conditions.append(since_column <= sa.bindparam("until", type_=sa.DateTime()))
+        if way in (AFTER, BEFORE):
+            conditions.append(self._key_condition(columns, order, way))
+        return conditions
+
+    @staticmethod
+    def _limited(statement: sa.Select, order_by: list, way: str) -> sa.Select:
+        if way == BEFORE:
+            order_by = [column.desc() for column in order_by]
+        # An OFFSET always, 0 but for NUMBERED: SQLite's LIMIT comes with one anyway, as a
+        # literal that PreparedSelect would not bind.
+        return (statement.order_by(*order_by).limit(sa.bindparam("limit", type_=sa.Integer))
+                .offset(sa.bindparam("offset", type_=sa.Integer)))
+
+    def _live(self, order: str, since: bool, way: str) -> Page:
+        live_order, _ = self.orders[order]
+        conditions = (*self.where, *self._conditions(live_order, order, self.table.c.updated_at, since, way))
+        selected = list(self.selected)
+        count = None
+        if way in (FIRST, NUMBERED):
+            count = sa.select(sa.func.count()).select_from(self.table).where(*conditions)
+            selected.append(count.scalar_subquery())
+        statement = self._limited(sa.select(*selected).where(*conditions), live_order, way)
+        return Page(PreparedSelect(statement), count, total_in_row=count is not None)
+
+    def _with_tombstones(self, order: str, since: bool, way: str) -> Page:
+        live_order, tombstone_order = self.orders[order]
+        known = KNOWN_COLUMNS[self.table.name]
+        live = sa.select(sa.literal(False).label("deleted"),
+                         sa.type_coerce(sa.null(), sa.DateTime()).label("deleted_at"), *self.selected,
+                         *(_naive(c).label(f"k{i}") for i, c in enumerate(live_order)))
+        dead = sa.select(sa.literal(True).label("deleted"), _naive(tombstones_table.c.deleted_at).label("deleted_at"),
+                         *((known[name] if name in known else sa.null()).label(name) for name in self.names),
+                         *(_naive(c).label(f"k{i}") for i, c in enumerate(tombstone_order)))
+        live = live.where(*self.where, *self._conditions(live_order, order, self.table.c.updated_at, since, way))
+        dead = dead.where(*self.tombstone_where,
+                          *self._conditions(tombstone_order, order, tombstones_table.c.deleted_at, since, way))
+        union = sa.union_all(live, dead).subquery()
+        keys = [union.c[f"k{i}"] for i in range(len(live_order))]
+        statement = self._limited(sa.select(union), keys, way)
+        count = sa.select(sa.func.count()).select_from(union) if way in (FIRST, NUMBERED) else None
+        return Page(statement, count, total_in_row=False)
+
+    def key_of(self, row: Any, order: str, include_deleted: bool) -> tuple:
+        """The sort key of a row this list's statement returned."""
+        if include_deleted:
+            mapping = row._mapping
+            return tuple(mapping[f"k{i}"] for i in range(len(self.key_types[order])))
+        return tuple(row[index] for index in self.key_indexes[order])
+
+
+def sync_bounds(connection: sa.Connection, settle: timedelta) -> tuple[datetime, datetime]:
+    """A sync walk's horizon, the time before which every change it may list has committed,
+    and its end, now (both naive UTC). The walk lists the changes up to its end; the next
+    starts at its horizon.
+
+    A write takes its timestamp before it commits, so a change can commit after a later
+    one that a sync has already listed. On PostgreSQL the horizon trails the oldest open
+    transaction of the database (``pg_stat_activity``: the API's writes take their
+    timestamps after their transaction began, with the token's lookup); on SQLite, where
+    writers take turns, it trails now by ``settle`` alone, which covers the wait for the
+    write lock. ``settle`` is also the margin for the clocks of the hosts that take the
+    timestamps. A change timestamped after the walk's end (a host whose clock is ahead)
+    comes in a later walk.
+    """
+    now = datetime.now(UTC).replace(tzinfo=None)
+    open_for = timedelta(0)
+    if connection.dialect.name == "postgresql":
+        # How long the oldest has been open, by the server's clock: the age, not the time,
+        # so the app's clock and the server's need not agree.
+        open_for = connection.scalar(sa.text(
+            "SELECT clock_timestamp() - min(xact_start) FROM pg_stat_activity WHERE datname = current_database()"))
+        open_for = max(open_for or timedelta(0), timedelta(0))
+    return now - open_for - settle, now
