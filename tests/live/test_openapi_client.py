@@ -3,8 +3,9 @@
 openapi-python-client (an httpx + attrs package generator) reads ``GET /admin/openapi.json``
 from the server and writes a package; the test imports it and runs an incremental sync
 with its functions and models only: create an event, list page by page following the
-``Link`` header, a conditional GET (304), a PATCH with If-Match (and a stale one: 412),
-a delete, then ``updated_since`` + ``include_deleted=true`` shows the tombstone.
+``Link`` header's cursors, a conditional GET (304), a PATCH with If-Match (and a stale one:
+412), a delete, then ``updated_since`` + ``include_deleted=true`` shows the tombstone, and
+the walk's ``meta.sync_cursor`` lists what changed after it.
 
 On PostgreSQL when USETIX_TEST_DATABASE_URL is set, else on an SQLite file.
 """
@@ -103,8 +104,9 @@ def next_page(response, url: str) -> dict | None:
     return None
 
 
-def every_page(package, client, base: str, **params) -> tuple[list, int]:
-    """Every item of the event list and the number of pages, following rel="next" from page 1."""
+def every_page(package, client, base: str, **params) -> tuple[list, int, object]:
+    """Every item of the event list, the number of pages, and the last page's meta,
+    following rel="next" (a cursor) from the first page."""
     list_events = api(package, "events.list_events")
     items, pages = [], 0
     while params is not None:
@@ -113,9 +115,8 @@ def every_page(package, client, base: str, **params) -> tuple[list, int]:
         items += response.parsed.data
         pages += 1
         query = next_page(response, base + "/admin/events")
-        params = None if query is None else {
-            **params, "page": int(query["page"]), "per_page": int(query["per_page"])}
-    return items, pages
+        params = None if query is None else {"cursor": query["cursor"]}
+    return items, pages, response.parsed.meta
 
 
 def test_a_generated_client_syncs_with_the_api(server, generated):
@@ -136,7 +137,7 @@ def test_a_generated_client_syncs_with_the_api(server, generated):
     assert urljoin(base + "/admin/events", created.headers["Location"]) == f"{base}/admin/events/{event.id}"
 
     # Paging: rel="next" until there is none.
-    listed, pages = every_page(generated, client, base, per_page=2)
+    listed, pages, _ = every_page(generated, client, base, per_page=2)
     assert pages == 3 and len(listed) == EVENTS + 1
     assert len({item.id for item in listed}) == EVENTS + 1 and event.id in {item.id for item in listed}
 
@@ -164,13 +165,22 @@ def test_a_generated_client_syncs_with_the_api(server, generated):
     assert gone.status_code == 404 and gone.parsed.error == "not_found"
 
     # The incremental sync: what changed since, deletions included, as tombstones.
-    changed, _ = every_page(generated, client, base, per_page=2, updated_since=since,
-                            include_deleted=models.ListEventsIncludeDeleted.TRUE)
+    changed, _, meta = every_page(generated, client, base, per_page=2, updated_since=since,
+                                  include_deleted=models.ListEventsIncludeDeleted.TRUE)
     tombstones = [item for item in changed if isinstance(item, models.Tombstone)]
     assert [(t.id, t.deleted) for t in tombstones] == [(event.id, True)]
     assert not [item for item in changed if isinstance(item, models.Event) and item.id == event.id]
-    everything, _ = every_page(generated, client, base, per_page=2)
+    everything, _, _ = every_page(generated, client, base, per_page=2)
     assert event.id not in {item.id for item in everything}
+
+    # The next sync, from the walk's sync_cursor: what changed after it (recent changes may come again).
+    later = api(generated, "events.create_event").sync_detailed(
+        client=client, body=models.EventCreate(title="After the sync", starts_at=datetime(2026, 9, 2, 16, tzinfo=UTC),
+                                               ends_at=datetime(2026, 9, 2, 21, tzinfo=UTC), venue="Rooftop"))
+    assert later.status_code == 201
+    synced, _, meta = every_page(generated, client, base, cursor=meta.sync_cursor)
+    assert later.parsed.data.id in {item.id for item in synced}
+    assert isinstance(meta.sync_cursor, str)
 
 
 def test_without_accept_a_generated_client_gets_the_websites_redirect(server, generated):

@@ -196,9 +196,13 @@ class Account(_Out):
 
 
 class ListMeta(_Out):
-    page: int = Field(ge=1)
+    page: int = Field(ge=1, description="The page's ordinal in its walk (a cursor page's may be approximate).")
     per_page: int = Field(ge=1, le=100)
-    total: int = Field(ge=0)
+    total: int | None = Field(default=None, ge=0, description="On a first page and a numbered page (`page`) only: "
+                              "a cursor page leaves it out, so that it costs the same at any depth.")
+    sync_cursor: str | None = Field(default=None, description="On the last page of a sync walk (`updated_since`, "
+                                    "or a `sync_cursor` followed): ask the list with `cursor=` this value, at any "
+                                    "later time, for what changed since.")
 
 
 Item = TypeVar("Item")

@@ -23,7 +23,7 @@ from typing import Any
 from pydantic.json_schema import models_json_schema
 
 from ..core.json_nesting import MAX_JSON_DEPTH
-from ..core.list_query import DEFAULT_PER_PAGE, MAX_PAGE, MAX_PER_PAGE
+from ..core.list_query import DEFAULT_PER_PAGE, MAX_CURSOR_LENGTH, MAX_PAGE, MAX_PER_PAGE
 from . import bodies as s
 
 REF = "#/components/schemas/{model}"
@@ -47,8 +47,13 @@ DESCRIPTION = (
     "**Answers.** A single object is `{\"data\": {...}}`, a list `{\"data\": [...], \"meta\": {...}}`. "
     "Answers may gain fields in later releases: ignore the ones you do not know. Every error is "
     "`{\"error\": code, \"message\": sentence}`; each response below lists its codes.\n\n"
-    "**Paging.** Lists take `page` and `per_page`; the `Link` header (RFC 8288) names the `next` and `prev` "
-    "pages as relative references, to resolve against the URL you asked.\n\n"
+    "**Paging.** A list's first page carries `meta.total`; the `Link` header (RFC 8288) names the `next` and "
+    "`prev` pages as relative references, to resolve against the URL you asked. Their targets carry an "
+    "opaque, signed `cursor` (the position, `per_page` and the filters): following `rel=\"next\"` from the "
+    "first page visits every row that exists for the whole walk exactly once, however rows are created, "
+    "changed or deleted meanwhile, and a page costs the same at any depth. A cursor page leaves "
+    "`meta.total` out. A changed, truncated or foreign cursor is `400 invalid_parameter` with `parameter: "
+    "\"cursor\"`. `page=N` still works, with `meta.total`: the slow way to a deep page.\n\n"
     "**Retries.** POST, PATCH and DELETE take an `Idempotency-Key` header (1 to 255 visible ASCII "
     "characters, e.g. a UUID), kept 24 hours per token: a retry with the same key and the same request "
     "gets the first answer again, with `Idempotent-Replayed: true`, and changes nothing twice. The same "
@@ -57,8 +62,13 @@ DESCRIPTION = (
     "**Concurrent edits.** A single event or attendee carries a strong `ETag` (opaque: compare it, do not "
     "parse it); send it back in `If-Match` with PATCH or DELETE, and a stale one is `412` (nothing "
     "changes). `If-None-Match` on a GET gives `304` when nothing changed.\n\n"
-    "**Sync.** Lists take `updated_since`; with `include_deleted=true` they also hold what was deleted "
-    "since then, as `{\"id\", \"deleted\": true, \"deleted_at\"}`.\n\n"
+    "**Sync.** A list asked with `updated_since` walks in the order of change (`updated_at`, then id); with "
+    "`include_deleted=true` it also holds what was deleted, as `{\"id\", \"deleted\": true, \"deleted_at\"}`, "
+    "in the same order. Its last page carries `meta.sync_cursor`: ask the list with `cursor=<sync_cursor>` "
+    "at any later time for what changed since, ending with a new `sync_cursor`. Apply every page in order "
+    "(upsert rows by id, drop tombstones) and your copy equals ours; a change may come twice, never not at "
+    "all. Deletions are kept 90 days: an older `sync_cursor` is `410 full_sync_required` (sync again from "
+    "the start).\n\n"
     "**Limits.** Every authenticated answer carries `RateLimit-Limit`, `RateLimit-Remaining` and "
     "`RateLimit-Reset` (unless the server counts no limits); past the limit, `429` with `Retry-After`.\n\n"
     "**Expiry.** Every authenticated answer of a token that expires carries "
@@ -87,6 +97,7 @@ TAGS = [
 # tests/app/test_openapi.py fails when the code answers one that is not listed here.
 ERROR_CODES = {
     "invalid_parameter": "a query parameter is not valid; `parameter` names it",
+    "full_sync_required": "the `sync_cursor` is older than the deletions kept: sync again from the start",
     "invalid_json": f"the body is not valid JSON, or is nested deeper than {MAX_JSON_DEPTH} levels",
     "invalid_idempotency_key": "`Idempotency-Key` is not 1 to 255 visible ASCII characters",
     "invalid_request": "the body is not a JSON object",
@@ -127,14 +138,15 @@ _IN_USE = "idempotency_key_in_use"
 # The error answers of each operation: status -> the codes it can carry.
 OPERATION_ERRORS: dict[str, dict[int, tuple[str, ...]]] = {
     "getAccount": _COMMON_READ,
-    "listEvents": {400: ("invalid_parameter",), **_COMMON_READ},
+    "listEvents": {400: ("invalid_parameter",), 410: ("full_sync_required",), **_COMMON_READ},
     "createEvent": {**_COMMON_WRITE, **_BODY, 409: (_IN_USE,)},
     "getEvent": {404: ("not_found",), **_COMMON_READ},
     "updateEvent": {**_COMMON_WRITE, **_BODY, 404: ("not_found",), 409: ("edit_conflict", _IN_USE),
                     412: ("precondition_failed",)},
     "deleteEvent": {**_COMMON_WRITE, **_NO_BODY, 404: ("not_found",),
                     409: ("event_has_attendees", "edit_conflict", _IN_USE), 412: ("precondition_failed",)},
-    "listAttendees": {400: ("invalid_parameter",), 404: ("not_found",), **_COMMON_READ},
+    "listAttendees": {400: ("invalid_parameter",), 404: ("not_found",), 410: ("full_sync_required",),
+                      **_COMMON_READ},
     "createAttendee": {**_COMMON_WRITE, **_BODY, 404: ("not_found",), 409: ("event_cancelled", _IN_USE)},
     "getAttendee": {404: ("not_found",), **_COMMON_READ},
     "updateAttendee": {**_COMMON_WRITE, **_BODY, 404: ("not_found",), 409: ("edit_conflict", _IN_USE),
@@ -152,11 +164,13 @@ for _errors in OPERATION_ERRORS.values():
 # What a status means, before its codes.
 STATUS_SUMMARIES = {
     400: "Bad request.", 401: "No usable token.", 404: "Not found.", 405: "Method not allowed.",
-    409: "Conflict.", 412: "Precondition failed.", 413: "Body too large.", 415: "Unsupported media type.",
+    409: "Conflict.", 410: "Gone.", 412: "Precondition failed.", 413: "Body too large.", 415: "Unsupported media type.",
     422: "Unprocessable body.", 429: "Too many requests.", 503: "Unavailable for a moment.",
 }
 # Examples of messages, for the document's examples (the code's own words where it has fixed ones).
 EXAMPLE_MESSAGES = {
+    "full_sync_required": "Deletions from that long ago are no longer kept: sync again from the start (the list "
+                          "without updated_since or cursor), then from its sync_cursor.",
     "invalid_parameter": "page must be a whole number from 1.",
     "invalid_json": "The body is not valid JSON: Invalid JSON: EOF while parsing an object at line 1 column 1.",
     "invalid_request": 'Send a JSON object: {"credentials": ["utx_...", ...]}, at most 1000 values.',
@@ -196,8 +210,9 @@ HEADERS = {
                                "against the request's URL.",
                  "schema": {"type": "string", "format": "uri-reference"}, "example": "/admin/events/42"},
     "Link": {"description": "RFC 8288 links with `rel=\"prev\"` / `rel=\"next\"`; their targets are relative "
-                           "references (path and query), to resolve against the request's URL.",
-             "schema": {"type": "string"}, "example": '</admin/events?per_page=25&page=2>; rel="next"'},
+                           "references (path and query), to resolve against the request's URL: with a "
+                           "`cursor` after a first or cursor page, with `page` after a numbered one.",
+             "schema": {"type": "string"}, "example": '</admin/events?cursor=eyJsaXN0Ij...>; rel="next"'},
     "Idempotent-Replayed": {"description": "`true` on an answer replayed for an `Idempotency-Key`.",
                             "schema": {"type": "string", "enum": ["true"]}, "example": "true"},
     "Allow": {"description": "The methods the path takes.", "schema": {"type": "string"},
@@ -294,12 +309,20 @@ IDEMPOTENCY_KEY = _header("Idempotency-Key", "Makes a retry safe (see the descri
 IF_MATCH = _header("If-Match", "The `ETag` this change is based on; a stale one gives 412.")
 IF_NONE_MATCH = _header("If-None-Match", "An `ETag` you hold; 304 when it is still current.")
 LIST_PARAMETERS = [
+    {"name": "cursor", "in": "query", "schema": {"type": "string", "maxLength": MAX_CURSOR_LENGTH},
+     "description": "A position from a `Link` target or `meta.sync_cursor` (opaque: pass it back as it is). "
+                    "It holds the filters and the page size: give no `page`, `updated_since` or `include_deleted` "
+                    "with it; `per_page` may change the size."},
     {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE},
-     "description": "Page number, from 1."},
-    {"name": "per_page", "in": "query", "description": "Items a page.",
-     "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PER_PAGE, "default": DEFAULT_PER_PAGE}},
+     "description": "Page number, from 1: numbered pages with `meta.total` and page links, by OFFSET (the slow "
+                    "way to a deep page; prefer the cursors of the `Link` header)."},
+    # No schema default: a generated client would send it with every cursor, overriding the cursor's own size.
+    {"name": "per_page", "in": "query",
+     "description": f"Items a page: {DEFAULT_PER_PAGE} if not given (a cursor's page: the size it was made with).",
+     "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PER_PAGE}},
     {"name": "updated_since", "in": "query", "schema": {"type": "string", "format": "date-time"},
-     "description": "Only what changed at or after this time (ISO 8601; UTC if no offset)."},
+     "description": "Only what changed at or after this time (ISO 8601; UTC if no offset), in the order of "
+                    "change: a sync walk, whose last page carries `meta.sync_cursor`."},
     {"name": "include_deleted", "in": "query", "schema": {"type": "string", "enum": ["true", "false"]},
      "description": "`true`: the list also holds what was deleted (since `updated_since`, if given), as "
                     "tombstones `{\"id\", \"deleted\": true, \"deleted_at\"}`, sorted with the rest."},
@@ -400,9 +423,9 @@ def _paths(max_row_id: int) -> dict:
             "get": _operation(
                 "listEvents", "Events", "The account's events, soonest first",
                 "One page of the account's events, soonest first (by `starts_at`, then id). Follow the "
-                "`Link` header's `rel=\"next\"` for the next page. For an incremental sync, ask with "
-                "`updated_since` (the time of your last sync) and `include_deleted=true`, and drop the ids "
-                "that come back as tombstones.",
+                "`Link` header's `rel=\"next\"` for the next page. For a sync, ask with `updated_since` and "
+                "`include_deleted=true`, upsert the rows by id and drop the ids that come back as tombstones; "
+                "then follow the last page's `meta.sync_cursor` next time.",
                 {"200": _answer("A page of events.", _ref(s.EventPage),
                                 {"data": [EVENT, TOMBSTONE], "meta": META}, headers=("Link",))},
                 parameters=LIST_PARAMETERS),

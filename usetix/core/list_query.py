@@ -12,6 +12,8 @@ MAX_PER_PAGE = 100
 # (MAX_PAGE - 1) * MAX_PER_PAGE fits a signed 32-bit integer: PostgreSQL takes the OFFSET
 # as one, and a larger one fails in the database instead of giving an empty page.
 MAX_PAGE = 10**7
+# Longer than any cursor the API makes (about 300 characters), short enough to refuse junk at once.
+MAX_CURSOR_LENGTH = 1000
 
 
 class BadParameter(ValueError):

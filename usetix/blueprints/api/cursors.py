@@ -18,11 +18,9 @@ from typing import Any
 from flask import current_app
 from itsdangerous import BadData, URLSafeSerializer
 
-from ...core.list_query import BadParameter
+from ...core.list_query import MAX_CURSOR_LENGTH, BadParameter
 
 _SALT = "usetix.api.list-cursor"
-# Longer than any cursor we make (about 200 characters), short enough to refuse junk at once.
-MAX_CURSOR_LENGTH = 1000
 
 AFTER = "after"  # rows after the position: a rel="next" page
 BEFORE = "before"  # rows before it, nearest first: a rel="prev" page
