@@ -121,20 +121,26 @@ class ListStatements:
     def _with_tombstones(self, order: str, since: bool, way: str) -> Page:
         live_order, tombstone_order = self.orders[order]
         known = KNOWN_COLUMNS[self.table.name]
-        live = sa.select(sa.literal(False).label("deleted"),
-                         sa.type_coerce(sa.null(), sa.DateTime()).label("deleted_at"), *self.selected,
-                         *(_naive(c).label(f"k{i}") for i, c in enumerate(live_order)))
+        # NULLs cast to the other side's types: PostgreSQL takes a bare NULL in a subquery as text.
+        live = sa.select(sa.literal(False).label("deleted"), sa.cast(sa.null(), sa.DateTime()).label("deleted_at"),
+                         *self.selected, *(_naive(c).label(f"k{i}") for i, c in enumerate(live_order)))
         dead = sa.select(sa.literal(True).label("deleted"), _naive(tombstones_table.c.deleted_at).label("deleted_at"),
-                         *((known[name] if name in known else sa.null()).label(name) for name in self.names),
+                         *((known[c.name] if c.name in known else sa.cast(sa.null(), c.type)).label(c.name)
+                           for c in self.selected),
                          *(_naive(c).label(f"k{i}") for i, c in enumerate(tombstone_order)))
         live = live.where(*self.where, *self._conditions(live_order, order, self.table.c.updated_at, since, way))
         dead = dead.where(*self.tombstone_where,
                           *self._conditions(tombstone_order, order, tombstones_table.c.deleted_at, since, way))
-        union = sa.union_all(live, dead).subquery()
+        everything = sa.union_all(live, dead).subquery()
+        count = sa.select(sa.func.count()).select_from(everything) if way in (FIRST, NUMBERED) else None
+        union = everything
+        if way != NUMBERED:
+            # Each side ordered and limited on its own, so each reads its index from the
+            # position on and stops: no sort of all that follows, at any depth.
+            union = sa.union_all(sa.select(self._limited(live, live_order, way).subquery()),
+                                 sa.select(self._limited(dead, tombstone_order, way).subquery())).subquery()
         keys = [union.c[f"k{i}"] for i in range(len(live_order))]
-        statement = self._limited(sa.select(union), keys, way)
-        count = sa.select(sa.func.count()).select_from(union) if way in (FIRST, NUMBERED) else None
-        return Page(statement, count, total_in_row=False)
+        return Page(self._limited(sa.select(union), keys, way), count, total_in_row=False)
 
     def key_of(self, row: Any, order: str, include_deleted: bool) -> tuple:
         """The sort key of a row this list's statement returned."""
