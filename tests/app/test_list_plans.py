@@ -35,7 +35,8 @@ def grown(app, orgs):
         db.session.execute(sa.text(
             "INSERT INTO events (account_id, title, starts_at, ends_at, venue, status, created_at, updated_at, "
             "version) SELECT :account, 'Event ' || n, now() + n * interval '1 hour', "
-            "now() + n * interval '2 hours', 'Hall', 'published', now(), now() - n * interval '1 second', 1 FROM generate_series(1, :rows) AS n"),
+            "now() + n * interval '2 hours', 'Hall', 'published', now(), now() - n * interval '1 second', 1 "
+            "FROM generate_series(1, :rows) AS n"),
             {"account": acme.account_id, "rows": ROWS})
         db.session.commit()
         db.session.execute(sa.text("ANALYZE attendees"))
