@@ -370,7 +370,8 @@ def _scale_kind(result: dict) -> list[str]:
             f"{walk['pages']:,} pages, {walk['seconds']:.1f} s"
             f"{' (cut short by --scale-walk-seconds)' if walk['cut'] else ''} |")
     reference = events[0]
-    ref_page = reference["next_ms"].get("middle", {}).get("ms")
+    # Its middle rel="next" page; an event of one page has only its first, the deep one.
+    ref_page = (reference["next_ms"].get("middle") or reference["next_ms"].get("deep") or {}).get("ms")
     out += ["", f"#### Targets ({kind}; reference: the event of {reference['size']:,}, its middle rel=\"next\" page "
                 f"{_ms(ref_page)} and its syncs)\n",
             "| target | measured | needed | met |", "|---|---:|---:|---|"]

@@ -199,8 +199,9 @@ def grow_audit(engine: sa.Engine, account_id: int, count: int, first_at: datetim
                 INSERT INTO audit_events (account_id, admin_id, actor, action, token_id, token_description,
                                           token_tier, client_address, created_at, object_type, object_id,
                                           object_label)
-                SELECT :account_id, NULL, 'token', (CAST(:actions AS text[]))[1 + g % 4], :token_id, :description, :tier,
-                       '203.0.113.7', :first_at + g * interval '1 millisecond', 'attendee', g, 'Scale guest ' || g
+                SELECT :account_id, NULL, 'token', (CAST(:actions AS text[]))[1 + g % 4], :token_id, :description,
+                       :tier, '203.0.113.7', :first_at + g * interval '1 millisecond', 'attendee', g,
+                       'Scale guest ' || g
                 FROM generate_series(1, :count) AS g
             """), {"account_id": account_id, "actions": list(AUDIT_ACTIONS), "token_id": token.id,
                    "description": token.description, "tier": token.tier, "count": count,
