@@ -367,7 +367,7 @@ def _scale_kind(result: dict) -> list[str]:
             f"{_ms(e['page_n_ms']['end'])} | {_ms(e['sync']['updated_since']['ms'])} "
             f"({e['sync']['updated_since']['pages']} p.) | "
             f"{cursor_shown} | "
-            f"{walk['pages']:,} pages, {walk['seconds']:.1f} s"
+            f"{walk['pages']:,} pages, {walk['seconds']:.1f} s ({1000 * walk['seconds'] / walk['pages']:.1f} ms a page)"
             f"{' (cut short by --scale-walk-seconds)' if walk['cut'] else ''} |")
     reference = events[0]
     # Its middle rel="next" page; an event of one page has only its first, the deep one.

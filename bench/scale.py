@@ -331,9 +331,10 @@ def measure_sync(client: Client, engine: sa.Engine, event_id: int, first: str, r
     if sync_cursor:
         _, changed = change_attendees(engine, event_id, SYNC_CHANGES)
         base = first.partition("?")[0]
-        result["sync_cursor"] = timed_walk(client, f"{base}?{urlencode({'cursor': sync_cursor})}", changed,
-                                           requests)
+        url = f"{base}?{urlencode({'cursor': sync_cursor})}"
+        result["sync_cursor"] = timed_walk(client, url, changed, requests)
         result["sync_cursor"].pop("sync_cursor")
+        result["sync_cursor"]["url"] = url
     return result
 
 
@@ -423,6 +424,9 @@ def run_scale(runner: Any, options: Any, kind: str, database: Database, tokens_f
         plan_paths["sync (updated_since)"] = (f"/admin/events/{biggest['event_id']}/attendees?per_page={PER_PAGE}&"
                                               + urlencode({"updated_since": (datetime.now(UTC) - timedelta(seconds=60))
                                                            .isoformat().replace("+00:00", "Z")}))
+        sync_cursor = biggest["sync"].get("sync_cursor")
+        if sync_cursor:
+            plan_paths["sync (sync_cursor)"] = sync_cursor["url"]
         if audit_records:
             plan_paths["audit log, newest"] = "/admin/settings/audit_log"
             plan_paths["audit log, deep"] = result["audit"]["deep_url"]
