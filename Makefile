@@ -44,7 +44,8 @@ test: $(STAMP) $(SPECTRAL_STAMP)
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest
 
-# Load benchmark of the JSON API beside the shared peer apps (bench/RESULTS.md); ARGS="--quick" for a smoke run.
+# Load benchmark of the JSON API beside the shared peer apps (bench/RESULTS.md); ARGS="--quick" for a smoke run;
+# ARGS="--scale --postgres URL" for the scale bench (bench/scale.py) instead.
 bench: $(STAMP)
 	$(BIN)/python bench/run.py $(ARGS)
 

@@ -309,3 +309,112 @@ def rss_growth_pct(memory: dict) -> float | None:
     if not pids:
         return None
     return max(100.0 * (after[pid] - before[pid]) / before[pid] for pid in pids)
+
+
+# -- the scale bench (bench/scale.py, --scale) ------------------------------------------------
+
+SCALE_MAX_RATIO = 1.5  # issue 27: a rel="next" page at any depth, and a sync of 100, vs an event of 1,000
+AUDIT_LOG_MAX_MS = 50.0  # issue 27: the dashboard's audit log at 1,000,000 records
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f} ms"
+
+
+def _met(value: float | None, limit: float) -> str:
+    return "n/a" if value is None else ("yes" if value <= limit else "NO")
+
+
+def render_scale(results: list[dict], failures: list[str], options: Any) -> str:
+    """The scale bench's report: per database, the lists by size, the targets, the audit log,
+    the plans and the checks."""
+    out = ["## Scale: lists, sync and the audit log at size (issue 27)\n",
+           f"Run {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}: "
+           f"`{' '.join(shlex.quote(x) for x in ['bench/run.py', *without_passwords(sys.argv[1:])])}`. "
+           f"gunicorn, the repository's gunicorn.conf.py, {options.workers} sync workers; each figure the median of "
+           f"{options.scale_requests} sequential requests, `per_page=100`. Events grown in SQL as the API writes "
+           "attendees (bench/scale.py says how; PostgreSQL VACUUM ANALYZEd). A rel=\"next\" page at a depth is the "
+           "URL the whole walk followed to that page, asked again. A sync is every page of `?updated_since=` a "
+           "moment before 100 changed rows (or of `?cursor=<sync_cursor>` after 100 more), summed.\n"]
+    for result in results:
+        out += _scale_kind(result)
+    if failures:
+        out += ["### Failures\n", *[f"- {f}" for f in failures], ""]
+    return "\n".join(out)
+
+
+def _scale_kind(result: dict) -> list[str]:
+    events = result["events"]
+    kind = result["kind"]
+    out = [f"### {kind}\n"]
+    if not events:
+        return [*out, "(nothing measured)\n"]
+    links = sorted({e["link_kind"] for e in events})
+    out.append(f"rel=\"next\" links carried: {', '.join(links)}.\n")
+    out += ["| attendees | first page (meta.total) | rel=next page 2 | middle | deep | `page=N` middle | "
+            "`page=N` last | sync of 100, `updated_since` | sync of 100, `sync_cursor` | whole walk by Link |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for e in events:
+        nexts = e["next_ms"]
+        deep = nexts.get("deep")
+        walk = e["walk"]
+        cursor_sync = e["sync"].get("sync_cursor")
+        cursor_shown = "-" if not cursor_sync else f"{_ms(cursor_sync['ms'])} ({cursor_sync['pages']} p.)"
+        deep_shown = "-" if deep is None else _ms(deep["ms"]) + ("" if not walk["cut"] else f" (page {deep['page']})")
+        out.append(
+            f"| {e['size']:,} | {_ms(e['first_ms'])} ({e['first_total']}) | {_ms(nexts.get('shallow', {}).get('ms'))} "
+            f"| {_ms(nexts.get('middle', {}).get('ms'))} | {deep_shown} | {_ms(e['page_n_ms']['middle'])} | "
+            f"{_ms(e['page_n_ms']['end'])} | {_ms(e['sync']['updated_since']['ms'])} "
+            f"({e['sync']['updated_since']['pages']} p.) | "
+            f"{cursor_shown} | "
+            f"{walk['pages']:,} pages, {walk['seconds']:.1f} s ({1000 * walk['seconds'] / walk['pages']:.1f} ms a page)"
+            f"{' (cut short by --scale-walk-seconds)' if walk['cut'] else ''} |")
+    reference = events[0]
+    # Its middle rel="next" page; an event of one page has only its first, the deep one.
+    ref_page = (reference["next_ms"].get("middle") or reference["next_ms"].get("deep") or {}).get("ms")
+    out += ["", f"#### Targets ({kind}; reference: the event of {reference['size']:,}, its middle rel=\"next\" page "
+                f"{_ms(ref_page)} and its syncs)\n",
+            "| target | measured | needed | met |", "|---|---:|---:|---|"]
+    for e in events[1:]:
+        for name in ("shallow", "middle", "deep"):
+            got = e["next_ms"].get(name, {}).get("ms")
+            value = got / ref_page if got and ref_page else None
+            out.append(f"| {e['size']:,}: rel=\"next\" page ({name}) vs {reference['size']:,} | "
+                       f"{'-' if value is None else f'{value:.2f}x'} | ≤ {SCALE_MAX_RATIO}x | "
+                       f"{_met(value, SCALE_MAX_RATIO)} |")
+        for flavour in ("updated_since", "sync_cursor"):
+            got, ref = e["sync"].get(flavour, {}).get("ms"), reference["sync"].get(flavour, {}).get("ms")
+            value = got / ref if got and ref else None
+            out.append(f"| {e['size']:,}: sync of 100 changes ({flavour}) vs {reference['size']:,} | "
+                       f"{'-' if value is None else f'{value:.2f}x'} | ≤ {SCALE_MAX_RATIO}x | "
+                       f"{_met(value, SCALE_MAX_RATIO)} |")
+    for e in events:
+        walk = e["walk"]
+        shown = f"{walk['rows']:,} rows, {walk['distinct']:,} distinct"
+        out.append(f"| {e['size']:,}: whole walk sees every row once | {shown} | {e['size']:,} | "
+                   f"{'yes' if walk['complete'] else 'NO' if not walk['cut'] else 'n/a (cut short)'} |")
+        for flavour, sync in e["sync"].items():
+            out.append(f"| {e['size']:,}: sync ({flavour}) lists the 100 changed rows | {sync['rows']} rows | "
+                       f"all 100 | {'yes' if sync['all_changes_seen'] else 'NO'} |")
+    audit = result.get("audit")
+    if audit:
+        out += ["", f"#### Dashboard audit log ({kind}, {audit['records']:,} records)\n",
+                "| page | median | needed | met |", "|---|---:|---:|---|"]
+        for label, key in (("newest page", "newest_ms"), ("its Older page", "older_ms"),
+                           ("a deep page (the oldest but one)", "deep_ms"),
+                           ("newest, filtered by action", "filtered_ms")):
+            out.append(f"| {label} | {_ms(audit[key])} | < {AUDIT_LOG_MAX_MS:.0f} ms | "
+                       f"{_met(audit[key], AUDIT_LOG_MAX_MS)} |")
+    if result.get("plans"):
+        out += ["", f"#### Plans ({kind}; the largest event; bench/scale_plans.py)\n",
+                "| request | statement | indexes | whole scans | most rows one scan read |", "|---|---|---|---|---:|"]
+        for name, statements in result["plans"].items():
+            for s in statements:
+                statement = s["statement"].replace("|", "\\|")
+                out.append(f"| {name} | `{statement[:90]}…` | {', '.join(s['indexes']) or 'none'} | "
+                           f"{', '.join(s['whole_table_scans']) or 'none'} | {s.get('most_rows_one_scan_read', '-')} |")
+    elif result.get("plans_error"):
+        out.append(f"\nPlans: not available ({result['plans_error'][-200:]})")
+    grown = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in result["grow_seconds"].items())
+    out += ["", f"Growing the data: {grown}.\n"]
+    return out

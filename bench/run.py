@@ -4,6 +4,7 @@
     .venv/bin/python bench/run.py                  # full run with the peers
     .venv/bin/python bench/run.py --rounds 3       # more rounds, better medians on a shared machine
     .venv/bin/python bench/run.py --quick          # smoke run: no peers, short windows, small memory check
+    .venv/bin/python bench/run.py --scale --postgres URL   # the scale bench only (bench/scale.py)
 
 Three modules do the work:
 
@@ -17,7 +18,9 @@ Three modules do the work:
   request log on (``usetix_logged``) and an older tree (``--before``); the SQL statements
   per path and, on PostgreSQL, the round trips; worker memory and ``last_used_at`` writes
   under a last stretch of authenticated load;
-- bench/report.py: the report: the targets with their ratios, the harness's tables, the checks.
+- bench/report.py: the report: the targets with their ratios, the harness's tables, the checks;
+- bench/scale.py (``--scale``, instead of the load rounds): lists, syncs and the audit log on
+  an event of up to a million attendees and an account of a million audit records.
 
 Our database is seeded fresh under /tmp by ``bench/seed.py`` and deleted afterwards (a
 ``--postgres`` scratch database is dropped). Every process the run starts is stopped at
@@ -54,7 +57,8 @@ from paths import (
     seed,
     statements_per_path,
 )
-from report import Report, run_metadata
+from report import Report, render_scale, run_metadata
+from scale import run_scale
 
 
 def parse_args(argv):
@@ -96,6 +100,19 @@ def parse_args(argv):
     parser.add_argument("--before", type=Path, metavar="TREE",
                         help="also measure an older checkout of this repository (e.g. `git archive REV | tar -x`) "
                              "on the authenticated and unknown-token paths, as `usetix_before`")
+    scale = parser.add_argument_group("the scale bench (bench/scale.py)")
+    scale.add_argument("--scale", action="store_true",
+                       help="run the scale bench instead of the load rounds: SQLite, and PostgreSQL with --postgres")
+    scale.add_argument("--scale-sizes", type=sizes, default=[1_000, 100_000, 1_000_000], metavar="N,N,...",
+                       help="PostgreSQL: attendees of each event, the first the reference (1000,100000,1000000)")
+    scale.add_argument("--scale-sqlite-sizes", type=sizes, default=[1_000, 100_000], metavar="N,N,...",
+                       help="SQLite: the same (1000,100000)")
+    scale.add_argument("--scale-audit", type=int, default=1_000_000,
+                       help="PostgreSQL: audit records of the account, for the audit log page (1000000; 0: none)")
+    scale.add_argument("--scale-sqlite-audit", type=int, default=100_000, help="SQLite: the same (100000)")
+    scale.add_argument("--scale-requests", type=int, default=15, help="requests per median (15)")
+    scale.add_argument("--scale-walk-seconds", type=float, default=900.0,
+                       help="stop a whole walk by rel=next after this long; its deepest page stands for 'deep' (900)")
     options = parser.parse_args(argv)
     if options.quick:
         options.no_peers, options.rounds, options.duration, options.warmup = True, 1, 3, 1
@@ -103,6 +120,13 @@ def parse_args(argv):
     if options.rounds < 1 or options.duration < 1 or options.warmup < 0 or options.rss_requests < 2000:
         parser.error("--rounds and --duration must be >= 1, --warmup >= 0, --rss-requests >= 2000")
     return options
+
+
+def sizes(raw: str) -> list[int]:
+    values = [int(x) for x in raw.split(",") if x.strip()]
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError("sizes: whole numbers of at least 1, comma-separated")
+    return values
 
 
 def raise_interrupt(signum, _frame):
@@ -157,7 +181,50 @@ def measure_everything(runner: LoadRunner, options, work: Path, sqlite: Database
     return meta, memory, report.render(meta, statements, round_trips, memory, writes), app.twin_pairs
 
 
+def run_scale_bench(options, harness) -> int:
+    """``--scale``: bench/scale.py on SQLite, and on a scratch PostgreSQL database with --postgres."""
+    runner = LoadRunner(options, harness)
+    atexit.register(runner.servers.stop_all)
+    os.makedirs(options.log_dir, exist_ok=True)
+    if harness.port_open(HOST, options.port):
+        raise harness.BenchError(f"port {options.port} is already in use (--port)")
+    work = Path(tempfile.mkdtemp(prefix="usetix-scale-"))
+    results = []
+    with contextlib.ExitStack() as cleanup:
+        cleanup.callback(remove_work, harness, work, options.keep_data)
+        cleanup.callback(runner.servers.stop_all)
+        kinds = [("sqlite", f"sqlite:///{work / 'scale.sqlite3'}", options.scale_sqlite_sizes,
+                  options.scale_sqlite_audit)]
+        if options.postgres:
+            kinds.append(("postgresql", None, options.scale_sizes, options.scale_audit))
+        try:
+            for kind, url, kind_sizes, audit in kinds:
+                with contextlib.ExitStack() as scratch:
+                    if url is None:
+                        url = scratch.enter_context(scratch_postgres(options.postgres))
+                    database = Database(url, app_environment(url))
+                    tokens_file = work / f"tokens-{kind}.json"
+                    harness.log(f"scale: seeding {kind}")
+                    seed(database, tokens_file)
+                    results.append(run_scale(runner, options, kind, database, tokens_file, kind_sizes, audit))
+        except KeyboardInterrupt as exc:
+            harness.log(f"interrupted ({exc or 'Ctrl-C'}): reporting what was measured")
+            runner.failures.append("scale run interrupted")
+        except (RuntimeError, OSError, sa.exc.SQLAlchemyError) as exc:
+            harness.log(f"FAILED scale: {exc}")
+            runner.failures.append(f"scale: {exc}")
+    report = render_scale(results, runner.failures, options)
+    print(report)
+    Path(options.md_out).write_text(report + "\n")
+    Path(options.json_out).write_text(json.dumps({"scale": results, "failures": runner.failures}, indent=1,
+                                                 default=str))
+    harness.log(f"report: {options.md_out}, raw numbers: {options.json_out}")
+    return 1 if runner.failures else 0
+
+
 def run(options, harness) -> int:
+    if options.scale:
+        return run_scale_bench(options, harness)
     runner = LoadRunner(options, harness)
     atexit.register(runner.servers.stop_all)
     runner.ensure_wrk()
