@@ -1,7 +1,7 @@
 """the audit log's pages from a position: an index per filter, in (created_at, id) order
 
 Revision ID: e27a0d170001
-Revises: d19e0a7e0001
+Revises: e27c0de50001
 Create Date: 2026-12-07 16:00:00.000000
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = 'e27a0d170001'
-down_revision = 'd19e0a7e0001'
+down_revision = 'e27c0de50001'
 branch_labels = None
 depends_on = None
 
