@@ -130,9 +130,13 @@ def test_tampered_truncated_and_foreign_cursors_are_400(app, client, big, orgs):
                       headers=bearer(globex)).status_code == 404
 
 
-def changed_at(app, model, row_id: int) -> datetime:
-    with app.app_context():
-        return db.session.get(model, row_id).updated_at
+def test_every_one_character_change_of_a_cursor_is_400(client, big):
+    _, token = big
+    cursor = links(client.get("/admin/events?per_page=1", headers=bearer(token)))["next"].split("cursor=")[1]
+    for index, character in enumerate(cursor):
+        changed = cursor[:index] + ("B" if character != "B" else "C") + cursor[index + 1:]
+        response = client.get("/admin/events", query_string={"cursor": changed}, headers=bearer(token))
+        assert response.status_code == 400, (index, changed)
 
 
 @NO_SETTLE

@@ -55,3 +55,13 @@ def test_a_cursor_of_another_list_or_key_is_refused(other_key, other_scope):
 def test_garbage_is_refused(raw):
     with pytest.raises(BadCursor):
         decode(KEY, HERE, raw)
+
+
+@pytest.mark.parametrize("payload", [["x", 1, 1], ["o", "1", 1], ["o", 1, True], ["o", 10**30, 1], {"o": 1}])
+def test_a_signed_cursor_that_names_no_position_is_refused(payload):
+    from itsdangerous import URLSafeSerializer
+
+    from usetix.core.audit_log_cursor import _SALT
+
+    with pytest.raises(BadCursor):
+        decode(KEY, HERE, URLSafeSerializer(KEY, salt=_SALT + HERE).dumps(payload))

@@ -93,6 +93,9 @@ def decode(raw: str, *, list_name: str, account: int, scope: int | None) -> List
         raise invalid_cursor() from None
     if (cursor.list, cursor.account, cursor.scope) != (list_name, account, scope):
         raise invalid_cursor()
+    # Only the one spelling we make: base64 lets a last character vary in bits it ignores.
+    if encode(cursor) != raw:
+        raise invalid_cursor()
     return cursor
 
 
