@@ -341,7 +341,7 @@ def measure_sync(client: Client, engine: sa.Engine, event_id: int, first: str, r
 def measure_audit_log(client: Client, engine: sa.Engine, secret: str, account_id: int, records: int,
                       requests: int) -> dict:
     """The dashboard's audit log: newest page, its Older page, a deep page, a filtered page."""
-    from usetix.core import audit_log_cursor
+    from usetix.blueprints.dashboard import audit_log_cursor
     from usetix.database.models import AuditEvent
 
     log_path = "/admin/settings/audit_log"

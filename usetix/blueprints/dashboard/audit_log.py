@@ -1,7 +1,7 @@
 """Settings → Audit log: token changes and every API write, newest first, with filters
 by token, admin and action, and Older/Newer pages that keep the filters.
 
-The log grows without bound, so a page is found from a position (usetix/core/audit_log_cursor.py)
+The log grows without bound, so a page is found from a position (audit_log_cursor.py)
 by an index, never by counting and skipping the records before it: the newest page, and
 the page after or before a record, each read one page and one more record (is there a
 next?) from the index that matches the filters (models.AuditEvent's indexes). The page
@@ -14,12 +14,12 @@ import sqlalchemy as sa
 from flask import abort, current_app, render_template, request, url_for
 from flask_login import current_user
 
-from ...core import audit_actions, audit_log_cursor
-from ...core.audit_log_cursor import NEWER, OLDER, BadCursor, Position
+from ...core import audit_actions
 from ...core.list_query import page_number
 from ...database.engine import db
 from ...database.models import Admin, ApiToken, AuditEvent, account_select
-from . import bp
+from . import audit_log_cursor, bp
+from .audit_log_cursor import NEWER, OLDER, BadCursor, Position
 
 _ORDER = (AuditEvent.created_at, AuditEvent.id)
 # The actions on record, one index probe each (a loose index scan on account_id, action):

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from usetix.core.audit_log_cursor import NEWER, OLDER, BadCursor, Position, decode, encode, scope
+from usetix.blueprints.dashboard.audit_log_cursor import NEWER, OLDER, BadCursor, Position, decode, encode, scope
 
 KEY = "a secret key"
 HERE = scope(7, {"action": "event.updated"})
@@ -61,7 +61,7 @@ def test_garbage_is_refused(raw):
 def test_a_signed_cursor_that_names_no_position_is_refused(payload):
     from itsdangerous import URLSafeSerializer
 
-    from usetix.core.audit_log_cursor import _SALT
+    from usetix.blueprints.dashboard.audit_log_cursor import _SALT
 
     with pytest.raises(BadCursor):
         decode(KEY, HERE, URLSafeSerializer(KEY, salt=_SALT + HERE).dumps(payload))
