@@ -4,10 +4,13 @@ One per request, opened on first use and closed (rolled back if nothing committe
 the request ends; like flaskr's ``get_db``. The ORM's ``db.session`` serves the pages.
 
 On a database server a GET's or HEAD's connection is in autocommit: a read is its
-statements and nothing else, no ``BEGIN`` and ``ROLLBACK`` round trips around them. Any
-other method may write (the API's ``write_view``: its UPDATE and the audit record commit
-together), so its connection keeps the engine's transactions, from its first statement
-(the token's lookup) on. SQLite starts no transaction for a SELECT anyway.
+statements and nothing else, no ``BEGIN`` and ``ROLLBACK`` round trips around them. So is
+the connection of a write whose view is marked :func:`one_statement_write` (a check-in: its
+change and its audit record are one statement on PostgreSQL, atomic on its own) when it
+carries no Idempotency-Key (whose stored answer must commit with the write). Any other
+method may write several statements (the API's ``write_view``: they commit together), so
+its connection keeps the engine's transactions, from its first statement (the token's
+lookup) on. SQLite starts no transaction for a SELECT anyway, and its writes keep theirs.
 """
 
 from __future__ import annotations
@@ -17,24 +20,46 @@ from collections.abc import Callable
 from typing import TypeVar
 
 import sqlalchemy as sa
-from flask import Flask, g, request
+from flask import Flask, current_app, g, request
 
 from .engine import checkout_without_ping, db
 
 _KEY = "db_connection"
 # Requests that only read (RFC 9110's safe methods the API serves): their statements run alone.
 READS_ALONE = frozenset({"GET", "HEAD"})
+# The mark of a view function whose write is one statement on PostgreSQL (one_statement_write).
+_ONE_STATEMENT = "usetix_one_statement_write"
 logger = logging.getLogger("usetix.database")
 T = TypeVar("T")
+F = TypeVar("F", bound=Callable)
+
+
+def one_statement_write(view: F) -> F:
+    """Mark ``view`` (the function the route calls) as writing one statement on PostgreSQL:
+    its request's connection is then in autocommit there, unless it carries an Idempotency-Key."""
+    setattr(view, _ONE_STATEMENT, True)
+    return view
+
+
+def _in_autocommit(connection: sa.Connection) -> bool:
+    dialect = connection.dialect.name
+    if dialect == "sqlite":
+        return False
+    req = request._get_current_object()
+    if req.method in READS_ALONE:
+        return True
+    return (dialect == "postgresql" and "Idempotency-Key" not in req.headers
+            and getattr(current_app.view_functions.get(req.endpoint), _ONE_STATEMENT, False))
 
 
 def request_connection() -> sa.Connection:
-    """This request's connection, opened on first use (for a read, in autocommit on a server)."""
+    """This request's connection, opened on first use (for a read or a one-statement write,
+    in autocommit on a server)."""
     request_globals = g._get_current_object()  # one proxy read: every API request passes here
     connection = request_globals.get(_KEY)
     if connection is None:
         connection = db.engine.connect()
-        if request.method in READS_ALONE and connection.dialect.name != "sqlite":
+        if _in_autocommit(connection):
             connection.execution_options(isolation_level="AUTOCOMMIT")
         setattr(request_globals, _KEY, connection)
     return connection

@@ -6,6 +6,10 @@ else happens, and claims no Idempotency-Key), then claims the key, runs the view
 request's connection, and commits. Views never commit. The audit record is written only
 while the token is still valid: a token revoked or expired while the request ran (its body
 arriving slowly, say) rolls everything back and gets the bearer hook's 401.
+
+A view marked ``one_statement`` writes one statement on PostgreSQL (its change and audit
+record: ``audit.AuditedUpdate``): without an Idempotency-Key its connection is then in
+autocommit (``one_statement_write``), and committing or rolling back sends nothing.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from typing import Any
 from flask import Response, request
 from pydantic import BaseModel
 
-from ...database.connection import request_connection
+from ...database.connection import one_statement_write, request_connection
 from . import idempotency_key
 from .audit import TokenNoLongerValid
 from .authentication import refuse_again
@@ -26,10 +30,11 @@ from .request_body import parse_body
 
 
 def write_view(body: type[BaseModel] | None = None, *, optional: bool = False,
-               merge_patch: bool = False) -> Callable:
+               merge_patch: bool = False, one_statement: bool = False) -> Callable:
     """Wrap a write view: body, Idempotency-Key, one transaction (see the module docstring).
 
     The view gets ``body=`` (the validated model) when ``body`` is given, and its URL values.
+    ``one_statement``: on PostgreSQL the view writes one statement, whose own atomicity is enough.
     """
     def decorate(view: Callable[..., Response]) -> Callable[..., Response]:
         @functools.wraps(view)
@@ -67,6 +72,6 @@ def write_view(body: type[BaseModel] | None = None, *, optional: bool = False,
                 raise
             return response
 
-        return wrapper
+        return one_statement_write(wrapper) if one_statement else wrapper
 
     return decorate
