@@ -767,21 +767,30 @@ def _write_is_waiting_for_a_lock(app) -> bool:
             "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()")))
 
 
-@pytest.mark.parametrize("method", ["POST", "DELETE"])
-def test_a_revoke_racing_a_check_in_comes_after_it_in_the_audit_log_or_it_does_not_land(app, acme, method):
-    """The revoke has changed the token (not yet committed) when the check-in or its undo
-    runs: the write waits for it and is refused (on PostgreSQL it finds the token's row
-    locked; on SQLite the database), so no write lands after its token's revocation in the
-    audit log. Without the write's lock on the token, PostgreSQL's snapshot saw the token
-    still live, and the write landed after the revocation."""
+@pytest.mark.parametrize("write", ["check-in", "undo", "create", "create with a key"])
+def test_a_revoke_racing_a_write_comes_after_it_in_the_audit_log_or_it_does_not_land(app, acme, write):
+    """The revoke has changed the token (not yet committed) when the write runs: the write
+    waits for it and is refused (on PostgreSQL it finds the token's row locked; on SQLite
+    the database), so no write lands after its token's revocation in the audit log. Without
+    the write's lock on the token, PostgreSQL's snapshot saw the token still live, and the
+    write landed after the revocation. A check-in is one statement on PostgreSQL, a create
+    a transaction (its audit INSERT reads the token)."""
     import threading
 
     token = issue(app, acme, "write", description="racing scanner")
     token_id = _token_id(app, "racing scanner")
-    path = attendee_path(acme) + "/check_in"
+    check_in = attendee_path(acme) + "/check_in"
     client = app.test_client()
-    if method == "DELETE":
-        assert client.post(path, headers=bearer(token)).status_code == 201
+    if write == "undo":
+        assert client.post(check_in, headers=bearer(token)).status_code == 201
+    method, path, body, written = {
+        "check-in": ("POST", check_in, None, "attendee.checked_in"),
+        "undo": ("DELETE", check_in, None, "attendee.check_in_undone"),
+        "create": ("POST", f"/admin/events/{acme.event_ids[0]}/attendees", NEW_ATTENDEE, "attendee.created"),
+        "create with a key": ("POST", f"/admin/events/{acme.event_ids[0]}/attendees", NEW_ATTENDEE,
+                              "attendee.created"),
+    }[write]
+    headers = with_key(token, "racing") if write.endswith("key") else bearer(token)
     answers = []
     with app.app_context():
         session = db.session
@@ -791,25 +800,26 @@ def test_a_revoke_racing_a_check_in_comes_after_it_in_the_audit_log_or_it_does_n
                                token_id=token_id, token_description=token_row.description,
                                token_tier=token_row.tier))
         session.flush()  # the revocation and its audit record written, not committed
-        write = threading.Thread(target=lambda: answers.append(app.test_client().open(
-            path, method=method, headers=bearer(token))))
-        write.start()
+        racing = threading.Thread(target=lambda: answers.append(app.test_client().open(
+            path, method=method, headers=headers, json=body)))
+        racing.start()
         if db.engine.dialect.name == "postgresql":
-            wait_until(lambda: not write.is_alive() or _write_is_waiting_for_a_lock(app),
+            wait_until(lambda: not racing.is_alive() or _write_is_waiting_for_a_lock(app),
                        message="the write done, or waiting for the revocation")
         session.commit()
-    write.join(timeout=30)
-    assert not write.is_alive()
+    racing.join(timeout=30)
+    assert not racing.is_alive()
     [answer] = answers
     log = [(row.action, row.object_type) for row in audit_rows(app) if row.token_id == token_id]
     revoked_at = log.index(("token.revoked", None))
-    written = "attendee.checked_in" if method == "POST" else "attendee.check_in_undone"
     if answer.status_code == 401:
         assert answer.json["error"] == "revoked_token"
         assert (written, "attendee") not in log[revoked_at:]
         with app.app_context():
             checked_in = db.session.get(Attendee, acme.attendee_ids[0]).checked_in
-        assert checked_in is (method == "DELETE")  # unchanged
+        assert checked_in is (write == "undo")  # unchanged
+        assert count(app, Attendee, Attendee.name == NEW_ATTENDEE["name"]) == 0
+        assert count(app, IdempotencyKey) == 0
     else:
         assert answer.status_code in (201, 204)
         assert log.index((written, "attendee")) < revoked_at, log

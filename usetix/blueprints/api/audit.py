@@ -15,7 +15,10 @@ _tokens = ApiToken.__table__
 _at = sa.bindparam("at", type_=UTCDateTime)
 AUDIT_COLUMNS = ["account_id", "actor", "action", "token_id", "token_description", "token_tier", "client_address",
                  "created_at", "object_type", "object_id", "object_label"]
-# The request's token, if it is still valid at the write's time ("at").
+# The request's token, if it is still valid at the write's time ("at"). Read FOR SHARE on
+# PostgreSQL: a revocation not yet committed is waited for, and then seen (the write is
+# refused); one that comes later waits for the write's commit, so in the audit log no write
+# of a token ever follows its revocation. SQLite's writers take turns anyway.
 TOKEN_STILL_VALID = (_tokens.c.id == sa.bindparam("by_token_id"), _tokens.c.account_id == sa.bindparam("by_account_id"),
                      _tokens.c.revoked_at.is_(None), sa.or_(_tokens.c.expires_at.is_(None), _tokens.c.expires_at > _at))
 LABEL_LENGTH = 200  # AuditEvent.object_label
@@ -30,7 +33,7 @@ AUDIT = AuditEvent.__table__.insert().from_select(
               sa.bindparam("address", type_=sa.String), _at,
               sa.bindparam("kind", type_=sa.String), sa.bindparam("target_id", type_=sa.Integer),
               sa.bindparam("label", type_=sa.String))
-    .where(*TOKEN_STILL_VALID),
+    .where(*TOKEN_STILL_VALID).with_for_update(read=True),  # see TOKEN_STILL_VALID; nothing on SQLite
 ).execution_options(preserve_rowcount=True)  # else SQLAlchemy keeps no rowcount of an INSERT
 
 
