@@ -663,6 +663,31 @@ def test_a_patch_that_keeps_losing_races_is_409_edit_conflict(app, client, write
     assert client.get(path, headers=bearer(write_token)).json["data"]["title"] == "Acme Events event 0"
 
 
+@pytest.mark.app_config(PROPAGATE_EXCEPTIONS=False)
+def test_a_check_in_with_a_key_commits_with_its_stored_answer_or_not_at_all(app, client, write_token, acme,
+                                                                            monkeypatch):
+    """On PostgreSQL a check-in is one statement, in autocommit without a key; with one,
+    the check-in and its stored answer are one transaction: an answer that cannot be
+    stored leaves the attendee as it was, and the key free for the retry."""
+    from usetix.database import idempotency
+
+    def broken_store(*args, **kwargs):
+        raise RuntimeError("answer store down")
+
+    path = attendee_path(acme) + "/check_in"
+    audited = count(app, AuditEvent)
+    with monkeypatch.context() as patch:
+        patch.setattr(idempotency, "complete", broken_store)
+        failed = client.post(path, headers=with_key(write_token, "scan-1"))
+    assert failed.status_code == 500 and failed.mimetype == "application/json"
+    assert count(app, Attendee, Attendee.checked_in.is_(True)) == 0
+    assert count(app, AuditEvent) == audited
+    retried = client.post(path, headers=with_key(write_token, "scan-1"))
+    assert retried.status_code == 201 and "Idempotent-Replayed" not in retried.headers
+    replayed = client.post(path, headers=with_key(write_token, "scan-1"))
+    assert replayed.status_code == 201 and replayed.headers["Idempotent-Replayed"] == "true"
+
+
 def test_a_check_in_is_one_update_and_one_audit_insert_that_also_checks_the_token(app, client, write_token, acme):
     """The token is checked again inside the write by the audit INSERT itself: no statement
     is added to the hot path. On PostgreSQL the UPDATE and the INSERT are one statement,

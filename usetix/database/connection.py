@@ -6,11 +6,13 @@ the request ends; like flaskr's ``get_db``. The ORM's ``db.session`` serves the 
 On a database server a GET's or HEAD's connection is in autocommit: a read is its
 statements and nothing else, no ``BEGIN`` and ``ROLLBACK`` round trips around them. So is
 the connection of a write whose view is marked :func:`one_statement_write` (a check-in: its
-change and its audit record are one statement on PostgreSQL, atomic on its own) when it
-carries no Idempotency-Key (whose stored answer must commit with the write). Any other
-method may write several statements (the API's ``write_view``: they commit together), so
-its connection keeps the engine's transactions, from its first statement (the token's
-lookup) on. SQLite starts no transaction for a SELECT anyway, and its writes keep theirs.
+change and its audit record are one statement on PostgreSQL, atomic on its own), and of a
+write with an Idempotency-Key, on PostgreSQL: its claim commits on its own anyway, and the
+write then gets a transaction (:func:`transaction_from_now`) so that its stored answer
+commits with it. Any other write may be several statements (the API's ``write_view``: they
+commit together), so its connection keeps the engine's transactions, from its first
+statement (the token's lookup) on. SQLite starts no transaction for a SELECT anyway, and
+its writes keep theirs.
 """
 
 from __future__ import annotations
@@ -48,8 +50,16 @@ def _in_autocommit(connection: sa.Connection) -> bool:
     req = request._get_current_object()
     if req.method in READS_ALONE:
         return True
-    return (dialect == "postgresql" and "Idempotency-Key" not in req.headers
-            and getattr(current_app.view_functions.get(req.endpoint), _ONE_STATEMENT, False))
+    return dialect == "postgresql" and ("Idempotency-Key" in req.headers or getattr(
+        current_app.view_functions.get(req.endpoint), _ONE_STATEMENT, False))
+
+
+def transaction_from_now(connection: sa.Connection) -> None:
+    """The engine's transactions for ``connection``'s next statements, if it was in
+    autocommit (no round trip: psycopg sends ``BEGIN`` with the next statement). Call it
+    with no transaction open (after a commit)."""
+    if connection.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
+        connection.execution_options(isolation_level=connection.default_isolation_level)
 
 
 def request_connection() -> sa.Connection:
