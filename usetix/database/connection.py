@@ -59,6 +59,7 @@ def transaction_from_now(connection: sa.Connection) -> None:
     autocommit (no round trip: psycopg sends ``BEGIN`` with the next statement). Call it
     with no transaction open (after a commit)."""
     if connection.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
+        # The server's default, which the engine keeps (it sets none; the pool resets to it).
         connection.execution_options(isolation_level=connection.default_isolation_level)
 
 
