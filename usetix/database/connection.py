@@ -4,15 +4,15 @@ One per request, opened on first use and closed (rolled back if nothing committe
 the request ends; like flaskr's ``get_db``. The ORM's ``db.session`` serves the pages.
 
 On a database server a GET's or HEAD's connection is in autocommit: a read is its
-statements and nothing else, no ``BEGIN`` and ``ROLLBACK`` round trips around them. So is
-the connection of a write whose view is marked :func:`one_statement_write` (a check-in: its
-change and its audit record are one statement on PostgreSQL, atomic on its own), and of a
-write with an Idempotency-Key, on PostgreSQL: its claim commits on its own anyway, and the
-write then gets a transaction (:func:`transaction_from_now`) so that its stored answer
-commits with it. Any other write may be several statements (the API's ``write_view``: they
-commit together), so its connection keeps the engine's transactions, from its first
-statement (the token's lookup) on. SQLite starts no transaction for a SELECT anyway, and
-its writes keep theirs.
+statements and nothing else, no ``BEGIN`` and ``ROLLBACK`` round trips around them. On
+PostgreSQL so is the connection of a write view marked :func:`autocommit_write` (the API's
+``write_view``) when the view writes one statement (a check-in: its change and its audit
+record, atomic on their own) or when the request carries an Idempotency-Key (its claim
+commits on its own anyway, and the write then gets a transaction,
+:func:`transaction_from_now`, so that its stored answer commits with it). Any other write
+may be several statements that commit together, so its connection keeps the engine's
+transactions, from its first statement (the token's lookup) on. SQLite starts no
+transaction for a SELECT anyway, and its writes keep theirs.
 """
 
 from __future__ import annotations
@@ -29,17 +29,19 @@ from .engine import checkout_without_ping, db
 _KEY = "db_connection"
 # Requests that only read (RFC 9110's safe methods the API serves): their statements run alone.
 READS_ALONE = frozenset({"GET", "HEAD"})
-# The mark of a view function whose write is one statement on PostgreSQL (one_statement_write).
-_ONE_STATEMENT = "usetix_one_statement_write"
+# The mark of a write view function (autocommit_write): whether its write is one statement.
+_AUTOCOMMIT_WRITE = "usetix_autocommit_write"
 logger = logging.getLogger("usetix.database")
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable)
 
 
-def one_statement_write(view: F) -> F:
-    """Mark ``view`` (the function the route calls) as writing one statement on PostgreSQL:
-    its request's connection is then in autocommit there, unless it carries an Idempotency-Key."""
-    setattr(view, _ONE_STATEMENT, True)
+def autocommit_write(view: F, one_statement: bool) -> F:
+    """Mark ``view`` (the function the route calls) as a write whose request's connection is
+    in autocommit on PostgreSQL: always if it writes ``one_statement`` there, else when the
+    request carries an Idempotency-Key (the view calls :func:`transaction_from_now` after
+    claiming it)."""
+    setattr(view, _AUTOCOMMIT_WRITE, one_statement)
     return view
 
 
@@ -50,8 +52,10 @@ def _in_autocommit(connection: sa.Connection) -> bool:
     req = request._get_current_object()
     if req.method in READS_ALONE:
         return True
-    return dialect == "postgresql" and ("Idempotency-Key" in req.headers or getattr(
-        current_app.view_functions.get(req.endpoint), _ONE_STATEMENT, False))
+    if dialect != "postgresql":
+        return False
+    one_statement = getattr(current_app.view_functions.get(req.endpoint), _AUTOCOMMIT_WRITE, None)
+    return one_statement is not None and (one_statement or "Idempotency-Key" in req.headers)
 
 
 def transaction_from_now(connection: sa.Connection) -> None:

@@ -9,9 +9,9 @@ arriving slowly, say) rolls everything back and gets the bearer hook's 401.
 
 A view marked ``one_statement`` writes one statement on PostgreSQL (its change and audit
 record: ``audit.AuditedUpdate``): without an Idempotency-Key its connection is then in
-autocommit (``one_statement_write``), and committing or rolling back sends nothing. With a
-key, the token's lookup and the claim run in autocommit on PostgreSQL (the claim commits on
-its own), and the write's transaction starts after the claim.
+autocommit (``autocommit_write``), and committing or rolling back sends nothing. With a
+key, any write's token lookup and claim run in autocommit on PostgreSQL (the claim commits
+on its own), and the write's transaction starts after the claim.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import Any
 from flask import Response, request
 from pydantic import BaseModel
 
-from ...database.connection import one_statement_write, request_connection, transaction_from_now
+from ...database.connection import autocommit_write, request_connection, transaction_from_now
 from . import idempotency_key
 from .audit import TokenNoLongerValid
 from .authentication import refuse_again
@@ -75,6 +75,6 @@ def write_view(body: type[BaseModel] | None = None, *, optional: bool = False,
                 raise
             return response
 
-        return one_statement_write(wrapper) if one_statement else wrapper
+        return autocommit_write(wrapper, one_statement)
 
     return decorate
