@@ -16,7 +16,7 @@ from usetix.auth.token_service import revoke_token
 from usetix.database.engine import db
 from usetix.database.models import ApiToken, Attendee, AuditEvent, Event, IdempotencyKey, Tombstone
 
-from ..helpers import bearer, issue
+from ..helpers import bearer, issue, wait_until
 
 NEW_EVENT = {"title": "Launch party", "starts_at": "2026-09-01T18:00:00+02:00", "ends_at": "2026-09-01T23:00:00+02:00",
              "venue": "Rooftop"}
@@ -670,17 +670,92 @@ def test_a_patch_that_keeps_losing_races_is_409_edit_conflict(app, client, write
     assert client.get(path, headers=bearer(write_token)).json["data"]["title"] == "Acme Events event 0"
 
 
+@pytest.mark.app_config(PROPAGATE_EXCEPTIONS=False)
+def test_a_check_in_with_a_key_commits_with_its_stored_answer_or_not_at_all(app, client, write_token, acme,
+                                                                            monkeypatch):
+    """On PostgreSQL a check-in is one statement, in autocommit without a key; with one,
+    the check-in and its stored answer are one transaction: an answer that cannot be
+    stored leaves the attendee as it was, and the key free for the retry."""
+    from usetix.database import idempotency
+
+    def broken_store(*args, **kwargs):
+        raise RuntimeError("answer store down")
+
+    path = attendee_path(acme) + "/check_in"
+    audited = count(app, AuditEvent)
+    with monkeypatch.context() as patch:
+        patch.setattr(idempotency, "complete", broken_store)
+        failed = client.post(path, headers=with_key(write_token, "scan-1"))
+    assert failed.status_code == 500 and failed.mimetype == "application/json"
+    assert count(app, Attendee, Attendee.checked_in.is_(True)) == 0
+    assert count(app, AuditEvent) == audited
+    retried = client.post(path, headers=with_key(write_token, "scan-1"))
+    assert retried.status_code == 201 and "Idempotent-Replayed" not in retried.headers
+    replayed = client.post(path, headers=with_key(write_token, "scan-1"))
+    assert replayed.status_code == 201 and replayed.headers["Idempotent-Replayed"] == "true"
+
+
 def test_a_check_in_is_one_update_and_one_audit_insert_that_also_checks_the_token(app, client, write_token, acme):
-    """The token is checked again inside the write's transaction by the audit INSERT itself:
-    no statement is added to the hot path."""
+    """The token is checked again inside the write by the audit INSERT itself: no statement
+    is added to the hot path. On PostgreSQL the UPDATE and the INSERT are one statement,
+    after the token's lookup, and it reads the token's row FOR SHARE (a revoke racing it)."""
     from ..queries import recorded_queries
 
     path = attendee_path(acme) + "/check_in"
     with recorded_queries(app) as statements:
         assert client.post(path, headers=bearer(write_token)).status_code == 201
-    written = [s.split()[0] for s in statements if not s.lstrip().upper().startswith("SELECT")]
-    assert written == ["UPDATE", "INSERT"], statements
+    with app.app_context():
+        dialect = db.engine.dialect.name
+    if dialect == "postgresql":
+        assert [s.split()[0] for s in statements] == ["SELECT", "WITH"], statements
+        assert all(part in statements[-1] for part in ("FOR SHARE", "UPDATE attendees", "INSERT INTO audit_events"))
+    else:
+        written = [s.split()[0] for s in statements if not s.lstrip().upper().startswith("SELECT")]
+        assert written == ["UPDATE", "INSERT"], statements
     assert "revoked_at IS NULL" in statements[-1] and "expires_at" in statements[-1]
+
+
+@pytest.mark.parametrize("ends", ["revoked", "expired"])
+@pytest.mark.parametrize("method", ["POST", "DELETE"])
+def test_a_check_in_or_undo_whose_token_ends_while_it_runs_changes_nothing_and_gets_the_hooks_401(
+        app, acme, monkeypatch, method, ends):
+    """Authenticated, then revoked or expired just before the write: the attendee is
+    unchanged, no audit record, and the answer is what the token gets from now on."""
+    from usetix.blueprints.api import check_in as checking
+
+    start = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
+    client = app.test_client()
+    path = attendee_path(acme) + "/check_in"
+    with freeze_time(start) as clock:
+        token = issue(app, acme, "write", description="ending scanner")
+        token_id = _token_id(app, "ending scanner")
+        with app.app_context():
+            db.session.execute(sa.update(ApiToken).where(ApiToken.id == token_id)
+                               .values(expires_at=start + timedelta(minutes=5)))
+            db.session.commit()
+        if method == "DELETE":
+            assert client.post(path, headers=bearer(token)).status_code == 201
+        audited = count(app, AuditEvent)
+        real_utcnow = checking.utcnow
+
+        def token_ends_now():
+            if ends == "revoked":
+                with app.app_context():
+                    revoke_token(db.session.get(ApiToken, token_id), "someone", None, None)
+            else:
+                clock.move_to(start + timedelta(minutes=5))  # its expiry second
+            return real_utcnow()
+
+        monkeypatch.setattr(checking, "utcnow", token_ends_now)  # the view's clock, read just before its write
+        refused = client.open(path, method=method, headers=bearer(token))
+        monkeypatch.undo()
+        assert refused.status_code == 401 and refused.json["error"] == f"{ends}_token"
+        assert count(app, AuditEvent) == audited + (ends == "revoked")  # its revocation, nothing else
+        with app.app_context():
+            assert db.session.get(Attendee, acme.attendee_ids[0]).checked_in is (method == "DELETE")
+        later = client.open(path, method=method, headers=bearer(token))
+    assert (later.status_code, later.json) == (refused.status_code, refused.json)
+    assert later.headers == refused.headers
 
 
 def test_a_request_whose_claim_was_taken_over_never_completes_or_releases_the_new_one(app, write_token, acme):
@@ -709,3 +784,74 @@ def test_a_request_whose_claim_was_taken_over_never_completes_or_releases_the_ne
             idempotency.complete(connection, second, 201, {}, b"the second request's answer")
             connection.commit()
             assert connection.scalar(sa.select(IdempotencyKey.response_body)) == b"the second request's answer"
+
+
+def _token_id(app, description: str) -> int:
+    with app.app_context():
+        return db.session.scalar(sa.select(ApiToken.id).where(ApiToken.description == description))
+
+
+def _write_is_waiting_for_a_lock(app) -> bool:
+    """On PostgreSQL: a statement of the app's (not this test's own connection) waits for a row lock."""
+    with app.app_context(), db.engine.connect() as connection:
+        return bool(connection.scalar(sa.text(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()")))
+
+
+@pytest.mark.parametrize("write", ["check-in", "undo", "create", "create with a key"])
+def test_a_revoke_racing_a_write_comes_after_it_in_the_audit_log_or_it_does_not_land(app, acme, write):
+    """The revoke has changed the token (not yet committed) when the write runs: the write
+    waits for it and is refused (on PostgreSQL it finds the token's row locked; on SQLite
+    the database), so no write lands after its token's revocation in the audit log. Without
+    the write's lock on the token, PostgreSQL's snapshot saw the token still live, and the
+    write landed after the revocation. A check-in is one statement on PostgreSQL, a create
+    a transaction (its audit INSERT reads the token)."""
+    import threading
+
+    token = issue(app, acme, "write", description="racing scanner")
+    token_id = _token_id(app, "racing scanner")
+    check_in = attendee_path(acme) + "/check_in"
+    client = app.test_client()
+    if write == "undo":
+        assert client.post(check_in, headers=bearer(token)).status_code == 201
+    method, path, body, written = {
+        "check-in": ("POST", check_in, None, "attendee.checked_in"),
+        "undo": ("DELETE", check_in, None, "attendee.check_in_undone"),
+        "create": ("POST", f"/admin/events/{acme.event_ids[0]}/attendees", NEW_ATTENDEE, "attendee.created"),
+        "create with a key": ("POST", f"/admin/events/{acme.event_ids[0]}/attendees", NEW_ATTENDEE,
+                              "attendee.created"),
+    }[write]
+    headers = with_key(token, "racing") if write.endswith("key") else bearer(token)
+    answers = []
+    with app.app_context():
+        session = db.session
+        token_row = session.get(ApiToken, token_id)
+        session.execute(sa.update(ApiToken).where(ApiToken.id == token_id).values(revoked_at=datetime.now(UTC)))
+        session.add(AuditEvent(account_id=token_row.account_id, actor="admin", action="token.revoked",
+                               token_id=token_id, token_description=token_row.description,
+                               token_tier=token_row.tier))
+        session.flush()  # the revocation and its audit record written, not committed
+        racing = threading.Thread(target=lambda: answers.append(app.test_client().open(
+            path, method=method, headers=headers, json=body)))
+        racing.start()
+        if db.engine.dialect.name == "postgresql":
+            wait_until(lambda: not racing.is_alive() or _write_is_waiting_for_a_lock(app),
+                       message="the write done, or waiting for the revocation")
+        session.commit()
+    racing.join(timeout=30)
+    assert not racing.is_alive()
+    [answer] = answers
+    log = [(row.action, row.object_type) for row in audit_rows(app) if row.token_id == token_id]
+    revoked_at = log.index(("token.revoked", None))
+    if answer.status_code == 401:
+        assert answer.json["error"] == "revoked_token"
+        assert (written, "attendee") not in log[revoked_at:]
+        with app.app_context():
+            checked_in = db.session.get(Attendee, acme.attendee_ids[0]).checked_in
+        assert checked_in is (write == "undo")  # unchanged
+        assert count(app, Attendee, Attendee.name == NEW_ATTENDEE["name"]) == 0
+        assert count(app, IdempotencyKey) == 0
+    else:
+        assert answer.status_code in (201, 204)
+        assert log.index((written, "attendee")) < revoked_at, log

@@ -52,6 +52,43 @@ def test_unknown_token_is_one_round_trip(app, client):
     assert count <= 1
 
 
+def test_check_in_and_its_undo_are_two_round_trips_each(app, client, orgs, write_token):
+    """The token, then the write: its UPDATE and its audit INSERT (which checks the token
+    again) are one statement, in autocommit: no BEGIN, no COMMIT."""
+    org = orgs["acme"]
+    path = f"/admin/events/{org.event_ids[0]}/attendees/{org.attendee_ids[0]}/check_in"
+    for _ in range(6):  # as _steady: past the prepare threshold, last_used_at written
+        assert client.post(path, headers=bearer(write_token)).status_code == 201
+        assert client.delete(path, headers=bearer(write_token)).status_code == 204
+    with app.app_context():
+        engine = db.engine
+    checked_in, response = count_round_trips(engine, lambda: client.post(path, headers=bearer(write_token)))
+    assert response.status_code == 201
+    undone, response = count_round_trips(engine, lambda: client.delete(path, headers=bearer(write_token)))
+    assert response.status_code == 204
+    assert checked_in <= 2 and undone <= 2
+
+
+def test_a_check_in_with_an_idempotency_key_is_six_round_trips(app, client, orgs, write_token):
+    """The token and the key's claim in autocommit (the claim commits on its own), then
+    BEGIN, the check-in, its stored answer, COMMIT."""
+    org = orgs["acme"]
+    path = f"/admin/events/{org.event_ids[0]}/attendees/{org.attendee_ids[0]}/check_in"
+    keys = iter(range(100))
+
+    def check_in():
+        return client.post(path, headers={**bearer(write_token), "Idempotency-Key": f"scan-{next(keys)}"})
+
+    for _ in range(6):
+        assert check_in().status_code == 201
+        assert client.delete(path, headers=bearer(write_token)).status_code == 204
+    with app.app_context():
+        engine = db.engine
+    count, response = count_round_trips(engine, check_in)
+    assert response.status_code == 201 and "Idempotent-Replayed" not in response.headers
+    assert count <= 6
+
+
 def _terminate_pooled_connection(app) -> None:
     """PostgreSQL ends the one connection idle in the app's pool, as a restart would."""
     with app.app_context():

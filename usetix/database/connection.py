@@ -4,10 +4,15 @@ One per request, opened on first use and closed (rolled back if nothing committe
 the request ends; like flaskr's ``get_db``. The ORM's ``db.session`` serves the pages.
 
 On a database server a GET's or HEAD's connection is in autocommit: a read is its
-statements and nothing else, no ``BEGIN`` and ``ROLLBACK`` round trips around them. Any
-other method may write (the API's ``write_view``: its UPDATE and the audit record commit
-together), so its connection keeps the engine's transactions, from its first statement
-(the token's lookup) on. SQLite starts no transaction for a SELECT anyway.
+statements and nothing else, no ``BEGIN`` and ``ROLLBACK`` round trips around them. On
+PostgreSQL so is the connection of a write view marked :func:`autocommit_write` (the API's
+``write_view``) when the view writes one statement (a check-in: its change and its audit
+record, atomic on their own) or when the request carries an Idempotency-Key (its claim
+commits on its own anyway, and the write then gets a transaction,
+:func:`transaction_from_now`, so that its stored answer commits with it). Any other write
+may be several statements that commit together, so its connection keeps the engine's
+transactions, from its first statement (the token's lookup) on. SQLite starts no
+transaction for a SELECT anyway, and its writes keep theirs.
 """
 
 from __future__ import annotations
@@ -17,24 +22,59 @@ from collections.abc import Callable
 from typing import TypeVar
 
 import sqlalchemy as sa
-from flask import Flask, g, request
+from flask import Flask, current_app, g, request
 
 from .engine import checkout_without_ping, db
 
 _KEY = "db_connection"
 # Requests that only read (RFC 9110's safe methods the API serves): their statements run alone.
 READS_ALONE = frozenset({"GET", "HEAD"})
+# The mark of a write view function (autocommit_write): whether its write is one statement.
+_AUTOCOMMIT_WRITE = "usetix_autocommit_write"
 logger = logging.getLogger("usetix.database")
 T = TypeVar("T")
+F = TypeVar("F", bound=Callable)
+
+
+def autocommit_write(view: F, one_statement: bool) -> F:
+    """Mark ``view`` (the function the route calls) as a write whose request's connection is
+    in autocommit on PostgreSQL: always if it writes ``one_statement`` there, else when the
+    request carries an Idempotency-Key (the view calls :func:`transaction_from_now` after
+    claiming it)."""
+    setattr(view, _AUTOCOMMIT_WRITE, one_statement)
+    return view
+
+
+def _in_autocommit(connection: sa.Connection) -> bool:
+    dialect = connection.dialect.name
+    if dialect == "sqlite":
+        return False
+    req = request._get_current_object()
+    if req.method in READS_ALONE:
+        return True
+    if dialect != "postgresql":
+        return False
+    one_statement = getattr(current_app.view_functions.get(req.endpoint), _AUTOCOMMIT_WRITE, None)
+    return one_statement is not None and (one_statement or "Idempotency-Key" in req.headers)
+
+
+def transaction_from_now(connection: sa.Connection) -> None:
+    """The engine's transactions for ``connection``'s next statements, if it was in
+    autocommit (no round trip: psycopg sends ``BEGIN`` with the next statement). Call it
+    with no transaction open (after a commit)."""
+    if connection.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
+        # The server's default, which the engine keeps (it sets none; the pool resets to it).
+        connection.execution_options(isolation_level=connection.default_isolation_level)
 
 
 def request_connection() -> sa.Connection:
-    """This request's connection, opened on first use (for a read, in autocommit on a server)."""
+    """This request's connection, opened on first use (for a read or a one-statement write,
+    in autocommit on a server)."""
     request_globals = g._get_current_object()  # one proxy read: every API request passes here
     connection = request_globals.get(_KEY)
     if connection is None:
         connection = db.engine.connect()
-        if request.method in READS_ALONE and connection.dialect.name != "sqlite":
+        if _in_autocommit(connection):
             connection.execution_options(isolation_level="AUTOCOMMIT")
         setattr(request_globals, _KEY, connection)
     return connection

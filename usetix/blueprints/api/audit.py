@@ -1,7 +1,9 @@
-"""The audit record of an API write, written in the write's own transaction, and only
-while the request's token is still valid."""
+"""The audit record of an API write, written in the write's own transaction (or its own
+statement), and only while the request's token is still valid."""
 
 from __future__ import annotations
+
+from datetime import datetime
 
 import sqlalchemy as sa
 from flask import request
@@ -11,20 +13,27 @@ from .authentication import token_ids
 
 _tokens = ApiToken.__table__
 _at = sa.bindparam("at", type_=UTCDateTime)
+AUDIT_COLUMNS = ["account_id", "actor", "action", "token_id", "token_description", "token_tier", "client_address",
+                 "created_at", "object_type", "object_id", "object_label"]
+# The request's token, if it is still valid at the write's time ("at"). Read FOR SHARE on
+# PostgreSQL: a revocation not yet committed is waited for, and then seen (the write is
+# refused); one that comes later waits for the write's commit, so in the audit log no write
+# of a token ever follows its revocation. SQLite's writers take turns anyway.
+TOKEN_STILL_VALID = (_tokens.c.id == sa.bindparam("by_token_id"), _tokens.c.account_id == sa.bindparam("by_account_id"),
+                     _tokens.c.revoked_at.is_(None), sa.or_(_tokens.c.expires_at.is_(None), _tokens.c.expires_at > _at))
+LABEL_LENGTH = 200  # AuditEvent.object_label
 # The token's description and tier as they are now, copied in, if the token is still valid
 # now: the write's own transaction checks the token again, at no extra statement. A write
 # whose token was revoked or expired while it ran (a slow body) inserts no audit record,
 # and is rolled back and refused (TokenNoLongerValid). Built once (docs/performance.md).
 AUDIT = AuditEvent.__table__.insert().from_select(
-    ["account_id", "actor", "action", "token_id", "token_description", "token_tier", "client_address",
-     "created_at", "object_type", "object_id", "object_label"],
+    AUDIT_COLUMNS,
     sa.select(_tokens.c.account_id, _tokens.c.description + " (API token)",
               sa.bindparam("action_name", type_=sa.String), _tokens.c.id, _tokens.c.description, _tokens.c.tier,
               sa.bindparam("address", type_=sa.String), _at,
               sa.bindparam("kind", type_=sa.String), sa.bindparam("target_id", type_=sa.Integer),
               sa.bindparam("label", type_=sa.String))
-    .where(_tokens.c.id == sa.bindparam("by_token_id"), _tokens.c.account_id == sa.bindparam("by_account_id"),
-           _tokens.c.revoked_at.is_(None), sa.or_(_tokens.c.expires_at.is_(None), _tokens.c.expires_at > _at)),
+    .where(*TOKEN_STILL_VALID).with_for_update(read=True),  # see TOKEN_STILL_VALID; nothing on SQLite
 ).execution_options(preserve_rowcount=True)  # else SQLAlchemy keeps no rowcount of an INSERT
 
 
@@ -38,7 +47,50 @@ def audit(connection: sa.Connection, action: str, object_type: str, object_id: i
     account_id, token_id = token_ids()
     recorded = connection.execute(AUDIT, {
         "by_account_id": account_id, "by_token_id": token_id, "action_name": action, "address": request.remote_addr,
-        "at": utcnow(), "kind": object_type, "target_id": object_id, "label": label[:200],
+        "at": utcnow(), "kind": object_type, "target_id": object_id, "label": label[:LABEL_LENGTH],
     }).rowcount
     if not recorded:
         raise TokenNoLongerValid
+
+
+class AuditedUpdate:
+    """An ``UPDATE … RETURNING`` of at most one row, and its audit record, written only while
+    the request's token is still valid.
+
+    On PostgreSQL it is one statement, which needs no transaction around it: the token's row
+    read ``FOR SHARE`` (a revocation not yet committed is waited for, and then seen; one
+    that comes later waits for this write), the UPDATE only if the token was found valid,
+    the audit INSERT of what it changed. Elsewhere (SQLite, which has no data-modifying
+    ``WITH``): the UPDATE, then :func:`audit`, in the write's transaction. Built once per
+    statement, at import (docs/performance.md).
+    """
+
+    def __init__(self, update: sa.Update, action: str, object_type: str, label: str) -> None:
+        self.update = update
+        self.action, self.object_type, self.label = action, object_type, label
+        token = (sa.select(_tokens.c.id, _tokens.c.account_id, _tokens.c.description, _tokens.c.tier)
+                 .where(*TOKEN_STILL_VALID).with_for_update(read=True).cte("valid_token"))
+        changed = update.where(sa.exists(token.select())).cte("changed")
+        recorded = AuditEvent.__table__.insert().from_select(AUDIT_COLUMNS, sa.select(
+            token.c.account_id, token.c.description + " (API token)", sa.literal(action, sa.String), token.c.id,
+            token.c.description, token.c.tier, sa.bindparam("address", type_=sa.String), _at,
+            sa.literal(object_type, sa.String), changed.c.id, sa.func.substr(changed.c[label], 1, LABEL_LENGTH),
+        ).join_from(token, changed, sa.true())).cte("recorded")
+        # One row while the token is valid, with the changed row's columns (NULL if none changed).
+        self.one_statement = (sa.select(token.c.id.label("valid_token_id"), *changed.c)
+                              .select_from(token.outerjoin(changed, sa.true())).add_cte(recorded))
+
+    def run(self, connection: sa.Connection, params: dict, now: datetime) -> sa.Row | None:
+        """The changed row, or None if no row matched the UPDATE; raises TokenNoLongerValid
+        when the token is no longer valid (on PostgreSQL nothing is changed then)."""
+        if connection.dialect.name != "postgresql":
+            row = connection.execute(self.update, params).first()
+            if row is not None:
+                audit(connection, self.action, self.object_type, row.id, row._mapping[self.label])
+            return row
+        _, token_id = token_ids()
+        row = connection.execute(self.one_statement, {**params, "by_token_id": token_id,
+                                                      "address": request.remote_addr, "at": now}).first()
+        if row is None:
+            raise TokenNoLongerValid
+        return row if row.id is not None else None

@@ -6,6 +6,12 @@ else happens, and claims no Idempotency-Key), then claims the key, runs the view
 request's connection, and commits. Views never commit. The audit record is written only
 while the token is still valid: a token revoked or expired while the request ran (its body
 arriving slowly, say) rolls everything back and gets the bearer hook's 401.
+
+A view marked ``one_statement`` writes one statement on PostgreSQL (its change and audit
+record: ``audit.AuditedUpdate``): without an Idempotency-Key its connection is then in
+autocommit (``autocommit_write``), and committing or rolling back sends nothing. With a
+key, any write's token lookup and claim run in autocommit on PostgreSQL (the claim commits
+on its own), and the write's transaction starts after the claim.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from typing import Any
 from flask import Response, request
 from pydantic import BaseModel
 
-from ...database.connection import request_connection
+from ...database.connection import autocommit_write, request_connection, transaction_from_now
 from . import idempotency_key
 from .audit import TokenNoLongerValid
 from .authentication import refuse_again
@@ -26,10 +32,11 @@ from .request_body import parse_body
 
 
 def write_view(body: type[BaseModel] | None = None, *, optional: bool = False,
-               merge_patch: bool = False) -> Callable:
+               merge_patch: bool = False, one_statement: bool = False) -> Callable:
     """Wrap a write view: body, Idempotency-Key, one transaction (see the module docstring).
 
     The view gets ``body=`` (the validated model) when ``body`` is given, and its URL values.
+    ``one_statement``: on PostgreSQL the view writes one statement, whose own atomicity is enough.
     """
     def decorate(view: Callable[..., Response]) -> Callable[..., Response]:
         @functools.wraps(view)
@@ -47,6 +54,7 @@ def write_view(body: type[BaseModel] | None = None, *, optional: bool = False,
                 if isinstance(outcome, Response):
                     return outcome
                 claimed = outcome
+                transaction_from_now(connection)  # the write and its stored answer commit together
             try:
                 try:
                     response = view(**values)
@@ -67,6 +75,6 @@ def write_view(body: type[BaseModel] | None = None, *, optional: bool = False,
                 raise
             return response
 
-        return wrapper
+        return autocommit_write(wrapper, one_statement)
 
     return decorate
