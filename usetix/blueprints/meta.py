@@ -19,6 +19,8 @@ from ..web.audience import Audience, AudienceBlueprint
 from ..web.row_id import MAX_ROW_ID
 
 bp = AudienceBlueprint("meta", __name__, audience=Audience.BOTH)
+# A 503 of /healthz says when to look again, as every other 503 does (a database restart takes seconds).
+HEALTH_RETRY_AFTER_SECONDS = 5
 
 
 @cache
@@ -48,7 +50,8 @@ def healthz() -> Response:
             app.logger.error("health check: %s unavailable", name)
     status, code = ("ok", 200) if all(checks.values()) else ("unavailable", 503)
     body = {"status": status, "checks": {name: "ok" if ok else "unavailable" for name, ok in checks.items()}}
-    return Response(json.dumps(body), code, mimetype="application/json")
+    headers = {"Retry-After": str(HEALTH_RETRY_AFTER_SECONDS)} if code == 503 else None
+    return Response(json.dumps(body), code, headers=headers, mimetype="application/json")
 
 
 def _database_answers() -> bool:
