@@ -127,6 +127,29 @@ def test_a_read_whose_connection_is_lost_is_503(app, client, orgs, read_token, l
     assert client.get("/admin/events", headers=bearer(read_token)).status_code == 200
 
 
+def test_a_read_on_the_drivers_cursor_whose_connection_is_lost_is_503(app, client, orgs, read_token,
+                                                                      monkeypatch):
+    """The API's prepared SELECTs run on the driver's cursor, past SQLAlchemy's reporting of
+    failures (usetix/database/prepared.py): the same 503. No statement listener here (one
+    would send them through SQLAlchemy): the connection ends once the token is judged."""
+    from usetix.blueprints.api import authentication
+    from usetix.database.connection import request_connection
+
+    real_first_read = authentication.first_read
+
+    def first_read_then_lose(read):
+        result = real_first_read(read)
+        end_connection(app, request_connection().connection.dbapi_connection)
+        return result
+
+    monkeypatch.setattr(authentication, "first_read", first_read_then_lose)
+    response = client.get("/admin/events", headers=bearer(read_token))
+    assert response.status_code == 503 and response.json["error"] == "unavailable"
+    assert response.headers["Retry-After"] == str(RETRY_AFTER_SECONDS)
+    monkeypatch.setattr(authentication, "first_read", real_first_read)
+    assert client.get("/admin/events", headers=bearer(read_token)).status_code == 200
+
+
 def test_an_unknown_token_whose_lookup_loses_its_connection_twice_is_503_not_500(app, client, orgs,
                                                                                 lose_connection):
     """The token's lookup runs again on a new connection when its pooled one was lost

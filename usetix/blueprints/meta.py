@@ -3,6 +3,7 @@ document. They answer HTML and JSON requests alike."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from functools import cache
 
@@ -57,8 +58,13 @@ def healthz() -> Response:
 def _database_answers() -> bool:
     try:
         db.session.execute(sa.text("SELECT 1"))
-    except SQLAlchemyError:
-        current_app.logger.exception("health check: database unavailable")
+    except SQLAlchemyError as exc:
+        # One line, not a traceback: a monitor asks every few seconds while the database is down.
+        cause = getattr(exc, "orig", None) or exc
+        current_app.logger.error("health check: database unavailable: %s: %s", type(cause).__name__,
+                                 str(cause).strip().partition("\n")[0])
+        with contextlib.suppress(SQLAlchemyError):
+            db.session.rollback()  # its transaction never had a connection: the teardown must not try again
         return False
     return True
 

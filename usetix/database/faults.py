@@ -53,10 +53,16 @@ def mark_faults(engine: Engine) -> None:
     """Mark each exception ``engine``'s connections raise with its :class:`Fault`."""
 
     @sa.event.listens_for(engine, "handle_error")
-    def mark(context: ExceptionContext) -> None:
+    def mark_failure(context: ExceptionContext) -> None:
         fault = classify(context)
         if fault is not None and context.sqlalchemy_exception is not None:
-            setattr(context.sqlalchemy_exception, _MARK, fault)
+            mark(context.sqlalchemy_exception, fault)
+
+
+def mark(exc: BaseException, fault: Fault) -> None:
+    """Say what ``exc`` means for the request: for failures raised past SQLAlchemy's own
+    reporting (the prepared SELECTs on the driver's cursor, usetix/database/prepared.py)."""
+    setattr(exc, _MARK, fault)
 
 
 def fault_of(exc: BaseException) -> Fault | None:
