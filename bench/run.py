@@ -54,7 +54,8 @@ from paths import (
     seed,
     statements_per_path,
 )
-from report import Report, run_metadata
+from report import Report, render_soak, run_metadata
+from soak import SOAK_PORT, soak
 
 
 def parse_args(argv):
@@ -96,7 +97,18 @@ def parse_args(argv):
     parser.add_argument("--before", type=Path, metavar="TREE",
                         help="also measure an older checkout of this repository (e.g. `git archive REV | tar -x`) "
                              "on the authenticated and unknown-token paths, as `usetix_before`")
+    parser.add_argument("--soak-minutes", type=int, default=0,
+                        help="then a soak of this many load phases on a throwaway PostgreSQL, and the faults "
+                             "(bench/soak.py); off (0) by default")
+    parser.add_argument("--soak-phase-seconds", type=int, default=60, help="seconds per soak phase (60)")
+    parser.add_argument("--soak-fault-seconds", type=int, default=40,
+                        help="the soak's fault phase under load: a worker SIGKILLed at a quarter, PostgreSQL "
+                             "restarted at half (40; 0 skips it)")
+    parser.add_argument("--soak-only", action="store_true", help="the soak alone: no rounds, no peers")
+    parser.add_argument("--soak-port", type=int, default=SOAK_PORT, help=f"the soak's port on {HOST} ({SOAK_PORT})")
     options = parser.parse_args(argv)
+    if options.soak_only and options.soak_minutes < 1:
+        parser.error("--soak-only needs --soak-minutes N (N >= 1)")
     if options.quick:
         options.no_peers, options.rounds, options.duration, options.warmup = True, 1, 3, 1
         options.rss_requests, options.soak_seconds = min(options.rss_requests, 20_000), min(options.soak_seconds, 65)
@@ -157,7 +169,28 @@ def measure_everything(runner: LoadRunner, options, work: Path, sqlite: Database
     return meta, memory, report.render(meta, statements, round_trips, memory, writes), app.twin_pairs
 
 
+def run_soak_only(options, harness) -> int:
+    """``--soak-only``: the soak and its report section, nothing else."""
+    runner = LoadRunner(options, harness)
+    atexit.register(runner.servers.stop_all)
+    runner.ensure_wrk()
+    os.makedirs(options.log_dir, exist_ok=True)
+    try:
+        result = soak(runner, options)
+    finally:
+        runner.servers.stop_all()
+    report = render_soak(result)
+    print(report)
+    Path(options.md_out).write_text(report + "\n")
+    Path(options.json_out).write_text(json.dumps({"soak": result}, indent=1, default=str))
+    harness.log(f"report: {options.md_out}, raw numbers: {options.json_out}")
+    faults = result.get("faults")
+    return 0 if not faults or faults["creations"]["ok"] else 1
+
+
 def run(options, harness) -> int:
+    if options.soak_only:
+        return run_soak_only(options, harness)
     runner = LoadRunner(options, harness)
     atexit.register(runner.servers.stop_all)
     runner.ensure_wrk()
@@ -179,11 +212,18 @@ def run(options, harness) -> int:
         cleanup.callback(runner.servers.stop_all)
         meta, memory, report, twin_pairs = measure_everything(runner, options, work, sqlite, postgres, peers_python,
                                                               cleanup)
+        soaked = None
+        if options.soak_minutes:
+            soaked = soak(runner, options)
+            report += "\n\n" + render_soak(soaked)
+            faults = soaked.get("faults")
+            if faults and not faults["creations"]["ok"]:
+                runner.failures.append("soak: a 201 without its row, or a row behind an answer that denied it")
     print(report)
     Path(options.md_out).write_text(report + "\n")
     Path(options.json_out).write_text(json.dumps({"meta": meta, "results": runner.results,
                                                   "failures": runner.failures, "twin_pairs": twin_pairs,
-                                                  "memory": memory}, indent=1, default=str))
+                                                  "memory": memory, "soak": soaked}, indent=1, default=str))
     harness.log(f"report: {options.md_out}, raw numbers: {options.json_out}")
     return 1 if runner.failures else 0
 
