@@ -151,6 +151,24 @@ def count_rows(url: str, sql: str, params: dict | None = None) -> Any:
         engine.dispose()
 
 
+def wait_healthy(port: int, timeout: float = 60) -> None:
+    """Until /healthz answers 200: the port opens before the workers have loaded the app."""
+    deadline = time.monotonic() + timeout
+    while True:
+        conn = http.client.HTTPConnection(HOST, port, timeout=5)
+        try:
+            conn.request("GET", "/healthz")
+            if conn.getresponse().status == 200:
+                return
+        except (OSError, http.client.HTTPException):
+            pass
+        finally:
+            conn.close()
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the soak's server did not answer /healthz with 200 within {timeout:.0f} s")
+        time.sleep(0.2)
+
+
 def rss_summary(master_pid: int) -> dict:
     rss = worker_rss(master_pid)
     values = sorted(rss.values())
@@ -335,7 +353,10 @@ def _soak_on(runner: LoadRunner, options, server: ThrowawayPostgres, url: str, w
     with runner.serving("usetix_soak", argv, env, str(ROOT), port) as process:
         os.environ.update(env_lua)
         base = f"http://{HOST}:{port}/admin/events"
+        wait_healthy(port)
         with wrk_script(harness, SOAK_LUA):
+            # Every worker booted and warm before the first phase counts (the bench's --warmup, at least 5 s).
+            runner.run_wrk(base, tokens["write_token"], max(5, options.warmup), process.pid)
             for number in range(1, options.soak_minutes + 1):
                 result = runner.run_wrk(base, tokens["write_token"], options.soak_phase_seconds, process.pid)
                 attendees = count_rows(url, "SELECT count(*) FROM attendees WHERE event_id = :e", {"e": event_id})[0][0]
