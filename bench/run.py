@@ -17,7 +17,10 @@ Three modules do the work:
   request log on (``usetix_logged``) and an older tree (``--before``); the SQL statements
   per path and, on PostgreSQL, the round trips; worker memory and ``last_used_at`` writes
   under a last stretch of authenticated load;
-- bench/report.py: the report: the targets with their ratios, the harness's tables, the checks.
+- bench/report.py: the report: the targets with their ratios, the harness's tables, the checks;
+- bench/soak.py (``--soak-minutes N``, off by default; ``--soak-only`` for the soak alone):
+  minutes of mixed load on a throwaway PostgreSQL as shipped, then a worker killed and
+  PostgreSQL restarted under load, with its own section in the report.
 
 Our database is seeded fresh under /tmp by ``bench/seed.py`` and deleted afterwards (a
 ``--postgres`` scratch database is dropped). Every process the run starts is stopped at

@@ -222,8 +222,9 @@ class RecordingClient:
                     code = json.loads(payload).get("error")
             if response.getheader("Connection", "").lower() == "close":
                 conn.close()
-        except (OSError, http.client.HTTPException):
-            status = "no answer"  # the worker died under it, or the connection was refused
+        except (OSError, http.client.HTTPException) as exc:
+            status = "no answer"  # the worker died under it, the connection was refused, or the client gave up
+            code = type(exc).__name__
             conn.close()
         with self.lock:
             self.records.append((sent, method, kind, status, code, retry_after, unique))
@@ -282,15 +283,12 @@ def fault_summary(records: list[tuple], happened: dict, kill_at: float, restart_
 
     by_method: dict[str, Counter] = {}
     by_moment: dict[str, Counter] = {}
-    codes: Counter = Counter()
     missing_retry_after = 0
     for sent, method, _kind, status, code, retry_after, _unique in records:
         label = str(status) if code is None else f"{status} {code}"
         by_method.setdefault(method, Counter())[label] += 1
         by_moment.setdefault(moment(sent), Counter())[label] += 1
-        if code:
-            codes[(status, code)] += 1
-        if status == 503 and retry_after is None:
+        if status == 503 and retry_after is None:  # a 503 must say when to come back
             missing_retry_after += 1
     return {"requests": len(records), "by_method": {m: dict(c) for m, c in sorted(by_method.items())},
             "by_moment": {m: dict(c) for m, c in sorted(by_moment.items())},
