@@ -14,7 +14,6 @@ from wtforms.validators import DataRequired, Length
 from ..auth.admins import log_in, log_out
 from ..auth.passwords import check_admin_password
 from ..auth.sessions.hooks import check_session
-from ..auth.sessions.store import SessionStoreUnavailable
 from ..auth.throttle_notices import note_throttled_login
 from ..database.engine import db
 from ..database.faults import check_reachable
@@ -85,12 +84,11 @@ def login():
 
 
 def refuse_while_logins_cannot_work() -> None:
-    """A login needs the database (the admin's password) and the session store: while
-    either does not answer, the form is our 503 page with ``Retry-After``
-    (usetix/web/database_failures.py), not a form whose every submission fails."""
+    """A login needs the database (the admin and the password): while it cannot be reached,
+    the form is our 503 page with ``Retry-After`` (usetix/web/database_failures.py), not a
+    form whose every submission fails. (A session store that fails is met by the
+    submission, as before: an anonymous visit needs no store.)"""
     check_reachable(db.engine)
-    if not current_app.session_interface.store.check():
-        raise SessionStoreUnavailable()
 
 
 class LoginThrottled(TooManyRequests):
