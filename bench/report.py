@@ -320,12 +320,14 @@ def render_soak(soak: dict) -> str:
              f"{soak['postgresql']} cluster; mixed load from wrk (bench/soak.lua): the first page of "
              f"`{soak['event']}/attendees` and of `/admin/events`, one attendee, ~15 % new attendees in that "
              f"event, unknown tokens; {soak['phase_seconds']} s per phase.\n",
-             "| phase | req/s | p50 ms | p99 ms | workers' RSS max / total MiB | attendees in the event | statuses |",
-             "|---:|---:|---:|---:|---:|---:|---|"]
+             "| phase | req/s | p50 ms | p99 ms | workers' RSS max / total MiB | attendees in the event | statuses "
+             "| CPU % server / wrk / other |",
+             "|---:|---:|---:|---:|---:|---:|---|---|"]
     for p in phases:
         lines.append(f"| {p['phase']} | {p['rps']:.0f} | {p['p50_ms']:.1f} | {p['p99_ms']:.1f} | "
                      f"{p['rss']['max_kib'] / 1024:.1f} / {p['rss']['total_kib'] / 1024:.1f} | "
-                     f"{p['attendees_in_event']} | {p['statuses']} |")
+                     f"{p['attendees_in_event']} | {_counts(p['statuses'])} | "
+                     f"{p['cpu_server_pct']} / {p['cpu_wrk_pct']} / {p['cpu_other_pct']} |")
     if len(phases) >= 2:
         first, last = phases[0], phases[-1]
 
