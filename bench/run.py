@@ -188,7 +188,7 @@ def run_soak_only(options, harness) -> int:
     Path(options.json_out).write_text(json.dumps({"soak": result}, indent=1, default=str))
     harness.log(f"report: {options.md_out}, raw numbers: {options.json_out}")
     faults = result.get("faults")
-    return 0 if not faults or faults["creations"]["ok"] else 1
+    return 0 if not faults or (faults["creations"]["ok"] and not faults["503_without_retry_after"]) else 1
 
 
 def run(options, harness) -> int:
@@ -220,8 +220,9 @@ def run(options, harness) -> int:
             soaked = soak(runner, options)
             report += "\n\n" + render_soak(soaked)
             faults = soaked.get("faults")
-            if faults and not faults["creations"]["ok"]:
-                runner.failures.append("soak: a 201 without its row, or a row behind an answer that denied it")
+            if faults and (not faults["creations"]["ok"] or faults["503_without_retry_after"]):
+                runner.failures.append("soak: a 201 without its row, a row behind an answer that denied it, "
+                                       "or a 503 without Retry-After")
     print(report)
     Path(options.md_out).write_text(report + "\n")
     Path(options.json_out).write_text(json.dumps({"meta": meta, "results": runner.results,
