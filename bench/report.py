@@ -418,3 +418,56 @@ def _scale_kind(result: dict) -> list[str]:
     grown = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in result["grow_seconds"].items())
     out += ["", f"Growing the data: {grown}.\n"]
     return out
+
+
+def render_soak(soak: dict) -> str:
+    """The soak's section (bench/soak.py): each load phase, the first against the last, and
+    what the clients saw when a worker was killed and PostgreSQL restarted under load."""
+    phases = soak["phases"]
+    lines = ["### Soak on PostgreSQL as shipped (bench/soak.py)\n",
+             f"gunicorn.conf.py's defaults ({soak['workers']} workers), a throwaway PostgreSQL "
+             f"{soak['postgresql']} cluster; mixed load from wrk (bench/soak.lua): the first page of "
+             f"`{soak['event']}/attendees` and of `/admin/events`, one attendee, ~15 % new attendees in that "
+             f"event, unknown tokens; {soak['phase_seconds']} s per phase.\n",
+             "| phase | req/s | p50 ms | p99 ms | workers' RSS max / total MiB | attendees in the event | statuses "
+             "| CPU % server / wrk / other |",
+             "|---:|---:|---:|---:|---:|---:|---|---|"]
+    for p in phases:
+        lines.append(f"| {p['phase']} | {p['rps']:.0f} | {p['p50_ms']:.1f} | {p['p99_ms']:.1f} | "
+                     f"{p['rss']['max_kib'] / 1024:.1f} / {p['rss']['total_kib'] / 1024:.1f} | "
+                     f"{p['attendees_in_event']} | {_counts(p['statuses'])} | "
+                     f"{p['cpu_server_pct']} / {p['cpu_wrk_pct']} / {p['cpu_other_pct']} |")
+    if len(phases) >= 2:
+        first, last = phases[0], phases[-1]
+
+        def change(a: float, b: float) -> str:
+            return f"{100.0 * (b - a) / a:+.0f} %" if a else "n/a"
+
+        lines += ["", f"First phase to last: throughput {change(first['rps'], last['rps'])}, "
+                      f"p99 {change(first['p99_ms'], last['p99_ms'])}, workers' RSS (max) "
+                      f"{change(first['rss']['max_kib'], last['rss']['max_kib'])}, while the event grew from "
+                      f"{first['attendees_in_event']} to {last['attendees_in_event']} attendees "
+                      "(issue 27's target: flat within 10 % once a page costs the same at any depth)."]
+    faults = soak.get("faults")
+    if faults:
+        happened = ", ".join(f"{name} at {at} s" if not name.endswith("took") else f"{name} {at} s"
+                             for name, at in faults["happened"].items())
+        lines += ["", f"**Faults under load** ({faults['seconds']} s, {faults['requests']} requests from a "
+                      f"recording client; {happened}). What the clients saw:\n",
+                  "| | answers |", "|---|---|"]
+        for method, counts in faults["by_method"].items():
+            lines.append(f"| {method} | {_counts(counts)} |")
+        for moment, counts in faults["by_moment"].items():
+            lines.append(f"| {moment[2:]} | {_counts(counts)} |")
+        c = faults["creations"]
+        lines += ["", f"Creations: {c['creations']} POSTs, {c['201']} answered 201, {c['rows']} rows of the run. "
+                      f"201 without its row: {c['201_without_row_count']}; rows without their 201: "
+                      f"{c['row_without_201']} {c['row_without_201_by_answer'] or ''} (allowed only behind "
+                      f"`no answer` or `500 outcome_unknown`; unexplained: {len(c['row_without_201_unexplained'])}). "
+                      f"503 answers without Retry-After: {faults['503_without_retry_after']}. "
+                      f"**{'OK' if c['ok'] and not faults['503_without_retry_after'] else 'FAILED'}**."]
+    return "\n".join(lines)
+
+
+def _counts(counts: dict) -> str:
+    return ", ".join(f"{label}: {n}" for label, n in sorted(counts.items(), key=lambda item: -item[1]))

@@ -21,6 +21,9 @@ Three modules do the work:
 - bench/report.py: the report: the targets with their ratios, the harness's tables, the checks;
 - bench/scale.py (``--scale``, instead of the load rounds): lists, syncs and the audit log on
   an event of up to a million attendees and an account of a million audit records.
+- bench/soak.py (``--soak-minutes N``, off by default; ``--soak-only`` for the soak alone):
+  minutes of mixed load on a throwaway PostgreSQL as shipped, then a worker killed and
+  PostgreSQL restarted under load, with its own section in the report.
 
 Our database is seeded fresh under /tmp by ``bench/seed.py`` and deleted afterwards (a
 ``--postgres`` scratch database is dropped). Every process the run starts is stopped at
@@ -57,8 +60,9 @@ from paths import (
     seed,
     statements_per_path,
 )
-from report import Report, render_scale, run_metadata
+from report import Report, render_scale, render_soak, run_metadata
 from scale import run_scale
+from soak import SOAK_PORT, soak
 
 
 def parse_args(argv):
@@ -113,7 +117,18 @@ def parse_args(argv):
     scale.add_argument("--scale-requests", type=int, default=15, help="requests per median (15)")
     scale.add_argument("--scale-walk-seconds", type=float, default=900.0,
                        help="stop a whole walk by rel=next after this long; its deepest page stands for 'deep' (900)")
+    parser.add_argument("--soak-minutes", type=int, default=0,
+                        help="then a soak of this many load phases on a throwaway PostgreSQL, and the faults "
+                             "(bench/soak.py); off (0) by default")
+    parser.add_argument("--soak-phase-seconds", type=int, default=60, help="seconds per soak phase (60)")
+    parser.add_argument("--soak-fault-seconds", type=int, default=40,
+                        help="the soak's fault phase under load: a worker SIGKILLed at a quarter, PostgreSQL "
+                             "restarted at half (40; 0 skips it)")
+    parser.add_argument("--soak-only", action="store_true", help="the soak alone: no rounds, no peers")
+    parser.add_argument("--soak-port", type=int, default=SOAK_PORT, help=f"the soak's port on {HOST} ({SOAK_PORT})")
     options = parser.parse_args(argv)
+    if options.soak_only and options.soak_minutes < 1:
+        parser.error("--soak-only needs --soak-minutes N (N >= 1)")
     if options.quick:
         options.no_peers, options.rounds, options.duration, options.warmup = True, 1, 3, 1
         options.rss_requests, options.soak_seconds = min(options.rss_requests, 20_000), min(options.soak_seconds, 65)
@@ -222,9 +237,30 @@ def run_scale_bench(options, harness) -> int:
     return 1 if runner.failures else 0
 
 
+def run_soak_only(options, harness) -> int:
+    """``--soak-only``: the soak and its report section, nothing else."""
+    runner = LoadRunner(options, harness)
+    atexit.register(runner.servers.stop_all)
+    runner.ensure_wrk()
+    os.makedirs(options.log_dir, exist_ok=True)
+    try:
+        result = soak(runner, options)
+    finally:
+        runner.servers.stop_all()
+    report = render_soak(result)
+    print(report)
+    Path(options.md_out).write_text(report + "\n")
+    Path(options.json_out).write_text(json.dumps({"soak": result}, indent=1, default=str))
+    harness.log(f"report: {options.md_out}, raw numbers: {options.json_out}")
+    faults = result.get("faults")
+    return 0 if not faults or (faults["creations"]["ok"] and not faults["503_without_retry_after"]) else 1
+
+
 def run(options, harness) -> int:
     if options.scale:
         return run_scale_bench(options, harness)
+    if options.soak_only:
+        return run_soak_only(options, harness)
     runner = LoadRunner(options, harness)
     atexit.register(runner.servers.stop_all)
     runner.ensure_wrk()
@@ -246,11 +282,19 @@ def run(options, harness) -> int:
         cleanup.callback(runner.servers.stop_all)
         meta, memory, report, twin_pairs = measure_everything(runner, options, work, sqlite, postgres, peers_python,
                                                               cleanup)
+        soaked = None
+        if options.soak_minutes:
+            soaked = soak(runner, options)
+            report += "\n\n" + render_soak(soaked)
+            faults = soaked.get("faults")
+            if faults and (not faults["creations"]["ok"] or faults["503_without_retry_after"]):
+                runner.failures.append("soak: a 201 without its row, a row behind an answer that denied it, "
+                                       "or a 503 without Retry-After")
     print(report)
     Path(options.md_out).write_text(report + "\n")
     Path(options.json_out).write_text(json.dumps({"meta": meta, "results": runner.results,
                                                   "failures": runner.failures, "twin_pairs": twin_pairs,
-                                                  "memory": memory}, indent=1, default=str))
+                                                  "memory": memory, "soak": soaked}, indent=1, default=str))
     harness.log(f"report: {options.md_out}, raw numbers: {options.json_out}")
     return 1 if runner.failures else 0
 

@@ -22,6 +22,7 @@ from flask import Flask
 
 from . import config
 from .database.engine import configure_sqlite, db, ping_at_checkout
+from .database.faults import mark_faults
 from .extensions import csrf, migrate
 
 
@@ -58,6 +59,7 @@ def register_extensions(app: Flask) -> None:
     with app.app_context():
         configure_sqlite(db.engine, app.config["SQLITE_SYNCHRONOUS"], app.config["SQLITE_BUSY_TIMEOUT_MS"])
         ping_at_checkout(db.engine)
+        mark_faults(db.engine)
     migrate.init_app(app, db, directory=str(Path(__file__).parent / "migrations"))
     csrf.init_app(app)  # on every request: a form on any blueprint is protected unless exempted
     admins.init_app(app)
@@ -91,10 +93,10 @@ def register_blueprints(app: Flask) -> None:
 
 
 def register_errorhandlers(app: Flask) -> None:
-    from .web import database_busy, errors
+    from .web import database_failures, errors
 
     errors.register_errorhandlers(app)
-    database_busy.register_errorhandler(app)
+    database_failures.register_errorhandler(app)
 
 
 def register_commands(app: Flask) -> None:

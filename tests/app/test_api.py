@@ -339,9 +339,10 @@ def test_server_errors_are_json_too(tmp_path):
 
     from ..helpers import make_test_config
 
-    # A database that cannot be opened: the token lookup fails with a real exception.
+    # A database without its tables: the token lookup fails with a real exception. (One that
+    # cannot be opened at all is a 503: tests/app/test_database_faults.py, tests/live/test_faults.py.)
     broken = create_app({**make_test_config(tmp_path), "PROPAGATE_EXCEPTIONS": False,
-                         "DATABASE_URL": f"sqlite:///{tmp_path / 'missing-dir' / 'db.sqlite3'}"})
+                         "DATABASE_URL": f"sqlite:///{tmp_path / 'no-tables.sqlite3'}"})
     response = broken.test_client().get("/admin/events", headers=bearer(tokens.generate()))
     assert response.status_code == 500
     assert response.mimetype == "application/json"

@@ -14,7 +14,7 @@ from usetix import create_app
 from usetix.database import idempotency
 from usetix.database.engine import db
 from usetix.database.models import ApiToken, Event, IdempotencyKey
-from usetix.web.database_busy import RETRY_AFTER_SECONDS
+from usetix.web.database_failures import RETRY_AFTER_SECONDS
 
 from ..helpers import (
     NEW_EVENT,

@@ -9,6 +9,7 @@ import pytest
 from flask import Flask
 
 from usetix import create_app
+from usetix.database.engine import db
 
 from ..helpers import make_test_config
 
@@ -47,6 +48,8 @@ def test_a_request_without_a_host_header_is_served(tmp_path):
     from werkzeug.test import EnvironBuilder
 
     app = create_app(make_test_config(tmp_path))
+    with app.app_context():
+        db.create_all()  # the login form is shown only while logins can work (usetix/blueprints/login.py)
     environ = EnvironBuilder(path="/login").get_environ()
     del environ["HTTP_HOST"]
     environ.update(SERVER_NAME="/run/usetix/gunicorn.sock", SERVER_PORT="80", SERVER_PROTOCOL="HTTP/1.0")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import requests
 
-from usetix.web.database_busy import RETRY_AFTER_SECONDS
+from usetix.web.database_failures import RETRY_AFTER_SECONDS
 
 from ..dashboard_client import Dashboard
 from ..helpers import NEW_EVENT, NONCE_FIELD, PASSWORD, bearer, csrf_token_from, held_write_lock

@@ -58,7 +58,10 @@ DESCRIPTION = (
     "characters, e.g. a UUID), kept 24 hours per token: a retry with the same key and the same request "
     "gets the first answer again, with `Idempotent-Replayed: true`, and changes nothing twice. The same "
     "key with another request is `422 idempotency_key_reused`; while the first is still running, `409` "
-    "with `Retry-After`. `409`, `429` and `5xx` answers are not kept.\n\n"
+    "with `Retry-After`. `409`, `429` and `5xx` answers are not kept. A `503` (`unavailable`, with "
+    "`Retry-After`) changed nothing and may be retried; a `500` `outcome_unknown` (the database connection was "
+    "lost during the commit) may or may not have changed something: retry it only with the same "
+    "`Idempotency-Key`, or look first.\n\n"
     "**Concurrent edits.** A single event or attendee carries a strong `ETag` (opaque: compare it, do not "
     "parse it); send it back in `If-Match` with PATCH or DELETE, and a stale one is `412` (nothing "
     "changes). `If-None-Match` on a GET gives `304` when nothing changed.\n\n"
@@ -121,15 +124,18 @@ ERROR_CODES = {
     "invalid_body": "the body breaks the schema; `errors` names every bad field",
     "idempotency_key_reused": "this `Idempotency-Key` was used with another request (method, path or body)",
     "rate_limited": "too many requests; retry after `Retry-After` seconds",
-    "unavailable": "the service is briefly unable to take the request; retry after `Retry-After` seconds",
+    "unavailable": "the service is briefly unable to take the request (the database is busy or cannot be reached); "
+                   "nothing was changed: retry after `Retry-After` seconds",
+    "outcome_unknown": "the connection to the database was lost while the write was committed: it may or may not "
+                       "have been kept. Look before retrying, or retry with the same `Idempotency-Key`",
     "bad_request": "the `Host` header, or the client address a trusted proxy forwarded, is not valid",
 }
 
 AUTH_READ = ("missing_token", "malformed_token", "invalid_token", "revoked_token", "expired_token")
 AUTH_WRITE = (*AUTH_READ, "insufficient_scope")
-_COMMON_READ = {401: AUTH_READ, 405: ("method_not_allowed",), 429: ("rate_limited",)}
+_COMMON_READ = {401: AUTH_READ, 405: ("method_not_allowed",), 429: ("rate_limited",), 503: ("unavailable",)}
 _COMMON_WRITE = {401: AUTH_WRITE, 405: ("method_not_allowed",), 413: ("request_entity_too_large",),
-                 429: ("rate_limited",), 503: ("unavailable",)}
+                 429: ("rate_limited",), 500: ("outcome_unknown",), 503: ("unavailable",)}
 _BODY = {400: ("invalid_json", "invalid_idempotency_key"), 415: ("unsupported_media_type",),
          422: ("invalid_body", "idempotency_key_reused")}
 _NO_BODY = {400: ("invalid_idempotency_key",), 422: ("idempotency_key_reused",)}
@@ -164,8 +170,9 @@ for _errors in OPERATION_ERRORS.values():
 # What a status means, before its codes.
 STATUS_SUMMARIES = {
     400: "Bad request.", 401: "No usable token.", 404: "Not found.", 405: "Method not allowed.",
-    409: "Conflict.", 410: "Gone.", 412: "Precondition failed.", 413: "Body too large.", 415: "Unsupported media type.",
-    422: "Unprocessable body.", 429: "Too many requests.", 503: "Unavailable for a moment.",
+    409: "Conflict.", 410: "Gone.", 412: "Precondition failed.", 413: "Body too large.",
+    415: "Unsupported media type.", 422: "Unprocessable body.", 429: "Too many requests.", 500: "Outcome unknown.",
+    503: "Unavailable for a moment.",
 }
 # Examples of messages, for the document's examples (the code's own words where it has fixed ones).
 EXAMPLE_MESSAGES = {

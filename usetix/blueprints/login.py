@@ -15,6 +15,8 @@ from ..auth.admins import log_in, log_out
 from ..auth.passwords import check_admin_password
 from ..auth.sessions.hooks import check_session
 from ..auth.throttle_notices import note_throttled_login
+from ..database.engine import db
+from ..database.faults import check_reachable
 from ..ratelimit import LimitsUnavailable, rate_limits
 from ..web.audience import Audience, AudienceBlueprint
 from ..web.form_validators import NoControlCharacters
@@ -58,6 +60,8 @@ def safe_next(target: str | None) -> str | None:
 def login():
     if current_user.is_authenticated:
         return redirect(url_for("dashboard.events"))
+    if request.method == "GET":
+        refuse_while_logins_cannot_work()
     form = LoginForm()
     if form.validate_on_submit():
         # Counted before the password is checked, so attempts in flight on other workers
@@ -77,6 +81,14 @@ def login():
             return redirect(safe_next(request.args.get("next")) or url_for("dashboard.events"))
         form.password.errors.append(BAD_CREDENTIALS)
     return render_template("login/login.html", form=form)
+
+
+def refuse_while_logins_cannot_work() -> None:
+    """A login needs the database (the admin and the password): while it cannot be reached,
+    the form is our 503 page with ``Retry-After`` (usetix/web/database_failures.py), not a
+    form whose every submission fails. (A session store that fails is met by the
+    submission, as before: an anonymous visit needs no store.)"""
+    check_reachable(db.engine)
 
 
 class LoginThrottled(TooManyRequests):

@@ -3,6 +3,7 @@ document. They answer HTML and JSON requests alike."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from functools import cache
 
@@ -19,6 +20,8 @@ from ..web.audience import Audience, AudienceBlueprint
 from ..web.row_id import MAX_ROW_ID
 
 bp = AudienceBlueprint("meta", __name__, audience=Audience.BOTH)
+# A 503 of /healthz says when to look again, as every other 503 does (a database restart takes seconds).
+HEALTH_RETRY_AFTER_SECONDS = 5
 
 
 @cache
@@ -48,14 +51,20 @@ def healthz() -> Response:
             app.logger.error("health check: %s unavailable", name)
     status, code = ("ok", 200) if all(checks.values()) else ("unavailable", 503)
     body = {"status": status, "checks": {name: "ok" if ok else "unavailable" for name, ok in checks.items()}}
-    return Response(json.dumps(body), code, mimetype="application/json")
+    headers = {"Retry-After": str(HEALTH_RETRY_AFTER_SECONDS)} if code == 503 else None
+    return Response(json.dumps(body), code, headers=headers, mimetype="application/json")
 
 
 def _database_answers() -> bool:
     try:
         db.session.execute(sa.text("SELECT 1"))
-    except SQLAlchemyError:
-        current_app.logger.exception("health check: database unavailable")
+    except SQLAlchemyError as exc:
+        # One line, not a traceback: a monitor asks every few seconds while the database is down.
+        cause = getattr(exc, "orig", None) or exc
+        current_app.logger.error("health check: database unavailable: %s: %s", type(cause).__name__,
+                                 str(cause).strip().partition("\n")[0])
+        with contextlib.suppress(SQLAlchemyError):
+            db.session.rollback()  # its transaction never had a connection: the teardown must not try again
         return False
     return True
 

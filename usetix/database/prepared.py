@@ -31,6 +31,8 @@ from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 
+from .faults import Fault, mark
+
 
 class _Compiled(NamedTuple):
     sql: str
@@ -60,6 +62,22 @@ def driver_connection(connection: sa.Connection) -> Any | None:
         if dispatch.before_cursor_execute or dispatch.after_cursor_execute:
             return None
     return connection.connection.dbapi_connection
+
+
+def _failure(connection: sa.Connection, dbapi_connection: Any, cursor: Any, sql: str, parameters: Any,
+             exc: Exception) -> sa.exc.DBAPIError:
+    """The driver's ``exc`` as SQLAlchemy would raise it: wrapped, and the connection
+    invalidated (and the failure marked LOST, usetix/database/faults.py) when it was lost."""
+    dialect = connection.dialect
+    lost = dialect.is_disconnect(exc, dbapi_connection, cursor)
+    if lost:
+        connection.invalidate(exc)
+    error = sa.exc.DBAPIError.instance(sql, parameters, exc, dialect.loaded_dbapi.Error,
+                                       hide_parameters=connection.engine.hide_parameters,
+                                       connection_invalidated=lost, dialect=dialect)
+    if lost:
+        mark(error, Fault.LOST)
+    return error
 
 
 def _in_order(names: tuple[str, ...]) -> Callable[[Mapping[str, Any]], tuple]:
@@ -117,17 +135,15 @@ class PreparedSelect:
         if binds:
             params = {name: binds[name](value) if name in binds else value for name, value in params.items()}
         parameters = positional(params) if positional is not None else params
-        cursor = dbapi_connection.cursor()
+        try:
+            cursor = dbapi_connection.cursor()  # SQLite's fails here on a closed connection
+        except dialect.loaded_dbapi.Error as exc:
+            raise _failure(connection, dbapi_connection, None, sql, parameters, exc) from exc
         try:
             cursor.execute(sql, parameters)
             rows = cursor.fetchall()
         except dialect.loaded_dbapi.Error as exc:
-            lost = dialect.is_disconnect(exc, dbapi_connection, cursor)
-            if lost:
-                connection.invalidate(exc)
-            raise sa.exc.DBAPIError.instance(sql, parameters, exc, dialect.loaded_dbapi.Error,
-                                             hide_parameters=connection.engine.hide_parameters,
-                                             connection_invalidated=lost, dialect=dialect) from exc
+            raise _failure(connection, dbapi_connection, cursor, sql, parameters, exc) from exc
         finally:
             cursor.close()
         if results and rows:

@@ -12,12 +12,17 @@ from typing import Protocol
 from werkzeug.exceptions import ServiceUnavailable
 
 logger = logging.getLogger("usetix.sessions")
+# What a 503 of the session store tells a client to wait (a restart of the database or Redis).
+RETRY_AFTER_SECONDS = 5
 
 
 class SessionStoreUnavailable(ServiceUnavailable):
     """The session store cannot be read or written (database table or Redis down)."""
 
     description = "Logins are unavailable for a moment: the session store does not answer. Try again shortly."
+
+    def __init__(self) -> None:
+        super().__init__(retry_after=RETRY_AFTER_SECONDS)
 
 
 def record_key(sid: str) -> str:
