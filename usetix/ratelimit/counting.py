@@ -51,8 +51,8 @@ def headers(storage: Storage, item: RateLimitItem, name: str, count: int, allowe
 
 
 def _headers(amount: int, count: int, expires_at: float, allowed: bool) -> dict[str, str]:
-    reset = str(max(1, math.ceil(expires_at - time.time())))
-    headers = {"RateLimit-Limit": str(amount), "RateLimit-Remaining": str(max(0, amount - count)),
+    reset = f"{max(1, math.ceil(expires_at - time.time()))}"  # f-strings: no call of str() (every API request)
+    headers = {"RateLimit-Limit": f"{amount}", "RateLimit-Remaining": f"{max(0, amount - count)}",
                "RateLimit-Reset": reset}
     if not allowed:
         headers["Retry-After"] = reset

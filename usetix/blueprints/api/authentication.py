@@ -11,6 +11,8 @@ documented way to the object behind a proxy; why: docs/performance.md).
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from flask import Request, Response, after_this_request, current_app, g, request
 
 from ...auth import bearer
@@ -18,7 +20,6 @@ from ...auth.refusals import Refusal, refusal_answer, too_many_requests
 from ...auth.usage import UsageRecorder
 from ...database.connection import first_read
 from ...database.engine import db
-from ...database.models import utcnow
 from ...ratelimit import rate_limits
 from ...ratelimit.limits import EXTENSION_KEY as RATE_LIMITS
 from ...web.credential_gate import SCREENED_DIGEST
@@ -89,7 +90,7 @@ def authenticate_bearer() -> Response | None:
     if answer_headers:
         environ[ANSWER_HEADERS] = answer_headers
     request_globals = g._get_current_object()
-    now = utcnow()
+    now = datetime.now(UTC)  # as models.utcnow, without its call
     recorder = app.extensions[USAGE_RECORDER]
     if recorder.count(token.id, token.last_used_at, bearer.naive_utc(now)):
         request_globals.usage_writer = recorder.writer(token.id, now, req.remote_addr, req.headers.get("User-Agent"))
