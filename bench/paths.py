@@ -82,7 +82,8 @@ PATHS = {
 }
 # Those measured again on PostgreSQL (--postgres), under these names.
 PG_PATHS = {"auth": ON_POSTGRES, "unknown": ON_POSTGRES, "write": ON_POSTGRES + "_write"}
-TABLE_NAMES = [*dict.fromkeys(path.table_name for path in PATHS.values()), *PG_PATHS.values(), LOGGED, BEFORE]
+# Each name once: several paths share one (usetix's ok and reject, usetix_pg's).
+TABLE_NAMES = [*dict.fromkeys([*(path.table_name for path in PATHS.values()), *PG_PATHS.values(), LOGGED, BEFORE])]
 
 
 @dataclasses.dataclass

@@ -136,14 +136,8 @@ class Report:
     def render(self, meta: dict, statements: dict[str, list[str]], round_trips: dict[str, int],
                memory: dict | None, writes: list[list[str]]) -> str:
         harness = self.harness
-        peers = [*harness.PEERS, *(name + PG_SUFFIX for name in harness.PG_PEERS)]
-        names = [n for n in peers if n in self.results] + [n for n in TABLE_NAMES if n in self.results]
-        # PostgreSQL rows (the peers' and ours) against the PostgreSQL peers, as the harness's --db both reports them
-        on_postgres = [n for n in names if n.endswith(PG_SUFFIX) or n.startswith(ON_POSTGRES)]
+        names, on_postgres, db_pairs = table_rows(self.results, harness.PEERS, harness.PG_PEERS)
         ref_map = {n: {"flask_baseline": "flask_baseline_pg", "ceiling": "ceiling_pg"} for n in on_postgres}
-        db_pairs = [(n.removesuffix(PG_SUFFIX), n) for n in on_postgres if n.endswith(PG_SUFFIX)]
-        db_pairs += [(APP, ON_POSTGRES), (APP + "_write", PG_PATHS["write"])]
-        db_pairs = [(lite, pg) for lite, pg in db_pairs if lite in self.results and pg in self.results]
         out = [harness.render_header(meta)]
         out.append(f"App versions: {', '.join(f'{k} {v}' for k, v in meta['app_versions'].items())}  ")
         out.append(PATHS_LINE + ("; `usetix_before` = the tree given with --before" if self.options.before else "")
@@ -285,6 +279,23 @@ class Report:
             lines.append("Authenticated / twin per round: "
                          + ", ".join(f"round {r}: {x / y:.2f}" for r, x, y in self.twin_pairs) + "\n")
         return "\n".join(lines)
+
+
+def table_rows(results: dict, peers: list[str],
+               pg_peers: list[str]) -> tuple[list[str], list[str], list[tuple[str, str]]]:
+    """The apps of the harness's tables, in order, each once: every app measured (the peers,
+    then ours), those of them on PostgreSQL, and the (SQLite, PostgreSQL) pairs of the
+    "PostgreSQL vs SQLite" table. Our PostgreSQL paths share a name (``usetix_pg`` is both
+    the read and the unknown token), and ``usetix_pg`` is also a peer-style ``_pg`` name:
+    each app and pair is listed once however many ways lead to it."""
+    candidates = [*peers, *(name + PG_SUFFIX for name in pg_peers), *TABLE_NAMES]
+    names = [n for n in dict.fromkeys(candidates) if n in results]
+    # PostgreSQL rows (the peers' and ours) against the PostgreSQL peers, as the harness's --db both reports them
+    on_postgres = [n for n in names if n.endswith(PG_SUFFIX) or n.startswith(ON_POSTGRES)]
+    pairs = [(n.removesuffix(PG_SUFFIX), n) for n in on_postgres if n.endswith(PG_SUFFIX)]
+    pairs += [(APP, ON_POSTGRES), (APP + "_write", PG_PATHS["write"])]
+    db_pairs = [(lite, pg) for lite, pg in dict.fromkeys(pairs) if lite in results and pg in results]
+    return names, on_postgres, db_pairs
 
 
 def token_updates(writes: list[list[str]], changed: bool | None = None) -> list[list[str]]:

@@ -80,17 +80,17 @@ def screen_credentials(authorization: str | None) -> str | Refusal:
 
 
 def authenticate(screened: str | Refusal, method: str,
-                 run: Callable[[Callable[[sa.Connection], Any]], Any]) -> Principal | Refusal:
+                 run: Callable[[Callable[[sa.Connection, dict], Any], dict], Any]) -> Principal | Refusal:
     """Who this request is (its account and token), or why it is refused. ``screened`` is
-    :func:`screen_credentials`' answer; only a digest costs a query (``run(read)`` runs
-    ``read(connection)``), and that one query also brings the expiry: a token is refused
-    from its ``expires_at`` second on (the clock is read only for a token that expires)."""
+    :func:`screen_credentials`' answer; only a digest costs a query (``run(read, params)``
+    runs ``read(connection, params)``), and that one query also brings the expiry: a token
+    is refused from its ``expires_at`` second on (the clock is read only for a token that expires)."""
     if isinstance(screened, Refusal):
         return screened
-    row = run(lambda connection: TOKEN_BY_DIGEST.first(connection, {"digest": screened}))
+    row = run(TOKEN_BY_DIGEST.first, {"digest": screened})
     if row is None:
         return UNKNOWN_TOKEN
-    token = TokenGrant._make(row)
+    token = tuple.__new__(TokenGrant, row)  # TokenGrant._make(row) without its Python call (every API request)
     if token.revoked:
         return REVOKED_TOKEN
     if token.expires_at is not None and naive_utc(utcnow()) >= token.expires_at:

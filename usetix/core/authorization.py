@@ -24,9 +24,13 @@ MISSING = Credential(problem="missing", detail="No Authorization header was sent
 
 def parse_authorization(header: str | None) -> Credential:
     """Read ``Bearer <token>``; the scheme is case-insensitive, exactly one value follows."""
-    if header is None or not header.strip():
+    if header is None:
         return MISSING
-    parts = header.split()
+    parts = header.split()  # on whitespace, as strip() strips it
+    if len(parts) == 2 and parts[0].lower() == "bearer":  # the usual header, tested first
+        return Credential(parts[1])
+    if not parts:
+        return MISSING
     if parts[0].lower() != "bearer":
         return Credential(problem="scheme", detail="The Authorization scheme must be Bearer.")
     if len(parts) == 1:

@@ -16,9 +16,8 @@ PREFIX = "utx_"
 ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 RANDOM_LENGTH = 30
 CHECKSUM_LENGTH = 6  # the digits _six_base62 writes
-TOKEN_LENGTH = len(PREFIX) + RANDOM_LENGTH + CHECKSUM_LENGTH
-
-_ALPHABET_SET = frozenset(ALPHABET)
+PREFIX_LENGTH = len(PREFIX)
+TOKEN_LENGTH = PREFIX_LENGTH + RANDOM_LENGTH + CHECKSUM_LENGTH
 
 
 class MalformedToken(ValueError):
@@ -52,8 +51,9 @@ def parse(value: str) -> str:
     """Return ``value`` if it is a well-formed token with a valid checksum, else raise."""
     if len(value) != TOKEN_LENGTH or not value.startswith(PREFIX):
         raise MalformedToken("not a Usetix token (expected utx_ and 36 characters)")
-    body = value[len(PREFIX):]
-    if not _ALPHABET_SET.issuperset(body):
+    body = value[PREFIX_LENGTH:]
+    # ASCII letters and digits are exactly base62 (str methods: no per-character lookup)
+    if not (body.isascii() and body.isalnum()):
         raise MalformedToken("token contains characters outside base62")
     random_part, check = body[:RANDOM_LENGTH], body[RANDOM_LENGTH:]
     if checksum(random_part) != check:

@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from flask import Flask, current_app, g, request
 
-from .engine import checkout_without_ping, db
+from .engine import connect_without_ping, db
 
 _KEY = "db_connection"
 # Requests that only read (RFC 9110's safe methods the API serves): their statements run alone.
@@ -65,6 +65,7 @@ def transaction_from_now(connection: sa.Connection) -> None:
     if connection.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
         # The server's default, which the engine keeps (it sets none; the pool resets to it).
         connection.execution_options(isolation_level=connection.default_isolation_level)
+P = TypeVar("P")
 
 
 def request_connection() -> sa.Connection:
@@ -73,31 +74,37 @@ def request_connection() -> sa.Connection:
     request_globals = g._get_current_object()  # one proxy read: every API request passes here
     connection = request_globals.get(_KEY)
     if connection is None:
-        connection = db.engine.connect()
-        if _in_autocommit(connection):
-            connection.execution_options(isolation_level="AUTOCOMMIT")
-        setattr(request_globals, _KEY, connection)
+        connection = _keep(request_globals, db.engine.connect())
     return connection
 
 
-def first_read(read: Callable[[sa.Connection], T]) -> T:
-    """``read(connection)`` on this request's connection. As the request's first statement
-    (the bearer token's lookup) it is the connection's liveness check: the connection is
-    checked out without a ping, and a read that finds it lost (the server dropped it while
-    it sat in the pool) runs once more on a new one, checked out with a ping, which
-    replaces the pool's other lost connections too. What ``pool_pre_ping`` does, without its
-    round trip on every request."""
-    if g._get_current_object().get(_KEY) is not None:
-        return read(request_connection())  # not the first statement: nothing to retry
-    with checkout_without_ping():
-        connection = request_connection()
+def _keep(request_globals: Any, connection: sa.Connection) -> sa.Connection:
+    """``connection`` as this request's (for a read, in autocommit on a server)."""
+    if _in_autocommit(connection):  # the dialect first: on SQLite the request proxy is not read at all
+        connection.execution_options(isolation_level="AUTOCOMMIT")
+    setattr(request_globals, _KEY, connection)
+    return connection
+
+
+def first_read(read: Callable[[sa.Connection, P], T], params: P) -> T:
+    """``read(connection, params)`` on this request's connection. As the request's first
+    statement (the bearer token's lookup) it is the connection's liveness check: the
+    connection is checked out without a ping, and a read that finds it lost (the server
+    dropped it while it sat in the pool) runs once more on a new one, checked out with a
+    ping, which replaces the pool's other lost connections too. What ``pool_pre_ping``
+    does, without its round trip on every request."""
+    request_globals = g._get_current_object()
+    connection = request_globals.get(_KEY)
+    if connection is not None:
+        return read(connection, params)  # not the first statement: nothing to retry
+    connection = _keep(request_globals, connect_without_ping(db.engine))
     try:
-        return read(connection)
+        return read(connection, params)
     except sa.exc.DBAPIError as error:
         if not error.connection_invalidated:
             raise
     close_request_connection()
-    return read(request_connection())
+    return read(request_connection(), params)
 
 
 def close_request_connection(exc: BaseException | None = None) -> None:

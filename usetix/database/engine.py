@@ -2,13 +2,11 @@
 constraint names, how a SQLite connection is set up, and how a database server's pooled
 connections are checked at checkout."""
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from contextvars import ContextVar
 
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData, event, exc
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import DeclarativeBase
 
 
@@ -63,19 +61,20 @@ def configure_sqlite(engine: Engine, synchronous: str, busy_timeout_ms: int = 10
 _first_statement_pings: ContextVar[bool] = ContextVar("usetix_first_statement_pings", default=False)
 
 
-@contextmanager
-def checkout_without_ping() -> Iterator[None]:
-    """Connections checked out in this block are not pinged (see :func:`ping_at_checkout`)."""
+def connect_without_ping(engine: Engine) -> Connection:
+    """``engine.connect()``, its connection checked out without a ping (see :func:`ping_at_checkout`).
+
+    A function, not a context manager: it runs on every API request (docs/performance.md)."""
     token = _first_statement_pings.set(True)
     try:
-        yield
+        return engine.connect()
     finally:
         _first_statement_pings.reset(token)
 
 
 def ping_at_checkout(engine: Engine) -> None:
     """On a database server, ping each pooled connection as it is checked out, as
-    ``pool_pre_ping`` does, except in :func:`checkout_without_ping`: a connection the server
+    ``pool_pre_ping`` does, except in :func:`connect_without_ping`: a connection the server
     dropped (a restart, a failover, ``pg_terminate_backend``) is replaced, and with it every
     connection of the pool made before it. Why not ``pool_pre_ping`` itself: its round trip
     cannot be left out for the API's reads (docs/performance.md, "PostgreSQL: round trips").

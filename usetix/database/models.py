@@ -10,7 +10,6 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
-from flask_login import UserMixin
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .engine import db
@@ -63,7 +62,10 @@ class Account(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class Admin(UserMixin, db.Model):
+class Admin(db.Model):
+    """A dashboard user. What Flask-Login asks of a user (``is_authenticated``, ``get_id`` ...)
+    is given in the auth layer (usetix/auth/admins.py), beside the login manager."""
+
     __tablename__ = "admins"
 
     id: Mapped[int] = mapped_column(primary_key=True)

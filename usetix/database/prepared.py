@@ -127,11 +127,35 @@ class PreparedSelect:
     def rows(self, connection: sa.Connection, params: Mapping[str, Any]) -> list:
         """The rows, as tuples (lists where a column needed processing; ``Row`` objects
         when they came through SQLAlchemy)."""
+        rows, results = self._fetch(connection, params)
+        if results and rows:
+            rows = [list(row) for row in rows]
+            for index, processor in results:
+                for row in rows:
+                    row[index] = processor(row[index])
+        return rows
+
+    def first(self, connection: sa.Connection, params: Mapping[str, Any]) -> Any:
+        """The first row, or None (as :meth:`rows`, one row processed: the token's lookup)."""
+        rows, results = self._fetch(connection, params)
+        if not rows:
+            return None
+        row = rows[0]
+        if results:
+            row = list(row)
+            for index, processor in results:
+                row[index] = processor(row[index])
+        return row
+
+    def _fetch(self, connection: sa.Connection, params: Mapping[str, Any]) -> tuple[list, tuple]:
+        """The rows as the driver or SQLAlchemy gives them, and the result processors still to apply."""
         dbapi_connection = driver_connection(connection)
         if dbapi_connection is None:
-            return connection.execute(self.statement, params).all()
+            return connection.execute(self.statement, params).all(), ()
         dialect = connection.dialect
-        sql, positional, binds, results = self._compiled(dialect)
+        last = self._last  # _compiled's first test, without its call (every statement of the API)
+        compiled = last[1] if last is not None and last[0] is dialect else self._compiled(dialect)
+        sql, positional, binds, results = compiled
         if binds:
             params = {name: binds[name](value) if name in binds else value for name, value in params.items()}
         parameters = positional(params) if positional is not None else params
@@ -146,13 +170,4 @@ class PreparedSelect:
             raise _failure(connection, dbapi_connection, cursor, sql, parameters, exc) from exc
         finally:
             cursor.close()
-        if results and rows:
-            rows = [list(row) for row in rows]
-            for index, processor in results:
-                for row in rows:
-                    row[index] = processor(row[index])
-        return rows
-
-    def first(self, connection: sa.Connection, params: Mapping[str, Any]) -> Any:
-        rows = self.rows(connection, params)
-        return rows[0] if rows else None
+        return rows, results

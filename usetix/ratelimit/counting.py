@@ -16,6 +16,8 @@ from typing import NamedTuple
 from limits import RateLimitItem
 from limits.storage import Storage
 
+from .worker_memory import WorkerMemoryStorage
+
 
 class Verdict(NamedTuple):
     """One counted request: whether it may go on, and its ``RateLimit-*`` headers
@@ -32,16 +34,25 @@ class LimitsUnavailable(Exception):
 def count(storage: Storage, item: RateLimitItem, key: tuple[str, ...], always_headers: bool) -> Verdict:
     """One request counted in ``item``'s current window for ``key`` (raises StorageError)."""
     name, expiry = window(item, *key)
-    count = storage.incr(name, expiry)
+    if type(storage) is WorkerMemoryStorage:  # the default: the count and the window's end in one lookup
+        count, expires_at = storage.incr_with_expiry(name, expiry)
+    else:
+        count, expires_at = storage.incr(name, expiry), None
     allowed = count <= item.amount
     if allowed and not always_headers:
         return Verdict(True, {})
-    return Verdict(allowed, headers(storage, item, name, count, allowed))
+    if expires_at is None:
+        expires_at = storage.get_expiry(name)
+    return Verdict(allowed, _headers(item.amount, count, expires_at, allowed))
 
 
 def headers(storage: Storage, item: RateLimitItem, name: str, count: int, allowed: bool) -> dict[str, str]:
-    reset = str(max(1, math.ceil(storage.get_expiry(name) - time.time())))
-    headers = {"RateLimit-Limit": str(item.amount), "RateLimit-Remaining": str(max(0, item.amount - count)),
+    return _headers(item.amount, count, storage.get_expiry(name), allowed)
+
+
+def _headers(amount: int, count: int, expires_at: float, allowed: bool) -> dict[str, str]:
+    reset = f"{max(1, math.ceil(expires_at - time.time()))}"  # f-strings: no call of str() (every API request)
+    headers = {"RateLimit-Limit": f"{amount}", "RateLimit-Remaining": f"{max(0, amount - count)}",
                "RateLimit-Reset": reset}
     if not allowed:
         headers["Retry-After"] = reset

@@ -25,6 +25,8 @@ from .storage_uri import PER_WORKER_STORAGES, describe, open_storage
 EXTENSION_KEY = "usetix.ratelimit"
 OUTAGE_LOG_SECONDS = 60.0
 OUTAGE_RETRY_SECONDS = 2.0
+# What a storage outage means for the limits that fail open, as its log line says it.
+OPEN_OUTAGE = "the API's limits are not counted until it is back"
 
 logger = logging.getLogger("usetix.ratelimit")
 
@@ -41,22 +43,22 @@ class StorageHealth:
         self.storage = storage
         self.name = name
         self._lock = threading.Lock()
-        self._down_until = 0.0
+        self.down_until = 0.0  # 0 while the storage is not known to be down (hit() tests it first)
         self._logged_at = -math.inf
 
     def available(self) -> bool:
-        if not self._down_until:  # no outage: no clock read on the hot path
+        if not self.down_until:  # no outage: no clock read on the hot path
             return True
-        if time.monotonic() < self._down_until:
+        if time.monotonic() < self.down_until:
             return False
-        self._down_until = 0.0
+        self.down_until = 0.0
         return True
 
     def failed(self, exc: BaseException, consequence: str) -> None:
         """Remember an outage; log it unless it was logged within OUTAGE_LOG_SECONDS."""
         now = time.monotonic()
         with self._lock:
-            self._down_until = now + OUTAGE_RETRY_SECONDS
+            self.down_until = now + OUTAGE_RETRY_SECONDS
             if now - self._logged_at < OUTAGE_LOG_SECONDS:
                 return
             self._logged_at = now
@@ -90,20 +92,24 @@ class RateLimits:
     def hit(self, item: RateLimitItem, *key: str) -> Verdict | None:
         """Count one request against ``item`` for ``key``; None when limits are off or
         the storage is down (fails open)."""
-        return self._hit_open(item, key, always_headers=True)
+        # Not through a shared helper with hit_quietly: this runs on every API request.
+        if not self.enabled or (self._counter.down_until and not self._counter.available()):
+            return None
+        try:
+            return count(self.storage, item, key, True)
+        except StorageError as exc:
+            self._counter.failed(exc, OPEN_OUTAGE)
+            return None
 
     def hit_quietly(self, item: RateLimitItem, *key: str) -> Verdict | None:
         """Like :meth:`hit`, but the headers are read only for a refusal (a failed
         authentication's 401 carries none, so it spares the window's read)."""
-        return self._hit_open(item, key, always_headers=False)
-
-    def _hit_open(self, item: RateLimitItem, key: tuple[str, ...], always_headers: bool) -> Verdict | None:
         if not self.enabled or not self._counter.available():
             return None
         try:
-            return count(self.storage, item, key, always_headers)
+            return count(self.storage, item, key, False)
         except StorageError as exc:
-            self._counter.failed(exc, "the API's limits are not counted until it is back")
+            self._counter.failed(exc, OPEN_OUTAGE)
             return None
 
     # --- Limits that must hold exactly: shared by every worker and host, fail closed -------

@@ -34,6 +34,11 @@ class WorkerMemoryStorage(Storage):
         return ValueError
 
     def incr(self, key: str, expiry: float, amount: int = 1) -> int:
+        return self.incr_with_expiry(key, expiry, amount)[0]
+
+    def incr_with_expiry(self, key: str, expiry: float, amount: int = 1) -> tuple[int, float]:
+        """:meth:`incr`, with the time the window ends (what :meth:`get_expiry` would answer
+        next): one lookup for the two, on every API request (docs/performance.md)."""
         now = time.time()
         with self._lock:
             if now >= self._next_sweep:
@@ -42,7 +47,7 @@ class WorkerMemoryStorage(Storage):
             if counter is None or counter[1] <= now:
                 counter = self._counters[key] = [0, now + expiry]
             counter[0] += amount
-            return int(counter[0])
+            return int(counter[0]), counter[1]
 
     def get(self, key: str) -> int:
         counter = self._counters.get(key)

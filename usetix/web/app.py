@@ -23,6 +23,7 @@ from werkzeug.utils import cached_property
 from ..auth.policy import is_public, public
 from ..core.negotiation import prefers_json
 from .audience import Audience
+from .responses import UsetixResponse
 from .row_id import RowIdConverter
 
 
@@ -35,6 +36,7 @@ class UsetixRequest(Request):
 
 class Usetix(Flask):
     request_class = UsetixRequest
+    response_class = UsetixResponse
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)

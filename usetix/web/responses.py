@@ -1,4 +1,4 @@
-"""JSON answers: the API's body encoding and its one error shape."""
+"""The app's response class; JSON answers: the API's body encoding and its one error shape."""
 
 from __future__ import annotations
 
@@ -22,12 +22,32 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
+# Where a before-request hook leaves headers for this request's answer, as a list of (name,
+# value) pairs (the API token's RateLimit-* and expiry: usetix/blueprints/api/authentication.py).
+# A WSGI server puts a client's headers under HTTP_*: no client can set this key.
+ANSWER_HEADERS = "usetix.answer_headers"
+
+
+class UsetixResponse(Response):
+    """Flask's response, plus the headers left under ``ANSWER_HEADERS`` in the request's
+    WSGI environ, appended to the header list as the answer starts: Werkzeug's
+    ``Headers.add`` checks each value anew, three times on every authenticated API request,
+    for values the app made itself (docs/performance.md)."""
+
+    def get_wsgi_response(self, environ: dict) -> tuple:
+        app_iter, status, headers = super().get_wsgi_response(environ)
+        answer_headers = environ.get(ANSWER_HEADERS)
+        if answer_headers:
+            headers += answer_headers
+        return app_iter, status, headers
+
+
 def json_body(payload: Any) -> bytes:
     return orjson.dumps(payload, default=_json_default, option=_JSON_OPTIONS)
 
 
 def json_response(payload: Any, status: int = 200, headers: dict | None = None) -> Response:
-    return Response(json_body(payload), status=status, headers=headers, mimetype="application/json")
+    return UsetixResponse(json_body(payload), status=status, headers=headers, mimetype="application/json")
 
 
 def error_response(status: int, error: str, message: str, headers: dict | None = None, **extra: Any) -> Response:

@@ -11,17 +11,19 @@ documented way to the object behind a proxy; why: docs/performance.md).
 
 from __future__ import annotations
 
-from flask import Request, Response, current_app, g, request
+from datetime import UTC, datetime
+
+from flask import Request, Response, after_this_request, current_app, g, request
 
 from ...auth import bearer
 from ...auth.refusals import Refusal, refusal_answer, too_many_requests
 from ...auth.usage import UsageRecorder
 from ...database.connection import first_read
 from ...database.engine import db
-from ...database.models import utcnow
 from ...ratelimit import rate_limits
+from ...ratelimit.limits import EXTENSION_KEY as RATE_LIMITS
 from ...web.credential_gate import SCREENED_DIGEST
-from ...web.responses import json_response
+from ...web.responses import ANSWER_HEADERS, json_response
 from .blueprint import bp
 
 # Where each app keeps its worker's usage counts (usetix/auth/usage.py).
@@ -52,62 +54,60 @@ def refuse_again() -> Response:
     if not isinstance(verdict, Refusal):
         raise RuntimeError("the token's write found it invalid, and its authentication valid")
     request_globals = g._get_current_object()
-    for name in ("principal", "rate_limit_headers", "usage_writer"):
+    for name in ("principal", "usage_writer"):
         request_globals.pop(name, None)  # nothing of the token's own on this answer
+    req.environ.pop(ANSWER_HEADERS, None)
     return _refuse(verdict)
 
 
 @bp.before_app_request
 def authenticate_bearer() -> Response | None:
-    """Set ``g.principal`` from the request's bearer token, or answer 401 (429 past a limit)."""
+    """Set ``g.principal`` from the request's bearer token, or answer 401 (429 past a limit).
+    The token's answer headers (RateLimit-*, Usetix-Token-Expiration) go under
+    ``ANSWER_HEADERS``, where the response class appends them."""
     req = request._get_current_object()
     app = current_app._get_current_object()
     if not req.wants_json or req.endpoint in app.public_endpoints:
         return None
-    principal = bearer.authenticate(_screened(req), req.method, first_read)
+    environ = req.environ
+    screened = environ.get(SCREENED_DIGEST) or bearer.screen_credentials(req.headers.get("Authorization"))
+    principal = bearer.authenticate(screened, req.method, first_read)
     if isinstance(principal, Refusal):
         return _refuse(principal)
     token = principal.token
-    limits = rate_limits(app)
+    limits = app.extensions[RATE_LIMITS]
     verdict = limits.hit(limits.api, "api-token", str(token.id))
-    request_globals = g._get_current_object()
+    answer_headers = []
     if verdict is not None:
         if not verdict.allowed:  # the 429 carries the headers itself
             status, headers, body = too_many_requests(verdict.headers,
                                                       "This token has made too many requests; retry later.")
             return json_response(body, status, headers)
-        request_globals.rate_limit_headers = verdict.headers  # added to whatever the view answers
-    now = utcnow()
+        answer_headers += verdict.headers.items()
+    if token.expires_at is not None:
+        # As GitHub's GitHub-Authentication-Token-Expiration: scripts can warn their owners.
+        answer_headers.append(("Usetix-Token-Expiration", bearer.iso_utc(token.expires_at)))
+    if answer_headers:
+        environ[ANSWER_HEADERS] = answer_headers
+    request_globals = g._get_current_object()
+    now = datetime.now(UTC)  # as models.utcnow, without its call
     recorder = app.extensions[USAGE_RECORDER]
     if recorder.count(token.id, token.last_used_at, bearer.naive_utc(now)):
-        # Written after the response is sent (add_token_headers), never inside the request.
-        request_globals.usage_writer = recorder.writer(token.id, now, req.remote_addr,
-                                                       req.headers.get("User-Agent"))
+        request_globals.usage_writer = recorder.writer(token.id, now, req.remote_addr, req.headers.get("User-Agent"))
+        after_this_request(_write_usage)
     request_globals.principal = principal
     return None
+
+
+def _write_usage(response: Response) -> Response:
+    """The usage write, after the response is sent, never inside the request (unless
+    :func:`refuse_again` dropped it)."""
+    writer = g.get("usage_writer")
+    if writer is not None:
+        response.call_on_close(writer)
+    return response
 
 
 @bp.record_once
 def _make_usage_recorder(state) -> None:
     state.app.extensions[USAGE_RECORDER] = UsageRecorder(lambda: db.engine)
-
-
-@bp.after_app_request
-def add_token_headers(response: Response) -> Response:
-    """The rate-limit headers, the token's expiry, and the usage write after the response."""
-    request_globals = g._get_current_object()
-    principal = request_globals.get("principal")
-    if principal is None or principal.token is None:
-        return response
-    add = response.headers.add  # not extend(): docs/performance.md
-    headers = request_globals.get("rate_limit_headers")
-    if headers:
-        for name, value in headers.items():
-            add(name, value)
-    if principal.token.expires_at is not None:
-        # As GitHub's GitHub-Authentication-Token-Expiration: scripts can warn their owners.
-        add("Usetix-Token-Expiration", bearer.iso_utc(principal.token.expires_at))
-    writer = request_globals.get("usage_writer")
-    if writer is not None:
-        response.call_on_close(writer)
-    return response
