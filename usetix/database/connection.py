@@ -34,6 +34,7 @@ _AUTOCOMMIT_WRITE = "usetix_autocommit_write"
 logger = logging.getLogger("usetix.database")
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable)
+P = TypeVar("P")
 
 
 def autocommit_write(view: F, one_statement: bool) -> F:
@@ -65,7 +66,6 @@ def transaction_from_now(connection: sa.Connection) -> None:
     if connection.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
         # The server's default, which the engine keeps (it sets none; the pool resets to it).
         connection.execution_options(isolation_level=connection.default_isolation_level)
-P = TypeVar("P")
 
 
 def request_connection() -> sa.Connection:
