@@ -137,8 +137,8 @@ def test_a_read_on_the_drivers_cursor_whose_connection_is_lost_is_503(app, clien
 
     real_first_read = authentication.first_read
 
-    def first_read_then_lose(read):
-        result = real_first_read(read)
+    def first_read_then_lose(read, params):
+        result = real_first_read(read, params)
         end_connection(app, request_connection().connection.dbapi_connection)
         return result
 
