@@ -3,33 +3,13 @@
 from __future__ import annotations
 
 from flask import Flask, g, session
-from flask_login import UserMixin, login_user, logout_user
+from flask_login import login_user, logout_user
 
 from ..database.engine import db
 from ..database.models import Admin
 from ..extensions import login_manager
 from .principal import Principal
 from .sessions.hooks import bind_to_client, save_now
-
-
-def _as_flask_login_user(model: type) -> None:
-    """Give ``model`` what Flask-Login asks of a user object, as its ``UserMixin`` defines
-    it (always active and authenticated, never anonymous, its id as a string, equal to
-    another admin of the same id), so that the database layer does not import Flask-Login."""
-    for name in ("is_active", "is_authenticated", "is_anonymous", "get_id"):
-        setattr(model, name, vars(UserMixin)[name])
-
-    def __eq__(self, other):  # UserMixin's, for admins
-        return self.get_id() == other.get_id() if isinstance(other, model) else NotImplemented
-
-    def __ne__(self, other):
-        equal = __eq__(self, other)
-        return equal if equal is NotImplemented else not equal
-
-    model.__eq__, model.__ne__ = __eq__, __ne__  # the class keeps object's __hash__, as UserMixin's did
-
-
-_as_flask_login_user(Admin)
 
 
 def init_app(app: Flask) -> None:
