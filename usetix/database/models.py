@@ -132,7 +132,9 @@ class Attendee(db.Model):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    account_id: Mapped[int] = mapped_column(sa.ForeignKey("accounts.id"), index=True)
+    # Not indexed alone: an attendee is always reached through its event, and an index on
+    # the account made SQLite read all of the account's attendees for one event's list.
+    account_id: Mapped[int] = mapped_column(sa.ForeignKey("accounts.id"))
     event_id: Mapped[int] = mapped_column(sa.ForeignKey("events.id"))
     name: Mapped[str] = mapped_column(sa.String(200))
     email: Mapped[str] = mapped_column(sa.String(254))

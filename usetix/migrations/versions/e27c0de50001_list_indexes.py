@@ -21,6 +21,9 @@ def upgrade():
     op.create_index('ix_events_account_starts', 'events', ['account_id', 'starts_at', 'id'])
     op.create_index('ix_events_account_updated', 'events', ['account_id', 'updated_at', 'id'])
     op.drop_index('ix_attendees_event_id', table_name='attendees')
+    # Every attendee query names its event: an index on the account alone only misleads
+    # SQLite's planner into reading all of the account's attendees for one event's list.
+    op.drop_index('ix_attendees_account_id', table_name='attendees')
     op.create_index('ix_attendees_event_id_id', 'attendees', ['event_id', 'id'])
     op.create_index('ix_attendees_event_updated', 'attendees', ['event_id', 'updated_at', 'id'])
     op.create_index('ix_tombstones_account_type_event_deleted', 'tombstones',
@@ -31,6 +34,7 @@ def downgrade():
     op.drop_index('ix_tombstones_account_type_event_deleted', table_name='tombstones')
     op.drop_index('ix_attendees_event_updated', table_name='attendees')
     op.drop_index('ix_attendees_event_id_id', table_name='attendees')
+    op.create_index('ix_attendees_account_id', 'attendees', ['account_id'])
     op.create_index('ix_attendees_event_id', 'attendees', ['event_id'])
     op.drop_index('ix_events_account_updated', table_name='events')
     op.drop_index('ix_events_account_starts', table_name='events')
