@@ -25,7 +25,7 @@ from usetix.auth.token_service import issue_token
 from usetix.database.engine import db
 from usetix.database.models import Account, Admin, Attendee, Event
 
-from .databases import TEST_DATABASE_URL
+from .databases import TEST_DATABASE_URL, scratch_database
 
 PASSWORD = "correct horse battery"
 CSRF_FIELD = re.compile(r'<input[^>]*name="csrf_token"[^>]*value="([^"]+)"')
@@ -166,6 +166,28 @@ def create_token_via_form(client, description: str = "Mailchimp sync", tier: str
     })
     assert response.status_code == 200, response.text
     return TOKEN_VALUE.search(response.text).group(1)
+
+
+@contextmanager
+def seeded_database(directory, name: str, events: int = 3, attendees_per_event: int = 2) -> Iterator[tuple]:
+    """(URL, app, org) of a scratch database (tests/databases.py) migrated to the head and
+    holding one account, "Acme Events", for a server to serve; its connections closed at the end."""
+    from flask_migrate import upgrade
+
+    from usetix import create_app
+
+    with scratch_database(directory, name) as url:
+        app = create_app({**make_test_config(directory), "DATABASE_URL": url})
+        with app.app_context():
+            upgrade()
+            org = make_org("Acme Events", "admin@acme.example", events=events, attendees_per_event=attendees_per_event)
+            db.session.remove()  # its connection back first, so dispose() closes it
+        try:
+            yield url, app, org
+        finally:
+            with app.app_context():
+                db.session.remove()
+                db.engine.dispose()
 
 
 def issue(app, org: Org, tier: str = "read", description: str = "test token") -> str:

@@ -22,15 +22,13 @@ from urllib.parse import urlencode
 import pytest
 import requests
 import sqlalchemy as sa
-from flask_migrate import upgrade
 
-from usetix import create_app
 from usetix.auth.token_service import issue_token, revoke_token
 from usetix.database.engine import db
 from usetix.database.models import Admin, ApiToken, Attendee, AuditEvent, IdempotencyKey
 
-from ..databases import database_kind, scratch_database
-from ..helpers import NONCE_FIELD, PASSWORD, csrf_token_from, make_org, make_test_config, wait_until
+from ..databases import database_kind
+from ..helpers import NONCE_FIELD, PASSWORD, csrf_token_from, seeded_database, wait_until
 from ..servers import HeldRequest, gunicorn
 
 pytestmark = pytest.mark.gunicorn
@@ -61,21 +59,11 @@ class Server:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     directory = tmp_path_factory.mktemp("writes")
-    with scratch_database(directory, "writes") as url:
-        app = create_app({**make_test_config(directory), "DATABASE_URL": url})
-        with app.app_context():
-            upgrade()
-            org = make_org("Acme Events", "admin@acme.example", events=4, attendees_per_event=40)
-            db.session.remove()
+    with seeded_database(directory, "writes", events=4, attendees_per_event=40) as (url, app, org):
         limits = {"API_RATE_LIMIT": "1000000 per minute", "API_FAILED_AUTH_LIMIT": "1000000 per minute"}
         log = directory / "server.log"
-        try:
-            with gunicorn(url, workers=WORKERS, log_path=log, **limits) as base:
-                yield Server(base, app, log, org)
-        finally:
-            with app.app_context():
-                db.session.remove()
-                db.engine.dispose()
+        with gunicorn(url, workers=WORKERS, log_path=log, **limits) as base:
+            yield Server(base, app, log, org)
 
 
 def call(method: str, url: str, token: str, http=requests, **kwargs) -> requests.Response:

@@ -23,13 +23,8 @@ from urllib.parse import parse_qs, urljoin, urlsplit
 
 import pytest
 import requests
-from flask_migrate import upgrade
 
-from usetix import create_app
-from usetix.database.engine import db
-
-from ..databases import scratch_database
-from ..helpers import issue, make_org, make_test_config
+from ..helpers import issue, seeded_database
 from ..servers import gunicorn
 
 pytestmark = pytest.mark.gunicorn
@@ -43,20 +38,10 @@ EVENTS = 5  # the account's events before the test adds one: three pages of two
 def server(tmp_path_factory):
     """(base URL, a Read + Write token) of a gunicorn server with one account."""
     directory = tmp_path_factory.mktemp("openapi-client")
-    with scratch_database(directory, "client") as url:
-        app = create_app({**make_test_config(directory), "DATABASE_URL": url})
-        with app.app_context():
-            upgrade()
-            org = make_org("Acme Events", "admin@acme.example", events=EVENTS, attendees_per_event=0)
-            db.session.remove()
+    with seeded_database(directory, "client", events=EVENTS, attendees_per_event=0) as (url, app, org):
         token = issue(app, org, "write", "generated client")
-        try:
-            with gunicorn(url, workers=1) as base:
-                yield base, token
-        finally:
-            with app.app_context():
-                db.session.remove()
-                db.engine.dispose()
+        with gunicorn(url, workers=1) as base:
+            yield base, token
 
 
 @pytest.fixture(scope="module")

@@ -12,13 +12,8 @@ from pathlib import Path
 
 import pytest
 import requests
-from flask_migrate import upgrade
 
-from usetix import create_app
-from usetix.database.engine import db
-
-from ..databases import scratch_database
-from ..helpers import bearer, issue, make_org, make_test_config
+from ..helpers import bearer, issue, seeded_database
 from ..servers import gunicorn
 
 pytestmark = pytest.mark.gunicorn
@@ -33,67 +28,57 @@ def readme_example() -> str:
 
 
 def test_the_readme_sync_example_keeps_an_equal_copy_while_writers_write(tmp_path):
-    with scratch_database(tmp_path, "readme_sync") as url:
-        app = create_app({**make_test_config(tmp_path), "DATABASE_URL": url})
-        with app.app_context():
-            upgrade()
-            org = make_org("Acme Events", "admin@acme.example", events=1, attendees_per_event=40)
-            db.session.remove()
+    with seeded_database(tmp_path, "readme_sync", events=1, attendees_per_event=40) as (url, app, org):
         token = issue(app, org, "write", "readme sync")
         event_id = org.event_ids[0]
-        try:
-            with gunicorn(url, workers=2, RATELIMIT_ENABLED="false") as base:
-                path = f"{base}/admin/events/{event_id}/attendees"
-                stop = threading.Event()
-                failures: list[str] = []
+        with gunicorn(url, workers=2, RATELIMIT_ENABLED="false") as base:
+            path = f"{base}/admin/events/{event_id}/attendees"
+            stop = threading.Event()
+            failures: list[str] = []
 
-                def writer(seed: int) -> None:
-                    rng, mine = random.Random(seed), []
-                    with requests.Session() as session:
-                        session.headers.update(bearer(token))
-                        while not stop.is_set():
-                            roll = rng.random()
-                            if roll < 0.4 or not mine:
-                                response = session.post(path, json={"name": f"w{seed}", "email": "w@example.com",
-                                                                    "ticket_type": "General"}, timeout=10)
-                                if response.status_code == 201:
-                                    mine.append(response.json()["data"]["id"])
-                            elif roll < 0.8:
-                                response = session.patch(f"{path}/{rng.choice(mine)}", timeout=10,
-                                                         json={"name": f"w{seed} {rng.random()}"})
-                            else:
-                                response = session.delete(f"{path}/{mine.pop(rng.randrange(len(mine)))}", timeout=10)
-                            if response.status_code not in (200, 201, 204, 503):
-                                failures.append(f"{response.status_code} {response.text[:200]}")
+            def writer(seed: int) -> None:
+                rng, mine = random.Random(seed), []
+                with requests.Session() as session:
+                    session.headers.update(bearer(token))
+                    while not stop.is_set():
+                        roll = rng.random()
+                        if roll < 0.4 or not mine:
+                            response = session.post(path, json={"name": f"w{seed}", "email": "w@example.com",
+                                                                "ticket_type": "General"}, timeout=10)
+                            if response.status_code == 201:
+                                mine.append(response.json()["data"]["id"])
+                        elif roll < 0.8:
+                            response = session.patch(f"{path}/{rng.choice(mine)}", timeout=10,
+                                                     json={"name": f"w{seed} {rng.random()}"})
+                        else:
+                            response = session.delete(f"{path}/{mine.pop(rng.randrange(len(mine)))}", timeout=10)
+                        if response.status_code not in (200, 201, 204, 503):
+                            failures.append(f"{response.status_code} {response.text[:200]}")
 
-                example = readme_example()
-                # The example's first part defines sync() and makes the first copy; its last line syncs again.
-                setup, again = example.rsplit("\n# ... later, as often as you like:\n", 1)
-                namespace = {"token": token, "base": base, "event_id": event_id}
-                exec(compile(setup, "README.md", "exec"), namespace)
-                writers = [threading.Thread(target=writer, args=(seed,)) for seed in range(4)]
-                for thread in writers:
-                    thread.start()
-                deadline = time.monotonic() + 5
-                syncs = 0
-                while time.monotonic() < deadline:
-                    exec(compile(again, "README.md", "exec"), namespace)
-                    syncs += 1
-                stop.set()
-                for thread in writers:
-                    thread.join()
+            example = readme_example()
+            # The example's first part defines sync() and makes the first copy; its last line syncs again.
+            setup, again = example.rsplit("\n# ... later, as often as you like:\n", 1)
+            namespace = {"token": token, "base": base, "event_id": event_id}
+            exec(compile(setup, "README.md", "exec"), namespace)
+            writers = [threading.Thread(target=writer, args=(seed,)) for seed in range(4)]
+            for thread in writers:
+                thread.start()
+            deadline = time.monotonic() + 5
+            syncs = 0
+            while time.monotonic() < deadline:
                 exec(compile(again, "README.md", "exec"), namespace)
-                assert not failures, failures[:3]
-                assert syncs > 1
-                source, url_ = {}, f"{path}?per_page=100"
-                while url_:
-                    response = requests.get(url_, headers=bearer(token), timeout=10)
-                    source.update((row["id"], row) for row in response.json()["data"])
-                    following = response.links.get("next", {}).get("url")
-                    url_ = following and requests.compat.urljoin(response.url, following)
-                assert namespace["attendees"] == source
-                assert len(source) > 40 - 10
-        finally:
-            with app.app_context():
-                db.session.remove()
-                db.engine.dispose()
+                syncs += 1
+            stop.set()
+            for thread in writers:
+                thread.join()
+            exec(compile(again, "README.md", "exec"), namespace)
+            assert not failures, failures[:3]
+            assert syncs > 1
+            source, url_ = {}, f"{path}?per_page=100"
+            while url_:
+                response = requests.get(url_, headers=bearer(token), timeout=10)
+                source.update((row["id"], row) for row in response.json()["data"])
+                following = response.links.get("next", {}).get("url")
+                url_ = following and requests.compat.urljoin(response.url, following)
+            assert namespace["attendees"] == source
+            assert len(source) > 40 - 10
