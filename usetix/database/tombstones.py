@@ -26,7 +26,8 @@ _TYPES = {Event: "event", Attendee: "attendee"}
 class TombstoneList:
     """The statements of one account-owned list with its tombstones (not the hot path)."""
 
-    def __init__(self, model: Any, columns: Iterable, order_by: Iterable, *criteria: Any):
+    def __init__(self, model: Any, columns: Iterable, order_by: Iterable, *criteria: Any,
+                 tombstone_criteria: tuple | None = None):
         table = model.__table__
         self.names = [column.key for column in columns]
         known = _KNOWN[table.name]
@@ -40,6 +41,8 @@ class TombstoneList:
         tomb_criteria = [sa.literal_column("1") == 1]
         if criteria:
             tomb_criteria = [_tombs.c.event_id == sa.bindparam("event_id")]
+        if tombstone_criteria is not None:  # the caller's own, for criteria not about an event_id
+            tomb_criteria = list(tombstone_criteria)
         self.live = sa.select(*live_columns).where(table.c.account_id == sa.bindparam("account_id"), *criteria)
         self.dead = sa.select(*tomb_columns).where(_tombs.c.account_id == sa.bindparam("account_id"),
                                                    _tombs.c.object_type == _TYPES[model], *tomb_criteria)

@@ -55,8 +55,11 @@ class AccountList:
     as the stored naive UTC and encoded as UTC. Why it is built so: docs/performance.md.
     """
 
-    def __init__(self, model: Any, columns: Iterable, order_by: Iterable, *criteria: Any):
-        self.tombstones = TombstoneList(model, columns, order_by, *criteria)  # for ?include_deleted=true
+    def __init__(self, model: Any, columns: Iterable, order_by: Iterable, *criteria: Any,
+                 tombstone_criteria: tuple | None = None):
+        # for ?include_deleted=true; tombstone_criteria: what holds for the tombstones, when
+        # the criteria are not about an event_id (a token's event restriction)
+        self.tombstones = TombstoneList(model, columns, order_by, *criteria, tombstone_criteria=tombstone_criteria)
         table = model.__table__
         columns = [column.property.columns[0] for column in columns]
         self.names = [column.key for column in columns]
