@@ -79,7 +79,7 @@ def _preset_lines() -> str:
             lines.append(f"- *{preset.label}*: each permission chosen.")
         else:
             chosen = ", ".join(f"`{resource}` {level}" for resource, level in preset.permissions.as_dict().items())
-            lines.append(f"- *{preset.label}*: {chosen}. {preset.meaning}")
+            lines.append(f"- *{preset.label}*: {chosen} ({preset.meaning})")
     return "\n".join(lines)
 
 

@@ -55,13 +55,13 @@ class Preset(NamedTuple):
 # The create form's choices, as values of its ``tier`` field: ``read`` and ``write`` keep
 # the names and meanings the form always had.
 PRESETS = {
-    "read": Preset("Read", "GET and HEAD only; reads events and attendees.", Permissions("read", "read", "none")),
-    "write": Preset("Read + Write", "All methods; reads and changes events and attendees, checks in.",
+    "read": Preset("Read", "GET and HEAD only: reads events and attendees.", Permissions("read", "read", "none")),
+    "write": Preset("Read + Write", "all methods: reads and changes events and attendees, and checks in.",
                     Permissions("write", "write", "write")),
     "check_in": Preset("Check-in only",
-                       "For the door: reads events, checks attendees in (and undoes it); never lists "
+                       "for the door: reads events, checks attendees in (and undoes it); never lists "
                        "attendees nor sees their email.", Permissions("read", "none", "write")),
-    "custom": Preset("Custom", "Choose each permission below.", None),
+    "custom": Preset("Custom", "choose each permission below.", None),
 }
 READ_PRESET = PRESETS["read"].permissions
 WRITE_PRESET = PRESETS["write"].permissions
