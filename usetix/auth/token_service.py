@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ..core import audit_actions as actions
 from ..core import token_format
-from ..core.permissions import BadPermissions, Permissions, preset_permissions, store_event_ids
+from ..core.permissions import BadPermissions, Permissions, checked_permissions, preset_permissions, store_event_ids
 from ..database.engine import db
 from ..database.models import Admin, ApiToken, AuditEvent, Event, utcnow
 
@@ -66,7 +66,7 @@ def issue_token(admin: Admin, description: str, tier: str, client_address: str |
     NoLongerAuthorized (nothing made) if ``still_authorized``, asked inside the transaction
     once the token is written, says no: the dashboard's login was logged out meanwhile.
     """
-    chosen = permissions if permissions is not None else preset_permissions(tier)
+    chosen = checked_permissions(*permissions) if permissions is not None else preset_permissions(tier)
     stored_event_ids = store_event_ids(event_ids)
     if event_ids is not None:
         owned = set(db.session.scalars(sa.select(Event.id).where(Event.account_id == admin.account_id,

@@ -88,7 +88,7 @@ def granted_scopes(events: str, attendees: str, check_in: str) -> frozenset[str]
     return frozenset(held)
 
 
-def permissions(events: str, attendees: str, check_in: str) -> Permissions:
+def checked_permissions(events: str, attendees: str, check_in: str) -> Permissions:
     """Checked permissions; raises BadPermissions for an unknown level or none at all."""
     chosen = Permissions(events, attendees, check_in)
     for resource, level in zip(RESOURCES, chosen):
@@ -109,7 +109,7 @@ def preset_permissions(preset: str, custom: tuple[str, str, str] | None = None) 
         return fixed
     if custom is None:
         raise BadPermissions("Custom permissions need a choice for each resource.")
-    return permissions(*custom)
+    return checked_permissions(*custom)
 
 
 def preset_name(chosen: Permissions) -> str:
