@@ -451,7 +451,7 @@ def test_a_door_token_made_without_script(browser, own_server):
     assert page.get_by_label("Check-in only").count() == 1
     assert "never lists attendees nor sees their email" in page.locator("fieldset.permissions").inner_text()
     page.get_by_label("Description").fill("Front door")
-    page.get_by_label("Custom", exact=False).check()
+    page.get_by_label("Custom — choose each permission").check()
     page.locator('input[name="perm_events"][value="read"]').check()
     page.locator('input[name="perm_attendees"][value="none"]').check()
     page.locator('input[name="perm_check_in"][value="write"]').check()
@@ -477,7 +477,7 @@ def test_a_door_token_made_without_script(browser, own_server):
     # No permission at all: the form says so, and nothing is made.
     page.goto(server + "/admin/settings/api_tokens/new")
     page.get_by_label("Description").fill("Nothing")
-    page.get_by_label("Custom", exact=False).check()
+    page.get_by_label("Custom — choose each permission").check()
     for name in ("perm_events", "perm_attendees", "perm_check_in"):
         page.locator(f'input[name="{name}"][value="none"]').check()
     page.get_by_role("button", name="Create Token").click()
