@@ -82,8 +82,8 @@ def granted_scopes(events: str, attendees: str, check_in: str) -> frozenset[str]
     held = set()
     for resource, level in zip(RESOURCES, (events, attendees, check_in)):
         if level == "write":
-            held.update((scope(resource, "read"), scope(resource, "write")))
-        elif level == "read":
+            held.add(scope(resource, "write"))
+        if level != "none" and "read" in RESOURCE_LEVELS[resource]:  # write holds read, where there is one
             held.add(scope(resource, "read"))
     return frozenset(held)
 
