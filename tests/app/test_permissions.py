@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from freezegun import freeze_time
 
 from usetix.auth.token_service import issue_token
-from usetix.core.permissions import BadPermissions, Permissions
+from usetix.core.permissions import BadPermissions, Permissions, all_scopes
 from usetix.database.engine import db
 from usetix.database.models import Admin, ApiToken, Attendee, AuditEvent, Event, Tombstone, utcnow
 
@@ -330,9 +330,12 @@ def test_every_route_declares_the_scope_the_document_states(app, client):
         for method, operation in item.items():
             if method in ("get", "post", "patch", "delete", "put") and operation.get("security") != []:
                 [requirement] = operation["security"]
+                assert list(requirement) == ["bearerAuth"]  # the scheme the document defines
+                assert set(requirement["bearerAuth"]) <= set(all_scopes())
                 documented[(method, path)] = requirement["bearerAuth"][0] if requirement["bearerAuth"] else None
                 assert ("403" in operation["responses"]) == (documented[(method, path)] is not None)
     assert declared == documented
+    assert list(document["components"]["securitySchemes"]) == ["bearerAuth"]
     scheme = document["components"]["securitySchemes"]["bearerAuth"]["description"]
     assert "Check-in only" in scheme and "check_in" in scheme and "restricted_token" in scheme
 
