@@ -120,8 +120,12 @@ def api_token(token_id: int):
 
 
 def _token_form(**values) -> TokenForm:
-    """The new-token form, its event choices the account's events (soonest first)."""
+    """The new-token form, its event choices the account's events (soonest first); none
+    before login (the CSRF check can refuse an anonymous post before the login check runs)."""
     form = TokenForm(**values)
+    if not current_user.is_authenticated:
+        form.events.choices = []
+        return form
     form.events.choices = [
         (row.id, f"{row.title} ({row.starts_at:%Y-%m-%d})")
         for row in db.session.execute(account_select(Event, current_user.account_id, Event.id, Event.title,
