@@ -75,14 +75,20 @@ def refusal_answer(limits: RateLimits, remote_addr: str | None, refusal: Refusal
     verdict = limits.hit_quietly(limits.failed_auth, "api-auth-failures", address_key(remote_addr))
     if verdict is not None and not verdict.allowed:
         return too_many_requests(verdict.headers, "Too many failed authentications from this address; retry later.")
+    if refusal.scope is not None:
+        return _permission_answer(refusal)
     challenge = CHALLENGE
     if refusal.challenge_error:
         challenge += f', error="{refusal.challenge_error}"'
-    if refusal.scope is not None:
-        challenge += f', scope="{refusal.scope}"'
-        return refusal.status, {"WWW-Authenticate": challenge}, {"error": refusal.error, "message": refusal.message,
-                                                                 "required": refusal.scope}
     return refusal.status, {"WWW-Authenticate": challenge}, {"error": refusal.error, "message": refusal.message}
+
+
+@lru_cache(maxsize=16)  # one per scope; callers only read the answer (json_response copies the headers)
+def _permission_answer(refusal: Refusal) -> Answer:
+    """A missing permission's 403: the challenge and the body name the scope (RFC 6750 §3.1)."""
+    challenge = f'{CHALLENGE}, error="{refusal.challenge_error}", scope="{refusal.scope}"'
+    return refusal.status, {"WWW-Authenticate": challenge}, {"error": refusal.error, "message": refusal.message,
+                                                             "required": refusal.scope}
 
 
 def too_many_requests(headers: dict[str, str], message: str) -> Answer:
