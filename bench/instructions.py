@@ -82,7 +82,8 @@ def main() -> int:
     if options.run:
         _run(options.factory, options.tokens, options.run, options.count, options.warmup)
         return 0
-    names = options.only.split(",") if options.only else ["auth", "twin", "unknown", "malformed", "post"]
+    names = (options.only.split(",") if options.only
+             else ["auth", "twin", "unknown", "malformed", "post", "restricted", "denied"])
     results = {}
     for name in names:
         base = [sys.executable, __file__, "--tokens", options.tokens, "--factory", options.factory, "--run", name,

@@ -6,6 +6,10 @@
   authentication (``BENCH_TWIN_ROUTE``, benchmark configuration only: bench/twin.py)
 - ``usetix_malformed`` reject: a token whose checksum fails (401 before any query)
 - ``usetix_post`` reject: the read token's ``POST /admin/events`` (401, insufficient scope)
+- ``usetix_restricted`` ok: ``GET /admin/events`` with a read token restricted to all 25
+  events (the same page, through the restriction)
+- ``usetix_denied`` reject: ``GET /admin/events`` with a token that may read attendees only
+  (403, ``events:read``): a permission refusal, to hold against ``usetix_post``'s tier refusal
 - ``usetix_write`` ok: a write token checking attendees in and out
   (``POST``/``DELETE …/attendees/<id>/check_in``, 201/204; ``bench/checkin.lua`` walks a
   pool of 400 attendees, reset before each measurement; a 409 is expected only when two
@@ -77,6 +81,9 @@ PATHS = {
     "unknown": MeasuredPath(APP, "reject", "GET", "/admin/events", "unknown_token", 401),
     "malformed": MeasuredPath(APP + "_malformed", "reject", "GET", "/admin/events", "malformed_token", 401),
     "post": MeasuredPath(APP + "_post", "reject", "POST", "/admin/events", "read_token", 401),
+    # Issue 22: the list through a token restricted to all its events; a permission refusal.
+    "restricted": MeasuredPath(APP + "_restricted", "ok", "GET", "/admin/events", "restricted_token", 200),
+    "denied": MeasuredPath(APP + "_denied", "reject", "GET", "/admin/events", "attendees_only_token", 403),
     # The requests are bench/checkin.lua's (check-in and undo, 201 and 204); this URL gives wrk the host.
     "write": MeasuredPath(APP + "_write", "ok", "POST", "/admin/events", "write_token", 201),
 }

@@ -25,6 +25,9 @@ RATIO_TARGETS = [
     ("unknown token 401 vs flask_baseline's 401", APP, "reject", "flask_baseline", "reject", 1.2),
     ("malformed token 401 vs ceiling's 401", APP + "_malformed", "reject", "ceiling", "reject", 0.8),
     ("authenticated vs unauthenticated twin", APP, "ok", APP + "_twin", "ok", 0.9),
+    # Issue 22: a restricted token's list, and a permission refusal no dearer than a tier refusal
+    ("restricted token's list vs flask_baseline", APP + "_restricted", "ok", "flask_baseline", "ok", 1.5),
+    ("permission refusal 403 vs tier refusal 401", APP + "_denied", "reject", APP + "_post", "reject", 1.0),
 ]
 # With --postgres: the same against the harness's PostgreSQL peers (issue 21)
 PG_SUFFIX = "_pg"  # the harness's suffix of a peer's PostgreSQL variant
@@ -51,6 +54,8 @@ PATHS_LINE = (
     "Paths: `usetix` ok = authenticated GET /admin/events (read token), reject = well-formed unknown "
     "token; `usetix_twin` = GET /admin/bench-twin/events (same work, no authentication); "
     "`usetix_malformed` = bad-checksum token; `usetix_post` = the read token's POST /admin/events; "
+    "`usetix_restricted` = GET /admin/events with a token restricted to all the events; `usetix_denied` = "
+    "GET /admin/events with a token that may read attendees only (403); "
     "`usetix_write` = a write token's check-in and undo over a pool of attendees (201/204); "
     "`usetix_pg` and `usetix_pg_write` = the authenticated read (ok), the unknown token (reject) and the write "
     "path on PostgreSQL; "

@@ -22,6 +22,7 @@ from usetix import create_app
 from usetix.auth.passwords import hash_password
 from usetix.auth.token_service import issue_token
 from usetix.core import token_format
+from usetix.core.permissions import Permissions
 from usetix.database.engine import db
 from usetix.database.models import Account, Admin, Attendee, Event
 
@@ -65,11 +66,19 @@ def seed() -> dict:
         db.session.flush()
         _, read_token = issue_token(admin, "bench read token", "read", None)
         _, write_token = issue_token(admin, "bench write token", "write", None)
+        # Issue 22: a read token limited to every one of the events (the same page, through
+        # the restriction), and one that may read attendees only (refused the event list).
+        event_ids = [row[0] for row in db.session.query(Event.id).filter(Event.account_id == account.id)]
+        _, restricted_token = issue_token(admin, "bench restricted token", "read", None, event_ids=event_ids)
+        _, attendees_only_token = issue_token(admin, "bench attendees-only token", "custom", None,
+                                              permissions=Permissions("none", "read", "none"))
         unknown = token_format.generate()  # well-formed, valid checksum, never stored
         return {
             "account_id": account.id,
             "read_token": read_token,
             "write_token": write_token,
+            "restricted_token": restricted_token,
+            "attendees_only_token": attendees_only_token,
             "checkin_base": f"/admin/events/{first_event}/attendees/",
             "checkin_first": min(a.id for a in pool),
             "checkin_count": CHECKIN_POOL,

@@ -190,11 +190,12 @@ def seeded_database(directory, name: str, events: int = 3, attendees_per_event: 
                 db.engine.dispose()
 
 
-def issue(app, org: Org, tier: str = "read", description: str = "test token") -> str:
-    """A raw token for ``org``, issued directly (no dashboard round trip)."""
+def issue(app, org: Org, tier: str = "read", description: str = "test token", **options) -> str:
+    """A raw token for ``org``, issued directly (no dashboard round trip); ``tier`` names a
+    preset, ``options`` are issue_token's (``permissions=``, ``event_ids=``)."""
     with app.app_context():
         admin = db.session.get(Admin, org.admin_id)
-        return issue_token(admin, description, tier, "127.0.0.1")[1]
+        return issue_token(admin, description, tier, "127.0.0.1", **options)[1]
 
 
 def bearer(token: str) -> dict:

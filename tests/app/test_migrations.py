@@ -188,3 +188,27 @@ def test_ids_are_never_given_twice_after_the_upgrade_and_rows_are_kept(empty_app
             conn.execute(sa.text("DELETE FROM events WHERE id = :id"), {"id": created})
             assert conn.execute(new_event, {"account": account, "title": "again", "t": T}).scalar_one() > created
     assert schema_drift(empty_app) == []
+
+
+def test_existing_tokens_keep_what_their_tier_allowed(empty_app):
+    """The permissions' upgrade (issue 22): a read token becomes the read preset, a write
+    token the write preset; neither is limited to some events."""
+    with empty_app.app_context():
+        upgrade(revision="e27a0d170001")  # the head before the permissions' revision
+        with db.engine.begin() as conn:
+            account = conn.execute(sa.text("INSERT INTO accounts (name, created_at) VALUES ('Acme', :t) RETURNING id"),
+                                   {"t": T}).scalar_one()
+            admin = conn.execute(sa.text(
+                "INSERT INTO admins (account_id, email, password_hash, created_at) "
+                "VALUES (:account, 'a@example.com', 'x', :t) RETURNING id"), {"account": account, "t": T}).scalar_one()
+            for tier in ("read", "write"):
+                conn.execute(sa.text(
+                    "INSERT INTO api_tokens (account_id, created_by_id, description, tier, digest, created_at, "
+                    "use_count) VALUES (:account, :admin, :tier, :tier, :digest, :t, 0)"),
+                    {"account": account, "admin": admin, "tier": tier, "digest": tier[0] * 64, "t": T})
+        upgrade()
+        with db.engine.begin() as conn:
+            rows = conn.execute(sa.text("SELECT tier, events_permission, attendees_permission, check_in_permission, "
+                                        "event_ids FROM api_tokens ORDER BY tier")).all()
+    assert [tuple(row) for row in rows] == [("read", "read", "read", "none", None),
+                                            ("write", "write", "write", "write", None)]

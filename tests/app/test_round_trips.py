@@ -14,7 +14,7 @@ from usetix.database.engine import db
 from usetix.database.round_trips import count_round_trips
 
 from ..databases import POSTGRES_URL
-from ..helpers import bearer, wait_until
+from ..helpers import bearer, issue, wait_until
 
 pytestmark = pytest.mark.skipif(not POSTGRES_URL, reason="counts PostgreSQL's round trips "
                                                            "(USETIX_TEST_DATABASE_URL; CI's second pass)")
@@ -25,7 +25,7 @@ def _steady(app, send):
     last_used_at written, the statements past psycopg's prepare_threshold (5) prepared on
     the server. What every request of the next minute costs."""
     for _ in range(6):
-        assert send().status_code in (200, 201, 204, 401)
+        assert send().status_code in (200, 201, 204, 401, 403)
     with app.app_context():
         engine = db.engine
     return count_round_trips(engine, send)
@@ -125,3 +125,19 @@ def test_other_checkouts_ping_as_pool_pre_ping(app, orgs):
     with app.app_context():
         assert db.session.execute(sa.text("SELECT 1")).scalar() == 1
         db.session.remove()
+
+
+def test_a_restricted_tokens_list_is_two_round_trips_too(app, client, orgs):
+    """The restriction comes with the token's row, and limits the page in its one statement."""
+    restricted = issue(app, orgs["acme"], "read", event_ids=[orgs["acme"].event_ids[1]])
+    count, response = _steady(app, lambda: client.get("/admin/events", headers=bearer(restricted)))
+    assert response.status_code == 200 and [e["id"] for e in response.json["data"]] == [orgs["acme"].event_ids[1]]
+    assert count <= 2
+
+
+def test_a_permission_refusal_is_one_round_trip(app, client, orgs):
+    door = issue(app, orgs["acme"], "check_in")
+    path = f"/admin/events/{orgs['acme'].event_ids[0]}/attendees"
+    count, response = _steady(app, lambda: client.get(path, headers=bearer(door)))
+    assert response.status_code == 403
+    assert count <= 1

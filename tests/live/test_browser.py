@@ -437,3 +437,52 @@ def test_expiry_the_token_page_and_the_notice_after_a_leak_report(browser, serve
     page.goto(server + "/admin/settings/audit_log")
     assert page.locator("#leak-notice").count() == 0
     context.close()
+
+
+def test_a_door_token_made_without_script(browser, own_server):
+    """The new-token form without JavaScript: a preset says what it means, Custom takes each
+    permission, the events are checkboxes; the token made can do that and no more."""
+    server = own_server
+    context = browser.new_context(java_script_enabled=False)
+    page = context.new_page()
+    log_in(page, server)
+    page.goto(server + "/admin/settings/api_tokens/new")
+    # Each preset says what it allows, in its label.
+    assert page.get_by_label("Check-in only").count() == 1
+    assert "never lists attendees nor sees their email" in page.locator("fieldset.permissions").inner_text()
+    page.get_by_label("Description").fill("Front door")
+    page.get_by_label("Custom — choose each permission").check()
+    page.locator('input[name="perm_events"][value="read"]').check()
+    page.locator('input[name="perm_attendees"][value="none"]').check()
+    page.locator('input[name="perm_check_in"][value="write"]').check()
+    first_event = page.locator('input[name="events"]').first
+    event_id = int(first_event.get_attribute("value"))
+    first_event.check()
+    screenshot(page, "new-token-custom")
+    page.get_by_role("button", name="Create Token").click()
+    page.wait_for_selector("#token-value")
+    raw = page.locator("#token-value").inner_text()
+    token = api_get(server, "/admin/account", raw).json()["data"]["token"]
+    assert token["permissions"] == {"events": "read", "attendees": "none", "check_in": "write"}
+    assert token["events"] == [event_id]
+    events = api_get(server, "/admin/events", raw).json()["data"]
+    assert [event["id"] for event in events] == [event_id]
+    refused = api_get(server, f"/admin/events/{event_id}/attendees", raw)
+    assert refused.status_code == 403 and refused.json()["required"] == "attendees:read"
+    page.goto(server + "/admin/settings/api_tokens")
+    row = page.locator("tr[data-token-id]").first
+    assert "Check-in only" in row.inner_text() and "1 event only" in row.inner_text()
+    screenshot(page, "token-list-permissions")
+
+    # No permission at all: the form says so, and nothing is made.
+    page.goto(server + "/admin/settings/api_tokens/new")
+    page.get_by_label("Description").fill("Nothing")
+    page.get_by_label("Custom — choose each permission").check()
+    for name in ("perm_events", "perm_attendees", "perm_check_in"):
+        page.locator(f'input[name="{name}"][value="none"]').check()
+    page.get_by_role("button", name="Create Token").click()
+    page.wait_for_load_state()
+    assert "needs at least one permission" in page.locator("fieldset.permissions").inner_text()
+    page.goto(server + "/admin/settings/api_tokens")
+    assert page.locator("tr[data-token-id]").count() == 1
+    context.close()

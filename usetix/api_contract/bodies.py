@@ -161,12 +161,27 @@ class Attendee(_Out):
     updated_at: TimestampOut
 
 
+class CheckedInAttendee(Attendee):
+    """An attendee as a check-in answers it: without ``email`` for a token that may not read
+    attendees (the check-in preset)."""
+
+    email: str | None = Field(default=None, description="Left out for a token without `attendees:read`.")
+
+
 class Tombstone(_Out):
     """A deleted event or attendee, in a list asked with ``include_deleted=true``."""
 
     id: int
     deleted: Literal[True]
     deleted_at: TimestampOut
+
+
+class TokenPermissions(_Out):
+    """What the token may do with each resource, fixed when it was made."""
+
+    events: Literal["none", "read", "write"]
+    attendees: Literal["none", "read", "write"]
+    check_in: Literal["none", "write"]
 
 
 class TokenInfo(_Out):
@@ -176,6 +191,10 @@ class TokenInfo(_Out):
     created_at: TimestampOut
     expires_at: TimestampOut | None = Field(
         description="When the token stops working (UTC); null for a token that never expires.")
+    permissions: TokenPermissions
+    events: list[int] | None = Field(
+        description="The ids of the events the token is limited to; null: every event of the account, future "
+                    "ones too.")
 
 
 class LeakReport(BaseModel):
@@ -229,6 +248,10 @@ class EventEnvelope(Envelope[Event]):
 
 class AttendeeEnvelope(Envelope[Attendee]):
     """One attendee: ``{"data": {...}}``."""
+
+
+class CheckedInEnvelope(Envelope[CheckedInAttendee]):
+    """The attendee just checked in: ``{"data": {...}}``."""
 
 
 class AccountEnvelope(Envelope[Account]):

@@ -24,11 +24,13 @@ from pydantic.json_schema import models_json_schema
 
 from ..core.json_nesting import MAX_JSON_DEPTH
 from ..core.list_query import DEFAULT_PER_PAGE, MAX_CURSOR_LENGTH, MAX_PAGE, MAX_PER_PAGE
+from ..core.permissions import PRESETS, RESOURCE_LEVELS
 from . import bodies as s
 
 REF = "#/components/schemas/{model}"
 INPUT_MODELS = (s.EventCreate, s.EventPatch, s.AttendeeCreate, s.AttendeePatch, s.CheckIn, s.LeakReport)
-OUTPUT_MODELS = (s.EventEnvelope, s.AttendeeEnvelope, s.AccountEnvelope, s.EventPage, s.AttendeePage, s.Error,
+OUTPUT_MODELS = (s.EventEnvelope, s.AttendeeEnvelope, s.CheckedInEnvelope, s.AccountEnvelope,
+                 s.EventPage, s.AttendeePage, s.Error,
                  s.LeakReportAccepted)
 ACCEPT_RULE = (
     "**Send `Accept: application/json` on every request.** The API shares its URLs with the dashboard: "
@@ -42,8 +44,13 @@ DESCRIPTION = (
     f"{ACCEPT_RULE}\n\n"
     "Read and write your Usetix account's data with an account-scoped bearer token: send "
     "`Authorization: Bearer <token>`. A *Read* token may use GET and HEAD; a *Read + Write* token every "
-    "operation here. A missing, unknown, revoked or expired token is `401` with a `WWW-Authenticate: Bearer` "
+    "method. A missing, unknown, revoked or expired token is `401` with a `WWW-Authenticate: Bearer` "
     "challenge (RFC 6750).\n\n"
+    "**Permissions.** Each operation needs one permission, listed as its security requirement's scope "
+    "(`events:read`, `attendees:write`, `check_in:write`, ...); a token without it is `403 insufficient_scope`, "
+    "whose `required` (and the challenge's `scope`) names it. A token limited to some events sees only those: "
+    "another event is `404`, as a missing one, and it cannot create events. The security scheme below lists "
+    "the presets.\n\n"
     "**Answers.** A single object is `{\"data\": {...}}`, a list `{\"data\": [...], \"meta\": {...}}`. "
     "Answers may gain fields in later releases: ignore the ones you do not know. Every error is "
     "`{\"error\": code, \"message\": sentence}`; each response below lists its codes.\n\n"
@@ -78,11 +85,32 @@ DESCRIPTION = (
     "`Usetix-Token-Expiration: <ISO 8601 UTC>`, so a script can warn its owner in time."
 )
 
+def _preset_lines() -> str:
+    lines = []
+    for preset in PRESETS.values():
+        if preset.permissions is None:
+            lines.append(f"- *{preset.label}*: each permission chosen.")
+        else:
+            chosen = ", ".join(f"`{resource}` {level}" for resource, level in preset.permissions.as_dict().items())
+            lines.append(f"- *{preset.label}*: {chosen} ({preset.meaning})")
+    return "\n".join(lines)
+
+
+PERMISSION_LEVELS = "; ".join(f"`{resource}`: {', '.join(levels)}" for resource, levels in RESOURCE_LEVELS.items())
+
 BEARER_DESCRIPTION = (
     "An API token (`utx_...`) made by an admin in Settings → API Tokens, sent as "
     "`Authorization: Bearer <token>`. Two tiers: *Read* (GET and HEAD only; any other method is `401` "
-    "with `insufficient_scope`) and *Read + Write* (every operation). The token carries its account: no "
-    f"account id goes in a URL.\n\n{ACCEPT_RULE}"
+    "with `insufficient_scope`) and *Read + Write* (every method). The token carries its account: no "
+    "account id goes in a URL.\n\n"
+    f"Each token also has a permission per resource ({PERMISSION_LEVELS}; `write` includes `read`), fixed when "
+    "it is made: an operation's scope (its security requirement) names the permission it needs, and a token "
+    "without it is `403 insufficient_scope`, with `required` and the challenge's `scope` naming it. "
+    "`GET /admin/account` needs none and shows the token's. The presets of the dashboard's form:\n\n"
+    f"{_preset_lines()}\n\n"
+    "A token may be limited to some of the account's events (`events` in `GET /admin/account`; null: every "
+    "event, future ones too): any other event is the `404` of a missing one, lists hold only its events, "
+    f"and creating an event is `403 restricted_token`.\n\n{ACCEPT_RULE}"
 )
 
 TAGS = [
@@ -109,7 +137,9 @@ ERROR_CODES = {
     "invalid_token": "no such token",
     "revoked_token": "the token was revoked",
     "expired_token": "the token has expired; the message says when",
-    "insufficient_scope": "a Read token, with a method other than GET or HEAD",
+    "insufficient_scope": "a Read token, with a method other than GET or HEAD (`401`); a token without the "
+                          "permission this operation needs (`403`: `required` names it)",
+    "restricted_token": "a token limited to some events cannot create events",
     "not_found": "no such object in this account (the same answer whether it exists in another account or nowhere)",
     "method_not_allowed": "the path does not take this method; `Allow` lists those it takes",
     "edit_conflict": "the object changed while the request ran (without `If-Match`): retry it",
@@ -140,39 +170,51 @@ _BODY = {400: ("invalid_json", "invalid_idempotency_key"), 415: ("unsupported_me
          422: ("invalid_body", "idempotency_key_reused")}
 _NO_BODY = {400: ("invalid_idempotency_key",), 422: ("idempotency_key_reused",)}
 _IN_USE = "idempotency_key_in_use"
+_SCOPE = {403: ("insufficient_scope",)}
 
 # The error answers of each operation: status -> the codes it can carry.
 OPERATION_ERRORS: dict[str, dict[int, tuple[str, ...]]] = {
     "getAccount": _COMMON_READ,
-    "listEvents": {400: ("invalid_parameter",), 410: ("full_sync_required",), **_COMMON_READ},
-    "createEvent": {**_COMMON_WRITE, **_BODY, 409: (_IN_USE,)},
-    "getEvent": {404: ("not_found",), **_COMMON_READ},
-    "updateEvent": {**_COMMON_WRITE, **_BODY, 404: ("not_found",), 409: ("edit_conflict", _IN_USE),
+    "listEvents": {**_SCOPE, 400: ("invalid_parameter",), 410: ("full_sync_required",), **_COMMON_READ},
+    "createEvent": {**_COMMON_WRITE, **_BODY, 403: ("insufficient_scope", "restricted_token"),
+                    409: (_IN_USE,)},
+    "getEvent": {**_SCOPE, 404: ("not_found",), **_COMMON_READ},
+    "updateEvent": {**_SCOPE, **_COMMON_WRITE, **_BODY, 404: ("not_found",), 409: ("edit_conflict", _IN_USE),
                     412: ("precondition_failed",)},
-    "deleteEvent": {**_COMMON_WRITE, **_NO_BODY, 404: ("not_found",),
+    "deleteEvent": {**_SCOPE, **_COMMON_WRITE, **_NO_BODY, 404: ("not_found",),
                     409: ("event_has_attendees", "edit_conflict", _IN_USE), 412: ("precondition_failed",)},
-    "listAttendees": {400: ("invalid_parameter",), 404: ("not_found",), 410: ("full_sync_required",),
+    "listAttendees": {**_SCOPE, 400: ("invalid_parameter",), 404: ("not_found",), 410: ("full_sync_required",),
                       **_COMMON_READ},
-    "createAttendee": {**_COMMON_WRITE, **_BODY, 404: ("not_found",), 409: ("event_cancelled", _IN_USE)},
-    "getAttendee": {404: ("not_found",), **_COMMON_READ},
-    "updateAttendee": {**_COMMON_WRITE, **_BODY, 404: ("not_found",), 409: ("edit_conflict", _IN_USE),
+    "createAttendee": {**_SCOPE, **_COMMON_WRITE, **_BODY, 404: ("not_found",), 409: ("event_cancelled", _IN_USE)},
+    "getAttendee": {**_SCOPE, 404: ("not_found",), **_COMMON_READ},
+    "updateAttendee": {**_SCOPE, **_COMMON_WRITE, **_BODY, 404: ("not_found",), 409: ("edit_conflict", _IN_USE),
                        412: ("precondition_failed",)},
-    "deleteAttendee": {**_COMMON_WRITE, **_NO_BODY, 404: ("not_found",), 409: ("edit_conflict", _IN_USE),
+    "deleteAttendee": {**_SCOPE, **_COMMON_WRITE, **_NO_BODY, 404: ("not_found",), 409: ("edit_conflict", _IN_USE),
                        412: ("precondition_failed",)},
-    "checkIn": {**_COMMON_WRITE, **_BODY, 404: ("not_found",), 409: ("already_checked_in", _IN_USE)},
-    "undoCheckIn": {**_COMMON_WRITE, **_NO_BODY, 404: ("not_found",), 409: ("not_checked_in", _IN_USE)},
+    "checkIn": {**_SCOPE, **_COMMON_WRITE, **_BODY, 404: ("not_found",), 409: ("already_checked_in", _IN_USE)},
+    "undoCheckIn": {**_SCOPE, **_COMMON_WRITE, **_NO_BODY, 404: ("not_found",), 409: ("not_checked_in", _IN_USE)},
     "reportLeakedCredentials": {400: ("invalid_request", "invalid_json"), 413: ("request_entity_too_large",),
                                 422: ("invalid_parameter",), 429: ("rate_limited",), 503: ("unavailable",)},
+}
+# The permission each authenticated operation needs, as its bearer requirement's scope
+# (None: any token); tests/app/test_permissions.py holds the views' declarations to it.
+OPERATION_SCOPES: dict[str, str | None] = {
+    "getAccount": None,
+    "listEvents": "events:read", "createEvent": "events:write", "getEvent": "events:read",
+    "updateEvent": "events:write", "deleteEvent": "events:write",
+    "listAttendees": "attendees:read", "createAttendee": "attendees:write", "getAttendee": "attendees:read",
+    "updateAttendee": "attendees:write", "deleteAttendee": "attendees:write",
+    "checkIn": "check_in:write", "undoCheckIn": "check_in:write",
 }
 # Refused before the app reads the request (usetix/web/trusted_hosts.py, client_address.py): any operation.
 for _errors in OPERATION_ERRORS.values():
     _errors[400] = (*_errors.get(400, ()), "bad_request")
 # What a status means, before its codes.
 STATUS_SUMMARIES = {
-    400: "Bad request.", 401: "No usable token.", 404: "Not found.", 405: "Method not allowed.",
-    409: "Conflict.", 410: "Gone.", 412: "Precondition failed.", 413: "Body too large.",
-    415: "Unsupported media type.", 422: "Unprocessable body.", 429: "Too many requests.", 500: "Outcome unknown.",
-    503: "Unavailable for a moment.",
+    400: "Bad request.", 401: "No usable token.", 403: "Not permitted to this token.",
+    404: "Not found.", 405: "Method not allowed.", 409: "Conflict.", 410: "Gone.", 412: "Precondition failed.",
+    413: "Body too large.", 415: "Unsupported media type.", 422: "Unprocessable body.", 429: "Too many requests.",
+    500: "Outcome unknown.", 503: "Unavailable for a moment.",
 }
 # Examples of messages, for the document's examples (the code's own words where it has fixed ones).
 EXAMPLE_MESSAGES = {
@@ -182,6 +224,8 @@ EXAMPLE_MESSAGES = {
     "invalid_json": "The body is not valid JSON: Invalid JSON: EOF while parsing an object at line 1 column 1.",
     "invalid_request": 'Send a JSON object: {"credentials": ["utx_...", ...]}, at most 1000 values.',
     "missing_token": "Missing token: send Authorization: Bearer <token>.",
+    "insufficient_scope": "This token does not have the events:write permission this operation needs; "
+                          "ask an admin for a token that has it.",
     "not_found": "No such resource in this account.",
     "method_not_allowed": "The method is not allowed for the requested URL.",
     "request_entity_too_large": "The request body is larger than the 1048576 bytes this server accepts.",
@@ -261,10 +305,17 @@ def _error_answer(status: int, codes: tuple[str, ...], authenticated: bool) -> d
         names = (*AUTHENTICATED, *names)
     elif status == 429:
         names = ("RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset", *names)
+    if status == 403:
+        example["required"] = "events:write"
     answer = {"description": f"{STATUS_SUMMARIES[status]} `error` is one of:\n\n{lines}",
               "content": _json(schema, example)}
     if names:
         answer["headers"] = _headers(*names)
+    if status == 403:  # the challenge names the scope; restricted_token has none
+        answer["headers"]["WWW-Authenticate"] = {
+            "description": "With `insufficient_scope`: the RFC 6750 challenge naming the permission needed, e.g. "
+                           "`Bearer realm=\"Usetix\", error=\"insufficient_scope\", scope=\"events:write\"`.",
+            "schema": {"type": "string"}}
     return answer
 
 
@@ -279,7 +330,10 @@ CHECKED_IN = {**ATTENDEE, "checked_in": True, "checked_in_at": "2026-09-01T16:42
 TOMBSTONE = {"id": 41, "deleted": True, "deleted_at": "2026-05-05T10:00:00Z"}
 ACCOUNT = {"id": 1, "name": "Acme Events", "token": {"id": 3, "description": "Mailchimp sync", "tier": "read",
                                                       "created_at": "2026-05-01T08:00:00Z",
-                                                      "expires_at": "2026-05-31T08:00:00Z"}}
+                                                      "expires_at": "2026-05-31T08:00:00Z",
+                                                      "permissions": {"events": "read", "attendees": "read",
+                                                                      "check_in": "none"},
+                                                      "events": None}}
 META = {"page": 1, "per_page": DEFAULT_PER_PAGE, "total": 2}
 REQUEST_EXAMPLES = {
     "EventCreate": {"title": "Launch party", "starts_at": "2026-09-01T18:00:00+02:00",
@@ -385,6 +439,9 @@ def _operation(operation_id: str, tag: str, summary: str, description: str, answ
         responses[str(status)] = _error_answer(status, codes, authenticated)
     operation: dict[str, Any] = {"operationId": operation_id, "tags": [tag], "summary": summary,
                                  "description": description}
+    if authenticated:  # its permission, as the bearer requirement's scope (OpenAPI 3.1 allows it for any scheme)
+        needed = OPERATION_SCOPES[operation_id]
+        security = [{"bearerAuth": [needed] if needed else []}]
     if parameters:
         operation["parameters"] = parameters
     if body:
@@ -421,8 +478,9 @@ def _paths(max_row_id: int) -> dict:
         "/admin/account": {
             "get": _operation(
                 "getAccount", "Account", "The token's account and the token itself",
-                "The account the token belongs to (id, name) and the token: its description, tier and "
-                "`expires_at` (null for a token that never expires). Any token may call it: a script can "
+                "The account the token belongs to (id, name) and the token: its description, tier, "
+                "`expires_at` (null for a token that never expires), permissions and the events it is limited "
+                "to (null: every event). Any token may call it: a script can "
                 "check its token here first.",
                 {"200": _answer("The account and the token.", _ref(s.AccountEnvelope), {"data": ACCOUNT})}),
         },
@@ -516,7 +574,8 @@ def _paths(max_row_id: int) -> dict:
                 "Checks the attendee in: now with an empty body, or at the time an offline scanner saw the "
                 "ticket (`checked_in_at`). Of many scanners at once exactly one gets `201`; the others get "
                 "`409 already_checked_in` with the time." + WRITE_TIER + IDEMPOTENT,
-                {"201": _answer("Checked in.", _ref(s.AttendeeEnvelope), {"data": CHECKED_IN}, headers=written,
+                {"201": _answer("Checked in (without `email` for a token without `attendees:read`).",
+                                _ref(s.CheckedInEnvelope), {"data": CHECKED_IN}, headers=written,
                                 links={"UndoCheckIn": ATTENDEE_LINKS["UndoCheckIn"],
                                        "GetAttendee": ATTENDEE_LINKS["GetAttendee"]})},
                 parameters=[IDEMPOTENCY_KEY], body=_body(s.CheckIn, required=False)),

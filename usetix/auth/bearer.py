@@ -28,6 +28,7 @@ from .refusals import (
     insufficient_scope,
     malformed_header,
     malformed_token,
+    missing_permission,
     other_scheme,
 )
 
@@ -56,7 +57,9 @@ def iso_utc(stored: datetime) -> str:
 _tokens = ApiToken.__table__.c
 TOKEN_BY_DIGEST = PreparedSelect(
     sa.select(_tokens.id, _tokens.account_id, _tokens.tier, _tokens.revoked_at.is_not(None),
-              sa.type_coerce(_tokens.last_used_at, sa.DateTime), sa.type_coerce(_tokens.expires_at, sa.DateTime))
+              sa.type_coerce(_tokens.last_used_at, sa.DateTime), sa.type_coerce(_tokens.expires_at, sa.DateTime),
+              _tokens.events_permission, _tokens.attendees_permission, _tokens.check_in_permission,
+              _tokens.event_ids)
     .where(_tokens.digest == sa.bindparam("digest"))
 )
 
@@ -80,11 +83,14 @@ def screen_credentials(authorization: str | None) -> str | Refusal:
 
 
 def authenticate(screened: str | Refusal, method: str,
-                 run: Callable[[Callable[[sa.Connection, dict], Any], dict], Any]) -> Principal | Refusal:
+                 run: Callable[[Callable[[sa.Connection, dict], Any], dict], Any],
+                 required: str | None = None) -> Principal | Refusal:
     """Who this request is (its account and token), or why it is refused. ``screened`` is
     :func:`screen_credentials`' answer; only a digest costs a query (``run(read, params)``
-    runs ``read(connection, params)``), and that one query also brings the expiry: a token
-    is refused from its ``expires_at`` second on (the clock is read only for a token that expires)."""
+    runs ``read(connection, params)``), and that one query also brings the expiry (a token
+    is refused from its ``expires_at`` second on; the clock is read only for a token that
+    expires), the permissions and the event restriction. ``required`` is the scope the
+    operation needs (None: any token may call it): checked after the tier, which keeps its 401."""
     if isinstance(screened, Refusal):
         return screened
     row = run(TOKEN_BY_DIGEST.first, {"digest": screened})
@@ -97,5 +103,7 @@ def authenticate(screened: str | Refusal, method: str,
         return expired_token(iso_utc(token.expires_at))
     if token.tier == "read" and method not in READ_METHODS:
         return insufficient_scope(method)
+    if required is not None and required not in token.scopes:
+        return missing_permission(required)
     return Principal(token.account_id, token)
 

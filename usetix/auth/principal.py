@@ -13,6 +13,8 @@ from typing import NamedTuple
 
 from flask import g
 
+from ..core.permissions import granted_scopes
+
 
 class TokenGrant(NamedTuple):
     """What authentication learns of a presented token (``g.principal.token``)."""
@@ -23,6 +25,15 @@ class TokenGrant(NamedTuple):
     revoked: bool
     last_used_at: datetime | None  # naive UTC, as stored
     expires_at: datetime | None  # naive UTC, as stored; None: never
+    events_permission: str  # none, read, write (usetix/core/permissions.py)
+    attendees_permission: str
+    check_in_permission: str
+    event_ids: str | None  # the restriction as stored (a JSON array of ids); None: every event
+
+    @property
+    def scopes(self) -> frozenset[str]:
+        """The scopes it holds (``attendees:read``, ...)."""
+        return granted_scopes(self.events_permission, self.attendees_permission, self.check_in_permission)
 
 
 class Principal(NamedTuple):

@@ -13,10 +13,10 @@ from sqlalchemy.exc import IntegrityError
 
 from ..core import audit_actions as actions
 from ..core import token_format
+from ..core.permissions import BadPermissions, Permissions, checked_permissions, preset_permissions, store_event_ids
 from ..database.engine import db
-from ..database.models import Admin, ApiToken, AuditEvent, utcnow
+from ..database.models import Admin, ApiToken, AuditEvent, Event, utcnow
 
-TIERS = tuple(ApiToken.TIER_LABELS)
 # The audit log's actor for a revocation by an unauthenticated leak report.
 LEAK_REPORT_ACTOR = "leak report"
 # At most this many values in one leak report (as GitHub's credential-revocation API).
@@ -41,6 +41,8 @@ def _audit(action: str, token: ApiToken, actor: str, admin_id: int | None, clien
             token_id=token.id,
             token_description=token.description,
             token_tier=token.tier,
+            token_permissions=token.permissions.summary,
+            token_event_ids=token.event_ids,
             client_address=client_address,
         )
     )
@@ -48,23 +50,39 @@ def _audit(action: str, token: ApiToken, actor: str, admin_id: int | None, clien
 
 def issue_token(admin: Admin, description: str, tier: str, client_address: str | None,
                 form_nonce: str | None = None, expires_at: datetime | None = None,
-                still_authorized: Callable[[], bool] | None = None) -> tuple[ApiToken, str]:
+                still_authorized: Callable[[], bool] | None = None, *, permissions: Permissions | None = None,
+                event_ids: list[int] | None = None) -> tuple[ApiToken, str]:
     """Create a token for the admin's account; returns the row and the raw value, which
     exists only in this return value and is never written anywhere. ``expires_at`` None
     makes a token that never expires.
+
+    ``tier`` names a preset (``read``, ``write``, ``check_in``: usetix/core/permissions.py);
+    ``permissions`` given instead say each permission (the custom preset), and the tier
+    follows from them. ``event_ids`` (ids of the account's events) limits the token to those
+    events; None: every event. Raises BadPermissions (nothing made) for a token with no
+    permission, an unknown preset, or an event that is not the account's.
 
     Raises DuplicateSubmission if ``form_nonce`` already made a token, and
     NoLongerAuthorized (nothing made) if ``still_authorized``, asked inside the transaction
     once the token is written, says no: the dashboard's login was logged out meanwhile.
     """
-    if tier not in TIERS:
-        raise ValueError(f"unknown tier {tier!r}")
+    chosen = checked_permissions(*permissions) if permissions is not None else preset_permissions(tier)
+    stored_event_ids = store_event_ids(event_ids)
+    if event_ids is not None:
+        owned = set(db.session.scalars(sa.select(Event.id).where(Event.account_id == admin.account_id,
+                                                                 Event.id.in_(sorted(set(event_ids))))))
+        if owned != set(event_ids):
+            raise BadPermissions("A token can only be limited to events of its own account.")
     raw = token_format.generate()
     token = ApiToken(
         account_id=admin.account_id,
         created_by_id=admin.id,
         description=description,
-        tier=tier,
+        tier=chosen.tier,
+        events_permission=chosen.events,
+        attendees_permission=chosen.attendees,
+        check_in_permission=chosen.check_in,
+        event_ids=stored_event_ids,
         digest=token_format.digest(raw),
         form_nonce=form_nonce,
         expires_at=expires_at,
@@ -133,13 +151,17 @@ def revoke_leaked(values: Iterable[str], reporter_address: str | None) -> int:
         .where(table.c.digest.in_(sorted(digests)), table.c.revoked_at.is_(None),
                sa.or_(table.c.expires_at.is_(None), table.c.expires_at > now))
         .values(revoked_at=now)
-        .returning(table.c.id, table.c.account_id, table.c.description, table.c.tier)
+        .returning(table.c.id, table.c.account_id, table.c.description, table.c.tier, table.c.events_permission,
+                   table.c.attendees_permission, table.c.check_in_permission, table.c.event_ids)
     ).all()
     if revoked:
         db.session.execute(sa.insert(AuditEvent.__table__), [
             {"account_id": row.account_id, "admin_id": None, "actor": LEAK_REPORT_ACTOR,
              "action": actions.TOKEN_REPORTED_LEAKED, "token_id": row.id, "token_description": row.description,
-             "token_tier": row.tier, "client_address": reporter_address, "created_at": now}
+             "token_tier": row.tier, "client_address": reporter_address, "created_at": now,
+             "token_permissions": Permissions(row.events_permission, row.attendees_permission,
+                                              row.check_in_permission).summary,
+             "token_event_ids": row.event_ids}
             for row in revoked
         ])
     db.session.commit()

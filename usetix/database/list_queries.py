@@ -47,7 +47,11 @@ class Page:
 class ListStatements:
     """The statements of one account-owned list, built on first use and kept."""
 
-    def __init__(self, model: Any, columns: Iterable, list_order: Iterable, *criteria: Any):
+    def __init__(self, model: Any, columns: Iterable, list_order: Iterable, *criteria: Any,
+                 tombstone_criteria: Iterable | None = None):
+        """``criteria`` narrow the live rows; their tombstones are narrowed by
+        ``tombstone_criteria`` when given (criteria not about an event_id: a token's event
+        restriction), else by the event_id when there are criteria (an attendee list's event)."""
         table = model.__table__
         self.table = table
         columns = [column.property.columns[0] for column in columns]
@@ -66,10 +70,11 @@ class ListStatements:
         self.key_indexes = {order: tuple(self.names.index(column.key) for column in live)
                             for order, (live, _) in self.orders.items()}
         self.where = (table.c.account_id == sa.bindparam("account_id"), *criteria)
-        # The list's own criteria (an attendee list's event) hold for its tombstones too.
+        # The list's own criteria (an attendee list's event, a token's restriction) hold for its tombstones too.
+        if tombstone_criteria is None:
+            tombstone_criteria = (tombstones_table.c.event_id == sa.bindparam("event_id"),) if criteria else ()
         self.tombstone_where = (tombstones_table.c.account_id == sa.bindparam("account_id"),
-                                tombstones_table.c.object_type == OBJECT_TYPES[model],
-                                *((tombstones_table.c.event_id == sa.bindparam("event_id"),) if criteria else ()))
+                                tombstones_table.c.object_type == OBJECT_TYPES[model], *tombstone_criteria)
         self._pages: dict[tuple, Page] = {}
 
     def page(self, order: str, include_deleted: bool, since: bool, way: str) -> Page:

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from ..core import permissions as token_permissions
 from .engine import db
 
 
@@ -152,7 +153,13 @@ class ApiToken(db.Model):
     stays as a row for the audit trail and is never accepted again."""
 
     __tablename__ = "api_tokens"
-    __table_args__ = (sa.CheckConstraint("tier IN ('read', 'write')", name="tier"), NEVER_REUSED_IDS)
+    __table_args__ = (
+        sa.CheckConstraint("tier IN ('read', 'write')", name="tier"),
+        sa.CheckConstraint("events_permission IN ('none', 'read', 'write')", name="events_permission"),
+        sa.CheckConstraint("attendees_permission IN ('none', 'read', 'write')", name="attendees_permission"),
+        sa.CheckConstraint("check_in_permission IN ('none', 'write')", name="check_in_permission"),
+        NEVER_REUSED_IDS,
+    )
 
     TIER_LABELS = {"read": "Read", "write": "Read + Write"}
 
@@ -162,6 +169,14 @@ class ApiToken(db.Model):
     description: Mapped[str] = mapped_column(sa.String(100))
     tier: Mapped[str] = mapped_column(sa.String(10))
     digest: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    # What it may touch (usetix/core/permissions.py), fixed at creation and read with the
+    # token's one lookup per request. The defaults are the read preset: a row written
+    # without them can do no more than a read token.
+    events_permission: Mapped[str] = mapped_column(sa.String(5), server_default="read")
+    attendees_permission: Mapped[str] = mapped_column(sa.String(5), server_default="read")
+    check_in_permission: Mapped[str] = mapped_column(sa.String(5), server_default="none")
+    # The events it is limited to, a JSON array of ids; None: every event, future ones too.
+    event_ids: Mapped[str | None] = mapped_column(sa.Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # None: the token never expires. It is refused from this second on (a fraction given is dropped).
     expires_at: Mapped[datetime | None] = mapped_column(UTCWholeSecond)
@@ -181,6 +196,16 @@ class ApiToken(db.Model):
     @property
     def tier_label(self) -> str:
         return self.TIER_LABELS[self.tier]
+
+    @property
+    def permissions(self) -> token_permissions.Permissions:
+        return token_permissions.Permissions(self.events_permission, self.attendees_permission,
+                                             self.check_in_permission)
+
+    @property
+    def restricted_to(self) -> list[int] | None:
+        """The event ids it is limited to, sorted; None: every event."""
+        return token_permissions.listed_event_ids(self.event_ids)
 
     def expired(self, now: datetime) -> bool:
         return self.expires_at is not None and now >= self.expires_at
@@ -222,6 +247,10 @@ class AuditEvent(db.Model):
     token_id: Mapped[int] = mapped_column(sa.ForeignKey("api_tokens.id"))
     token_description: Mapped[str] = mapped_column(sa.String(100))
     token_tier: Mapped[str] = mapped_column(sa.String(10))
+    # The token's permissions and event restriction (as ApiToken keeps them), on the
+    # records the token service writes (its creation, revocation, leak report).
+    token_permissions: Mapped[str | None] = mapped_column(sa.String(60))
+    token_event_ids: Mapped[str | None] = mapped_column(sa.Text)
     client_address: Mapped[str | None] = mapped_column(sa.String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     object_type: Mapped[str | None] = mapped_column(sa.String(20))  # "event", "attendee"

@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ...api_contract import bodies as schemas
 from ...core import audit_actions as actions
+from ...core.permissions import requires
 from ...database.connection import request_connection
 from ...database.models import Attendee, Event, Tombstone, account_select, utcnow
 from ...web.responses import error_response, not_found
@@ -53,6 +54,7 @@ def attendee_row(connection: sa.Connection, account_id: int, event_id: int, atte
 
 
 @bp.get("/events/<row_id:event_id>/attendees")
+@requires("attendees:read")
 def attendees(event_id: int) -> Response:
     account_id = g.principal.account_id
     owned = request_connection().scalar(account_select(Event, account_id, Event.id).where(Event.id == event_id))
@@ -62,6 +64,7 @@ def attendees(event_id: int) -> Response:
 
 
 @bp.post("/events/<row_id:event_id>/attendees")
+@requires("attendees:write")
 @write_view(schemas.AttendeeCreate)
 def create_attendee(event_id: int, body: schemas.AttendeeCreate) -> Response:
     account_id, _ = token_ids()
@@ -88,12 +91,14 @@ def create_attendee(event_id: int, body: schemas.AttendeeCreate) -> Response:
 
 
 @bp.get("/events/<row_id:event_id>/attendees/<row_id:attendee_id>")
+@requires("attendees:read")
 def attendee(event_id: int, attendee_id: int) -> Response:
     account_id, _ = token_ids()
     return single_object(attendee_row(request_connection(), account_id, event_id, attendee_id), attendee_json)
 
 
 @bp.patch("/events/<row_id:event_id>/attendees/<row_id:attendee_id>")
+@requires("attendees:write")
 @write_view(schemas.AttendeePatch, merge_patch=True)
 def update_attendee(event_id: int, attendee_id: int, body: schemas.AttendeePatch) -> Response:
     account_id, _ = token_ids()
@@ -122,6 +127,7 @@ def update_attendee(event_id: int, attendee_id: int, body: schemas.AttendeePatch
 
 
 @bp.delete("/events/<row_id:event_id>/attendees/<row_id:attendee_id>")
+@requires("attendees:write")
 @write_view()
 def delete_attendee(event_id: int, attendee_id: int) -> Response:
     account_id, _ = token_ids()

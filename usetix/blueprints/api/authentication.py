@@ -18,12 +18,13 @@ from flask import Request, Response, after_this_request, current_app, g, request
 from ...auth import bearer
 from ...auth.refusals import Refusal, refusal_answer, too_many_requests
 from ...auth.usage import UsageRecorder
+from ...core.permissions import event_ids
 from ...database.connection import first_read
 from ...database.engine import db
 from ...ratelimit import rate_limits
 from ...ratelimit.limits import EXTENSION_KEY as RATE_LIMITS
 from ...web.credential_gate import SCREENED_DIGEST
-from ...web.responses import ANSWER_HEADERS, json_response
+from ...web.responses import ANSWER_HEADERS, error_response, json_response, not_found
 from .blueprint import bp
 
 # Where each app keeps its worker's usage counts (usetix/auth/usage.py).
@@ -71,7 +72,10 @@ def authenticate_bearer() -> Response | None:
         return None
     environ = req.environ
     screened = environ.get(SCREENED_DIGEST) or bearer.screen_credentials(req.headers.get("Authorization"))
-    principal = bearer.authenticate(screened, req.method, first_read)
+    # What the view declares (usetix/core/permissions.py requires); nothing for a path that
+    # matched no view (its 404 or 405 follows), nor for OPTIONS, which only lists methods.
+    view = app.view_functions.get(req.endpoint) if req.method != "OPTIONS" else None
+    principal = bearer.authenticate(screened, req.method, first_read, getattr(view, "required_scope", None))
     if isinstance(principal, Refusal):
         return _refuse(principal)
     token = principal.token
@@ -96,6 +100,21 @@ def authenticate_bearer() -> Response | None:
         request_globals.usage_writer = recorder.writer(token.id, now, req.remote_addr, req.headers.get("User-Agent"))
         after_this_request(_write_usage)
     request_globals.principal = principal
+    if token.event_ids is not None and view is not None:
+        return _outside_restriction(req, view, token.event_ids)
+    return None
+
+
+def _outside_restriction(req: Request, view, stored_event_ids: str) -> Response | None:
+    """A restricted token's answer for a path outside its events: the very 404 of a missing
+    event (a path under an event it may not see), or the 403 of an operation it may never
+    call (creating an event). None when the request may go on to its view."""
+    if getattr(view, "refused_to_restricted", False):
+        return error_response(403, "restricted_token", "This token is limited to some events, so it cannot "
+                                                       "create events; ask an admin for a token that is not.")
+    event_id = (req.view_args or {}).get("event_id")
+    if event_id is not None and event_id not in event_ids(stored_event_ids):
+        return not_found()
     return None
 
 

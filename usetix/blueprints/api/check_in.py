@@ -4,16 +4,18 @@ One statement decides: ``UPDATE … WHERE checked_in_at IS NULL``, so of many sc
 once exactly one finds it empty; the others are 409 with the time it happened. On
 PostgreSQL that UPDATE and its audit record are one statement (``AuditedUpdate``), run in
 autocommit without an Idempotency-Key: the token's lookup and that statement, two round
-trips (docs/performance.md, "PostgreSQL: round trips").
+trips (docs/performance.md, "PostgreSQL: round trips"). A token without ``attendees:read``
+(the check-in preset) gets the attendee without its email.
 """
 
 from __future__ import annotations
 
 import sqlalchemy as sa
-from flask import Response
+from flask import Response, g
 
 from ...api_contract import bodies as schemas
 from ...core import audit_actions as actions
+from ...core.permissions import requires
 from ...database.connection import request_connection
 from ...database.models import utcnow
 from ...web.responses import error_response, not_found
@@ -41,6 +43,7 @@ UNDO_CHECK_IN = AuditedUpdate(
 
 
 @bp.post("/events/<row_id:event_id>/attendees/<row_id:attendee_id>/check_in")
+@requires("check_in:write")
 @write_view(schemas.CheckIn, optional=True, one_statement=True)
 def check_in(event_id: int, attendee_id: int, body: schemas.CheckIn) -> Response:
     account_id, _ = token_ids()
@@ -55,10 +58,19 @@ def check_in(event_id: int, attendee_id: int, body: schemas.CheckIn) -> Response
         when = current.checked_in_at or now  # None only if undone in between: it was checked in a moment ago
         return error_response(409, "already_checked_in",
                               f"Already checked in at {when.strftime('%Y-%m-%dT%H:%M:%SZ')}.", checked_in_at=when)
-    return json_with_etag(attendee_json(row), row_etag(row), 201)
+    return json_with_etag(door_view(attendee_json(row)), row_etag(row), 201)
+
+
+def door_view(attendee: dict) -> dict:
+    """The attendee as this token may see it: without ``email`` for a token that may not
+    read attendees (the door needs a name and a ticket type, not contact data)."""
+    if "attendees:read" not in g.principal.token.scopes:
+        del attendee["email"]
+    return attendee
 
 
 @bp.delete("/events/<row_id:event_id>/attendees/<row_id:attendee_id>/check_in")
+@requires("check_in:write")
 @write_view(one_statement=True)
 def undo_check_in(event_id: int, attendee_id: int) -> Response:
     account_id, _ = token_ids()

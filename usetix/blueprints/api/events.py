@@ -15,7 +15,9 @@ from sqlalchemy.exc import IntegrityError
 
 from ...api_contract import bodies as schemas
 from ...core import audit_actions as actions
+from ...core.permissions import requires
 from ...database.connection import request_connection
+from ...database.id_lists import in_id_list
 from ...database.models import Attendee, Event, Tombstone, utcnow
 from ...web.responses import error_response, not_found
 from .audit import audit
@@ -34,6 +36,14 @@ EVENT_FIELDS = tuple(schemas.Event.model_fields)
 EVENT_SELECTED = [events_table.c[name] for name in EVENT_FIELDS] + [events_table.c.version]
 
 EVENTS = AccountList("events", Event, [getattr(Event, name) for name in EVENT_FIELDS], (Event.starts_at, Event.id))
+# The list of a token restricted to some events: its stored restriction bound as it is, on
+# every page and way of asking (cursors, sync walks, tombstones). The same list name as
+# EVENTS: a cursor made by another token of the account pages on through this list's
+# statements, so it never shows an event outside the restriction.
+RESTRICTED_EVENTS = AccountList(
+    "events", Event, [getattr(Event, name) for name in EVENT_FIELDS], (Event.starts_at, Event.id),
+    in_id_list(events_table.c.id, sa.bindparam("event_ids", type_=sa.Text)),
+    tombstone_criteria=(in_id_list(Tombstone.__table__.c.object_id, sa.bindparam("event_ids", type_=sa.Text)),))
 # Built once, with bound parameters (docs/performance.md).
 EVENT_BY_ID = sa.select(*EVENT_SELECTED).where(
     events_table.c.id == sa.bindparam("by_event_id"), events_table.c.account_id == sa.bindparam("by_account_id"))
@@ -48,11 +58,17 @@ def _event_row(connection: sa.Connection, account_id: int, event_id: int) -> Any
 
 
 @bp.get("/events")
+@requires("events:read")
 def events() -> Response:
-    return EVENTS.response(g.principal.account_id)
+    principal = g.principal
+    restriction = principal.token.event_ids
+    if restriction is None:
+        return EVENTS.response(principal.account_id)
+    return RESTRICTED_EVENTS.response(principal.account_id, event_ids=restriction)
 
 
 @bp.post("/events")
+@requires("events:write", unrestricted=True)
 @write_view(schemas.EventCreate)
 def create_event(body: schemas.EventCreate) -> Response:
     account_id, _ = token_ids()
@@ -68,12 +84,14 @@ def create_event(body: schemas.EventCreate) -> Response:
 
 
 @bp.get("/events/<row_id:event_id>")
+@requires("events:read")
 def event(event_id: int) -> Response:
     account_id, _ = token_ids()
     return single_object(_event_row(request_connection(), account_id, event_id), event_json)
 
 
 @bp.patch("/events/<row_id:event_id>")
+@requires("events:write")
 @write_view(schemas.EventPatch, merge_patch=True)
 def update_event(event_id: int, body: schemas.EventPatch) -> Response:
     account_id, _ = token_ids()
@@ -105,6 +123,7 @@ def update_event(event_id: int, body: schemas.EventPatch) -> Response:
 
 
 @bp.delete("/events/<row_id:event_id>")
+@requires("events:write")
 @write_view()
 def delete_event(event_id: int) -> Response:
     account_id, _ = token_ids()

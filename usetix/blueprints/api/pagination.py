@@ -101,10 +101,10 @@ class AccountList:
     """
 
     def __init__(self, name: str, model: Any, columns: Iterable, order_by: Iterable, *criteria: Any,
-                 scope: str | None = None):
+                 scope: str | None = None, tombstone_criteria: tuple | None = None):
         self.name = name
         self.scope = scope
-        self.statements = ListStatements(model, columns, order_by, *criteria)
+        self.statements = ListStatements(model, columns, order_by, *criteria, tombstone_criteria=tombstone_criteria)
 
     def response(self, account_id: int, **params: Any) -> Response:
         """One page as ``{"data": [...], "meta": {...}}``, with a Link header to its neighbours."""

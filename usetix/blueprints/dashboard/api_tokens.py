@@ -14,8 +14,9 @@ from ...auth.sessions.hooks import still_logged_in
 from ...auth.token_service import DuplicateSubmission, NoLongerAuthorized, issue_token, revoke_token
 from ...core import audit_actions, token_lifetime
 from ...core.list_query import page_number
+from ...core.permissions import LEVEL_LABELS, RESOURCE_LABELS, BadPermissions, preset_label
 from ...database.engine import db
-from ...database.models import ApiToken, AuditEvent, account_select, get_for_account, utcnow
+from ...database.models import ApiToken, AuditEvent, Event, account_select, get_for_account, utcnow
 from ...web.errors import handle_http_error
 from . import bp
 from .forms import TokenForm
@@ -48,6 +49,20 @@ def token_expiry(token: ApiToken, now=None) -> dict:
     return {
         "text": token_lifetime.describe_expiry(token.expires_at, now),
         "soon": token.revoked_at is None and token_lifetime.expiring_soon(token.expires_at, now),
+    }
+
+
+@bp.app_template_global()
+def token_access(token: ApiToken) -> dict:
+    """What a page says of what a token may do: its preset, each permission, its events."""
+    chosen = token.permissions
+    restricted = token.restricted_to
+    return {
+        "preset": preset_label(chosen),
+        "permissions": " · ".join(f"{RESOURCE_LABELS[resource]}: {LEVEL_LABELS[level]}"
+                                  for resource, level in chosen.as_dict().items()),
+        "events": "All events" if restricted is None else
+                  f"{len(restricted)} event{'s' if len(restricted) != 1 else ''} only",
     }
 
 
@@ -96,12 +111,32 @@ def api_token(token_id: int):
     if token.expired(now):  # no one acts when a token expires, so no audit record says so
         history.append({"at": token.expires_at, "what": "Expired", "who": None, "where": None})
         history.sort(key=lambda item: item["at"])
-    return render_template("dashboard/api_token.html", token=token, history=history, now=now)
+    events = None
+    if token.restricted_to is not None:  # its events by name (one deleted since shows as its id)
+        titles = dict(db.session.execute(account_select(Event, current_user.account_id, Event.id, Event.title)
+                                         .where(Event.id.in_(token.restricted_to))).tuples())
+        events = [(event_id, titles.get(event_id)) for event_id in token.restricted_to]
+    return render_template("dashboard/api_token.html", token=token, history=history, now=now, events=events)
+
+
+def _token_form(**values) -> TokenForm:
+    """The new-token form, its event choices the account's events (soonest first); none
+    before login (the CSRF check can refuse an anonymous post before the login check runs)."""
+    form = TokenForm(**values)
+    if not current_user.is_authenticated:
+        form.events.choices = []
+        return form
+    form.events.choices = [
+        (row.id, f"{row.title} ({row.starts_at:%Y-%m-%d})")
+        for row in db.session.execute(account_select(Event, current_user.account_id, Event.id, Event.title,
+                                                     Event.starts_at).order_by(Event.starts_at, Event.id))
+    ]
+    return form
 
 
 @bp.get("/settings/api_tokens/new")
 def new_api_token():
-    form = TokenForm(nonce=_issue_nonce())
+    form = _token_form(nonce=_issue_nonce())
     return render_template("dashboard/api_token_new.html", form=form)
 
 
@@ -111,7 +146,7 @@ def csrf_failed(error: CSRFError):
     error (its nonce still unspent); on any other dashboard form, the usual error page."""
     if request.endpoint != "dashboard.create_api_token":
         return handle_http_error(error)
-    form = TokenForm()
+    form = _token_form()
     form.validate()  # the other fields' errors too, so one resubmission can fix them all
     if not form.csrf_token.errors:  # a valid token, refused for another reason (HTTPS Referer)
         form.csrf_token.errors = [error.description]
@@ -120,7 +155,7 @@ def csrf_failed(error: CSRFError):
 
 @bp.post("/settings/api_tokens")
 def create_api_token():
-    form = TokenForm()
+    form = _token_form()
     nonce = request.form.get("nonce", "")
     if nonce not in session.get(NONCES_KEY, []):
         return _already_submitted()
@@ -129,12 +164,19 @@ def create_api_token():
     _spend_nonce(nonce)
     try:
         token, raw = issue_token(current_user, form.description.data, form.tier.data, request.remote_addr, nonce,
-                                 expires_at=form.expiry(utcnow()), still_authorized=still_logged_in)
+                                 expires_at=form.expiry(utcnow()), still_authorized=still_logged_in,
+                                 permissions=form.permissions, event_ids=form.restriction())
     except DuplicateSubmission:
         # A second submission that raced past the session check (a double click).
         return _already_submitted()
     except NoLongerAuthorized:  # logged out while this request ran: nothing was made
         return current_app.login_manager.unauthorized()
+    except BadPermissions as exc:  # a chosen event was deleted since the form was shown: nothing was made
+        form = _token_form(formdata=request.form)
+        form.validate()
+        form.events.errors = [*form.events.errors, str(exc)]
+        form.nonce.data = _issue_nonce()
+        return render_template("dashboard/api_token_new.html", form=form), 400
     # The reveal page is the answer to this POST, so the raw value never has to be kept
     # anywhere to survive a redirect; no-store keeps it out of caches and history.
     response = make_response(

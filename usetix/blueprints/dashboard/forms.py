@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from wtforms import HiddenField, RadioField, StringField
+from wtforms import HiddenField, RadioField, SelectMultipleField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, ValidationError
+from wtforms.widgets import CheckboxInput, ListWidget
 
+from ...core import permissions as perms
 from ...core import token_lifetime
 from ...database.models import utcnow
 from ...web.form_validators import NoControlCharacters
@@ -21,12 +23,27 @@ class TokenForm(TextForm):
         filters=[lambda value: value.strip() if isinstance(value, str) else value],
         description="Something you will recognise when auditing, e.g. Mailchimp sync.",
     )
+    # The presets (usetix/core/permissions.py); "read" and "write" are the two tiers the
+    # form always had, with their meanings.
     tier = RadioField(
-        "Permission tier",
-        choices=[SelectChoice("read", "Read — GET and HEAD only"), SelectChoice("write", "Read + Write — all methods")],
+        "Permissions",
+        choices=[SelectChoice(name, preset.label) for name, preset in perms.PRESETS.items()],
         default="read",
         validate_choice=True,
     )
+    # Read only when tier is "custom".
+    perm_events = RadioField("Events", choices=[SelectChoice(level, perms.LEVEL_LABELS[level])
+                                                for level in perms.RESOURCE_LEVELS["events"]],
+                             default="read", validate_choice=False)
+    perm_attendees = RadioField("Attendees", choices=[SelectChoice(level, perms.LEVEL_LABELS[level])
+                                                      for level in perms.RESOURCE_LEVELS["attendees"]],
+                                default="read", validate_choice=False)
+    perm_check_in = RadioField("Check-in", choices=[SelectChoice(level, perms.LEVEL_LABELS[level])
+                                                    for level in perms.RESOURCE_LEVELS["check_in"]],
+                               default="none", validate_choice=False)
+    # The account's events, as checkboxes (choices set by the view); none ticked: every event.
+    events = SelectMultipleField("Events", coerce=int, widget=ListWidget(prefix_label=False),
+                                 option_widget=CheckboxInput(), validate_choice=True)
     expiration = RadioField(
         "Expiration",
         choices=[*(SelectChoice(str(days), f"{days} days") for days in token_lifetime.PRESET_DAYS),
@@ -47,6 +64,23 @@ class TokenForm(TextForm):
             self.expires_at = token_lifetime.expires_at_for(token_lifetime.CUSTOM, field.data, utcnow())
         except token_lifetime.BadExpiry as exc:
             raise ValidationError(str(exc)) from None
+
+    def validate_tier(self, field) -> None:
+        if field.data not in perms.PRESETS:
+            return  # the choice's own error says so
+        try:
+            self.permissions = perms.preset_permissions(
+                field.data, (self.perm_events.data, self.perm_attendees.data, self.perm_check_in.data))
+        except perms.BadPermissions as exc:
+            raise ValidationError(str(exc)) from None
+
+    def restriction(self) -> list[int] | None:
+        """The validated form's event restriction (None: every event)."""
+        return list(self.events.data) if self.events.data else None
+
+    @property
+    def presets(self) -> dict:
+        return perms.PRESETS
 
     def expiry(self, now: datetime) -> datetime | None:
         """The validated form's ``expires_at`` (None: no expiry)."""
