@@ -26,7 +26,7 @@ class BadParameter(ValueError):
 @dataclass(frozen=True)
 class ListQuery:
     page: int = 1
-    per_page: int = DEFAULT_PER_PAGE
+    per_page: int = DEFAULT_PER_PAGE  # with a cursor, 0 when not given: the cursor's own size
     updated_since: datetime | None = None
     include_deleted: bool = False  # tombstones of deleted rows too (usetix/database/tombstones.py)
     # A page number was asked for: the numbered pages of old, with page links and a total.
