@@ -387,7 +387,7 @@ def test_a_batch_interleaved_with_online_redeems(app, client, acme, scanner):
         {"nonce": "i-2", "code": offline, "scanned_at": iso(ago(2))}])
     assert [r["result"] for r in answer.json["data"]] == ["already_checked_in", "admitted"]
     after = redeem(client, scanner, event, offline)
-    assert after.status_code == 409 and after.json["checked_in_at"] == iso(ago(2)) or \
+    assert (after.status_code == 409 and after.json["checked_in_at"] == iso(ago(2))) or \
         after.json["checked_in_at"] == answer.json["data"][1]["checked_in_at"]
     # The online check-in was earlier than the offline scan of it: it stays the check-in.
     assert [s.result for s in scans_of(app, attendee_id=acme.attendee_ids[0])] == ["admitted", "already_checked_in"]

@@ -172,17 +172,12 @@ class BatchScan(_Body):
     scanned_at: ScannedAt
 
 
-class Batch(_Body):
-    """``POST /admin/events/<id>/check_ins/batch``: the scans a scanner queued offline."""
-
-    scans: list[BatchScan] = Field(min_length=1, max_length=MAX_BATCH_SCANS)
-
-
 class BatchEnvelope(_Body):
-    """How the view reads a batch: the list checked as a whole, each scan on its own (one
-    bad scan is that scan's ``invalid`` result, never the batch's failure)."""
+    """``POST /admin/events/<id>/check_ins/batch``: the scans a scanner queued offline, each a
+    ``BatchScan``. The list is checked as a whole; a scan that is not a valid ``BatchScan`` is
+    kept as it came, to be that scan's ``invalid`` result (one bad scan never fails the batch)."""
 
-    scans: list[Any] = Field(min_length=1, max_length=MAX_BATCH_SCANS)
+    scans: list[BatchScan | Any] = Field(min_length=1, max_length=MAX_BATCH_SCANS)
 
 
 class _Out(BaseModel):

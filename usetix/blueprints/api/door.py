@@ -363,9 +363,6 @@ def _admit(connection: sa.Connection, account_id: int, admitted: list[Scanned], 
 
 # -- redeem ------------------------------------------------------------------------------------
 
-STATUS_OF = {ADMITTED: 201, UNKNOWN_CODE: 404, NONCE_REUSED: 422}
-
-
 def _redeem_answer(each: Scanned) -> Response:
     if each.result == ADMITTED:
         data: dict[str, Any] = {"result": ADMITTED, "attendee": door_view(attendee_json(each.attendee)),
@@ -373,15 +370,21 @@ def _redeem_answer(each: Scanned) -> Response:
         if each.replayed:
             data["replayed"] = True
         return json_response({"data": data}, 201)
-    extra: dict[str, Any] = {}
-    if each.result not in (UNKNOWN_CODE, NONCE_REUSED):
-        answer = each.answer()
-        extra = {name: answer[name] for name in ("attendee", "checked_in_at", "event", "replayed") if name in answer}
-        if extra.get("checked_in_at") is None:
-            extra.pop("checked_in_at", None)
-    elif each.replayed:
-        extra["replayed"] = True
-    return error_response(STATUS_OF.get(each.result, 409), each.result, MESSAGES[each.result], **extra)
+    answer = each.answer()
+    known = {name: answer[name] for name in ("attendee", "event", "replayed") if answer.get(name) is not None}
+    message = MESSAGES[each.result]
+    # Each refusal written out, status and code, as every answer of the API is.
+    if each.result == UNKNOWN_CODE:
+        return error_response(404, "unknown_code", message, **known)
+    if each.result == NONCE_REUSED:
+        return error_response(422, "nonce_reused", message)
+    if each.result == ALREADY_CHECKED_IN:
+        return error_response(409, "already_checked_in", message, checked_in_at=each.checked_in_at, **known)
+    if each.result == TICKET_REISSUED:
+        return error_response(409, "ticket_reissued", message, **known)
+    if each.result == EVENT_CANCELLED:
+        return error_response(409, "event_cancelled", message, **known)
+    return error_response(409, "wrong_event", message, **known)
 
 
 @bp.post("/events/<row_id:event_id>/check_ins")
@@ -397,21 +400,28 @@ def redeem(event_id: int, body: schemas.Redeem) -> Response:
 
 # -- the offline batch -------------------------------------------------------------------------
 
+def _scan_or_errors(item: Any) -> schemas.BatchScan | list[dict[str, str]]:
+    """A scan the batch's body did not take as a BatchScan, validated on its own, as JSON, the
+    way a body is read (strict: a timestamp is a string, nothing is coerced): its errors."""
+    try:
+        return schemas.BatchScan.model_validate_json(orjson.dumps(item))
+    except ValidationError as exc:
+        return schemas.field_errors(exc)
+
+
 @bp.post("/events/<row_id:event_id>/check_ins/batch")
 @requires("check_in:write")
 @write_view(schemas.BatchEnvelope)
 def batch(event_id: int, body: schemas.BatchEnvelope) -> Response:
     scans = []
-    for index, raw in enumerate(body.scans):
-        try:
-            # As JSON, the way a body is read (strict: a timestamp is a string, nothing is coerced).
-            valid = schemas.BatchScan.model_validate_json(orjson.dumps(raw))
-        except ValidationError as exc:
-            nonce = raw.get("nonce") if isinstance(raw, dict) and isinstance(raw.get("nonce"), str) else None
-            scans.append(Scanned(index, nonce, "", utcnow(), result=INVALID, errors=schemas.field_errors(exc)))
-            continue
-        scans.append(Scanned(index, valid.nonce, ticket_codes.normalized(valid.code), valid.scanned_at,
-                             offline=True))
+    for index, item in enumerate(body.scans):
+        checked = item if isinstance(item, schemas.BatchScan) else _scan_or_errors(item)
+        if isinstance(checked, schemas.BatchScan):
+            scans.append(Scanned(index, checked.nonce, ticket_codes.normalized(checked.code), checked.scanned_at,
+                                 offline=True))
+        else:
+            nonce = item.get("nonce") if isinstance(item, dict) and isinstance(item.get("nonce"), str) else None
+            scans.append(Scanned(index, nonce, "", utcnow(), result=INVALID, errors=checked))
     if scan(request_connection(), event_id, scans, "batch") is None:
         return not_found()
     return json_response({"data": [each.answer() for each in scans]})
