@@ -545,3 +545,86 @@ def test_another_accounts_door_is_never_shown(app, client, orgs, acme):
     assert redeem(client, globex_scanner, acme.event_ids[0], code_of(app, acme.attendee_ids[0])).status_code == 404
     reader = issue(app, globex, "read")
     assert client.get(f"/admin/events/{acme.event_ids[0]}/scans", headers=bearer(reader)).status_code == 404
+
+
+# -- the dashboard ---------------------------------------------------------------------------
+
+PATH_DATA = re.compile(r'<path[^>]* d="([^"]+)"')
+MOVES = re.compile(r"([Mmh])(-?[\d.]+)(?: (-?[\d.]+))?")
+
+
+def qr_modules(html: str) -> set[tuple[int, int]]:
+    """The dark modules (row, column) the page's QR code draws: its SVG path read back,
+    horizontal runs of modules (M and m move, h draws)."""
+    [data] = PATH_DATA.findall(html)
+    x = y = 0.0
+    dark = set()
+    for command, first, second in MOVES.findall(data):
+        if command == "M":
+            x, y = float(first), float(second)
+        elif command == "m":
+            x, y = x + float(first), y + float(second)
+        else:
+            run = int(float(first))
+            dark |= {(int(y - 0.5), int(x) + n) for n in range(run)}
+            x += run
+    return dark
+
+
+def expected_modules(code: str) -> set[tuple[int, int]]:
+    import segno
+
+    matrix = segno.make(code, error="m").matrix
+    return {(row + 4, column + 4) for row, line in enumerate(matrix) for column, bit in enumerate(line) if bit}
+
+
+def test_the_event_page_shows_counts_check_in_state_and_refused_scans(app, client, logged_in, acme, scanner):
+    event = acme.event_ids[0]
+    redeem(client, scanner, event, code_of(app, acme.attendee_ids[0]))
+    redeem(client, scanner, event, code_of(app, acme.attendee_ids[0]))  # refused: already checked in
+    redeem(client, scanner, event, code_of(app, acme.attendee_ids[2]))  # refused: wrong event
+    page = logged_in.get(f"/admin/events/{event}")
+    assert page.status_code == 200
+    html = page.text
+    assert re.search(r'id="check-in-count"><strong>1</strong> of 2 checked in', html)
+    assert "<tr><td>General</td><td>1</td><td>2</td></tr>" in html
+    refused = html[html.index('id="refused-scans"'):]
+    assert refused.index("Wrong event") < refused.index("Already checked in")  # newest first
+    assert "Guest 0" in refused
+    assert code_of(app, acme.attendee_ids[0]) not in html  # the event page shows no codes
+
+
+def test_the_attendee_page_shows_the_ticket_as_a_server_rendered_qr_code(app, client, logged_in, acme):
+    path = f"/admin/events/{acme.event_ids[0]}/attendees/{acme.attendee_ids[0]}"
+    page = logged_in.get(path)
+    assert page.status_code == 200
+    code = code_of(app, acme.attendee_ids[0])
+    assert qr_modules(page.text) == expected_modules(code)
+    assert "<script" not in page.text.split("<main", 1)[-1].split("</main>", 1)[0]
+    assert " ".join(code[i:i + 4] for i in range(0, 24, 4)) in page.text
+
+
+def test_reissue_from_the_dashboard_needs_csrf_and_makes_the_old_code_refused(app, client, logged_in, acme,
+                                                                              scanner):
+    from ..helpers import csrf_token_from
+
+    path = f"/admin/events/{acme.event_ids[0]}/attendees/{acme.attendee_ids[0]}"
+    old = code_of(app, acme.attendee_ids[0])
+    assert logged_in.post(path + "/reissue_ticket").status_code == 400  # no CSRF token
+    assert code_of(app, acme.attendee_ids[0]) == old
+    page = logged_in.get(path)
+    done = logged_in.post(path + "/reissue_ticket", data={"csrf_token": csrf_token_from(page.text)})
+    assert done.status_code == 303 and done.headers["Location"].endswith(path)
+    new = code_of(app, acme.attendee_ids[0])
+    assert new != old
+    assert qr_modules(logged_in.get(path).text) == expected_modules(new)
+    assert redeem(client, scanner, acme.event_ids[0], old).json["error"] == "ticket_reissued"
+
+
+def test_another_accounts_attendee_page_is_404(app, client, logged_in, orgs):
+    globex = orgs["globex"]
+    assert logged_in.get(f"/admin/events/{globex.event_ids[0]}/attendees/{globex.attendee_ids[0]}").status_code \
+        == 404
+    # An attendee through another event's path is 404 too.
+    acme = orgs["acme"]
+    assert logged_in.get(f"/admin/events/{acme.event_ids[1]}/attendees/{acme.attendee_ids[0]}").status_code == 404

@@ -41,6 +41,7 @@ from ...core.list_query import BadParameter
 from ...core.permissions import event_ids, requires
 from ...database.connection import request_connection
 from ...database.models import ApiToken, Event, ReissuedTicketCode, Scan, utcnow
+from ...database.tickets import check_in_counts, reissue
 from ...web.responses import error_response, json_response, not_found
 from . import cursors
 from .attendees import (
@@ -439,52 +440,15 @@ def reissue_ticket(event_id: int, attendee_id: int) -> Response:
     current = attendee_row(connection, account_id, event_id, attendee_id)
     if current is None:
         return not_found()
-    row = reissue(connection, account_id, event_id, attendee_id, current.ticket_code, now)
+    row = reissue(connection, sa.and_(*ATTENDEE_WHERE), attendee_id, account_id, current.ticket_code, now,
+                  ATTENDEE_SELECTED, attendee_ids(account_id, event_id, attendee_id))
     if row is None:
         raise Refused(lost_race())
     audit(connection, actions.ATTENDEE_TICKET_REISSUED, "attendee", attendee_id, row.name)
     return json_with_etag(attendee_json(row), row_etag(row))
 
 
-def reissue(connection: sa.Connection, account_id: int, event_id: int, attendee_id: int, old_code: str,
-            now: datetime) -> Any:
-    """Give the attendee a new code, if its code is still ``old_code`` (else None: another
-    reissue came first); the old one is kept, to be refused as ``ticket_reissued``. The
-    caller audits and commits."""
-    row = connection.execute(
-        sa.update(attendees_table).where(*ATTENDEE_WHERE, attendees_table.c.ticket_code == old_code)
-        .values(ticket_code=ticket_codes.new_code(), updated_at=now, version=attendees_table.c.version + 1)
-        .returning(*ATTENDEE_SELECTED), attendee_ids(account_id, event_id, attendee_id)).first()
-    if row is not None:
-        connection.execute(sa.insert(reissued_table).values(account_id=account_id, attendee_id=attendee_id,
-                                                            code=old_code, reissued_at=now))
-    return row
-
-
 # -- what the door and the office see ---------------------------------------------------------
-
-# Counts by ticket type, and the event's version of them: the newest change of its
-# attendees (a check-in bumps updated_at) and their number (a deletion lowers it).
-STATUS = (
-    sa.select(attendees_table.c.ticket_type, sa.func.count().label("total"),
-              sa.func.count(attendees_table.c.checked_in_at).label("checked_in"),
-              sa.func.max(attendees_table.c.updated_at).label("changed"),
-              sa.func.max(attendees_table.c.id).label("newest"))
-    .where(attendees_table.c.event_id == sa.bindparam("event_id"),
-           attendees_table.c.account_id == sa.bindparam("account_id"))
-    .group_by(attendees_table.c.ticket_type).order_by(attendees_table.c.ticket_type)
-)
-
-
-def check_in_counts(connection: sa.Connection, account_id: int, event_id: int) -> tuple[dict, str]:
-    """The event's counts, and a tag that changes whenever they may have."""
-    rows = connection.execute(STATUS, {"event_id": event_id, "account_id": account_id}).all()
-    by_type = {row.ticket_type: {"checked_in": row.checked_in, "total": row.total} for row in rows}
-    counts = {"checked_in": sum(row.checked_in for row in rows), "total": sum(row.total for row in rows),
-              "by_ticket_type": by_type}
-    state = repr([(row.ticket_type, row.total, row.checked_in, str(row.changed), row.newest) for row in rows])
-    return counts, hashlib.blake2b(state.encode(), digest_size=12).hexdigest()
-
 
 @bp.get("/events/<row_id:event_id>/check_in_status")
 @requires("events:read")
