@@ -301,7 +301,7 @@ def test_a_batch_answers_each_scan_in_order_and_one_bad_scan_fails_nothing(app, 
         {"nonce": "b-2", "code": codes[2], "scanned_at": iso(ago(9))},  # another event's
         {"nonce": "b-3", "code": "NOPE", "scanned_at": iso(ago(8))},
         {"nonce": "b-4", "code": 42, "scanned_at": iso(ago(8))},  # breaks the schema
-        "not even an object",
+        -(2**63) - 1,  # not even an object, and past 64 bits
         {"nonce": "b-6", "code": codes[1], "scanned_at": iso(ago(7))},
         {"nonce": "b-7", "code": codes[0], "scanned_at": iso(ago(6))},  # the first's ticket again
     ]

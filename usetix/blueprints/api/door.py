@@ -24,11 +24,11 @@ is ``unknown_code``, exactly as a code that exists nowhere.
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import orjson
 import sqlalchemy as sa
 from flask import Response, g, request
 from pydantic import ValidationError
@@ -405,7 +405,7 @@ def _scan_or_errors(item: Any) -> schemas.BatchScan | list[dict[str, str]]:
     """A scan the batch's body did not take as a BatchScan, validated on its own, as JSON, the
     way a body is read (strict: a timestamp is a string, nothing is coerced): its errors."""
     try:
-        return schemas.BatchScan.model_validate_json(orjson.dumps(item))
+        return schemas.BatchScan.model_validate_json(json.dumps(item))  # any int: orjson stops at 64 bits
     except ValidationError as exc:
         return schemas.field_errors(exc)
 
