@@ -437,6 +437,21 @@ def test_a_batchs_lookups_are_not_one_statement_per_scan(app, client, acme, scan
     assert sum(kinds.values()) == 105 if app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql") else 205
 
 
+def test_a_redeem_is_one_lookup_one_insert_and_the_audited_check_in(app, client, acme, scanner):
+    code = code_of(app, acme.attendee_ids[0])
+    redeem(client, scanner, acme.event_ids[0], "WARM")  # the token's last use written, the pool warm
+    with recorded_queries(app) as queries:
+        assert redeem(client, scanner, acme.event_ids[0], code).status_code == 201
+    kinds = Counter(statement_kind(q) for q in queries)
+    # The token's lookup; the door's event and the code, in one SELECT; the scan; the
+    # conditional UPDATE with its audit record (one statement on PostgreSQL).
+    assert kinds["select"] == 2 and kinds["insert scans"] == 1
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
+        assert kinds["audited update"] == 1 and sum(kinds.values()) == 4
+    else:
+        assert kinds["update attendees"] == kinds["insert audit"] == 1 and sum(kinds.values()) == 5
+
+
 def statement_kind(sql: str) -> str:
     words = sql.split()
     if words[0] == "WITH":
