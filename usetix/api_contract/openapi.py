@@ -80,7 +80,11 @@ DESCRIPTION = (
     "(upsert rows by id, drop tombstones) and your copy equals ours; a change may come twice, never not at "
     "all. Deletions are kept 90 days: an older `sync_cursor` is `410 full_sync_required` (sync again from "
     "the start).\n\n"
-    "**Limits.** Every authenticated answer carries `RateLimit-Limit`, `RateLimit-Remaining` and "
+    "**At the door.** A scanner redeems the code it read off a ticket (`redeemTicket`): `201` admitted, or the "
+    "reason it was refused (`409 already_checked_in`, `ticket_reissued`, `event_cancelled`, `wrong_event`; "
+    "`404 unknown_code`). An offline scanner sends its queue as a batch (`redeemBatch`) with a nonce per scan: "
+    "sending it again replays each scan's first result. Every scan is in the event's history (`listScans`).\n\n"
+        "**Limits.** Every authenticated answer carries `RateLimit-Limit`, `RateLimit-Remaining` and "
     "`RateLimit-Reset` (unless the server counts no limits); past the limit, `429` with `Retry-After`.\n\n"
     "**Expiry.** Every authenticated answer of a token that expires carries "
     "`Usetix-Token-Expiration: <ISO 8601 UTC>`, so a script can warn its owner in time."
@@ -714,7 +718,7 @@ def build_document(max_row_id: int) -> dict:
     )
     return _strip_null_defaults({
         "openapi": "3.1.0",
-        "info": {"title": "Usetix Admin API", "version": "1.2.0", "description": DESCRIPTION},
+        "info": {"title": "Usetix Admin API", "version": "1.3.0", "description": DESCRIPTION},
         "servers": [{"url": "/", "description": "The server that serves this document."}],
         "security": [{"bearerAuth": []}],
         "tags": TAGS,
