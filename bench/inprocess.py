@@ -21,12 +21,14 @@ from __future__ import annotations
 import argparse
 import cProfile
 import io
+import itertools
 import json
 import pstats
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 
-from paths import PATHS
+from paths import BATCH_SCANS, PATHS
 
 
 def environ(method: str, path: str, token: str | None) -> dict:
@@ -45,6 +47,12 @@ def environ(method: str, path: str, token: str | None) -> dict:
 # The write path's "method": a check-in and then its undo (201, 204), so that each call
 # leaves the attendee as it found it. Its figures are for the pair.
 CHECK_IN_AND_UNDO = "POST,DELETE"
+# The door's: a redeem of the pool's first ticket and its undo (201, 204); a batch of
+# BATCH_SCANS scans of the batch pool, each call dated earlier than the last (every scan admitted).
+REDEEM_AND_UNDO = "REDEEM"
+BATCH = "BATCH"
+_door: dict = {}
+_batches = itertools.count(1)
 
 
 def path_table(tokens: dict) -> dict[str, tuple[str, str, str | None, int | tuple[int, int]]]:
@@ -53,6 +61,9 @@ def path_table(tokens: dict) -> dict[str, tuple[str, str, str | None, int | tupl
              for name, path in PATHS.items()}
     table["write"] = (CHECK_IN_AND_UNDO, f"{tokens['checkin_base']}{tokens['checkin_first']}/check_in",
                       tokens["write_token"], (201, 204))
+    _door.update(redeem=tokens["redeem_pool"][0], batch=[code for _, code in tokens["batch_pool"][:BATCH_SCANS]])
+    table["redeem"] = (REDEEM_AND_UNDO, tokens["redeem_base"], tokens["door_token"], (201, 204))
+    table["batch"] = (BATCH, tokens["batch_base"], tokens["door_token"], 200)
     return table
 
 
@@ -61,13 +72,31 @@ def call(app, method: str, path: str, token: str | None) -> tuple[int | tuple[in
     if method == CHECK_IN_AND_UNDO:
         (checked_in, _), (undone, body) = (_call(app, one, path, token) for one in method.split(","))
         return (checked_in, undone), body
+    if method == REDEEM_AND_UNDO:
+        attendee_id, code = _door["redeem"]
+        admitted, _ = _call(app, "POST", f"{path}/check_ins", token, _json_body({"code": code}))
+        undone, body = _call(app, "DELETE", f"{path}/attendees/{attendee_id}/check_in", token)
+        return (admitted, undone), body
+    if method == BATCH:
+        n = next(_batches)
+        moment = (datetime.now(UTC) - timedelta(days=1, seconds=n)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        scans = [{"nonce": f"inprocess-{time.time_ns()}-{i}", "code": code, "scanned_at": moment}
+                 for i, code in enumerate(_door["batch"])]
+        return _call(app, "POST", f"{path}/check_ins/batch", token, _json_body({"scans": scans}))
     return _call(app, method, path, token)
+
+
+def _json_body(payload: dict) -> dict:
+    body = json.dumps(payload).encode()
+    return {"CONTENT_TYPE": "application/json", "CONTENT_LENGTH": str(len(body)), "wsgi.input": io.BytesIO(body)}
 
 
 def undo_left_check_in(app, method: str, path: str, token: str | None) -> None:
     """The write path's attendee not checked in, whatever an interrupted run left (204 or 409)."""
     if method == CHECK_IN_AND_UNDO:
         _call(app, "DELETE", path, token)
+    if method == REDEEM_AND_UNDO:
+        _call(app, "DELETE", f"{path}/attendees/{_door['redeem'][0]}/check_in", token)
 
 
 def _call(app, method: str, path: str, token: str | None, extra: dict | None = None) -> tuple[int, bytes]:
@@ -88,7 +117,7 @@ def main() -> int:
     parser.add_argument("--tokens", required=True, help="JSON written by bench/seed.py")
     parser.add_argument("--n", type=int, default=5000, help="requests per path and repetition (5000)")
     parser.add_argument("--repeat", type=int, default=3, help="repetitions; the best is reported (3)")
-    parser.add_argument("--only", help="comma-separated paths (auth,twin,unknown,malformed,post,write)")
+    parser.add_argument("--only", help="comma-separated paths (auth,twin,unknown,malformed,post,write,redeem,batch)")
     parser.add_argument("--profile", metavar="PATH", help="profile this path with cProfile instead of timing")
     parser.add_argument("--pyinstrument", action="store_true", help="with --profile: use pyinstrument")
     parser.add_argument("--queries", action="store_true",
@@ -133,7 +162,8 @@ def main() -> int:
     for name in names:
         method, path, token, _ = table[name]
         best = min(_timed(app, method, path, token, options.n) for _ in range(options.repeat))
-        unit = "check-in + undo" if method == CHECK_IN_AND_UNDO else "request"
+        unit = {CHECK_IN_AND_UNDO: "check-in + undo", REDEEM_AND_UNDO: "redeem + undo",
+                BATCH: f"batch of {BATCH_SCANS}"}.get(method, "request")
         print(f"{name:>10}: {best * 1e6:7.1f} µs/{unit}  ({1 / best:7.0f} a second on one core, no HTTP)")
     return 0
 

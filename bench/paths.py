@@ -14,6 +14,13 @@
   (``POST``/``DELETE …/attendees/<id>/check_in``, 201/204; ``bench/checkin.lua`` walks a
   pool of 400 attendees, reset before each measurement; a 409 is expected only when two
   requests for one attendee are in flight at once)
+- ``usetix_redeem`` ok: the door's scanner (check-in preset) redeeming a ticket's code and
+  undoing the check-in (``POST …/check_ins`` 201, ``DELETE …/attendees/<id>/check_in`` 204;
+  ``bench/redeem.lua`` walks a pool of 400 tickets, reset before each measurement)
+- ``usetix_batch`` ok: an offline batch of 100 scans a request (``POST …/check_ins/batch``,
+  200, every scan admitted: ``bench/batch.lua`` dates each batch earlier than the last, so
+  each takes the check-ins over), over a pool of 800 tickets; its req/s times 100 is its
+  scans a second
 - ``usetix_pg`` ok and reject, ``usetix_pg_write`` ok (``--postgres``): the authenticated
   read, the unknown token and the write path again, on a scratch database created on that
   server and dropped at the end (its backends' CPU counted as the server's, as the
@@ -35,6 +42,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import http.client
 import json
 import os
@@ -52,6 +60,10 @@ ROOT = Path(__file__).resolve().parent.parent
 BENCH_DIR = ROOT / "bench"
 POST_LUA = BENCH_DIR / "post.lua"
 CHECKIN_LUA = BENCH_DIR / "checkin.lua"
+REDEEM_LUA = BENCH_DIR / "redeem.lua"
+BATCH_LUA = BENCH_DIR / "batch.lua"
+# The scans of one request of the batch path (bench/batch.lua's SCANS).
+BATCH_SCANS = 100
 DEFAULT_PORT = 18010
 APP = "usetix"
 LOGGED = APP + "_logged"
@@ -86,9 +98,15 @@ PATHS = {
     "denied": MeasuredPath(APP + "_denied", "reject", "GET", "/admin/events", "attendees_only_token", 403),
     # The requests are bench/checkin.lua's (check-in and undo, 201 and 204); this URL gives wrk the host.
     "write": MeasuredPath(APP + "_write", "ok", "POST", "/admin/events", "write_token", 201),
+    # Issue 23: the door. The requests are bench/redeem.lua's and bench/batch.lua's; this URL gives wrk the host.
+    "redeem": MeasuredPath(APP + "_redeem", "ok", "POST", "/admin/events", "door_token", 201),
+    "batch": MeasuredPath(APP + "_batch", "ok", "POST", "/admin/events", "door_token", 200),
 }
 # Those measured again on PostgreSQL (--postgres), under these names.
-PG_PATHS = {"auth": ON_POSTGRES, "unknown": ON_POSTGRES, "write": ON_POSTGRES + "_write"}
+PG_PATHS = {"auth": ON_POSTGRES, "unknown": ON_POSTGRES, "write": ON_POSTGRES + "_write",
+            "redeem": ON_POSTGRES + "_redeem", "batch": ON_POSTGRES + "_batch"}
+# The door's paths: their wrk scripts and their pools in bench/seed.py's output.
+DOOR_PATHS = {"redeem": REDEEM_LUA, "batch": BATCH_LUA}
 # Each name once: several paths share one (usetix's ok and reject, usetix_pg's).
 TABLE_NAMES = [*dict.fromkeys([*(path.table_name for path in PATHS.values()), *PG_PATHS.values(), LOGGED, BEFORE])]
 
@@ -199,6 +217,9 @@ def check_paths(port: int, tokens: dict, names=tuple(PATHS)) -> None:
     for name in names:
         path = PATHS[name]
         token = tokens[path.token_key]
+        if name in DOOR_PATHS:
+            check_door_path(port, tokens, name)
+            continue
         if name == "write":
             url_path = f"{tokens['checkin_base']}{tokens['checkin_first']}/check_in"
             # An earlier round may have left this attendee checked in: undo first (204 or 409).
@@ -215,6 +236,61 @@ def check_paths(port: int, tokens: dict, names=tuple(PATHS)) -> None:
                                f"expected {path.expected_status}: {body[:200]!r}")
         if path.expected_status == 200 and len(json.loads(body)["data"]) != EVENTS_PER_PAGE:
             raise RuntimeError(f"{name}: expected a page of {EVENTS_PER_PAGE} events")
+
+
+def request_json(port: int, method: str, url_path: str, token: str, body: dict) -> tuple[int, bytes]:
+    conn = http.client.HTTPConnection(HOST, port, timeout=20)
+    try:
+        conn.request(method, url_path, body=json.dumps(body), headers={
+            "Authorization": f"Bearer {token}", "Accept": "application/json", "Content-Type": "application/json"})
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def check_door_path(port: int, tokens: dict, name: str) -> None:
+    """A door path answers as it must: a redeem admits and its undo is 204; a batch of
+    BATCH_SCANS admits every scan. (Each measurement's reset checks the pool out again.)"""
+    token = tokens["door_token"]
+    base, pool = tokens[f"{name}_base"], tokens[f"{name}_pool"]
+    if name == "redeem":
+        attendee_id, code = pool[0]
+        request(port, "DELETE", f"{base}/attendees/{attendee_id}/check_in", token)  # an earlier round's
+        answers = [request_json(port, "POST", f"{base}/check_ins", token, {"code": code}),
+                   request(port, "DELETE", f"{base}/attendees/{attendee_id}/check_in", token)]
+        if [status for status, _ in answers] != [201, 204]:
+            raise RuntimeError(f"redeem: answered {[(s, b[:200]) for s, b in answers]}, expected 201 and 204")
+        return
+    moment = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 7 * 86400))  # before any run's
+    scans = [{"nonce": f"check-{secrets.token_hex(8)}", "code": code, "scanned_at": moment}
+             for _, code in pool[:BATCH_SCANS]]
+    status, body = request_json(port, "POST", f"{base}/check_ins/batch", token, {"scans": scans})
+    results = {scan["result"] for scan in json.loads(body)["data"]} if status == 200 else None
+    if results != {"admitted"}:
+        raise RuntimeError(f"batch: answered {status} with results {results}: {body[:200]!r}")
+
+
+def reset_door(database_url: str, tokens: dict, name: str, work_dir: Path) -> None:
+    """The door path's pool checked out, its tickets written where its wrk script reads them
+    (``BENCH_DOOR_POOL``), and a new ``BENCH_DOOR_RUN`` for the batch's nonces."""
+    import sqlalchemy as sa
+
+    time.sleep(2)  # the requests wrk left in flight are still being answered
+    pool = tokens[f"{name}_pool"]
+    pool_file = work_dir / f"door-{name}.txt"
+    pool_file.write_text("".join(f"{attendee_id} {code}\n" for attendee_id, code in pool))
+    os.environ.update(BENCH_DOOR_BASE=tokens[f"{name}_base"], BENCH_DOOR_POOL=str(pool_file),
+                      BENCH_DOOR_RUN=secrets.token_hex(6))
+    connect_args = {"timeout": 30} if database_url.startswith("sqlite") else {}
+    engine = sa.create_engine(database_url, poolclass=sa.pool.NullPool, connect_args=connect_args)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text("UPDATE attendees SET checked_in = :no, checked_in_at = NULL WHERE id IN :ids")
+                         .bindparams(sa.bindparam("ids", expanding=True)),
+                         {"no": False, "ids": [attendee_id for attendee_id, _ in pool]})
+    finally:
+        engine.dispose()
 
 
 def reset_check_ins(database_url: str, tokens: dict) -> None:
@@ -306,6 +382,9 @@ class OurApp:
                 path = PATHS[name]
                 lua_script = CHECKIN_LUA if name == "write" else POST_LUA if path.method == "POST" else None
                 reset = (lambda: reset_check_ins(database.url, tokens)) if name == "write" else None
+                if name in DOOR_PATHS:
+                    lua_script = DOOR_PATHS[name]
+                    reset = functools.partial(reset_door, database.url, tokens, name, Path(self.options.log_dir))
                 result = self.runner.measure(names[name], path.kind, self.url(path.url_path), tokens[path.token_key],
                                              process.pid, round_number, slot, lua_script, reset,
                                              database.backend_ticks)

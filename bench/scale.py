@@ -165,22 +165,25 @@ def grow_attendees(engine: sa.Engine, account_id: int, event_id: int, count: int
         with engine.begin() as conn:
             conn.execute(sa.text("""
                 INSERT INTO attendees (account_id, event_id, name, email, ticket_type, checked_in, checked_in_at,
-                                       created_at, updated_at, version)
+                                       created_at, updated_at, version, ticket_code)
                 SELECT :account_id, :event_id, 'Scale guest ' || g, 'guest' || g || '@e' || :event_id || '.example',
                        (ARRAY['General', 'VIP', 'Student'])[1 + g % 3], false, NULL,
-                       :first_at + g * interval '1 millisecond', :first_at + g * interval '1 millisecond', 1
+                       :first_at + g * interval '1 millisecond', :first_at + g * interval '1 millisecond', 1,
+                       upper(substr(md5(random()::text || g), 1, 24))
                 FROM generate_series(1, :count) AS g
             """), {"account_id": account_id, "event_id": event_id, "count": count,
                    "first_at": first_at.replace(tzinfo=None)})
         return
+    from usetix.core.ticket_codes import new_code
+
     raw = engine.raw_connection()
     try:
         rows = ((account_id, event_id, f"Scale guest {g}", f"guest{g}@e{event_id}.example", TICKET_TYPES[g % 3], 0,
-                 (stamp := (first_at + timedelta(milliseconds=g)).strftime(SQLITE_TIME)), stamp)
+                 (stamp := (first_at + timedelta(milliseconds=g)).strftime(SQLITE_TIME)), stamp, new_code())
                 for g in range(1, count + 1))
         raw.cursor().executemany(
             "INSERT INTO attendees (account_id, event_id, name, email, ticket_type, checked_in, created_at, "
-            "updated_at, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1)", rows)
+            "updated_at, version, ticket_code) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?)", rows)
         raw.commit()
     finally:
         raw.close()

@@ -30,6 +30,9 @@ EVENTS = 25
 # The write path checks these in and out (bench/checkin.lua): each wrk thread walks 200,
 # far more than its requests in flight, so its requests for one attendee never overlap.
 CHECKIN_POOL = 400
+# The door's paths (bench/redeem.lua, bench/batch.lua): tickets of two other events, by code.
+REDEEM_POOL = 400
+BATCH_POOL = 800
 VENUES = ("Main Hall", "Riverside Pavilion", "Room 101", "The Old Library", "Glasshouse Stage")
 
 
@@ -63,6 +66,14 @@ def seed() -> dict:
         pool = [Attendee(account_id=account.id, event_id=first_event, name=f"Bench guest {n}",
                          email=f"guest{n}@bench.example", ticket_type="General") for n in range(CHECKIN_POOL)]
         db.session.add_all(pool)
+        redeem_event, batch_event = [row[0] for row in db.session.query(Event.id).order_by(Event.id)[2:4]]
+        door_pools = {
+            event_id: [Attendee(account_id=account.id, event_id=event_id, name=f"Door guest {n}",
+                                email=f"door{n}@bench.example", ticket_type=("General", "VIP")[n % 2])
+                       for n in range(size)]
+            for event_id, size in ((redeem_event, REDEEM_POOL), (batch_event, BATCH_POOL))}
+        for tickets in door_pools.values():
+            db.session.add_all(tickets)
         db.session.flush()
         _, read_token = issue_token(admin, "bench read token", "read", None)
         _, write_token = issue_token(admin, "bench write token", "write", None)
@@ -72,6 +83,8 @@ def seed() -> dict:
         _, restricted_token = issue_token(admin, "bench restricted token", "read", None, event_ids=event_ids)
         _, attendees_only_token = issue_token(admin, "bench attendees-only token", "custom", None,
                                               permissions=Permissions("none", "read", "none"))
+        # Issue 23: the door's scanner (the check-in preset).
+        _, door_token = issue_token(admin, "bench door scanner", "check_in", None)
         unknown = token_format.generate()  # well-formed, valid checksum, never stored
         return {
             "account_id": account.id,
@@ -82,6 +95,12 @@ def seed() -> dict:
             "checkin_base": f"/admin/events/{first_event}/attendees/",
             "checkin_first": min(a.id for a in pool),
             "checkin_count": CHECKIN_POOL,
+            "door_token": door_token,
+            # Ticket codes in a throwaway database, like the raw tokens above.
+            "redeem_base": f"/admin/events/{redeem_event}",
+            "redeem_pool": [[a.id, a.ticket_code] for a in door_pools[redeem_event]],
+            "batch_base": f"/admin/events/{batch_event}",
+            "batch_pool": [[a.id, a.ticket_code] for a in door_pools[batch_event]],
             "unknown_token": unknown,
             "malformed_token": bad_checksum(unknown),
         }

@@ -291,7 +291,7 @@ def test_attendees_of_an_event(app, client, read_token, orgs):
     assert response.json["meta"]["total"] == 2
     attendee = response.json["data"][0]
     assert set(attendee) == {"id", "event_id", "name", "email", "ticket_type", "checked_in", "checked_in_at",
-                             "created_at", "updated_at"}
+                             "created_at", "updated_at", "ticket_code"}
     assert attendee["event_id"] == event_id and attendee["checked_in"] is False
 
 

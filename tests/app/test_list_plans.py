@@ -28,8 +28,9 @@ def grown(app, orgs):  # PostgreSQL's SQL
     with app.app_context():
         db.session.execute(sa.text(
             "INSERT INTO attendees (account_id, event_id, name, email, ticket_type, checked_in, created_at, "
-            "updated_at, version) SELECT :account, :event, 'Guest ' || n, 'guest' || n || '@example.com', "
-            "'General', false, now() - n * interval '1 second', now() - n * interval '1 second', 1 "
+            "updated_at, version, ticket_code) SELECT :account, :event, 'Guest ' || n, 'guest' || n || '@example.com', "
+            "'General', false, now() - n * interval '1 second', now() - n * interval '1 second', 1, "
+            "upper(substr(md5(random()::text || n), 1, 24)) "
             "FROM generate_series(1, :rows) AS n"),
             {"account": acme.account_id, "event": acme.event_ids[0], "rows": ROWS})
         db.session.execute(sa.text(

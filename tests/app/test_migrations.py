@@ -5,6 +5,7 @@ file, or a PostgreSQL schema of its own (tests/databases.py)."""
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 from datetime import datetime
 from pathlib import Path
@@ -212,3 +213,28 @@ def test_existing_tokens_keep_what_their_tier_allowed(empty_app):
                                         "event_ids FROM api_tokens ORDER BY tier")).all()
     assert [tuple(row) for row in rows] == [("read", "read", "read", "none", None),
                                             ("write", "write", "write", "write", None)]
+
+
+def test_existing_attendees_get_ticket_codes_of_their_own(empty_app):
+    """The door's upgrade (issue 23): every attendee gets a ticket code (Crockford base32,
+    24 characters), each its own."""
+    attendee = sa.text(
+        "INSERT INTO attendees (account_id, event_id, name, email, ticket_type, checked_in, created_at, updated_at, "
+        "version) VALUES (:account, :event, :name, 'a@example.com', 'VIP', false, :t, :t, 1)")
+    with empty_app.app_context():
+        upgrade(revision="e22a11fe0001")  # the head before the door's revision
+        with db.engine.begin() as conn:
+            account = conn.execute(sa.text("INSERT INTO accounts (name, created_at) VALUES ('Acme', :t) RETURNING id"),
+                                   {"t": T}).scalar_one()
+            event = conn.execute(sa.text(
+                "INSERT INTO events (account_id, title, starts_at, ends_at, venue, status, created_at, updated_at, "
+                "version) VALUES (:account, 'Gala', :t, :t, 'Hall', 'published', :t, :t, 1) RETURNING id"),
+                {"account": account, "t": T}).scalar_one()
+            for n in range(50):
+                conn.execute(attendee, {"account": account, "event": event, "name": f"Guest {n}", "t": T})
+        upgrade()
+        with db.engine.begin() as conn:
+            codes = conn.execute(sa.text("SELECT ticket_code FROM attendees")).scalars().all()
+        assert len(codes) == len(set(codes)) == 50
+        assert all(re.fullmatch(r"[0-9A-HJKMNP-TV-Z]{24}", code) for code in codes)
+        assert schema_drift(empty_app) == []

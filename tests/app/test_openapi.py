@@ -204,7 +204,7 @@ def test_one_envelope_component_per_kind_of_answer(document):
                     assert set(media["schema"]) == {"$ref"}, (name, status)
                     refs.add(media["schema"]["$ref"].rsplit("/", 1)[1])
     assert refs == {"AccountEnvelope", "EventPage", "EventEnvelope", "AttendeePage", "AttendeeEnvelope",
-                    "CheckedInEnvelope",
+                    "CheckedInEnvelope", "AdmissionEnvelope", "BatchResults", "CheckInStatusEnvelope", "ScanPage",
                     "LeakReportAccepted"}
 
 

@@ -58,6 +58,14 @@ OPERATIONS = [
     ("DELETE", "/admin/events/{e}/attendees/{a}", None, "attendees:write", 204),
     ("POST", "/admin/events/{e}/attendees/{a}/check_in", None, "check_in:write", 201),
     ("DELETE", "/admin/events/{e}/attendees/{checked}/check_in", None, "check_in:write", 204),
+    # Issue 23: the door (a code that exists nowhere: the redeem's 404 unknown_code, the batch's result).
+    ("POST", "/admin/events/{e}/check_ins", {"code": "NO-SUCH-TICKET"}, "check_in:write", 404),
+    ("POST", "/admin/events/{e}/check_ins/batch",
+     {"scans": [{"nonce": "p-1", "code": "NO-SUCH-TICKET", "scanned_at": "2026-01-01T00:00:00Z"}]},
+     "check_in:write", 200),
+    ("POST", "/admin/events/{e}/attendees/{a}/reissue_ticket", None, "attendees:write", 200),
+    ("GET", "/admin/events/{e}/check_in_status", None, "events:read", 200),
+    ("GET", "/admin/events/{e}/scans", None, "attendees:read", 200),
 ]
 # HEAD is GET without a body: every GET again.
 OPERATIONS += [("HEAD", path, None, needed, status) for method, path, _, needed, status in OPERATIONS

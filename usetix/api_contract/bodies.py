@@ -25,6 +25,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from ..core.printable_text import PRINTABLE_PATTERN, REFUSAL, refused_character
+from ..core.ticket_codes import MAX_INPUT_LENGTH as MAX_CODE_LENGTH
 
 EVENT_STATUSES = ("draft", "published", "cancelled")
 EventStatus = Literal["draft", "published", "cancelled"]
@@ -132,6 +133,53 @@ class CheckIn(_Body):
     checked_in_at: Annotated[Timestamp, AfterValidator(_not_in_the_future)] = None
 
 
+def _scanned_not_in_the_future(value: datetime) -> datetime:
+    if value > datetime.now(UTC) + CHECK_IN_CLOCK_SKEW:
+        raise PydanticCustomError("in_the_future", f"scanned_at must not be in the future (a clock "
+                                                   f"{CHECK_IN_CLOCK_SKEW.seconds // 60} minutes ahead is allowed).")
+    return value
+
+
+# The door's bodies. A scan's results: "admitted", or the reason it was refused.
+SCAN_RESULTS = ("admitted", "already_checked_in", "ticket_reissued", "event_cancelled", "wrong_event", "unknown_code")
+ScanResultName = Literal["admitted", "already_checked_in", "ticket_reissued", "event_cancelled", "wrong_event",
+                         "unknown_code"]
+# What an offline batch may answer for one scan beside those.
+BatchResultName = Literal["admitted", "already_checked_in", "ticket_reissued", "event_cancelled", "wrong_event",
+                          "unknown_code", "nonce_reused", "invalid"]
+MAX_BATCH_SCANS = 500
+TicketCode = Annotated[str, Field(min_length=1, max_length=MAX_CODE_LENGTH,
+                                  description="The code read off the ticket (upper or lower case, hyphens allowed).")]
+ScannedAt = Annotated[Timestamp, AfterValidator(_scanned_not_in_the_future)]
+# A nonce is written like an Idempotency-Key: it is one, for a redeem.
+Nonce = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[!-~]+$",
+                             description="The scan's own id, made by the scanner (a UUID): sending it again "
+                                         "replays its first result.")]
+
+
+class Redeem(_Body):
+    """``POST /admin/events/<id>/check_ins``: the code a scanner read, and when (now if left out)."""
+
+    code: TicketCode
+    scanned_at: ScannedAt = None
+
+
+class BatchScan(_Body):
+    """One scan of an offline batch."""
+
+    nonce: Nonce
+    code: TicketCode
+    scanned_at: ScannedAt
+
+
+class BatchEnvelope(_Body):
+    """``POST /admin/events/<id>/check_ins/batch``: the scans a scanner queued offline, each a
+    ``BatchScan``. The list is checked as a whole; a scan that is not a valid ``BatchScan`` is
+    kept as it came, to be that scan's ``invalid`` result (one bad scan never fails the batch)."""
+
+    scans: list[BatchScan | Any] = Field(min_length=1, max_length=MAX_BATCH_SCANS)
+
+
 class _Out(BaseModel):
     # What the API answers stays open (no additionalProperties: false): a later release may
     # add a field, and a client generated from this document must still read the answer.
@@ -159,13 +207,90 @@ class Attendee(_Out):
     checked_in_at: TimestampOut | None
     created_at: TimestampOut
     updated_at: TimestampOut
+    ticket_code: str = Field(description="What the door scans (README, \"At the door\"); reissue_ticket replaces it.")
 
 
 class CheckedInAttendee(Attendee):
-    """An attendee as a check-in answers it: without ``email`` for a token that may not read
-    attendees (the check-in preset)."""
+    """An attendee as a check-in answers it: without ``email`` and ``ticket_code`` for a
+    token that may not read attendees (the check-in preset)."""
 
     email: str | None = Field(default=None, description="Left out for a token without `attendees:read`.")
+    ticket_code: str | None = Field(default=None, description="Left out for a token without `attendees:read`.")
+
+
+class FieldError(_Out):
+    field: str = Field(description='The field, dotted for nested ones; "body" for the body as a whole.')
+    code: str = Field(description="pydantic's error type, e.g. missing, extra_forbidden, string_too_long.")
+    message: str
+
+
+class EventRef(_Out):
+    """The event a ticket belongs to, for ``wrong_event``: send the person to its door."""
+
+    id: int
+    title: str
+
+
+class Admission(_Out):
+    """A redeem's answer."""
+
+    result: Literal["admitted"]
+    attendee: CheckedInAttendee
+    checked_in_at: TimestampOut
+    replayed: bool | None = Field(default=None, description="true when this answers a nonce (Idempotency-Key) "
+                                                            "seen before: its first result, nothing written.")
+
+
+class BatchResult(_Out):
+    """One scan's outcome, in the input's order."""
+
+    nonce: str | None = Field(description="The scan's nonce (null for an invalid scan without one).")
+    result: BatchResultName
+    attendee: CheckedInAttendee | None = None
+    checked_in_at: TimestampOut | None = Field(default=None, description="admitted: the check-in it made; "
+                                               "already_checked_in: the first check-in.")
+    event: EventRef | None = Field(default=None, description="wrong_event: the ticket's event.")
+    replayed: bool | None = Field(default=None, description="true: a nonce seen before, its first result again.")
+    errors: list[FieldError] | None = Field(default=None, description="invalid: what is wrong with the scan.")
+
+
+class TicketTypeCount(_Out):
+    checked_in: int
+    total: int
+
+
+class CheckInStatus(_Out):
+    checked_in: int
+    total: int
+    by_ticket_type: dict[str, TicketTypeCount]
+
+
+class ScanToken(_Out):
+    id: int
+    description: str
+
+
+class ScanAttendee(_Out):
+    id: int
+    name: str
+    ticket_type: str
+
+
+class ScanRecord(_Out):
+    """One scan of the door's history."""
+
+    id: int
+    event_id: int
+    result: ScanResultName
+    source: Literal["online", "batch"]
+    code_last4: str = Field(description="The code's last 4 characters (the history never keeps a whole code).")
+    scanned_at: TimestampOut
+    received_at: TimestampOut
+    updated_at: TimestampOut = Field(description="Changed when a later-arriving, earlier scan took the check-in "
+                                                 "over (result becomes already_checked_in).")
+    checked_in_at: TimestampOut | None
+    attendee: ScanAttendee | None
+    token: ScanToken | None
 
 
 class Tombstone(_Out):
@@ -258,18 +383,30 @@ class AccountEnvelope(Envelope[Account]):
     """The token's account and the token: ``{"data": {...}}``."""
 
 
+class AdmissionEnvelope(Envelope[Admission]):
+    """A redeem's admission: ``{"data": {...}}``."""
+
+
+class BatchResults(_Out):
+    """An offline batch's results: ``{"data": [...]}``, one per scan, in the input's order."""
+
+    data: list[BatchResult]
+
+
+class CheckInStatusEnvelope(Envelope[CheckInStatus]):
+    """An event's live counts: ``{"data": {...}}``."""
+
+
+class ScanPage(Page[ScanRecord]):
+    """A page of an event's scans, newest first (with ``updated_since``: in the order of change)."""
+
+
 class EventPage(Page[Event | Tombstone]):
     """A page of events; with ``include_deleted=true``, tombstones among them."""
 
 
 class AttendeePage(Page[Attendee | Tombstone]):
     """A page of an event's attendees; with ``include_deleted=true``, tombstones among them."""
-
-
-class FieldError(_Out):
-    field: str = Field(description='The field, dotted for nested ones; "body" for the body as a whole.')
-    code: str = Field(description="pydantic's error type, e.g. missing, extra_forbidden, string_too_long.")
-    message: str
 
 
 class Error(_Out):
@@ -281,6 +418,9 @@ class Error(_Out):
     parameter: str | None = Field(None, description="invalid_parameter: the query parameter.")
     errors: list[FieldError] | None = Field(None, description="invalid_body: every bad field.")
     checked_in_at: TimestampOut | None = Field(None, description="already_checked_in: when.")
+    attendee: CheckedInAttendee | None = Field(None, description="A refused scan's attendee, when the code is known.")
+    event: EventRef | None = Field(None, description="wrong_event: the ticket's event.")
+    replayed: bool | None = Field(None, description="A nonce (Idempotency-Key) seen before: its first result again.")
 
 
 def field_errors(exc: ValidationError) -> list[dict[str, str]]:

@@ -28,10 +28,11 @@ from ..core.permissions import PRESETS, RESOURCE_LEVELS
 from . import bodies as s
 
 REF = "#/components/schemas/{model}"
-INPUT_MODELS = (s.EventCreate, s.EventPatch, s.AttendeeCreate, s.AttendeePatch, s.CheckIn, s.LeakReport)
+INPUT_MODELS = (s.EventCreate, s.EventPatch, s.AttendeeCreate, s.AttendeePatch, s.CheckIn, s.Redeem, s.BatchScan,
+                s.BatchEnvelope, s.LeakReport)
 OUTPUT_MODELS = (s.EventEnvelope, s.AttendeeEnvelope, s.CheckedInEnvelope, s.AccountEnvelope,
-                 s.EventPage, s.AttendeePage, s.Error,
-                 s.LeakReportAccepted)
+                 s.EventPage, s.AttendeePage, s.Error, s.AdmissionEnvelope, s.BatchResults, s.CheckInStatusEnvelope,
+                 s.ScanPage, s.LeakReportAccepted)
 ACCEPT_RULE = (
     "**Send `Accept: application/json` on every request.** The API shares its URLs with the dashboard: "
     "a request without it (or whose `Accept` ranks `text/html` higher, or names only `*/*`) is answered "
@@ -79,7 +80,11 @@ DESCRIPTION = (
     "(upsert rows by id, drop tombstones) and your copy equals ours; a change may come twice, never not at "
     "all. Deletions are kept 90 days: an older `sync_cursor` is `410 full_sync_required` (sync again from "
     "the start).\n\n"
-    "**Limits.** Every authenticated answer carries `RateLimit-Limit`, `RateLimit-Remaining` and "
+    "**At the door.** A scanner redeems the code it read off a ticket (`redeemTicket`): `201` admitted, or the "
+    "reason it was refused (`409 already_checked_in`, `ticket_reissued`, `event_cancelled`, `wrong_event`; "
+    "`404 unknown_code`). An offline scanner sends its queue as a batch (`redeemBatch`) with a nonce per scan: "
+    "sending it again replays each scan's first result. Every scan is in the event's history (`listScans`).\n\n"
+        "**Limits.** Every authenticated answer carries `RateLimit-Limit`, `RateLimit-Remaining` and "
     "`RateLimit-Reset` (unless the server counts no limits); past the limit, `429` with `Retry-After`.\n\n"
     "**Expiry.** Every authenticated answer of a token that expires carries "
     "`Usetix-Token-Expiration: <ISO 8601 UTC>`, so a script can warn its owner in time."
@@ -118,6 +123,8 @@ TAGS = [
     {"name": "Events", "description": "The account's events: list, read, create, change, delete."},
     {"name": "Attendees", "description": "An event's attendees: list, read, add, change, delete."},
     {"name": "Check-in", "description": "Checking an attendee in at the door, and undoing it."},
+    {"name": "Door", "description": "Scanning tickets at the door: redeem a code, send an offline batch, the live "
+                                    "counts, the history of scans; reissuing a ticket."},
     {"name": "Leak reports", "description": "Revoking leaked tokens: for anyone who finds one, no token needed."},
 ]
 
@@ -145,7 +152,13 @@ ERROR_CODES = {
     "edit_conflict": "the object changed while the request ran (without `If-Match`): retry it",
     "idempotency_key_in_use": "a request with this `Idempotency-Key` is still running: retry after `Retry-After`",
     "event_has_attendees": "an event with attendees cannot be deleted: cancel it instead",
-    "event_cancelled": "a cancelled event takes no new attendees",
+    "event_cancelled": "the event is cancelled: it takes no new attendees, and its door admits no one",
+    "unknown_code": "no ticket this token may see has this code (another account's, or one of an event outside "
+                    "the token's events, looks the same)",
+    "ticket_reissued": "the ticket was replaced by a reissue: ask for the new one; `attendee` names whose it was",
+    "wrong_event": "the ticket is for another event of the account: `event` names it, send the person to its door",
+    "nonce_reused": "this nonce (the redeem's `Idempotency-Key`) was used before with another code or at another "
+                    "event",
     "already_checked_in": "the attendee is already checked in; `checked_in_at` says when",
     "not_checked_in": "the attendee is not checked in",
     "precondition_failed": "`If-Match` names no current version of the object; nothing changed",
@@ -192,6 +205,13 @@ OPERATION_ERRORS: dict[str, dict[int, tuple[str, ...]]] = {
     "deleteAttendee": {**_SCOPE, **_COMMON_WRITE, **_NO_BODY, 404: ("not_found",), 409: ("edit_conflict", _IN_USE),
                        412: ("precondition_failed",)},
     "checkIn": {**_SCOPE, **_COMMON_WRITE, **_BODY, 404: ("not_found",), 409: ("already_checked_in", _IN_USE)},
+    "redeemTicket": {**_SCOPE, **_COMMON_WRITE, **_BODY, 404: ("not_found", "unknown_code"),
+                     409: ("already_checked_in", "ticket_reissued", "event_cancelled", "wrong_event", _IN_USE),
+                     422: ("invalid_body", "idempotency_key_reused", "nonce_reused")},
+    "redeemBatch": {**_SCOPE, **_COMMON_WRITE, **_BODY, 404: ("not_found",), 409: (_IN_USE,)},
+    "reissueTicket": {**_SCOPE, **_COMMON_WRITE, **_NO_BODY, 404: ("not_found",), 409: ("edit_conflict", _IN_USE)},
+    "getCheckInStatus": {**_SCOPE, 404: ("not_found",), **_COMMON_READ},
+    "listScans": {**_SCOPE, 400: ("invalid_parameter",), 404: ("not_found",), **_COMMON_READ},
     "undoCheckIn": {**_SCOPE, **_COMMON_WRITE, **_NO_BODY, 404: ("not_found",), 409: ("not_checked_in", _IN_USE)},
     "reportLeakedCredentials": {400: ("invalid_request", "invalid_json"), 413: ("request_entity_too_large",),
                                 422: ("invalid_parameter",), 429: ("rate_limited",), 503: ("unavailable",)},
@@ -205,6 +225,8 @@ OPERATION_SCOPES: dict[str, str | None] = {
     "listAttendees": "attendees:read", "createAttendee": "attendees:write", "getAttendee": "attendees:read",
     "updateAttendee": "attendees:write", "deleteAttendee": "attendees:write",
     "checkIn": "check_in:write", "undoCheckIn": "check_in:write",
+    "redeemTicket": "check_in:write", "redeemBatch": "check_in:write", "reissueTicket": "attendees:write",
+    "getCheckInStatus": "events:read", "listScans": "attendees:read",
 }
 # Refused before the app reads the request (usetix/web/trusted_hosts.py, client_address.py): any operation.
 for _errors in OPERATION_ERRORS.values():
@@ -324,9 +346,23 @@ EVENT = {"id": 42, "title": "Launch party", "starts_at": "2026-09-01T16:00:00Z",
          "updated_at": "2026-05-06T14:02:11Z"}
 ATTENDEE = {"id": 7, "event_id": 42, "name": "Ada Lovelace", "email": "ada@example.com", "ticket_type": "VIP",
             "checked_in": False, "checked_in_at": None, "created_at": "2026-05-04T09:15:00Z",
-            "updated_at": "2026-05-04T09:15:00Z"}
+            "updated_at": "2026-05-04T09:15:00Z", "ticket_code": "7KQ2MX9D4TRB6WZHJ0NCE5PA"}
 CHECKED_IN = {**ATTENDEE, "checked_in": True, "checked_in_at": "2026-09-01T16:42:10Z",
               "updated_at": "2026-09-01T16:42:10Z"}
+AT_THE_DOOR = {name: value for name, value in CHECKED_IN.items() if name not in ("email", "ticket_code")}
+ADMISSION = {"result": "admitted", "attendee": AT_THE_DOOR, "checked_in_at": "2026-09-01T16:42:10Z"}
+BATCH_RESULTS = [{"nonce": "5f0c9c4e-1b7a-4d7e-9a51-6c1d2e3f4a5b", **ADMISSION},
+                 {"nonce": "9b1e7d2a-0c3f-4e5d-8a6b-7c8d9e0f1a2b", "result": "already_checked_in",
+                  "attendee": AT_THE_DOOR, "checked_in_at": "2026-09-01T16:42:10Z"},
+                 {"nonce": "2c4e6a8b-1d3f-4a5b-9c7d-0e2f4a6b8c0d", "result": "unknown_code", "attendee": None,
+                  "checked_in_at": None}]
+CHECK_IN_STATUS = {"checked_in": 120, "total": 300, "by_ticket_type": {"General": {"checked_in": 100, "total": 250},
+                                                                       "VIP": {"checked_in": 20, "total": 50}}}
+SCAN = {"id": 901, "event_id": 42, "result": "already_checked_in", "source": "online", "code_last4": "5PA0",
+        "scanned_at": "2026-09-01T16:50:02Z", "received_at": "2026-09-01T16:50:02Z",
+        "updated_at": "2026-09-01T16:50:02Z", "checked_in_at": "2026-09-01T16:42:10Z",
+        "attendee": {"id": 7, "name": "Ada Lovelace", "ticket_type": "VIP"},
+        "token": {"id": 5, "description": "Door A scanner"}}
 TOMBSTONE = {"id": 41, "deleted": True, "deleted_at": "2026-05-05T10:00:00Z"}
 ACCOUNT = {"id": 1, "name": "Acme Events", "token": {"id": 3, "description": "Mailchimp sync", "tier": "read",
                                                       "created_at": "2026-05-01T08:00:00Z",
@@ -342,6 +378,9 @@ REQUEST_EXAMPLES = {
     "AttendeeCreate": {"name": "Ada Lovelace", "email": "ada@example.com", "ticket_type": "VIP"},
     "AttendeePatch": {"ticket_type": "General"},
     "CheckIn": {"checked_in_at": "2026-09-01T18:42:10+02:00"},
+    "Redeem": {"code": "7KQ2MX9D4TRB6WZHJ0NCE5PA"},
+    "BatchEnvelope": {"scans": [{"nonce": "5f0c9c4e-1b7a-4d7e-9a51-6c1d2e3f4a5b", "code": "7KQ2MX9D4TRB6WZHJ0NCE5PA",
+                                 "scanned_at": "2026-09-01T18:42:10+02:00"}]},
     "LeakReport": {"credentials": ["utx_" + "0" * 36]},
 }
 
@@ -585,6 +624,76 @@ def _paths(max_row_id: int) -> dict:
                 "not_checked_in`." + WRITE_TIER + IDEMPOTENT,
                 {"204": done}, parameters=[IDEMPOTENCY_KEY]),
         },
+        "/admin/events/{event_id}/check_ins": {
+            "parameters": [event_id],
+            "post": _operation(
+                "redeemTicket", "Door", "Redeem a ticket code at the event's door: admitted, or why not",
+                "Checks in the attendee whose ticket carries `code` (as the scanner read it: case, hyphens and "
+                "the look-alikes O, I, L do not matter), at `scanned_at` (now if left out; at most 5 minutes "
+                "ahead of the server's clock). `201` admits; a refusal says why, with the attendee when the "
+                "code is known: `409 already_checked_in` (with the first `checked_in_at`), `ticket_reissued`, "
+                "`event_cancelled`, `wrong_event` (with the ticket's `event`), or `404 unknown_code`. Of many "
+                "scanners at once exactly one is admitted. Every scan is recorded (`listScans`). The "
+                "`Idempotency-Key` is also the scan's nonce: sent again (here, or in a batch, for 30 days and "
+                "more) it gets the first result with `replayed: true`." + WRITE_TIER + IDEMPOTENT,
+                {"201": _answer("Admitted (without `email` and `ticket_code` for a token without "
+                                "`attendees:read`).", _ref(s.AdmissionEnvelope), {"data": ADMISSION},
+                                headers=("Idempotent-Replayed",))},
+                parameters=[IDEMPOTENCY_KEY], body=_body(s.Redeem)),
+        },
+        "/admin/events/{event_id}/check_ins/batch": {
+            "parameters": [event_id],
+            "post": _operation(
+                "redeemBatch", "Door", "Send the scans an offline scanner queued (1 to 500); safe to send again",
+                "Each scan of `scans` is a `BatchScan` (`nonce`, `code`, `scanned_at`) and gets its result in "
+                "`data`, in the input's order: `admitted` or a refusal's reason (as `redeemTicket`'s), "
+                "`nonce_reused` (the nonce came before with another code), or `invalid` with its `errors` (a "
+                "scan that breaks the schema fails alone, never the batch). A nonce seen before (in a batch or "
+                "as a redeem's `Idempotency-Key`) gets its first result again with `replayed: true` and "
+                "changes nothing, so a batch may be sent again after a lost answer. When two scanners admitted "
+                "one ticket offline, the earliest `scanned_at` is the check-in, whichever batch came first; the "
+                "other is recorded as `already_checked_in`. More than 500 scans, or none, is `422 "
+                "invalid_body`." + WRITE_TIER,
+                {"200": _answer("Every scan's result, in the input's order.", _ref(s.BatchResults),
+                                {"data": BATCH_RESULTS}, headers=("Idempotent-Replayed",))},
+                parameters=[IDEMPOTENCY_KEY], body=_body(s.BatchEnvelope)),
+        },
+        "/admin/events/{event_id}/attendees/{attendee_id}/reissue_ticket": {
+            "parameters": [event_id, attendee_id],
+            "post": _operation(
+                "reissueTicket", "Door", "Give the attendee a new ticket code; the old one is refused from now on",
+                "The attendee gets a new `ticket_code`; the old code is refused at the door as "
+                "`ticket_reissued`." + WRITE_TIER + IDEMPOTENT,
+                {"200": _answer("The attendee with its new code.", _ref(s.AttendeeEnvelope),
+                                {"data": {**ATTENDEE, "ticket_code": "H3XW8TQ0R5NB2KD7YMZ4C9AJ",
+                                          "updated_at": "2026-09-01T16:40:00Z"}}, headers=written)},
+                parameters=[IDEMPOTENCY_KEY]),
+        },
+        "/admin/events/{event_id}/check_in_status": {
+            "parameters": [event_id],
+            "get": _operation(
+                "getCheckInStatus", "Door", "The event's live counts: checked in, of how many, by ticket type",
+                "For a door display: poll with the `ETag` in `If-None-Match`, and get `304` until a count "
+                "may have changed.",
+                {"200": _answer("The counts.", _ref(s.CheckInStatusEnvelope), {"data": CHECK_IN_STATUS},
+                                headers=("ETag",)),
+                 "304": not_modified},
+                parameters=[IF_NONE_MATCH]),
+        },
+        "/admin/events/{event_id}/scans": {
+            "parameters": [event_id],
+            "get": _operation(
+                "listScans", "Door", "Every scan at the event's door, admitted or refused, newest first",
+                "The history: each scan's `result`, `scanned_at`, `received_at`, source (online or batch), "
+                "attendee (when the code was known), token, and the code's last 4 characters only. Paged by "
+                "the `Link` header; `result` filters (the cursor keeps the filter); `updated_since` walks in "
+                "the order of change (a scan changes when an earlier offline scan takes its check-in over).",
+                {"200": _answer("A page of scans.", _ref(s.ScanPage),
+                                {"data": [SCAN], "meta": {**META, "total": 1}}, headers=("Link",))},
+                parameters=[{"name": "result", "in": "query", "description": "Only the scans with this result.",
+                             "schema": {"type": "string", "enum": list(s.SCAN_RESULTS)}},
+                            *(parameter for parameter in LIST_PARAMETERS if parameter["name"] != "include_deleted")]),
+        },
         "/admin/credentials/revoke": {
             "post": _operation(
                 "reportLeakedCredentials", "Leak reports",
@@ -609,7 +718,7 @@ def build_document(max_row_id: int) -> dict:
     )
     return _strip_null_defaults({
         "openapi": "3.1.0",
-        "info": {"title": "Usetix Admin API", "version": "1.2.0", "description": DESCRIPTION},
+        "info": {"title": "Usetix Admin API", "version": "1.3.0", "description": DESCRIPTION},
         "servers": [{"url": "/", "description": "The server that serves this document."}],
         "security": [{"bearerAuth": []}],
         "tags": TAGS,

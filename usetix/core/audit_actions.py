@@ -12,6 +12,7 @@ ATTENDEE_UPDATED = "attendee.updated"
 ATTENDEE_DELETED = "attendee.deleted"
 ATTENDEE_CHECKED_IN = "attendee.checked_in"
 ATTENDEE_CHECK_IN_UNDONE = "attendee.check_in_undone"
+ATTENDEE_TICKET_REISSUED = "attendee.ticket_reissued"
 
 # How the log names the actions it knows; any other shows as recorded.
 LABELS = {
@@ -27,4 +28,5 @@ LABELS = {
     ATTENDEE_DELETED: "Deleted attendee",
     ATTENDEE_CHECKED_IN: "Checked in",
     ATTENDEE_CHECK_IN_UNDONE: "Undid check-in",
+    ATTENDEE_TICKET_REISSUED: "Reissued ticket",
 }

@@ -48,19 +48,22 @@ class ListStatements:
     """The statements of one account-owned list, built on first use and kept."""
 
     def __init__(self, model: Any, columns: Iterable, list_order: Iterable, *criteria: Any,
-                 tombstone_criteria: Iterable | None = None):
+                 tombstone_criteria: Iterable | None = None, newest_first: bool = False):
         """``criteria`` narrow the live rows; their tombstones are narrowed by
         ``tombstone_criteria`` when given (criteria not about an event_id: a token's event
-        restriction), else by the event_id when there are criteria (an attendee list's event)."""
+        restriction), else by the event_id when there are criteria (an attendee list's event).
+        ``newest_first``: the list's own order runs down its columns (a history, which has no
+        tombstones); the order of change always runs up."""
         table = model.__table__
+        self.newest_first = newest_first
         self.table = table
         columns = [column.property.columns[0] for column in columns]
         self.names = [column.key for column in columns]
         self.selected = [_naive(column).label(column.key) for column in columns]
         list_order = [column.property.columns[0] for column in list_order]
-        known = KNOWN_COLUMNS[table.name]
+        known = KNOWN_COLUMNS.get(table.name, {})  # a list without tombstones knows none
         self.orders = {
-            LIST_ORDER: (list_order, [known[column.key] for column in list_order]),
+            LIST_ORDER: (list_order, [known.get(column.key) for column in list_order]),
             SYNC_ORDER: ([table.c.updated_at, table.c.id],
                          [tombstones_table.c.deleted_at, tombstones_table.c.object_id]),
         }
@@ -74,7 +77,7 @@ class ListStatements:
         if tombstone_criteria is None:
             tombstone_criteria = (tombstones_table.c.event_id == sa.bindparam("event_id"),) if criteria else ()
         self.tombstone_where = (tombstones_table.c.account_id == sa.bindparam("account_id"),
-                                tombstones_table.c.object_type == OBJECT_TYPES[model], *tombstone_criteria)
+                                tombstones_table.c.object_type == OBJECT_TYPES.get(model), *tombstone_criteria)
         self._pages: dict[tuple, Page] = {}
 
     def page(self, order: str, include_deleted: bool, since: bool, way: str) -> Page:
@@ -91,7 +94,10 @@ class ListStatements:
             left, right = columns[0], binds[0]
         else:
             left, right = sa.tuple_(*columns), sa.tuple_(*binds)
-        return left > right if way == AFTER else left < right
+        return left > right if (way == AFTER) != self._down(order) else left < right
+
+    def _down(self, order: str) -> bool:
+        return self.newest_first and order == LIST_ORDER
 
     def _conditions(self, columns: list, order: str, since_column: Any, since: bool, way: str) -> list:
         conditions = []
@@ -104,8 +110,8 @@ class ListStatements:
         return conditions
 
     @staticmethod
-    def _limited(statement: sa.Select, order_by: list, way: str) -> sa.Select:
-        if way == BEFORE:
+    def _limited(statement: sa.Select, order_by: list, way: str, down: bool = False) -> sa.Select:
+        if (way == BEFORE) != down:
             order_by = [column.desc() for column in order_by]
         # An OFFSET always, 0 but for NUMBERED: SQLite's LIMIT comes with one anyway, as a
         # literal that PreparedSelect would not bind.
@@ -120,7 +126,7 @@ class ListStatements:
         if way in (FIRST, NUMBERED):
             count = sa.select(sa.func.count()).select_from(self.table).where(*conditions)
             selected.append(count.scalar_subquery())
-        statement = self._limited(sa.select(*selected).where(*conditions), live_order, way)
+        statement = self._limited(sa.select(*selected).where(*conditions), live_order, way, self._down(order))
         return Page(PreparedSelect(statement), count, total_in_row=count is not None)
 
     def _with_tombstones(self, order: str, since: bool, way: str) -> Page:

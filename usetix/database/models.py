@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..core import permissions as token_permissions
+from ..core import ticket_codes
 from .engine import db
 
 
@@ -129,6 +130,8 @@ class Attendee(db.Model):
         # An event's list in its order and in the order of change (cursor pages, sync walks).
         sa.Index("ix_attendees_event_id_id", "event_id", "id"),
         sa.Index("ix_attendees_event_updated", "event_id", "updated_at", "id"),
+        # The door's lookup by code; unique in the account (usetix/core/ticket_codes.py).
+        sa.UniqueConstraint("account_id", "ticket_code", name="uq_attendees_account_ticket_code"),
         NEVER_REUSED_IDS,
     )
 
@@ -146,6 +149,69 @@ class Attendee(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     version: Mapped[int] = mapped_column(default=1, server_default="1")
+    # What the door scans (a secret of the attendee's: never logged, only shown to a token
+    # that may read attendees). A reissue moves the old one to ReissuedTicketCode.
+    ticket_code: Mapped[str] = mapped_column(sa.String(ticket_codes.LENGTH), default=ticket_codes.new_code)
+
+
+class ReissuedTicketCode(db.Model):
+    """A code an attendee had before a reissue: the door refuses it as ``ticket_reissued``
+    (not as unknown), so the volunteer knows the ticket was replaced."""
+
+    __tablename__ = "reissued_ticket_codes"
+    __table_args__ = (sa.UniqueConstraint("account_id", "code", name="uq_reissued_ticket_codes_account_code"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(sa.ForeignKey("accounts.id"))
+    # No foreign key: the attendee may be deleted, the code stays refused.
+    attendee_id: Mapped[int]
+    code: Mapped[str] = mapped_column(sa.String(ticket_codes.LENGTH))
+    reissued_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Scan(db.Model):
+    """Every scan at an event's door, admitted or refused, online or from an offline batch.
+
+    Only the code's last characters are kept (``code_tail``); ``code_digest`` (SHA-256 of the
+    normalized code) tells whether a nonce sent again carries the same code. ``nonce`` is the
+    batch scan's nonce or the redeem's Idempotency-Key, unique in the account, kept as long
+    as the scan (never purged: at least the 30 days a scanner may stay offline).
+    ``result`` and ``checked_in_at`` may change once: an offline scan that arrives later
+    with an earlier ``scanned_at`` takes the check-in over, and the scan that had it becomes
+    ``already_checked_in`` (``updated_at`` says when, for ``?updated_since=``).
+    """
+
+    __tablename__ = "scans"
+    __table_args__ = (
+        sa.CheckConstraint("result IN ('admitted', 'already_checked_in', 'ticket_reissued', 'event_cancelled', "
+                           "'wrong_event', 'unknown_code')", name="result"),
+        sa.UniqueConstraint("account_id", "nonce", name="uq_scans_account_nonce"),
+        # An event's history newest first, by result, and in the order of change.
+        sa.Index("ix_scans_event_id", "event_id", "id"),
+        sa.Index("ix_scans_event_result_id", "event_id", "result", "id"),
+        sa.Index("ix_scans_event_updated", "event_id", "updated_at", "id"),
+        # The scan that holds an attendee's check-in, when an earlier one takes it over.
+        sa.Index("ix_scans_attendee_result", "attendee_id", "result"),
+        NEVER_REUSED_IDS,
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(sa.ForeignKey("accounts.id"))
+    # The door it was scanned at (no foreign keys: the history outlives a deleted event or attendee).
+    event_id: Mapped[int]
+    attendee_id: Mapped[int | None]
+    token_id: Mapped[int] = mapped_column(sa.ForeignKey("api_tokens.id"))
+    result: Mapped[str] = mapped_column(sa.String(20))
+    code_tail: Mapped[str] = mapped_column(sa.String(ticket_codes.TAIL_LENGTH))
+    code_digest: Mapped[str] = mapped_column(sa.String(64))
+    nonce: Mapped[str | None] = mapped_column(sa.String(255))
+    # "online" (a redeem) or "batch".
+    source: Mapped[str] = mapped_column(sa.String(10))
+    scanned_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # admitted: the check-in it made; already_checked_in: the check-in it met.
+    checked_in_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class ApiToken(db.Model):
@@ -325,7 +391,7 @@ class RateLimitCounter(db.Model):
     expires_at: Mapped[float] = mapped_column(sa.Float, index=True)
 
 
-AccountOwned = TypeVar("AccountOwned", Event, Attendee, ApiToken, AuditEvent, Admin, Tombstone)
+AccountOwned = TypeVar("AccountOwned", Event, Attendee, ApiToken, AuditEvent, Admin, Tombstone, Scan)
 
 
 def account_select(model: type[AccountOwned], account_id: int, *columns: Any) -> sa.Select:

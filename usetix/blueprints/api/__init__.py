@@ -11,7 +11,7 @@ resources, under names that say what they are: ``authentication.py`` (the bearer
 
 from __future__ import annotations
 
-from . import account, attendees, authentication, check_in, events  # noqa: F401  (they add their hooks and views to bp)
+from . import account, attendees, authentication, check_in, door, events  # noqa: F401  (they add their hooks and views to bp)
 from .blueprint import bp
 
 __all__ = ["bp"]

@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from ...api_contract import bodies as schemas
 from ...core import audit_actions as actions
 from ...core.permissions import requires
+from ...core.ticket_codes import new_code
 from ...database.connection import request_connection
 from ...database.models import Attendee, Event, Tombstone, account_select, utcnow
 from ...web.responses import error_response, not_found
@@ -80,7 +81,8 @@ def create_attendee(event_id: int, body: schemas.AttendeeCreate) -> Response:
     try:
         row = connection.execute(
             sa.insert(attendees_table).values(account_id=account_id, event_id=event_id, checked_in=False,
-                                              created_at=now, updated_at=now, version=1, **body.model_dump())
+                                              created_at=now, updated_at=now, version=1, ticket_code=new_code(),
+                                              **body.model_dump())
             .returning(*ATTENDEE_SELECTED)
         ).one()
     except IntegrityError:  # the event was deleted since we looked

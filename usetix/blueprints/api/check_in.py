@@ -62,10 +62,12 @@ def check_in(event_id: int, attendee_id: int, body: schemas.CheckIn) -> Response
 
 
 def door_view(attendee: dict) -> dict:
-    """The attendee as this token may see it: without ``email`` for a token that may not
-    read attendees (the door needs a name and a ticket type, not contact data)."""
+    """The attendee as this token may see it: without ``email`` and ``ticket_code`` for a
+    token that may not read attendees (the door needs a name and a ticket type, not contact
+    data, nor a code it could print a ticket with)."""
     if "attendees:read" not in g.principal.token.scopes:
         del attendee["email"]
+        del attendee["ticket_code"]
     return attendee
 
 

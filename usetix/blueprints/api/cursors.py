@@ -11,6 +11,7 @@ same ``400 invalid_parameter``.
 from __future__ import annotations
 
 import functools
+from collections.abc import Collection
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
@@ -78,9 +79,26 @@ def _signed(serializer: URLSafeSerializer, cursor: ListCursor) -> str:
     return serializer.dumps(fields)
 
 
+def list_of(raw: str, *, list_names: Collection[str], account: int, scope: int | None) -> str:
+    """Which of ``list_names`` the cursor in ``raw`` was made for (a filtered list's filter
+    is its list, so a Link followed without the filter keeps it); else BadParameter."""
+    cursor = _decoded(raw)
+    if cursor.list not in list_names or (cursor.account, cursor.scope) != (account, scope):
+        raise invalid_cursor()
+    return cursor.list
+
+
 def decode(raw: str, *, list_name: str, account: int, scope: int | None) -> ListCursor:
     """The cursor in ``raw`` if it is ours, intact, and made for this list of this account;
     else BadParameter (the same answer for each: a client learns nothing from which)."""
+    cursor = _decoded(raw)
+    if (cursor.list, cursor.account, cursor.scope) != (list_name, account, scope):
+        raise invalid_cursor()
+    return cursor
+
+
+def _decoded(raw: str) -> ListCursor:
+    """The cursor in ``raw`` if it is ours and intact, whatever list it names."""
     if len(raw) > MAX_CURSOR_LENGTH:
         raise invalid_cursor()
     try:
@@ -91,8 +109,6 @@ def decode(raw: str, *, list_name: str, account: int, scope: int | None) -> List
         cursor = ListCursor(key=key, **bounds, **fields)
     except (BadData, TypeError, ValueError, KeyError, AttributeError):
         raise invalid_cursor() from None
-    if (cursor.list, cursor.account, cursor.scope) != (list_name, account, scope):
-        raise invalid_cursor()
     # Only the one spelling we make: base64 lets a last character vary in bits it ignores.
     if encode(cursor) != raw:
         raise invalid_cursor()

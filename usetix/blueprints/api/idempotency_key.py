@@ -48,12 +48,15 @@ def claim(connection: sa.Connection, key: str) -> idempotency.Claim | Response:
 
 
 def settle(connection: sa.Connection, claimed: idempotency.Claim, response: Response) -> None:
-    """Keep a 2xx answer for the key's replays, or release the key of any other."""
+    """Keep a 2xx answer for the key's replays, or release the key of any other. A refusal
+    the view answered (not raised as Refused) keeps what the view recorded of it: the door's
+    refused scans are its history."""
     if idempotency.storable(response.status_code):
         headers = {name: response.headers[name] for name in REPLAYED_HEADERS if name in response.headers}
         idempotency.complete(connection, claimed, response.status_code, headers, response.get_data())
         connection.commit()
     else:
+        connection.commit()
         idempotency.release(connection, claimed)
 
 

@@ -15,7 +15,7 @@ the 400 for a bad list parameter.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -101,10 +101,15 @@ class AccountList:
     """
 
     def __init__(self, name: str, model: Any, columns: Iterable, order_by: Iterable, *criteria: Any,
-                 scope: str | None = None, tombstone_criteria: tuple | None = None):
+                 scope: str | None = None, tombstone_criteria: tuple | None = None, newest_first: bool = False,
+                 present: Callable[[list[dict]], list[dict]] | None = None):
+        """``present`` turns a page's rows (dicts of the columns) into what the list answers
+        (a history's rows with the names of what they point to)."""
         self.name = name
         self.scope = scope
-        self.statements = ListStatements(model, columns, order_by, *criteria, tombstone_criteria=tombstone_criteria)
+        self.present = present
+        self.statements = ListStatements(model, columns, order_by, *criteria, tombstone_criteria=tombstone_criteria,
+                                         newest_first=newest_first)
 
     def response(self, account_id: int, **params: Any) -> Response:
         """One page as ``{"data": [...], "meta": {...}}``, with a Link header to its neighbours."""
@@ -213,7 +218,8 @@ class AccountList:
         if include_deleted:
             return [{"id": row.id, "deleted": True, "deleted_at": row.deleted_at} if row.deleted
                     else {name: row._mapping[name] for name in names} for row in rows]
-        return [dict(zip(names, row)) for row in rows]  # zip drops a trailing total
+        data = [dict(zip(names, row)) for row in rows]  # zip drops a trailing total
+        return data if self.present is None else self.present(data)
 
 
 def _sync_cursor(cursor: Any) -> str:

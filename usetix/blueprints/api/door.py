@@ -1,0 +1,537 @@
+"""The door: a scanner redeems the code it read off a ticket (online), or sends the scans it
+queued offline as a batch; an admin reissues a ticket; the door display polls the live
+counts; the office reads the history of every scan.
+
+A redeem and a batch run the same steps (:func:`scan`), a redeem being a batch of one:
+
+1. the nonces seen before (a batch's nonces, a redeem's Idempotency-Key): one statement;
+2. the door's event and what each code names (an attendee's current code, or a code a
+   reissue replaced): one statement for every code of the batch;
+3. each scan's result, decided in the order of ``scanned_at`` (a batch that holds two scans
+   of one ticket admits the earlier);
+4. the scans recorded, one INSERT for the batch that claims their nonces (a twin batch sent
+   at once finds them claimed and replays them);
+5. each admission written as the conditional UPDATE of a check-in (``checked_in_at IS NULL``
+   online: of many scanners at once exactly one admits; an offline scan also takes the
+   check-in over from a later one: the earliest ``scanned_at`` is the check-in), with its
+   audit record; a scan that lost its race is refused after all;
+6. the scans whose check-in an earlier offline scan took over become ``already_checked_in``.
+
+A code the token may not see (another account's, or of an event outside its restriction)
+is ``unknown_code``, exactly as a code that exists nowhere.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Response, g, request
+from pydantic import ValidationError
+from sqlalchemy.dialects import postgresql, sqlite
+
+from ...api_contract import bodies as schemas
+from ...core import audit_actions as actions
+from ...core import ticket_codes
+from ...core.list_query import BadParameter
+from ...core.permissions import event_ids, requires
+from ...database.connection import request_connection
+from ...database.models import ApiToken, Event, ReissuedTicketCode, Scan, utcnow
+from ...database.tickets import check_in_counts, reissue
+from ...web.responses import error_response, json_response, not_found
+from . import cursors
+from .attendees import (
+    ATTENDEE_FIELDS,
+    ATTENDEE_SELECTED,
+    ATTENDEE_WHERE,
+    attendee_ids,
+    attendee_json,
+    attendee_row,
+    attendees_table,
+)
+from .audit import AuditedUpdate, audit
+from .authentication import token_ids
+from .blueprint import bp
+from .check_in import door_view
+from .conditional_requests import json_with_etag, lost_race, row_etag
+from .pagination import AccountList
+from .refused import Refused
+from .transaction import write_view
+
+events_table = Event.__table__
+scans_table = Scan.__table__
+reissued_table = ReissuedTicketCode.__table__
+tokens_table = ApiToken.__table__
+
+ADMITTED = "admitted"
+ALREADY_CHECKED_IN = "already_checked_in"
+TICKET_REISSUED = "ticket_reissued"
+EVENT_CANCELLED = "event_cancelled"
+WRONG_EVENT = "wrong_event"
+UNKNOWN_CODE = "unknown_code"
+NONCE_REUSED = "nonce_reused"
+INVALID = "invalid"
+MESSAGES = {
+    ALREADY_CHECKED_IN: "This ticket was already checked in.",
+    TICKET_REISSUED: "This ticket was replaced by a new one: ask for the new ticket.",
+    EVENT_CANCELLED: "This event is cancelled.",
+    WRONG_EVENT: "This ticket is for another event: send the person to its door.",
+    UNKNOWN_CODE: "No ticket has this code.",
+    NONCE_REUSED: "This nonce (Idempotency-Key) was sent before with another code or at another event; "
+                  "use a new one for a new scan.",
+}
+
+# -- the lookups -----------------------------------------------------------------------------
+
+_ATTENDEE_LABELS = [attendees_table.c[name].label(name) for name in (*ATTENDEE_FIELDS, "version")]
+_EVENT_LABELS = [events_table.c.id.label("found_event_id"), events_table.c.status.label("event_status"),
+                 events_table.c.title.label("event_title")]
+_codes = sa.bindparam("codes", expanding=True)
+_account = sa.bindparam("account_id")
+# The door's event, each code's attendee (by its code, or by a code a reissue replaced), in
+# one statement: the first branch's columns type the rest.
+LOOKUP = sa.union_all(
+    sa.select(sa.literal("current").label("kind"), attendees_table.c.ticket_code.label("code"),
+              *_ATTENDEE_LABELS, *_EVENT_LABELS)
+    .join_from(attendees_table, events_table, events_table.c.id == attendees_table.c.event_id)
+    .where(attendees_table.c.account_id == _account, attendees_table.c.ticket_code.in_(_codes)),
+    sa.select(sa.literal("reissued"), reissued_table.c.code, *_ATTENDEE_LABELS, *_EVENT_LABELS)
+    .join_from(reissued_table, attendees_table, sa.and_(attendees_table.c.id == reissued_table.c.attendee_id,
+                                                        attendees_table.c.account_id == reissued_table.c.account_id))
+    .join(events_table, events_table.c.id == attendees_table.c.event_id)
+    .where(reissued_table.c.account_id == _account, reissued_table.c.code.in_(_codes)),
+    sa.select(sa.literal("door"), sa.cast(sa.null(), sa.String),
+              *(sa.cast(sa.null(), column.type).label(column.name) for column in _ATTENDEE_LABELS), *_EVENT_LABELS)
+    .where(events_table.c.id == sa.bindparam("event_id"), events_table.c.account_id == _account),
+)
+# The scans of nonces seen before, with their attendee as it is now (and its event).
+SEEN_NONCES = (
+    sa.select(scans_table.c.nonce, scans_table.c.code_digest, scans_table.c.event_id.label("door_id"),
+              scans_table.c.result, scans_table.c.checked_in_at.label("scan_checked_in_at"),
+              scans_table.c.attendee_id, *_ATTENDEE_LABELS, *_EVENT_LABELS)
+    .select_from(scans_table)
+    .outerjoin(attendees_table, attendees_table.c.id == scans_table.c.attendee_id)
+    .outerjoin(events_table, events_table.c.id == attendees_table.c.event_id)
+    .where(scans_table.c.account_id == _account, scans_table.c.nonce.in_(sa.bindparam("nonces", expanding=True)))
+)
+
+_check_in_values = {"checked_in": True, "checked_in_at": sa.bindparam("when"), "updated_at": sa.bindparam("now"),
+                    "version": attendees_table.c.version + 1}
+_by_code = (attendees_table.c.id == sa.bindparam("by_attendee_id"),
+            attendees_table.c.account_id == sa.bindparam("by_account_id"),
+            attendees_table.c.ticket_code == sa.bindparam("by_code"))
+# An online admission: only a ticket not checked in yet.
+ADMIT = AuditedUpdate(
+    sa.update(attendees_table).where(*_by_code, attendees_table.c.checked_in_at.is_(None))
+    .values(**_check_in_values).returning(*ATTENDEE_SELECTED),
+    actions.ATTENDEE_CHECKED_IN, "attendee", "name",
+)
+# An offline admission: also a ticket checked in later than this scan (it takes the check-in over).
+ADMIT_EARLIER = AuditedUpdate(
+    sa.update(attendees_table).where(*_by_code, sa.or_(attendees_table.c.checked_in_at.is_(None),
+                                                       attendees_table.c.checked_in_at > sa.bindparam("when")))
+    .values(**_check_in_values).returning(*ATTENDEE_SELECTED),
+    actions.ATTENDEE_CHECKED_IN, "attendee", "name",
+)
+_holder = attendees_table.alias("holder")
+_holder_checked_in_at = (sa.select(_holder.c.checked_in_at).where(_holder.c.id == scans_table.c.attendee_id)
+                         .scalar_subquery())
+# The admitted scans whose check-in an earlier scan took over: refused after all, by that check-in.
+SUPERSEDED = (
+    sa.update(scans_table)
+    .where(scans_table.c.account_id == sa.bindparam("by_account_id"),
+           scans_table.c.attendee_id.in_(sa.bindparam("attendee_ids", expanding=True)),
+           scans_table.c.result == ADMITTED, scans_table.c.checked_in_at > _holder_checked_in_at)
+    .values(result=ALREADY_CHECKED_IN, checked_in_at=_holder_checked_in_at, updated_at=sa.bindparam("now"))
+)
+SCAN_REFUSED_AFTER_ALL = (sa.update(scans_table).where(scans_table.c.id == sa.bindparam("scan_id"))
+                          .values(result=sa.bindparam("new_result"), checked_in_at=sa.bindparam("new_checked_in_at")))
+
+
+def _insert_scans(dialect: str) -> Any:
+    """INSERT of scans that skips a nonce already recorded (a twin's), on either database."""
+    insert = (postgresql if dialect == "postgresql" else sqlite).insert(scans_table)
+    return insert.on_conflict_do_nothing(index_elements=["account_id", "nonce"])
+
+
+def code_digest(code: str) -> str:
+    """What a scan keeps to tell whether a nonce sent again carries the same code (never the code)."""
+    return hashlib.sha256(code.encode()).hexdigest()
+
+
+# -- one scan's way through --------------------------------------------------------------------
+
+@dataclass
+class Scanned:
+    """One scan of a redeem or batch, and what became of it."""
+
+    index: int
+    nonce: str | None
+    code: str  # normalized
+    scanned_at: datetime
+    result: str | None = None
+    attendee: Any = None  # a row with the attendee's fields, when known
+    checked_in_at: datetime | None = None
+    event: dict | None = None  # wrong_event: the ticket's event
+    replayed: bool = False
+    errors: list | None = None
+    scan_id: int | None = None
+    offline: bool = False
+    copy_of: Scanned | None = None  # its nonce's first scan in the same batch
+
+    def answer(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"nonce": self.nonce, "result": self.result}
+        if self.errors is not None:
+            out["errors"] = self.errors
+            return out
+        out["attendee"] = None if self.attendee is None else door_view(attendee_json(self.attendee))
+        out["checked_in_at"] = self.checked_in_at
+        if self.event is not None:
+            out["event"] = self.event
+        if self.replayed:
+            out["replayed"] = True
+        return out
+
+
+@dataclass
+class Door:
+    """What the lookup found: the door's event, and each code's attendee."""
+
+    event: Any
+    current: dict[str, Any] = field(default_factory=dict)
+    reissued: dict[str, Any] = field(default_factory=dict)
+
+
+def _visible(event_id: int) -> bool:
+    allowed = event_ids(g.principal.token.event_ids)
+    return allowed is None or event_id in allowed
+
+
+def _look_up(connection: sa.Connection, account_id: int, event_id: int, codes: list[str]) -> Door | None:
+    door = Door(None)
+    for row in connection.execute(LOOKUP, {"account_id": account_id, "event_id": event_id, "codes": codes}):
+        if row.kind == "door":
+            door.event = row
+        elif _visible(row.found_event_id):  # outside the token's events: as if it did not exist
+            (door.current if row.kind == "current" else door.reissued)[row.code] = row
+    return door if door.event is not None else None
+
+
+def _decide(door: Door, each: Scanned, checked_in: dict[int, datetime | None]) -> None:
+    """The scan's result from what the lookup found (and the scans before it in this batch)."""
+    row = door.current.get(each.code)
+    if row is None:
+        replaced = door.reissued.get(each.code)
+        if replaced is not None:
+            each.result, each.attendee = TICKET_REISSUED, replaced
+        else:
+            each.result = UNKNOWN_CODE
+        return
+    each.attendee = row
+    if row.event_id != door.event.found_event_id:
+        each.result = WRONG_EVENT
+        each.event = {"id": row.found_event_id, "title": row.event_title}
+        return
+    if door.event.event_status == "cancelled":
+        each.result = EVENT_CANCELLED
+        return
+    first = checked_in.get(row.id, row.checked_in_at)
+    if first is None or (each.offline and first > each.scanned_at):
+        each.result, each.checked_in_at = ADMITTED, each.scanned_at
+        checked_in[row.id] = each.scanned_at
+    else:
+        each.result, each.checked_in_at = ALREADY_CHECKED_IN, first
+
+
+def _replay(each: Scanned, seen: Any, event_id: int) -> None:
+    if seen.code_digest != code_digest(each.code) or seen.door_id != event_id:
+        each.result = NONCE_REUSED
+        return
+    each.replayed = True
+    each.result, each.checked_in_at = seen.result, seen.scan_checked_in_at
+    if seen.attendee_id is not None and seen.id is not None:
+        each.attendee = seen
+        if seen.result == WRONG_EVENT:
+            each.event = {"id": seen.found_event_id, "title": seen.event_title}
+
+
+def scan(connection: sa.Connection, event_id: int, scans: list[Scanned], source: str) -> list[Scanned] | None:
+    """Decide and record ``scans`` at the door of ``event_id`` (see the module docstring);
+    None when the event is not one the token may see."""
+    account_id, token_id = token_ids()
+    now = utcnow()
+    pending = [each for each in scans if each.result is None]
+    nonces = [each.nonce for each in pending if each.nonce is not None]
+    seen = {}
+    if nonces:
+        seen = {row.nonce: row for row in connection.execute(SEEN_NONCES, {"account_id": account_id,
+                                                                           "nonces": nonces})}
+    door = _look_up(connection, account_id, event_id, sorted({each.code for each in pending}))
+    if door is None:
+        return None
+    fresh: list[Scanned] = []
+    first_of_nonce: dict[str, Scanned] = {}
+    for each in pending:
+        if each.nonce in seen:
+            _replay(each, seen[each.nonce], event_id)
+        elif each.nonce in first_of_nonce:  # twice in one batch: the second is the first sent again
+            first = first_of_nonce[each.nonce]
+            if first.code == each.code:
+                each.replayed, each.copy_of = True, first  # its result once the first's is known
+            else:
+                each.result = NONCE_REUSED
+        else:
+            if each.nonce is not None:
+                first_of_nonce[each.nonce] = each
+            fresh.append(each)
+    checked_in: dict[int, datetime | None] = {}
+    for each in sorted(fresh, key=lambda scanned: (scanned.scanned_at, scanned.index)):
+        _decide(door, each, checked_in)
+    recorded = _record(connection, account_id, token_id, event_id, fresh, source, now)
+    _admit(connection, account_id, [each for each in recorded if each.result == ADMITTED], now)
+    for each in pending:
+        first = each.copy_of
+        if first is not None:
+            each.result, each.attendee, each.checked_in_at, each.event = (first.result, first.attendee,
+                                                                          first.checked_in_at, first.event)
+    return scans
+
+
+def _record(connection: sa.Connection, account_id: int, token_id: int, event_id: int, fresh: list[Scanned],
+            source: str, now: datetime) -> list[Scanned]:
+    """Insert the fresh scans in one statement; the ones whose nonce a twin claimed meanwhile
+    replay the twin's result. Returns the scans recorded here."""
+    if not fresh:
+        return []
+    ordered = sorted(fresh, key=lambda each: each.nonce or "")  # one lock order for twins sent at once
+    rows = [{"account_id": account_id, "event_id": event_id, "token_id": token_id, "source": source,
+             "attendee_id": None if each.attendee is None else each.attendee.id, "result": each.result,
+             "code_tail": ticket_codes.tail(each.code), "code_digest": code_digest(each.code), "nonce": each.nonce,
+             "scanned_at": each.scanned_at, "received_at": now, "updated_at": now,
+             "checked_in_at": each.checked_in_at} for each in ordered]
+    inserted = connection.execute(_insert_scans(connection.dialect.name).values(rows)
+                                  .returning(scans_table.c.id, scans_table.c.nonce)).all()
+    by_nonce = {row.nonce: row.id for row in inserted}
+    recorded, lost = [], []
+    for each in ordered:
+        scan_id = by_nonce.get(each.nonce) if each.nonce is not None else inserted[0].id
+        if scan_id is None:
+            lost.append(each)
+        else:
+            each.scan_id = scan_id
+            recorded.append(each)
+    if lost:
+        seen = {row.nonce: row for row in connection.execute(
+            SEEN_NONCES, {"account_id": account_id, "nonces": [each.nonce for each in lost]})}
+        for each in lost:
+            each.attendee, each.event, each.checked_in_at = None, None, None
+            _replay(each, seen[each.nonce], event_id)
+    return recorded
+
+
+def _admit(connection: sa.Connection, account_id: int, admitted: list[Scanned], now: datetime) -> None:
+    """Write the admissions (in attendee order: one lock order for concurrent batches); a
+    scan that lost its race is refused after all, by what it met."""
+    taken_over = set()
+    for each in sorted(admitted, key=lambda scanned: (scanned.attendee.id, scanned.scanned_at)):
+        statement = ADMIT_EARLIER if each.offline else ADMIT
+        row = statement.run(connection, {"by_attendee_id": each.attendee.id, "by_account_id": account_id,
+                                         "by_code": each.code, "when": each.scanned_at, "now": now}, now)
+        if row is not None:
+            each.attendee = row
+            if each.offline:
+                taken_over.add(row.id)
+            continue
+        current = connection.execute(sa.select(*ATTENDEE_SELECTED).where(attendees_table.c.id == each.attendee.id)
+                                     ).first()
+        if current is None:
+            each.result, each.checked_in_at = UNKNOWN_CODE, None
+        elif current.ticket_code != each.code:
+            each.result, each.checked_in_at = TICKET_REISSUED, None
+        else:  # checked in by another scan meanwhile (or undone since: it was a moment ago)
+            each.result, each.checked_in_at = ALREADY_CHECKED_IN, current.checked_in_at or now
+        each.attendee = current
+        connection.execute(SCAN_REFUSED_AFTER_ALL, {"scan_id": each.scan_id, "new_result": each.result,
+                                                    "new_checked_in_at": each.checked_in_at})
+    if taken_over:
+        connection.execute(SUPERSEDED, {"by_account_id": account_id, "attendee_ids": sorted(taken_over),
+                                        "now": now})
+
+
+# -- redeem ------------------------------------------------------------------------------------
+
+def _redeem_answer(each: Scanned) -> Response:
+    if each.result == ADMITTED:
+        data: dict[str, Any] = {"result": ADMITTED, "attendee": door_view(attendee_json(each.attendee)),
+                                "checked_in_at": each.checked_in_at}
+        if each.replayed:
+            data["replayed"] = True
+        return json_response({"data": data}, 201)
+    answer = each.answer()
+    known = {name: answer[name] for name in ("attendee", "event", "replayed") if answer.get(name) is not None}
+    message = MESSAGES[each.result]
+    # Each refusal written out, status and code, as every answer of the API is.
+    if each.result == UNKNOWN_CODE:
+        return error_response(404, "unknown_code", message, **known)
+    if each.result == NONCE_REUSED:
+        return error_response(422, "nonce_reused", message)
+    if each.result == ALREADY_CHECKED_IN:
+        return error_response(409, "already_checked_in", message, checked_in_at=each.checked_in_at, **known)
+    if each.result == TICKET_REISSUED:
+        return error_response(409, "ticket_reissued", message, **known)
+    if each.result == EVENT_CANCELLED:
+        return error_response(409, "event_cancelled", message, **known)
+    return error_response(409, "wrong_event", message, **known)
+
+
+@bp.post("/events/<row_id:event_id>/check_ins")
+@requires("check_in:write")
+@write_view(schemas.Redeem)
+def redeem(event_id: int, body: schemas.Redeem) -> Response:
+    each = Scanned(0, request.headers.get("Idempotency-Key"), ticket_codes.normalized(body.code),
+                   body.scanned_at or utcnow())
+    if scan(request_connection(), event_id, [each], "online") is None:
+        return not_found()
+    return _redeem_answer(each)
+
+
+# -- the offline batch -------------------------------------------------------------------------
+
+def _scan_or_errors(item: Any) -> schemas.BatchScan | list[dict[str, str]]:
+    """A scan the batch's body did not take as a BatchScan, validated on its own, as JSON, the
+    way a body is read (strict: a timestamp is a string, nothing is coerced): its errors."""
+    try:
+        return schemas.BatchScan.model_validate_json(json.dumps(item))  # any int: orjson stops at 64 bits
+    except ValidationError as exc:
+        return schemas.field_errors(exc)
+
+
+@bp.post("/events/<row_id:event_id>/check_ins/batch")
+@requires("check_in:write")
+@write_view(schemas.BatchEnvelope)
+def batch(event_id: int, body: schemas.BatchEnvelope) -> Response:
+    scans = []
+    for index, item in enumerate(body.scans):
+        checked = item if isinstance(item, schemas.BatchScan) else _scan_or_errors(item)
+        if isinstance(checked, schemas.BatchScan):
+            scans.append(Scanned(index, checked.nonce, ticket_codes.normalized(checked.code), checked.scanned_at,
+                                 offline=True))
+        else:
+            nonce = item.get("nonce") if isinstance(item, dict) and isinstance(item.get("nonce"), str) else None
+            scans.append(Scanned(index, nonce, "", utcnow(), result=INVALID, errors=checked))
+    if scan(request_connection(), event_id, scans, "batch") is None:
+        return not_found()
+    return json_response({"data": [each.answer() for each in scans]})
+
+
+# -- reissue -----------------------------------------------------------------------------------
+
+@bp.post("/events/<row_id:event_id>/attendees/<row_id:attendee_id>/reissue_ticket")
+@requires("attendees:write")
+@write_view()
+def reissue_ticket(event_id: int, attendee_id: int) -> Response:
+    account_id, _ = token_ids()
+    connection = request_connection()
+    now = utcnow()
+    current = attendee_row(connection, account_id, event_id, attendee_id)
+    if current is None:
+        return not_found()
+    row = reissue(connection, sa.and_(*ATTENDEE_WHERE), attendee_id, account_id, current.ticket_code, now,
+                  ATTENDEE_SELECTED, attendee_ids(account_id, event_id, attendee_id))
+    if row is None:
+        raise Refused(lost_race())
+    audit(connection, actions.ATTENDEE_TICKET_REISSUED, "attendee", attendee_id, row.name)
+    return json_with_etag(attendee_json(row), row_etag(row))
+
+
+# -- what the door and the office see ---------------------------------------------------------
+
+@bp.get("/events/<row_id:event_id>/check_in_status")
+@requires("events:read")
+def check_in_status(event_id: int) -> Response:
+    account_id, _ = token_ids()
+    connection = request_connection()
+    exists = connection.scalar(sa.select(events_table.c.id).where(events_table.c.id == event_id,
+                                                                  events_table.c.account_id == account_id))
+    if exists is None:
+        return not_found()
+    counts, tag = check_in_counts(connection, account_id, event_id)
+    if request.if_none_match.contains_weak(tag):
+        return Response(status=304, headers={"ETag": f'"{tag}"'})
+    return json_with_etag(counts, tag)
+
+
+def _present_scans(rows: list[dict]) -> list[dict]:
+    """The history's rows with their attendee's name and their token's description (one
+    statement each for the page)."""
+    connection = request_connection()
+    attendee_names = {}
+    wanted = sorted({row["attendee_id"] for row in rows if row["attendee_id"] is not None})
+    if wanted:
+        attendee_names = {row.id: row for row in connection.execute(
+            sa.select(attendees_table.c.id, attendees_table.c.name, attendees_table.c.ticket_type)
+            .where(attendees_table.c.id.in_(wanted), attendees_table.c.account_id == g.principal.account_id))}
+    tokens = {}
+    if rows:
+        tokens = {row.id: row.description for row in connection.execute(
+            sa.select(tokens_table.c.id, tokens_table.c.description)
+            .where(tokens_table.c.id.in_(sorted({row["token_id"] for row in rows})),
+                   tokens_table.c.account_id == g.principal.account_id))}
+    out = []
+    for row in rows:
+        attendee = attendee_names.get(row["attendee_id"])
+        out.append({
+            "id": row["id"], "event_id": row["event_id"], "result": row["result"], "source": row["source"],
+            "code_last4": row["code_tail"], "scanned_at": row["scanned_at"], "received_at": row["received_at"],
+            "updated_at": row["updated_at"], "checked_in_at": row["checked_in_at"],
+            "attendee": None if attendee is None else {"id": attendee.id, "name": attendee.name,
+                                                       "ticket_type": attendee.ticket_type},
+            "token": {"id": row["token_id"], "description": tokens[row["token_id"]]}
+            if row["token_id"] in tokens else None,
+        })
+    return out
+
+
+_SCAN_COLUMNS = [Scan.id, Scan.event_id, Scan.result, Scan.source, Scan.code_tail, Scan.scanned_at, Scan.received_at,
+                 Scan.updated_at, Scan.checked_in_at, Scan.attendee_id, Scan.token_id]
+
+
+def _scan_list(name: str, *criteria: Any) -> AccountList:
+    return AccountList(name, Scan, _SCAN_COLUMNS, (Scan.id,), scans_table.c.event_id == sa.bindparam("event_id"),
+                       *criteria, scope="event_id", newest_first=True, present=_present_scans)
+
+
+# One list per filter: a cursor names its list, so a Link followed keeps the filter.
+SCANS = {None: _scan_list("scans")} | {
+    result: _scan_list(f"scans.{result}", scans_table.c.result == sa.bindparam("result"))
+    for result in schemas.SCAN_RESULTS}
+
+
+@bp.get("/events/<row_id:event_id>/scans")
+@requires("attendees:read")  # the history names attendees
+def scans(event_id: int) -> Response:
+    account_id, _ = token_ids()
+    args = request.args
+    if args.get("include_deleted", "false") != "false":
+        raise BadParameter("include_deleted", "Scans are never deleted: include_deleted takes only false here.")
+    result = args.get("result")
+    if result is not None and result not in schemas.SCAN_RESULTS:
+        raise BadParameter("result", f"result must be one of {', '.join(schemas.SCAN_RESULTS)}.")
+    cursor = args.get("cursor")
+    if cursor is not None:
+        if result is not None:
+            raise BadParameter("result", "result cannot be given with cursor: the cursor holds it.")
+        names = {listing.name: key for key, listing in SCANS.items()}
+        result = names[cursors.list_of(cursor, list_names=names, account=account_id, scope=event_id)]
+    connection = request_connection()
+    exists = connection.scalar(sa.select(events_table.c.id).where(events_table.c.id == event_id,
+                                                                  events_table.c.account_id == account_id))
+    if exists is None:
+        return not_found()
+    if result is None:
+        return SCANS[None].response(account_id, event_id=event_id)
+    return SCANS[result].response(account_id, event_id=event_id, result=result)
