@@ -1,0 +1,102 @@
+"""The OAuth 2.0 endpoints a scanner pairs itself with (the device grant, RFC 8628; sign out,
+RFC 7009): public (no bearer token, no session, no CSRF: nothing for a forged form to ride
+on), form-encoded requests, JSON answers with ``Cache-Control: no-store``, for any Accept.
+
+The machinery (Authlib's endpoints and grant on our storage) is usetix/auth/device_grant.py;
+the page where an admin approves a code is the dashboard's (``/admin/devices/activate``).
+Errors have OAuth's shape (``error``, ``error_description``, RFC 6749 §5.2) and ours
+(``message``, the same sentence), so a generic client and our own scripts both read them.
+"""
+
+from __future__ import annotations
+
+from authlib.integrations.flask_oauth2 import AuthorizationServer
+from collections.abc import Callable
+from functools import wraps
+
+from authlib.oauth2.rfc6749 import InsecureTransportError, InvalidRequestError, OAuth2Error
+from flask import Response, current_app, request
+
+from ..auth import device_grant
+from ..auth.policy import public
+from ..core import device_codes
+from ..core.printable_text import refused_character
+from ..extensions import csrf
+from ..ratelimit import LimitsUnavailable, address_key, rate_limits
+from ..web.audience import Audience, AudienceBlueprint
+from ..web.responses import json_response
+
+bp = AudienceBlueprint("oauth", __name__, url_prefix="/oauth", audience=Audience.BOTH)
+
+
+class UsetixAuthorizationServer(AuthorizationServer):
+    def handle_response(self, status_code: int, payload: object, headers: list) -> Response:
+        """Authlib's answer as our JSON response (Authlib's headers: no-store, no-cache)."""
+        if isinstance(payload, dict) and "error" in payload:
+            payload = {**payload, "message": payload.get("error_description") or payload["error"]}
+        merged = {name: value for name, value in headers if name.lower() != "content-type"}
+        return json_response(payload, status_code, merged)
+
+
+SERVER = device_grant.configure(UsetixAuthorizationServer(query_client=device_grant.query_client,
+                                                          save_token=device_grant.no_token_to_save))
+
+
+def _refused(error: OAuth2Error) -> Response:
+    return SERVER.handle_error_response(None, error)
+
+
+def https_only(view: Callable[[], Response]) -> Callable[[], Response]:
+    """OAuth 2.0 must run over TLS (RFC 6749 §1.6): Authlib refuses plain HTTP except on a
+    loopback address; we answer that refusal as an OAuth error instead of a 500."""
+
+    @wraps(view)
+    def checked() -> Response:
+        try:
+            return view()
+        except InsecureTransportError as error:
+            return _refused(InvalidRequestError("OAuth needs HTTPS: ask https:// for this path."))
+
+    return checked
+
+
+@bp.post("/device_authorization")
+@public
+@csrf.exempt
+@https_only
+def device_authorization() -> Response:
+    """RFC 8628 §3.1: a device asks for a device code and a user code to show."""
+    name = request.form.get("device_name", "")
+    if len(name) > device_codes.MAX_DEVICE_NAME or refused_character(name):
+        return _refused(InvalidRequestError(
+            f"device_name is at most {device_codes.MAX_DEVICE_NAME} printable characters."))
+    limits = rate_limits(current_app)
+    try:  # shared by every worker and host: live codes are what a guesser of user codes aims at
+        verdict = limits.hit_shared(limits.device_authorization, "device-authorization",
+                                    address_key(request.remote_addr))
+    except LimitsUnavailable:
+        return json_response({"error": "temporarily_unavailable", "error_description": "Retry shortly.",
+                              "message": "Retry shortly."}, 503, {"Retry-After": "30", "Cache-Control": "no-store"})
+    if verdict is not None and not verdict.allowed:
+        return json_response({"error": "slow_down", "error_description": "Too many codes asked from this address.",
+                              "message": "Too many codes asked from this address."}, 429,
+                             {**verdict.headers, "Cache-Control": "no-store"})
+    return SERVER.create_endpoint_response("device_authorization")
+
+
+@bp.post("/token")
+@public
+@csrf.exempt
+@https_only
+def token() -> Response:
+    """RFC 8628 §3.4-3.5: a device polls with its device code until it gets its token."""
+    return SERVER.create_token_response()
+
+
+@bp.post("/revoke")
+@public
+@csrf.exempt
+@https_only
+def revoke() -> Response:
+    """RFC 7009: a device signs itself out (always 200 for our client)."""
+    return SERVER.create_endpoint_response("revocation")
