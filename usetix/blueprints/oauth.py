@@ -10,10 +10,10 @@ Errors have OAuth's shape (``error``, ``error_description``, RFC 6749 §5.2) and
 
 from __future__ import annotations
 
-from authlib.integrations.flask_oauth2 import AuthorizationServer
 from collections.abc import Callable
 from functools import wraps
 
+from authlib.integrations.flask_oauth2 import AuthorizationServer
 from authlib.oauth2.rfc6749 import InsecureTransportError, InvalidRequestError, OAuth2Error
 from flask import Response, current_app, request
 
@@ -54,7 +54,7 @@ def https_only(view: Callable[[], Response]) -> Callable[[], Response]:
     def checked() -> Response:
         try:
             return view()
-        except InsecureTransportError as error:
+        except InsecureTransportError:
             return _refused(InvalidRequestError("OAuth needs HTTPS: ask https:// for this path."))
 
     return checked
