@@ -15,6 +15,7 @@ from functools import wraps
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer
 from authlib.oauth2.rfc6749 import InsecureTransportError, InvalidRequestError, OAuth2Error
+from authlib.oauth2.rfc8628 import SlowDownError
 from flask import Response, current_app, request
 
 from ..auth import device_grant
@@ -75,12 +76,14 @@ def device_authorization() -> Response:
         verdict = limits.hit_shared(limits.device_authorization, "device-authorization",
                                     address_key(request.remote_addr))
     except LimitsUnavailable:
-        return json_response({"error": "temporarily_unavailable", "error_description": "Retry shortly.",
-                              "message": "Retry shortly."}, 503, {"Retry-After": "30", "Cache-Control": "no-store"})
+        answer = _refused(OAuth2Error("Codes cannot be handed out for a moment; retry shortly.", status_code=503,
+                                      error="temporarily_unavailable"))
+        answer.headers["Retry-After"] = "30"
+        return answer
     if verdict is not None and not verdict.allowed:
-        return json_response({"error": "slow_down", "error_description": "Too many codes asked from this address.",
-                              "message": "Too many codes asked from this address."}, 429,
-                             {**verdict.headers, "Cache-Control": "no-store"})
+        answer = _refused(SlowDownError("Too many codes asked from this address; retry later.", status_code=429))
+        answer.headers.update(verdict.headers)
+        return answer
     return SERVER.create_endpoint_response("device_authorization")
 
 
