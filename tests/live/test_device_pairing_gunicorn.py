@@ -67,7 +67,7 @@ class Scanner:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     directory = tmp_path_factory.mktemp("device_pairing")
-    with seeded_database(directory, "device_pairing") as (url, app, org), gunicorn(url, workers=2) as base:
+    with seeded_database(directory, "device_pairing") as (url, _, org), gunicorn(url, workers=2) as base:
         yield base, org
 
 
@@ -107,7 +107,7 @@ def test_a_scanner_pairs_checks_in_on_its_event_only_and_signs_out(server):
 
 
 def test_a_denied_scanner_never_gets_a_token(server):
-    base, org = server
+    base, _ = server
     scanner = Scanner(base, "Unknown phone")
     denied = Dashboard(base).decide_device(scanner.authorization["user_code"], [], decision="deny")
     assert denied.status_code == 302
