@@ -202,3 +202,25 @@ def test_replaces_unpairs_the_old_device_at_once(app, logged_in, orgs):
     assert logged_in.get("/admin/events", headers=bearer(old_token)).status_code == 401
     new_token = poll(logged_in, second["device_code"]).json["access_token"]
     assert logged_in.get("/admin/events", headers=bearer(new_token)).status_code == 200
+
+
+@pytest.mark.parametrize("method", ["HEAD", "GET"])
+@pytest.mark.parametrize("csrf", [False, True])
+def test_only_post_unpairs_or_decides(app, logged_in, orgs, method, csrf):
+    """HEAD and GET never change state (CSRFProtect does not check them): the body a POST
+    would act on only shows a page."""
+    body = ask(logged_in)
+    data = {"user_code": body["user_code"], "decision": "approve", "events": str(orgs["acme"].event_ids[0]),
+            "confirm": "yes"}
+    if csrf:
+        data["csrf_token"] = csrf_token_from(logged_in.get("/admin/devices/activate").text)
+    shown = logged_in.open("/admin/devices/activate", method=method, data=data)
+    assert shown.status_code == 200
+    assert status_of(app) == ["pending"]
+    decide(logged_in, enter(logged_in, body["user_code"]), "approve", events=orgs["acme"].event_ids[:1])
+    poll(logged_in, body["device_code"])
+    with app.app_context():
+        token_id = db.session.scalar(sa.select(ApiToken.id))
+    assert logged_in.open(f"/admin/settings/devices/{token_id}/unpair", method=method, data=data).status_code == 200
+    with app.app_context():
+        assert db.session.get(ApiToken, token_id).revoked_at is None

@@ -89,12 +89,12 @@ def activate_device():
     """The code entry (GET, or POST ``user_code``); a found code shows what asks and the
     approval form. ``?user_code=`` (the device's verification_uri_complete) looks the code
     up as typed, and still shows it to be checked against the device before anything is approved."""
-    prefilled = request.method == "GET" and "user_code" in request.args
+    prefilled = request.method != "POST" and "user_code" in request.args
     if prefilled:  # a GET changes nothing: no CSRF token to check (the decision's POST has one)
         form = UserCodeForm(formdata=request.args, meta={"csrf": False})
     else:
-        form = UserCodeForm(formdata=None) if request.method == "GET" else UserCodeForm()
-    if request.method == "GET" and not prefilled:
+        form = UserCodeForm(formdata=None) if request.method != "POST" else UserCodeForm()
+    if request.method != "POST" and not prefilled:
         return _code_page(form)
     if not form.validate():
         return _code_page(form, 400)
