@@ -3,16 +3,20 @@ Devices with Unpair, "replaces", and the marks device tokens carry in API Tokens
 
 from __future__ import annotations
 
+import os
 import re
+import secrets
 
 import pytest
+import redis
 import sqlalchemy as sa
 
+from usetix import create_app
 from usetix.core import audit_actions, device_codes
 from usetix.database.engine import db
 from usetix.database.models import ApiToken, AuditEvent, DeviceAuthorization
 
-from ..helpers import AuthActions, bearer, csrf_token_from
+from ..helpers import AuthActions, bearer, csrf_token_from, make_test_config
 
 GRANT_TYPE = "urn:ietf:params:oauth:grant-type:device_code"
 USER_CODE = re.compile(r'name="user_code" type="hidden" value="([A-Z]{8})"')
@@ -224,3 +228,41 @@ def test_only_post_unpairs_or_decides(app, logged_in, orgs, method, csrf):
     assert logged_in.open(f"/admin/settings/devices/{token_id}/unpair", method=method, data=data).status_code == 200
     with app.app_context():
         assert db.session.get(ApiToken, token_id).revoked_at is None
+
+
+REDIS_URL = os.environ.get("USETIX_TEST_REDIS_URL")
+needs_redis = pytest.mark.skipif(not REDIS_URL, reason="USETIX_TEST_REDIS_URL is not set (CI sets it)")
+
+
+@pytest.mark.parametrize("storage", [
+    "worker-memory://",  # then the throttle counts in the database, as the login throttle
+    pytest.param("redis", marks=needs_redis),
+])
+def test_the_code_throttle_is_shared_by_every_worker(tmp_path, storage, orgs, app):
+    """Two apps on one database (two workers, or two hosts): the address's share is one."""
+    settings = {**make_test_config(tmp_path), "DEVICE_CODE_RATE_LIMIT": "100 per 10 minutes",
+                "DEVICE_CODE_ADDRESS_RATE_LIMIT": "4 per 10 minutes",
+                "RATELIMIT_STORAGE_URL": REDIS_URL if storage == "redis" else storage}
+    address = f"10.{secrets.randbelow(250)}.{secrets.randbelow(250)}.{secrets.randbelow(250)}"  # this run's own key
+    workers = [create_app(settings), create_app(settings)]
+    clients = []
+    for worker in workers:
+        client = worker.test_client()
+        client.environ_base["REMOTE_ADDR"] = address
+        AuthActions(client).login()
+        clients.append(client)
+    try:
+        body = ask(clients[0])
+        for client in (clients[0], clients[1], clients[0], clients[1]):
+            assert enter(client, "BCDF-GHJK").status_code == 400
+        for client in clients:
+            assert enter(client, body["user_code"]).status_code == 429
+    finally:
+        if storage == "redis":
+            server = redis.Redis.from_url(REDIS_URL)
+            for key in server.scan_iter(f"*{address}*"):
+                server.delete(key)
+            server.close()
+        for worker in workers:
+            with worker.app_context():
+                db.engine.dispose()
