@@ -238,3 +238,33 @@ def test_codes_asked_for_are_limited_per_address(client):
     refused = ask(client)
     assert refused.status_code == 429 and refused.json["error"] == "slow_down"
     assert "Retry-After" in refused.headers
+
+
+def test_a_repeated_parameter_is_invalid_request(client):
+    """RFC 6749 §3.1: parameters must not be sent more than once."""
+    for path, data in (("/oauth/device_authorization", {"client_id": [device_codes.CLIENT_ID, "other"]}),
+                       ("/oauth/token", {"grant_type": GRANT_TYPE, "client_id": device_codes.CLIENT_ID,
+                                         "device_code": ["a", "b"]})):
+        response = client.post(path, data=data)
+        assert response.status_code == 400 and response.json["error"] == "invalid_request", path
+        assert response.json["message"] == "A parameter was sent more than once."
+
+
+def test_revoke_takes_any_hint_and_needs_a_token(app, client, orgs):
+    body = ask(client).json
+    decide(app, orgs["acme"], body["user_code"])
+    token = poll(client, body["device_code"]).json["access_token"]
+    missing = client.post("/oauth/revoke", data={"client_id": device_codes.CLIENT_ID})
+    assert missing.status_code == 400 and missing.json["error"] == "invalid_request"
+    hinted = client.post("/oauth/revoke", data={"client_id": device_codes.CLIENT_ID, "token": token,
+                                                "token_type_hint": "refresh_token"})
+    assert hinted.status_code == 200
+    assert client.get("/admin/events", headers=bearer(token)).status_code == 401
+
+
+def test_every_error_says_a_sentence(client):
+    answer = client.post("/oauth/token", data={"grant_type": "password", "client_id": device_codes.CLIENT_ID})
+    assert answer.json == {"error": "unsupported_grant_type",
+                           "message": "grant_type must be urn:ietf:params:oauth:grant-type:device_code."}
+    pending = poll(client, ask(client).json["device_code"]).json
+    assert pending["message"] == "No one has approved this device yet: poll again after the interval."

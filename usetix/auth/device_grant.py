@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from authlib.integrations.flask_oauth2 import AuthorizationServer
-from authlib.oauth2.rfc6749 import ClientMixin, InvalidClientError, InvalidGrantError
+from authlib.oauth2.rfc6749 import ClientMixin, InvalidClientError, InvalidGrantError, InvalidRequestError
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc8628 import DEVICE_CODE_GRANT_TYPE, DeviceAuthorizationEndpoint, DeviceCodeGrant
 from flask import current_app, request
@@ -307,6 +307,11 @@ class DeviceSignOut(RevocationEndpoint):
     """RFC 7009: always 200; a live device token sent is revoked ("signed out")."""
 
     CLIENT_AUTH_METHODS = ["none"]
+
+    def check_params(self, oauth_request, client) -> None:
+        # RFC 7009 §2.1: a hint the server does not know is only a hint; every token is searched.
+        if "token" not in oauth_request.form:
+            raise InvalidRequestError("token is required.")
 
     def query_token(self, token_string: str, token_type_hint: str | None) -> DeviceToken | None:
         try:

@@ -30,11 +30,24 @@ from ..web.responses import json_response
 bp = AudienceBlueprint("oauth", __name__, url_prefix="/oauth", audience=Audience.BOTH)
 
 
+# A sentence for the errors Authlib raises without one (our ``message`` always says something).
+DEFAULT_MESSAGES = {
+    "unsupported_grant_type": "grant_type must be urn:ietf:params:oauth:grant-type:device_code.",
+    "invalid_request": "The request is missing a parameter or repeats one.",
+    "authorization_pending": "No one has approved this device yet: poll again after the interval.",
+    "slow_down": "Polled faster than the interval: wait 5 seconds more between polls from now on.",
+    "access_denied": "An admin denied this device.",
+    "expired_token": "This device_code expired: ask for a new code.",
+    "invalid_scope": "This client may ask for check_in:write and events:read only.",
+}
+
+
 class UsetixAuthorizationServer(AuthorizationServer):
     def handle_response(self, status_code: int, payload: object, headers: list) -> Response:
         """Authlib's answer as our JSON response (Authlib's headers: no-store, no-cache)."""
         if isinstance(payload, dict) and "error" in payload:
-            payload = {**payload, "message": payload.get("error_description") or payload["error"]}
+            error = payload["error"]
+            payload = {**payload, "message": payload.get("error_description") or DEFAULT_MESSAGES.get(error, error)}
         merged = {name: value for name, value in headers if name.lower() != "content-type"}
         return json_response(payload, status_code, merged)
 
@@ -47,12 +60,16 @@ def _refused(error: OAuth2Error) -> Response:
     return SERVER.handle_error_response(None, error)
 
 
-def https_only(view: Callable[[], Response]) -> Callable[[], Response]:
-    """OAuth 2.0 must run over TLS (RFC 6749 §1.6): Authlib refuses plain HTTP except on a
-    loopback address; we answer that refusal as an OAuth error instead of a 500."""
+def oauth_request(view: Callable[[], Response]) -> Callable[[], Response]:
+    """What every OAuth endpoint refuses before Authlib reads the request: a repeated
+    parameter; and plain HTTP, which OAuth 2.0 forbids (RFC 6749 §1.6): Authlib refuses it
+    except on a loopback address, and we answer that as an OAuth error instead of a 500."""
 
     @wraps(view)
     def checked() -> Response:
+        # RFC 6749 §3.1: a parameter sent more than once is refused.
+        if any(len(values) > 1 for values in request.form.listvalues()):
+            return _refused(InvalidRequestError("A parameter was sent more than once."))
         try:
             return view()
         except InsecureTransportError:
@@ -64,7 +81,7 @@ def https_only(view: Callable[[], Response]) -> Callable[[], Response]:
 @bp.post("/device_authorization")
 @public
 @csrf.exempt
-@https_only
+@oauth_request
 def device_authorization() -> Response:
     """RFC 8628 §3.1: a device asks for a device code and a user code to show."""
     name = request.form.get("device_name", "")
@@ -90,7 +107,7 @@ def device_authorization() -> Response:
 @bp.post("/token")
 @public
 @csrf.exempt
-@https_only
+@oauth_request
 def token() -> Response:
     """RFC 8628 §3.4-3.5: a device polls with its device code until it gets its token."""
     return SERVER.create_token_response()
@@ -99,7 +116,7 @@ def token() -> Response:
 @bp.post("/revoke")
 @public
 @csrf.exempt
-@https_only
+@oauth_request
 def revoke() -> Response:
     """RFC 7009: a device signs itself out (always 200 for our client)."""
     return SERVER.create_endpoint_response("revocation")
