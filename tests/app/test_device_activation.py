@@ -83,6 +83,8 @@ def test_approve_with_events_and_expiry_then_the_device_gets_its_token(app, logg
     answer = decide(logged_in, page, "approve", events=acme.event_ids[:2], expiration="7")
     assert answer.status_code == 302 and answer.headers["Location"].endswith("/admin/settings/devices")
     assert status_of(app) == ["approved"]
+    waiting = logged_in.get("/admin/settings/devices").text
+    assert 'id="devices-waiting"' in waiting and f"Door 1 · approved by {acme.email}" in waiting
     token = poll(logged_in, body["device_code"]).json
     assert token["expires_in"] <= 7 * 86400
     with app.app_context():
@@ -96,6 +98,7 @@ def test_approve_with_events_and_expiry_then_the_device_gets_its_token(app, logg
         assert records[1].actor == acme.email and records[1].token_event_ids == row.event_ids
     devices = logged_in.get("/admin/settings/devices")
     assert "Door 1" in devices.text and acme.email in devices.text and "Acme Events event 0" in devices.text
+    assert 'id="devices-waiting"' not in devices.text  # picked up
     tokens = logged_in.get("/admin/settings/api_tokens")
     assert f"paired by {acme.email}" in tokens.text
     log = logged_in.get("/admin/settings/audit_log")

@@ -129,6 +129,18 @@ def paired_devices(account_id: int, now: datetime) -> list[ApiToken]:
     ))
 
 
+def awaiting_pickup(account_id: int, now: datetime) -> list[DeviceAuthorization]:
+    """The account's approved requests whose device has not fetched its token yet (it has
+    until the code expires), newest first."""
+    return list(db.session.scalars(
+        sa.select(DeviceAuthorization)
+        .where(DeviceAuthorization.account_id == account_id, DeviceAuthorization.status == "approved",
+               DeviceAuthorization.expires_at > now)
+        .options(sa.orm.selectinload(DeviceAuthorization.decided_by))
+        .order_by(DeviceAuthorization.decided_at.desc(), DeviceAuthorization.id.desc())
+    ))
+
+
 def unpair(token: ApiToken, admin: Admin, client_address: str | None) -> bool:
     """Revoke a device's token from Settings → Devices; False if it already was."""
     return revoke_token(token, admin.email, admin.id, client_address, action=actions.DEVICE_UNPAIRED)

@@ -154,7 +154,8 @@ def devices():
     wanted = sorted({event_id for token in paired for event_id in token.restricted_to or ()})
     query = account_select(Event, current_user.account_id, Event.id, Event.title).where(Event.id.in_(wanted))
     titles = dict(db.session.execute(query).tuples().all())
-    return render_template("dashboard/devices.html", devices=paired, titles=titles, now=now)
+    return render_template("dashboard/devices.html", devices=paired, titles=titles, now=now,
+                           waiting=device_grant.awaiting_pickup(current_user.account_id, now))
 
 
 @bp.route("/settings/devices/<row_id:token_id>/unpair", methods=["GET", "POST"])
