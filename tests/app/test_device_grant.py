@@ -268,3 +268,22 @@ def test_every_error_says_a_sentence(client):
                            "message": "grant_type must be urn:ietf:params:oauth:grant-type:device_code."}
     pending = poll(client, ask(client).json["device_code"]).json
     assert pending["message"] == "No one has approved this device yet: poll again after the interval."
+
+
+def test_purge_device_codes_keeps_those_that_gave_a_token(app, client, orgs, runner):
+    with freeze_time(T0) as clock:
+        paired = ask(client).json
+        decide(app, orgs["acme"], paired["user_code"])
+        assert poll(client, paired["device_code"]).status_code == 200
+        ask(client)  # never decided
+        denied = ask(client).json
+        decide(app, orgs["acme"], denied["user_code"], approve=False)
+        approved = ask(client).json
+        decide(app, orgs["acme"], approved["user_code"])  # and never fetched
+        clock.tick(device_codes.EXPIRES_IN - 1)
+        assert "Purged 0 expired device code(s)." in runner.invoke(args=["purge-device-codes"]).output
+        clock.tick(1)
+        assert "Purged 3 expired device code(s)." in runner.invoke(args=["purge-device-codes"]).output
+    with app.app_context():
+        assert db.session.scalars(sa.select(DeviceAuthorization.status)).all() == ["issued"]
+        assert db.session.scalar(sa.select(ApiToken.device_authorization_id)) is not None

@@ -141,6 +141,16 @@ def awaiting_pickup(account_id: int, now: datetime) -> list[DeviceAuthorization]
     ))
 
 
+def purge_expired_requests(now: datetime) -> int:
+    """Delete the requests whose code expired without giving a token (never decided,
+    denied, or approved and never fetched); a request that gave a token stays, as its
+    token's link to its device. The audit log keeps its records of them."""
+    purged = db.session.execute(sa.delete(DeviceAuthorization).where(DeviceAuthorization.expires_at <= now,
+                                                                      DeviceAuthorization.status != "issued")).rowcount
+    db.session.commit()
+    return purged
+
+
 def unpair(token: ApiToken, admin: Admin, client_address: str | None) -> bool:
     """Revoke a device's token from Settings → Devices; False if it already was."""
     return revoke_token(token, admin.email, admin.id, client_address, action=actions.DEVICE_UNPAIRED)
