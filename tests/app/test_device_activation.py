@@ -76,6 +76,16 @@ def test_complete_uri_prefills_and_still_asks(app, logged_in):
     assert status_of(app) == ["pending"]
 
 
+def test_complete_uri_survives_the_login(app, client, orgs):
+    """An admin who scans the device's QR code while logged out logs in and lands on the code."""
+    body = ask(client)
+    to_login = client.get(body["verification_uri_complete"])
+    assert to_login.status_code == 302
+    back = AuthActions(client).login(next=to_login.headers["Location"].split("next=", 1)[1])
+    assert back.status_code == 302 and back.headers["Location"] == body["verification_uri_complete"]
+    assert f'id="confirm-code">{body["user_code"]}<' in client.get(back.headers["Location"]).text
+
+
 def test_approve_with_events_and_expiry_then_the_device_gets_its_token(app, logged_in, orgs):
     acme = orgs["acme"]
     body = ask(logged_in)
