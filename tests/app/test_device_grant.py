@@ -91,6 +91,7 @@ def test_unknown_client_is_401_invalid_client(client):
         assert response.status_code == 401, (path, response.json)
         assert response.json["error"] == "invalid_client"
         assert response.json["message"]
+        assert response.headers["WWW-Authenticate"].startswith('Basic error="invalid_client"')  # RFC 6749 §5.2
         assert response.headers["Cache-Control"] == "no-store"
 
 
