@@ -28,6 +28,17 @@ class Dashboard:
         assert response.status_code == 200, response.text
         return TOKEN_VALUE.search(response.text).group(1)
 
+    def decide_device(self, user_code: str, event_ids: list[int], decision: str = "approve",
+                      expiration: str = "30") -> requests.Response:
+        """Settings → Devices → Pair a device: type the code, tick the events, press Approve (or Deny)."""
+        entry = self.page("/admin/devices/activate")
+        confirm = self.http.post(self.base + "/admin/devices/activate", timeout=10, data={
+            "user_code": user_code, "csrf_token": csrf_token_from(entry)})
+        assert confirm.status_code == 200, confirm.text
+        return self.http.post(self.base + "/admin/devices/activate/decision", allow_redirects=False, timeout=10, data={
+            "user_code": user_code, "events": [str(event_id) for event_id in event_ids], "expiration": expiration,
+            "decision": decision, "csrf_token": csrf_token_from(confirm.text)})
+
     def page(self, path: str) -> str:
         response = self.http.get(self.base + path, timeout=10)
         assert response.status_code == 200, (path, response.status_code)

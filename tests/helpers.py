@@ -45,6 +45,10 @@ PINNED_CASES = [
 
 T = TypeVar("T")
 
+# The device-pairing limits, for a RateLimits made from a config of the limits alone.
+DEVICE_LIMITS = {"DEVICE_AUTHORIZATION_RATE_LIMIT": "3/minute", "DEVICE_CODE_RATE_LIMIT": "3/minute",
+                 "DEVICE_CODE_ADDRESS_RATE_LIMIT": "3/minute"}
+
 
 def wait_until(predicate: Callable[[], T], timeout: float = 5.0, interval: float = 0.01,
                message: str = "", pause: Callable[[float], object] = time.sleep) -> T:

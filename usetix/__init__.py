@@ -82,10 +82,11 @@ def register_request_hooks(app: Flask) -> None:
 
 def register_blueprints(app: Flask) -> None:
     from .auth import admins
-    from .blueprints import api, dashboard, leak_report, login, meta
+    from .blueprints import api, dashboard, leak_report, login, meta, oauth
 
     app.register_blueprint(meta.bp)
     app.register_blueprint(leak_report.bp)
+    app.register_blueprint(oauth.bp)
     app.register_blueprint(login.bp)
     admins.set_login_view(login.LOGIN_ENDPOINT)
     app.register_blueprint(dashboard.bp)

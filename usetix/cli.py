@@ -14,6 +14,7 @@ import click
 import sqlalchemy as sa
 from flask import Blueprint, current_app
 
+from .auth.device_grant import purge_expired_requests
 from .auth.passwords import hash_password
 from .auth.sessions.hooks import PURGE_BATCH_SIZE, purge_expired
 from .auth.token_service import find_by_value, revoke_token
@@ -154,6 +155,12 @@ def purge_tombstones() -> None:
     """Delete the tombstones of deletions older than TOMBSTONE_RETENTION_DAYS (run it from cron)."""
     kept = timedelta(days=float(current_app.config["TOMBSTONE_RETENTION_DAYS"]))
     click.echo(f"Purged {tombstones.purge(db.engine, utcnow() - kept)} tombstone(s).")
+
+
+@bp.cli.command("purge-device-codes")
+def purge_device_codes() -> None:
+    """Delete device pairing requests whose code expired without giving a token (cron, daily)."""
+    click.echo(f"Purged {purge_expired_requests(utcnow())} expired device code(s).")
 
 
 @bp.cli.command("revoke-token")

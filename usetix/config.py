@@ -51,6 +51,15 @@ def defaults(instance_path: str) -> dict:
         "LOGIN_EMAIL_RATE_LIMIT": "100 per 15 minutes",
         # Unauthenticated leak reports (POST /admin/credentials/revoke) per client address.
         "LEAK_REPORT_RATE_LIMIT": "60 per hour",
+        # Pairing devices (SECURITY.md, "Pairing devices", says why these numbers): codes a
+        # client address may ask for (POST /oauth/device_authorization), and user codes the
+        # approval page looks up per login session and per client address.
+        "DEVICE_AUTHORIZATION_RATE_LIMIT": "30 per 10 minutes",
+        "DEVICE_CODE_RATE_LIMIT": "10 per 10 minutes",
+        "DEVICE_CODE_ADDRESS_RATE_LIMIT": "30 per 10 minutes",
+        # Where people reach this app (https://tickets.example.org), for the links a device
+        # shows (the device grant's verification_uri); None: a path only. Never the Host header.
+        "PUBLIC_URL": None,
         # Per-worker counters without limits' expiry thread (usetix/ratelimit/worker_memory.py);
         # a redis:// URL shares them between workers and hosts.
         "RATELIMIT_STORAGE_URL": "worker-memory://",

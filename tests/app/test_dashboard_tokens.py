@@ -230,10 +230,12 @@ def test_only_post_revokes(app, client, logged_in, method, csrf):
 
 def test_the_pages_that_take_a_form_and_a_get_are_known(app):
     """Every dashboard or login route that answers GET (and so HEAD) and also a form
-    POST: each has its HEAD-and-GET test (above, and test_a_head_with_credentials_logs_nobody_in)."""
+    POST: each has its HEAD-and-GET test (above, test_a_head_with_credentials_logs_nobody_in, and
+    tests/app/test_device_activation.py's for the device pages)."""
     both = {rule.endpoint for rule in app.url_map.iter_rules()
             if rule.endpoint.startswith(("dashboard.", "login.")) and {"GET", "POST"} <= rule.methods}
-    assert both == {"dashboard.revoke_api_token", "login.login"}
+    assert both == {"dashboard.revoke_api_token", "login.login", "dashboard.activate_device",
+                    "dashboard.unpair_device"}
 
 
 @pytest.mark.parametrize("method", ["HEAD", "GET"])

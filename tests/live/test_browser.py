@@ -486,3 +486,75 @@ def test_a_door_token_made_without_script(browser, own_server):
     page.goto(server + "/admin/settings/api_tokens")
     assert page.locator("tr[data-token-id]").count() == 1
     context.close()
+
+
+def ask_for_a_code(base: str, name: str) -> dict:
+    """A scanner's device authorization request (RFC 8628 §3.1)."""
+    answer = requests.post(base + "/oauth/device_authorization", timeout=10,
+                           data={"client_id": "usetix-scanner", "device_name": name})
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def poll_for_the_token(base: str, codes: dict) -> requests.Response:
+    return requests.post(base + "/oauth/token", timeout=10, data={
+        "grant_type": "urn:ietf:params:oauth:grant-type:device_code", "device_code": codes["device_code"],
+        "client_id": "usetix-scanner"})
+
+
+def test_pairing_a_scanner_approve_and_deny(browser, own_server):
+    """Settings → Devices → Pair a device: the code typed as a person types it, what asks,
+    an event to tick (none is a form error), Approve; then a code from the complete URI,
+    checked and denied. The pages are the dashboard's (its header, its stylesheet)."""
+    server = own_server
+    context = browser.new_context()
+    page = context.new_page()
+    log_in(page, server)
+    codes = ask_for_a_code(server, "Door 3")
+    page.get_by_role("link", name="Settings → Devices").click()
+    page.wait_for_url("**/admin/settings/devices")
+    assert "No paired devices" in page.locator("main").inner_text()
+    page.get_by_role("link", name="Pair a device").click()
+    page.wait_for_url("**/admin/devices/activate")
+    assert page.locator("header.topbar nav a[aria-current=page]").inner_text() == "Settings → Devices"
+    # The dashboard's stylesheet styles it, as every page: a card with its border.
+    assert page.locator("section.card").evaluate("node => getComputedStyle(node).borderStyle") == "solid"
+    page.get_by_label("Code shown on the device").fill("  " + codes["user_code"].replace("-", "").lower())
+    screenshot(page, "device-code")
+    page.get_by_role("button", name="Continue").click()
+    page.wait_for_selector("#confirm-code")
+    assert page.locator("#confirm-code").inner_text() == codes["user_code"]
+    assert page.locator("#device-name").inner_text() == "Door 3"
+    assert page.locator("#device-address").inner_text() == "127.0.0.1"
+    page.get_by_role("button", name="Approve").click()  # no event ticked
+    page.wait_for_load_state()
+    assert "Tick at least one event" in page.locator("fieldset.token-events").inner_text()
+    assert poll_for_the_token(server, codes).json()["error"] == "authorization_pending"
+    first_event = page.locator('input[name="events"]').first
+    event_id = int(first_event.get_attribute("value"))
+    first_event.check()
+    assert page.locator('input[name="expiration"][value="30"]').is_checked()  # the token form's default
+    screenshot(page, "device-confirm")
+    page.get_by_role("button", name="Approve").click()
+    page.wait_for_url("**/admin/settings/devices")
+    assert "Approved “Door 3”" in page.locator("main").inner_text()
+    granted = poll_for_the_token(server, codes)
+    assert granted.status_code == 200, granted.text
+    page.reload()  # listed once it holds its token
+    row = page.locator("#devices tr[data-token-id]")
+    assert row.count() == 1 and "Door 3" in row.inner_text() and EMAIL in row.inner_text()
+    screenshot(page, "devices")
+    token = api_get(server, "/admin/account", granted.json()["access_token"]).json()["data"]["token"]
+    assert token["events"] == [event_id]
+    assert token["permissions"] == {"events": "read", "attendees": "none", "check_in": "write"}
+
+    # From the complete URI the code is filled in, and still shown to be checked: deny it.
+    denied_codes = ask_for_a_code(server, "Stranger's phone")
+    page.goto(server + denied_codes["verification_uri_complete"])
+    assert page.locator("#confirm-code").inner_text() == denied_codes["user_code"]
+    assert poll_for_the_token(server, denied_codes).json()["error"] == "authorization_pending"
+    page.get_by_role("button", name="Deny").click()
+    page.wait_for_url("**/admin/settings/devices")
+    assert poll_for_the_token(server, denied_codes).json()["error"] == "access_denied"
+    assert page.locator("#devices tr[data-token-id]").count() == 1
+    context.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from ..helpers import closed_redis_url
+from ..helpers import DEVICE_LIMITS, closed_redis_url
 
 
 def test_after_an_outage_the_storage_is_left_alone_for_a_moment(monkeypatch):
@@ -19,7 +19,8 @@ def test_after_an_outage_the_storage_is_left_alone_for_a_moment(monkeypatch):
     limits = ratelimit.RateLimits({"RATELIMIT_ENABLED": True, "RATELIMIT_STORAGE_URL": closed_redis_url(),
                                    "LOGIN_RATE_LIMIT": "3/minute", "LOGIN_ADDRESS_RATE_LIMIT": "3/minute",
                                    "LOGIN_EMAIL_RATE_LIMIT": "3/minute", "API_RATE_LIMIT": "3/minute",
-                                   "API_FAILED_AUTH_LIMIT": "3/minute", "LEAK_REPORT_RATE_LIMIT": "3/minute"})
+                                   "API_FAILED_AUTH_LIMIT": "3/minute", "LEAK_REPORT_RATE_LIMIT": "3/minute",
+                                   **DEVICE_LIMITS})
     calls = []
 
     def incr(key, expiry, amount=1):

@@ -15,6 +15,8 @@ from limits.strategies import FixedWindowRateLimiter
 from usetix import config
 from usetix.ratelimit.worker_memory import WorkerMemoryStorage
 
+from ..helpers import DEVICE_LIMITS
+
 
 def test_it_is_the_default_storage(tmp_path):
     assert config.defaults(str(tmp_path))["RATELIMIT_STORAGE_URL"] == "worker-memory://"
@@ -70,7 +72,7 @@ def test_our_counting_is_fixed_window_rate_limiters_own(uri):
         limits = RateLimits({"RATELIMIT_ENABLED": True, "RATELIMIT_STORAGE_URL": uri, "LOGIN_RATE_LIMIT": "3/minute",
                              "LOGIN_ADDRESS_RATE_LIMIT": "5/minute", "LOGIN_EMAIL_RATE_LIMIT": "7/minute",
                              "API_RATE_LIMIT": "3 per minute", "API_FAILED_AUTH_LIMIT": "3 per minute",
-                             "LEAK_REPORT_RATE_LIMIT": "3 per minute"})
+                             "LEAK_REPORT_RATE_LIMIT": "3 per minute", **DEVICE_LIMITS})
         reference = FixedWindowRateLimiter(limits.storage)
         for expected_remaining in (2, 1, 0):
             verdict = limits.hit(limits.api, "api-token", "7")

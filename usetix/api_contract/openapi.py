@@ -87,7 +87,17 @@ DESCRIPTION = (
         "**Limits.** Every authenticated answer carries `RateLimit-Limit`, `RateLimit-Remaining` and "
     "`RateLimit-Reset` (unless the server counts no limits); past the limit, `429` with `Retry-After`.\n\n"
     "**Expiry.** Every authenticated answer of a token that expires carries "
-    "`Usetix-Token-Expiration: <ISO 8601 UTC>`, so a script can warn its owner in time."
+    "`Usetix-Token-Expiration: <ISO 8601 UTC>`, so a script can warn its owner in time.\n\n"
+    "**Pairing scanners.** A door scanner gets its token without anyone typing one, through three OAuth "
+    "2.0 endpoints outside this document (form-encoded, no bearer token, OAuth's answers, which any OAuth "
+    "client library reads): `POST /oauth/device_authorization` (RFC 8628 §3.1: `client_id=usetix-scanner`, "
+    "optional `device_name`; answers `device_code`, `user_code`, `verification_uri`, `expires_in` 600, "
+    "`interval` 5), `POST /oauth/token` (§3.4: polled with "
+    "`grant_type=urn:ietf:params:oauth:grant-type:device_code` until an admin approves the user code in the "
+    "dashboard; `400` `authorization_pending`, `slow_down`, `access_denied`, `expired_token`, `invalid_grant`; "
+    "then, once, a Check-in only token limited to the approved events) and `POST /oauth/revoke` (RFC 7009: "
+    "the scanner signs out). Each is described in full in `docs/device-pairing.md` of the Usetix repository "
+    "(README, \"Pair a scanner\", shows them with curl)."
 )
 
 def _preset_lines() -> str:

@@ -15,7 +15,7 @@ from ..core import audit_actions as actions
 from ..core import token_format
 from ..core.permissions import BadPermissions, Permissions, checked_permissions, preset_permissions, store_event_ids
 from ..database.engine import db
-from ..database.models import Admin, ApiToken, AuditEvent, Event, utcnow
+from ..database.models import Admin, ApiToken, AuditEvent, DeviceAuthorization, Event, utcnow
 
 # The audit log's actor for a revocation by an unauthenticated leak report.
 LEAK_REPORT_ACTOR = "leak report"
@@ -32,6 +32,7 @@ class NoLongerAuthorized(Exception):
 
 
 def _audit(action: str, token: ApiToken, actor: str, admin_id: int | None, client_address: str | None) -> None:
+    device = token.device_authorization
     db.session.add(
         AuditEvent(
             account_id=token.account_id,
@@ -44,6 +45,10 @@ def _audit(action: str, token: ApiToken, actor: str, admin_id: int | None, clien
             token_permissions=token.permissions.summary,
             token_event_ids=token.event_ids,
             client_address=client_address,
+            # A device's token names its device, as the pairing's other records do.
+            object_type="device" if device is not None else None,
+            object_id=device.id if device is not None else None,
+            object_label=device.device_name if device is not None else None,
         )
     )
 
@@ -51,7 +56,8 @@ def _audit(action: str, token: ApiToken, actor: str, admin_id: int | None, clien
 def issue_token(admin: Admin, description: str, tier: str, client_address: str | None,
                 form_nonce: str | None = None, expires_at: datetime | None = None,
                 still_authorized: Callable[[], bool] | None = None, *, permissions: Permissions | None = None,
-                event_ids: list[int] | None = None) -> tuple[ApiToken, str]:
+                event_ids: list[int] | None = None, device: DeviceAuthorization | None = None
+                ) -> tuple[ApiToken, str]:
     """Create a token for the admin's account; returns the row and the raw value, which
     exists only in this return value and is never written anywhere. ``expires_at`` None
     makes a token that never expires.
@@ -65,6 +71,9 @@ def issue_token(admin: Admin, description: str, tier: str, client_address: str |
     Raises DuplicateSubmission if ``form_nonce`` already made a token, and
     NoLongerAuthorized (nothing made) if ``still_authorized``, asked inside the transaction
     once the token is written, says no: the dashboard's login was logged out meanwhile.
+
+    ``device``: the device pairing (usetix/auth/device_grant.py) the token is issued to; its
+    audit record is then ``device.token_issued``, from the device's address.
     """
     chosen = checked_permissions(*permissions) if permissions is not None else preset_permissions(tier)
     stored_event_ids = store_event_ids(event_ids)
@@ -86,6 +95,7 @@ def issue_token(admin: Admin, description: str, tier: str, client_address: str |
         digest=token_format.digest(raw),
         form_nonce=form_nonce,
         expires_at=expires_at,
+        device_authorization=device,
     )
     db.session.add(token)
     try:
@@ -98,13 +108,16 @@ def issue_token(admin: Admin, description: str, tier: str, client_address: str |
     if still_authorized is not None and not still_authorized():
         db.session.rollback()
         raise NoLongerAuthorized
-    _audit(actions.TOKEN_CREATED, token, admin.email, admin.id, client_address)
+    _audit(actions.TOKEN_CREATED if device is None else actions.DEVICE_TOKEN_ISSUED, token, admin.email, admin.id,
+           client_address)
     db.session.commit()
     return token, raw
 
 
-def revoke_token(token: ApiToken, actor: str, admin_id: int | None, client_address: str | None) -> bool:
-    """Revoke ``token`` now. False if it was already revoked (nothing changes then)."""
+def revoke_token(token: ApiToken, actor: str, admin_id: int | None, client_address: str | None,
+                 action: str = actions.TOKEN_REVOKED) -> bool:
+    """Revoke ``token`` now. False if it was already revoked (nothing changes then).
+    ``action``: what the audit record calls it (a device unpaired, or signed out)."""
     # A conditional UPDATE, so two admins revoking at once record one revocation.
     revoked = db.session.execute(
         sa.update(ApiToken)
@@ -115,7 +128,7 @@ def revoke_token(token: ApiToken, actor: str, admin_id: int | None, client_addre
     if not revoked:
         db.session.rollback()
         return False
-    _audit(actions.TOKEN_REVOKED, token, actor, admin_id, client_address)
+    _audit(action, token, actor, admin_id, client_address)
     db.session.commit()
     return True
 

@@ -13,6 +13,13 @@ ATTENDEE_DELETED = "attendee.deleted"
 ATTENDEE_CHECKED_IN = "attendee.checked_in"
 ATTENDEE_CHECK_IN_UNDONE = "attendee.check_in_undone"
 ATTENDEE_TICKET_REISSUED = "attendee.ticket_reissued"
+# A device paired with the OAuth device grant (RFC 8628): each step of its pairing.
+DEVICE_REQUESTED = "device.requested"
+DEVICE_APPROVED = "device.approved"
+DEVICE_DENIED = "device.denied"
+DEVICE_TOKEN_ISSUED = "device.token_issued"
+DEVICE_UNPAIRED = "device.unpaired"
+DEVICE_SIGNED_OUT = "device.signed_out"
 
 # How the log names the actions it knows; any other shows as recorded.
 LABELS = {
@@ -29,4 +36,10 @@ LABELS = {
     ATTENDEE_CHECKED_IN: "Checked in",
     ATTENDEE_CHECK_IN_UNDONE: "Undid check-in",
     ATTENDEE_TICKET_REISSUED: "Reissued ticket",
+    DEVICE_REQUESTED: "Device asked to be paired",
+    DEVICE_APPROVED: "Approved device",
+    DEVICE_DENIED: "Denied device",
+    DEVICE_TOKEN_ISSUED: "Issued token to device",
+    DEVICE_UNPAIRED: "Unpaired device",
+    DEVICE_SIGNED_OUT: "Device signed out",
 }

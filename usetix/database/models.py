@@ -256,8 +256,12 @@ class ApiToken(db.Model):
     # The one-time nonce of the dashboard form that made it. Unique, so two submissions
     # racing past the session's nonce check (a double click) still make one token.
     form_nonce: Mapped[str | None] = mapped_column(sa.String(32), unique=True)
+    # The device pairing that issued it (the OAuth device grant); None: made in the dashboard.
+    device_authorization_id: Mapped[int | None] = mapped_column(sa.ForeignKey("device_authorizations.id"),
+                                                                unique=True)
 
     created_by: Mapped[Admin] = relationship()
+    device_authorization: Mapped[DeviceAuthorization | None] = relationship()
 
     @property
     def tier_label(self) -> str:
@@ -280,6 +284,56 @@ class ApiToken(db.Model):
         return self.revoked_at is None and not self.expired(now)
 
 
+class DeviceAuthorization(db.Model):
+    """A device's request to be paired (RFC 8628's device authorization request), from the
+    code it asked for to the token it was given.
+
+    The ``device_code`` the device polls with is stored as its SHA-256 digest only; the
+    ``user_code`` (8 letters, stored without the dash) is shown to the person who approves,
+    lives ``expires_in`` seconds, and is looked up only under a throttle. ``status`` goes
+    pending → approved → issued (the token handed out once), or pending → denied. The
+    account is the approving (or denying) admin's: a device belongs to none before.
+    """
+
+    __tablename__ = "device_authorizations"
+    __table_args__ = (
+        sa.CheckConstraint("status IN ('pending', 'approved', 'denied', 'issued')", name="status"),
+        sa.Index("ix_device_authorizations_user_code", "user_code", "expires_at"),
+        NEVER_REUSED_IDS,
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    device_code_digest: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    user_code: Mapped[str] = mapped_column(sa.String(8))
+    client_id: Mapped[str] = mapped_column(sa.String(64))
+    scope: Mapped[str | None] = mapped_column(sa.String(100))
+    device_name: Mapped[str] = mapped_column(sa.String(64))
+    requested_from: Mapped[str | None] = mapped_column(sa.String(64))
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    status: Mapped[str] = mapped_column(sa.String(10), default="pending", server_default="pending")
+    # The polling interval the device must keep (grows by 5 s at each slow_down), and its last poll.
+    interval: Mapped[int] = mapped_column(default=5, server_default="5")
+    last_polled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Set by the approval or the denial.
+    account_id: Mapped[int | None] = mapped_column(sa.ForeignKey("accounts.id"), index=True)
+    decided_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("admins.id"))
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # What the approval grants: the events (JSON array, as ApiToken.event_ids) and the
+    # token's expiry (None: never), as chosen on the approval page.
+    event_ids: Mapped[str | None] = mapped_column(sa.Text)
+    token_expires_at: Mapped[datetime | None] = mapped_column(UTCWholeSecond)
+
+    decided_by: Mapped[Admin | None] = relationship()
+
+    @property
+    def restricted_to(self) -> list[int] | None:
+        return token_permissions.listed_event_ids(self.event_ids)
+
+    def expired(self, now: datetime) -> bool:
+        return now >= self.expires_at
+
+
 class AuditEvent(db.Model):
     """Something done to or with a token: who, what (as it was then), when, from where.
 
@@ -287,6 +341,8 @@ class AuditEvent(db.Model):
     unauthenticated leak report: actor "leak report", the reporter's address, no admin), and
     one per API write (``event.created``, ...), which names the token that made it
     (``admin_id`` is None) and the object it touched (``object_*``, None on token records).
+    A device pairing's steps (``device.*``, usetix/core/audit_actions.py) name the device as
+    their object (``object_type`` "device"); those before its token exists name no token.
     """
 
     __tablename__ = "audit_events"
@@ -310,16 +366,17 @@ class AuditEvent(db.Model):
     admin_id: Mapped[int | None] = mapped_column(sa.ForeignKey("admins.id"))
     actor: Mapped[str] = mapped_column(sa.String(254))
     action: Mapped[str] = mapped_column(sa.String(40))
-    token_id: Mapped[int] = mapped_column(sa.ForeignKey("api_tokens.id"))
-    token_description: Mapped[str] = mapped_column(sa.String(100))
-    token_tier: Mapped[str] = mapped_column(sa.String(10))
+    # None on a device pairing's records made before its token exists (requested, approved, denied).
+    token_id: Mapped[int | None] = mapped_column(sa.ForeignKey("api_tokens.id"))
+    token_description: Mapped[str | None] = mapped_column(sa.String(100))
+    token_tier: Mapped[str | None] = mapped_column(sa.String(10))
     # The token's permissions and event restriction (as ApiToken keeps them), on the
     # records the token service writes (its creation, revocation, leak report).
     token_permissions: Mapped[str | None] = mapped_column(sa.String(60))
     token_event_ids: Mapped[str | None] = mapped_column(sa.Text)
     client_address: Mapped[str | None] = mapped_column(sa.String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    object_type: Mapped[str | None] = mapped_column(sa.String(20))  # "event", "attendee"
+    object_type: Mapped[str | None] = mapped_column(sa.String(20))  # "event", "attendee", "device"
     object_id: Mapped[int | None]
     object_label: Mapped[str | None] = mapped_column(sa.String(200))  # its title or name then
 
@@ -391,7 +448,8 @@ class RateLimitCounter(db.Model):
     expires_at: Mapped[float] = mapped_column(sa.Float, index=True)
 
 
-AccountOwned = TypeVar("AccountOwned", Event, Attendee, ApiToken, AuditEvent, Admin, Tombstone, Scan)
+AccountOwned = TypeVar("AccountOwned", Event, Attendee, ApiToken, AuditEvent, Admin, Tombstone, Scan,
+                        DeviceAuthorization)
 
 
 def account_select(model: type[AccountOwned], account_id: int, *columns: Any) -> sa.Select:

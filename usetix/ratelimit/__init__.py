@@ -1,6 +1,6 @@
 """Every rate limit of Usetix, counted through the ``limits`` library's public API.
 
-Four limits, each a fixed window (``FixedWindowRateLimiter``'s algorithm, below):
+Five kinds of limit, each a fixed window (``FixedWindowRateLimiter``'s algorithm, below):
 
 - failed logins: per email and client address together (``LOGIN_RATE_LIMIT``), per client
   address across emails (``LOGIN_ADDRESS_RATE_LIMIT``: spraying), and per email from every
@@ -8,7 +8,10 @@ Four limits, each a fixed window (``FixedWindowRateLimiter``'s algorithm, below)
   address never refuse the right password from another;
 - API requests, per token (``API_RATE_LIMIT``);
 - failed API authentications, per client address (``API_FAILED_AUTH_LIMIT``);
-- leak reports (``POST /admin/credentials/revoke``), per client address (``LEAK_REPORT_RATE_LIMIT``).
+- leak reports (``POST /admin/credentials/revoke``), per client address (``LEAK_REPORT_RATE_LIMIT``);
+- pairing devices: codes asked for, per client address (``DEVICE_AUTHORIZATION_RATE_LIMIT``),
+  and user codes entered on the approval page, per login session (``DEVICE_CODE_RATE_LIMIT``)
+  and per client address (``DEVICE_CODE_ADDRESS_RATE_LIMIT``), all shared like the login throttle.
 
 Where they are counted. ``RATELIMIT_STORAGE_URL`` (``USETIX_RATELIMIT_STORAGE_URL``; see
 ``storage_from_string``) names the storage. A Redis URL counts every limit there, shared

@@ -86,6 +86,9 @@ class RateLimits:
         self.api = parse(config["API_RATE_LIMIT"])
         self.failed_auth = parse(config["API_FAILED_AUTH_LIMIT"])
         self.leak_report = parse(config["LEAK_REPORT_RATE_LIMIT"])
+        self.device_authorization = parse(config["DEVICE_AUTHORIZATION_RATE_LIMIT"])
+        self.device_code = parse(config["DEVICE_CODE_RATE_LIMIT"])
+        self.device_code_address = parse(config["DEVICE_CODE_ADDRESS_RATE_LIMIT"])
 
     # --- Limits that shed load: per worker without Redis, fail open -----------------------
 

@@ -1,7 +1,8 @@
 """The admin dashboard: HTML pages behind a session login.
 
 Every view here belongs to the logged-in admin's account; the pages live in
-``events.py`` and ``api_tokens.py`` (Settings → API Tokens and the audit log);
+``events.py``, ``api_tokens.py`` (Settings → API Tokens and the audit log) and
+``devices.py`` (Settings → Devices: pairing scanners);
 ``notices.py`` shows leak reports on every page.
 """
 
@@ -32,4 +33,4 @@ def home():
     return redirect(url_for("dashboard.events"))
 
 
-from . import api_tokens, audit_log, events, notices  # noqa: E402,F401  (they add their views to bp)
+from . import api_tokens, audit_log, devices, events, notices  # noqa: E402,F401  (they add their views to bp)

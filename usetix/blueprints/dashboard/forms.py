@@ -4,19 +4,53 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from wtforms import HiddenField, RadioField, SelectMultipleField, StringField
+from wtforms import HiddenField, RadioField, SelectField, SelectMultipleField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
+from ...core import device_codes, token_lifetime
 from ...core import permissions as perms
-from ...core import token_lifetime
 from ...database.models import utcnow
 from ...web.form_validators import NoControlCharacters
 from ...web.forms import TextForm
 
 
-class TokenForm(TextForm):
+class ExpiryFields(TextForm):
+    """A token's expiry as the new-token form offers it (usetix/core/token_lifetime.py):
+    its choices and default, and a custom date; the device approval form offers the same."""
+
+    expiration = RadioField(
+        "Expiration",
+        choices=[*(SelectChoice(str(days), f"{days} days") for days in token_lifetime.PRESET_DAYS),
+                 SelectChoice(token_lifetime.CUSTOM, "Custom date"),
+                 SelectChoice(token_lifetime.NO_EXPIRY, "No expiry")],
+        default=token_lifetime.DEFAULT_CHOICE,
+        validate_choice=True,
+    )
+    # Read only when expiration is "custom"; rendered as <input type="date">.
+    expires_on = StringField("Expiry date", filters=[lambda value: value.strip() if isinstance(value, str) else value])
+
+    def validate_expires_on(self, field) -> None:
+        if self.expiration.data != token_lifetime.CUSTOM:
+            return
+        try:
+            self.expires_at = token_lifetime.expires_at_for(token_lifetime.CUSTOM, field.data, utcnow())
+        except token_lifetime.BadExpiry as exc:
+            raise ValidationError(str(exc)) from None
+
+    def expiry(self, now: datetime) -> datetime | None:
+        """The validated form's ``expires_at`` (None: no expiry)."""
+        if self.expiration.data == token_lifetime.CUSTOM:
+            return self.expires_at
+        return token_lifetime.expires_at_for(self.expiration.data, None, now)
+
+    @property
+    def custom_date_range(self) -> tuple[date, date]:
+        return token_lifetime.custom_date_range(utcnow())
+
+
+class TokenForm(ExpiryFields):
     description = StringField(
         "Description",
         validators=[DataRequired("Give the token a description."), Length(max=100), NoControlCharacters()],
@@ -44,26 +78,8 @@ class TokenForm(TextForm):
     # The account's events, as checkboxes (choices set by the view); none ticked: every event.
     events = SelectMultipleField("Events", coerce=int, widget=ListWidget(prefix_label=False),
                                  option_widget=CheckboxInput(), validate_choice=True)
-    expiration = RadioField(
-        "Expiration",
-        choices=[*(SelectChoice(str(days), f"{days} days") for days in token_lifetime.PRESET_DAYS),
-                 SelectChoice(token_lifetime.CUSTOM, "Custom date"),
-                 SelectChoice(token_lifetime.NO_EXPIRY, "No expiry")],
-        default=token_lifetime.DEFAULT_CHOICE,
-        validate_choice=True,
-    )
-    # Read only when expiration is "custom"; rendered as <input type="date">.
-    expires_on = StringField("Expiry date", filters=[lambda value: value.strip() if isinstance(value, str) else value])
     # One-time nonce: a resubmitted form (reload, back, double click) cannot make a 2nd token.
     nonce = HiddenField()
-
-    def validate_expires_on(self, field) -> None:
-        if self.expiration.data != token_lifetime.CUSTOM:
-            return
-        try:
-            self.expires_at = token_lifetime.expires_at_for(token_lifetime.CUSTOM, field.data, utcnow())
-        except token_lifetime.BadExpiry as exc:
-            raise ValidationError(str(exc)) from None
 
     def validate_tier(self, field) -> None:
         if field.data not in perms.PRESETS:
@@ -82,12 +98,26 @@ class TokenForm(TextForm):
     def presets(self) -> dict:
         return perms.PRESETS
 
-    def expiry(self, now: datetime) -> datetime | None:
-        """The validated form's ``expires_at`` (None: no expiry)."""
-        if self.expiration.data == token_lifetime.CUSTOM:
-            return self.expires_at
-        return token_lifetime.expires_at_for(self.expiration.data, None, now)
 
-    @property
-    def custom_date_range(self) -> tuple[date, date]:
-        return token_lifetime.custom_date_range(utcnow())
+
+class UserCodeForm(TextForm):
+    """The code a device shows, typed on Settings → Devices → Pair a device."""
+
+    user_code = StringField("Code shown on the device", validators=[DataRequired("Type the code your device shows.")])
+
+    def validate_user_code(self, field) -> None:
+        self.stored_code = device_codes.normalize_user_code(field.data)
+        if self.stored_code is None:
+            raise ValidationError("A code is 8 letters, as XXXX-XXXX.")
+
+
+class DeviceApprovalForm(ExpiryFields):
+    """Approve (or deny) a device's request: its events (at least one) and its token's expiry."""
+
+    user_code = HiddenField()
+    # The account's events, as checkboxes (choices set by the view).
+    events = SelectMultipleField("Events", coerce=int, widget=ListWidget(prefix_label=False),
+                                 option_widget=CheckboxInput(), validate_choice=True,
+                                 validators=[DataRequired("Tick at least one event the device may scan.")])
+    # A paired device this one replaces (its token is revoked at once); 0: none. Choices set by the view.
+    replaces = SelectField("Replaces", coerce=int, default=0, validate_choice=True)
