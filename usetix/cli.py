@@ -21,6 +21,8 @@ from .core import token_format
 from .database import idempotency, tombstones
 from .database.engine import db
 from .database.models import Account, Admin, Attendee, Event, utcnow
+from .webhooks.delivery import purge_old_attempts
+from .webhooks.worker import run_worker
 
 bp = Blueprint("cli", __name__, cli_group=None)
 
@@ -154,6 +156,21 @@ def purge_tombstones() -> None:
     """Delete the tombstones of deletions older than TOMBSTONE_RETENTION_DAYS (run it from cron)."""
     kept = timedelta(days=float(current_app.config["TOMBSTONE_RETENTION_DAYS"]))
     click.echo(f"Purged {tombstones.purge(db.engine, utcnow() - kept)} tombstone(s).")
+
+
+@bp.cli.command("worker")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="Delivery threads (default: WEBHOOKS_WORKER_THREADS).")
+def worker(threads: int | None) -> None:
+    """Deliver webhooks: take messages from the task queue, and sweep the outbox for any it
+    lost (run any number, on any host; SIGINT finishes what is in hand, SIGTERM stops)."""
+    run_worker(current_app._get_current_object(), threads)
+
+
+@bp.cli.command("purge-webhook-deliveries")
+def purge_webhook_deliveries() -> None:
+    """Delete delivery log entries older than WEBHOOKS_LOG_RETENTION_DAYS (the workers do it hourly too)."""
+    click.echo(f"Purged {purge_old_attempts()} webhook delivery attempt(s).")
 
 
 @bp.cli.command("revoke-token")

@@ -58,12 +58,13 @@ class ListStatements:
         self.names = [column.key for column in columns]
         self.selected = [_naive(column).label(column.key) for column in columns]
         list_order = [column.property.columns[0] for column in list_order]
-        known = KNOWN_COLUMNS[table.name]
-        self.orders = {
-            LIST_ORDER: (list_order, [known[column.key] for column in list_order]),
-            SYNC_ORDER: ([table.c.updated_at, table.c.id],
-                         [tombstones_table.c.deleted_at, tombstones_table.c.object_id]),
-        }
+        # A list of rows that leave no tombstones and have no updated_at (the webhooks' delivery
+        # log) has the list order only: the view refuses updated_since and include_deleted.
+        known = KNOWN_COLUMNS.get(table.name, {})
+        self.orders = {LIST_ORDER: (list_order, [known.get(column.key) for column in list_order])}
+        if "updated_at" in table.c:
+            self.orders[SYNC_ORDER] = ([table.c.updated_at, table.c.id],
+                                       [tombstones_table.c.deleted_at, tombstones_table.c.object_id])
         self.key_types = {order: tuple(TIME if isinstance(column.type, UTCDateTime) else NUMBER for column in live)
                           for order, (live, _) in self.orders.items()}
         # Where each order's key sits in a live row of the list (its columns are the list's fields).
@@ -74,7 +75,7 @@ class ListStatements:
         if tombstone_criteria is None:
             tombstone_criteria = (tombstones_table.c.event_id == sa.bindparam("event_id"),) if criteria else ()
         self.tombstone_where = (tombstones_table.c.account_id == sa.bindparam("account_id"),
-                                tombstones_table.c.object_type == OBJECT_TYPES[model], *tombstone_criteria)
+                                tombstones_table.c.object_type == OBJECT_TYPES.get(model), *tombstone_criteria)
         self._pages: dict[tuple, Page] = {}
 
     def page(self, order: str, include_deleted: bool, since: bool, way: str) -> Page:
@@ -114,7 +115,7 @@ class ListStatements:
 
     def _live(self, order: str, since: bool, way: str) -> Page:
         live_order, _ = self.orders[order]
-        conditions = (*self.where, *self._conditions(live_order, order, self.table.c.updated_at, since, way))
+        conditions = (*self.where, *self._conditions(live_order, order, self.table.c.get("updated_at"), since, way))
         selected = list(self.selected)
         count = None
         if way in (FIRST, NUMBERED):

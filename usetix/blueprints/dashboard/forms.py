@@ -41,6 +41,9 @@ class TokenForm(TextForm):
     perm_check_in = RadioField("Check-in", choices=[SelectChoice(level, perms.LEVEL_LABELS[level])
                                                     for level in perms.RESOURCE_LEVELS["check_in"]],
                                default="none", validate_choice=False)
+    perm_webhooks = RadioField("Webhooks", choices=[SelectChoice(level, perms.LEVEL_LABELS[level])
+                                                    for level in perms.RESOURCE_LEVELS["webhooks"]],
+                               default="none", validate_choice=False)
     # The account's events, as checkboxes (choices set by the view); none ticked: every event.
     events = SelectMultipleField("Events", coerce=int, widget=ListWidget(prefix_label=False),
                                  option_widget=CheckboxInput(), validate_choice=True)
@@ -70,7 +73,8 @@ class TokenForm(TextForm):
             return  # the choice's own error says so
         try:
             self.permissions = perms.preset_permissions(
-                field.data, (self.perm_events.data, self.perm_attendees.data, self.perm_check_in.data))
+                field.data, (self.perm_events.data, self.perm_attendees.data, self.perm_check_in.data,
+                             self.perm_webhooks.data))
         except perms.BadPermissions as exc:
             raise ValidationError(str(exc)) from None
 
