@@ -383,7 +383,7 @@ def test_every_route_declares_the_scope_the_document_states(app, client):
             continue
         view = app.view_functions[rule.endpoint]
         assert hasattr(view, "required_scope"), f"{rule.endpoint} declares no permission (@requires)"
-        path = "/admin" + rule.rule.removeprefix("/admin").replace("<row_id:", "{").replace(">", "}")
+        path = "/admin" + re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule.removeprefix("/admin"))
         for method in rule.methods - {"HEAD", "OPTIONS"}:
             declared[(method.lower(), path)] = view.required_scope
     documented = {}

@@ -138,7 +138,9 @@ WebhookUrl = Annotated[str, Field(min_length=1, max_length=2048, description=(
     "An `https` URL without credentials, whose name resolves to public addresses only (checked when saved and "
     "at every delivery)."))]
 WebhookEvents = Annotated[list[WebhookEventType], Field(min_length=1, max_length=len(EVENT_TYPES))]
-WebhookDescription = Annotated[str, Field(max_length=200, json_schema_extra={"pattern": PRINTABLE_PATTERN}),
+# May be empty (the default): the printable rule's pattern, for zero characters or more.
+WebhookDescription = Annotated[str, Field(max_length=200, json_schema_extra={
+    "pattern": PRINTABLE_PATTERN.removesuffix("+$") + "*$"}),
                                AfterValidator(_printable)]
 
 
