@@ -184,7 +184,7 @@ def test_three_days_of_failures_disable_with_notices_before_and_after(app, clien
     with app.app_context(), db.engine.begin() as connection:  # failing for two and a half days
         connection.execute(sa.update(WebhookEndpoint.__table__).values(
             failing_since=utcnow() - timedelta(hours=60)))
-    page = logged_in.get("/settings/webhooks").get_data(as_text=True)
+    page = logged_in.get("/admin/settings/webhooks").get_data(as_text=True)
     assert "will be disabled" in page and receiver.url in page
     client.post(check_in_path(orgs["acme"]), headers=bearer(write_token))
     run_due(app)
@@ -195,7 +195,7 @@ def test_three_days_of_failures_disable_with_notices_before_and_after(app, clien
     run_due(app, fast_forward=True)
     shown = client.get(f"/admin/webhooks/{endpoint['id']}", headers=bearer(write_token)).json["data"]
     assert shown["enabled"] is False and shown["disabled_reason"] == "failing"
-    page = logged_in.get("/events").get_data(as_text=True)  # the notice shows on the dashboard's pages
+    page = logged_in.get("/admin/events").get_data(as_text=True)  # the notice shows on the dashboard's pages
     assert "was disabled" in page and receiver.url in page
 
 

@@ -2,7 +2,7 @@
 
 Every view here belongs to the logged-in admin's account; the pages live in
 ``events.py`` and ``api_tokens.py`` (Settings → API Tokens and the audit log);
-``notices.py`` shows leak reports on every page.
+``notices.py`` shows leak reports on every page; ``webhooks.py`` is Settings → Webhooks.
 """
 
 from __future__ import annotations
@@ -32,4 +32,4 @@ def home():
     return redirect(url_for("dashboard.events"))
 
 
-from . import api_tokens, audit_log, events, notices  # noqa: E402,F401  (they add their views to bp)
+from . import api_tokens, audit_log, events, notices, webhooks  # noqa: E402,F401  (they add their views to bp)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
 from wtforms import HiddenField, RadioField, SelectMultipleField, StringField
 from wtforms.fields.choices import SelectChoice
@@ -10,7 +10,7 @@ from wtforms.validators import DataRequired, Length, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from ...core import permissions as perms
-from ...core import token_lifetime
+from ...core import token_lifetime, webhooks
 from ...database.models import utcnow
 from ...web.form_validators import NoControlCharacters
 from ...web.forms import TextForm
@@ -95,3 +95,28 @@ class TokenForm(TextForm):
     @property
     def custom_date_range(self) -> tuple[date, date]:
         return token_lifetime.custom_date_range(utcnow())
+
+
+class WebhookEndpointForm(TextForm):
+    """Settings → Webhooks: a new endpoint (its URL's rules are usetix/webhooks/targets.py's)."""
+
+    url = StringField("URL", validators=[DataRequired("Give the endpoint's https URL."), Length(max=2048),
+                                         NoControlCharacters()],
+                      filters=[lambda value: value.strip() if isinstance(value, str) else value],
+                      description="https only; it must not point at a private or local address.")
+    description = StringField("Description", validators=[Length(max=200), NoControlCharacters()],
+                              filters=[lambda value: value.strip() if isinstance(value, str) else value])
+    events = SelectMultipleField("Events", choices=[SelectChoice(name, name) for name in webhooks.EVENT_TYPES],
+                                 widget=ListWidget(prefix_label=False), option_widget=CheckboxInput(),
+                                 validate_choice=True,
+                                 validators=[DataRequired("Choose at least one event type.")])
+
+
+class WebhookRecoverForm(TextForm):
+    since = StringField("Since (UTC date)", validators=[DataRequired("Give a date: YYYY-MM-DD.")])
+
+    def validate_since(self, field) -> None:
+        try:
+            self.since_at = datetime.combine(date.fromisoformat(field.data), datetime.min.time(), UTC)
+        except (TypeError, ValueError):
+            raise ValidationError("A date as YYYY-MM-DD.") from None
