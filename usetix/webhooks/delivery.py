@@ -27,11 +27,13 @@ logger = logging.getLogger("usetix.webhooks")
 _messages = WebhookMessage.__table__
 _endpoints = WebhookEndpoint.__table__
 _attempts = WebhookAttempt.__table__
-CLOCK_SLACK = timedelta(seconds=1)  # a task the queue runs a moment before the row says it is due
 
 
 def _claimable(now: datetime) -> tuple:
-    return (_messages.c.status == "pending", _messages.c.next_attempt_at <= now + CLOCK_SLACK,
+    # Due by this host's clock: a retry's task run early (another host's clock ahead) or a
+    # second task for a message that has just failed finds nothing; the sweeper hands the
+    # message out once it is due.
+    return (_messages.c.status == "pending", _messages.c.next_attempt_at <= now,
             sa.or_(_messages.c.lease_until.is_(None), _messages.c.lease_until < now))
 
 
