@@ -76,6 +76,8 @@ def make_test_config(tmp_path) -> dict:
         "PASSWORD_HASH_METHOD": "scrypt:1024:8:1",
         "SESSION_REDIS_URL": None,
         "RATELIMIT_STORAGE_URL": "worker-memory://",  # the default: tests exercise what production runs
+        # The webhooks' task queue: Huey's SQLite storage (the default's kind), a file of the test's own.
+        "WEBHOOKS_QUEUE_URL": f"sqlite:///{tmp_path / 'webhook-queue.sqlite3'}",
     }
 
 

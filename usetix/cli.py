@@ -22,6 +22,8 @@ from .core import token_format
 from .database import idempotency, tombstones
 from .database.engine import db
 from .database.models import Account, Admin, Attendee, Event, utcnow
+from .webhooks.delivery import purge_old_attempts
+from .webhooks.worker import run_worker
 
 bp = Blueprint("cli", __name__, cli_group=None)
 
@@ -161,6 +163,19 @@ def purge_tombstones() -> None:
 def purge_device_codes() -> None:
     """Delete device pairing requests whose code expired without giving a token (cron, daily)."""
     click.echo(f"Purged {purge_expired_requests(utcnow())} expired device code(s).")
+@bp.cli.command("worker")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="Delivery threads (default: WEBHOOKS_WORKER_THREADS).")
+def worker(threads: int | None) -> None:
+    """Deliver webhooks: take messages from the task queue, and sweep the outbox for any it
+    lost (run any number, on any host; SIGINT finishes what is in hand, SIGTERM stops)."""
+    run_worker(current_app._get_current_object(), threads)
+
+
+@bp.cli.command("purge-webhook-deliveries")
+def purge_webhook_deliveries() -> None:
+    """Delete delivery log entries older than WEBHOOKS_LOG_RETENTION_DAYS (the workers do it hourly too)."""
+    click.echo(f"Purged {purge_old_attempts()} webhook delivery attempt(s).")
 
 
 @bp.cli.command("revoke-token")

@@ -71,6 +71,26 @@ def defaults(instance_path: str) -> dict:
         # One line per request to stderr (usetix/web/request_log.py).
         "REQUEST_LOG": True,
         "MAX_CONTENT_LENGTH": 1024 * 1024,
+        # Webhooks (usetix/webhooks/; README, "Webhooks"). The task queue the workers
+        # (`usetix worker`) take deliveries from: None is a SQLite file in the instance folder
+        # (no extra service, one host); redis://... or postgresql://... for several hosts.
+        "WEBHOOKS_QUEUE_URL": None,
+        # Development and tests only: lets http://127.0.0.1:<port> (loopback) be a target.
+        "WEBHOOKS_ALLOW_PRIVATE_TARGETS": False,
+        # The delays between attempts in seconds (None: the spec's schedule, about three days);
+        # tests shorten it.
+        "WEBHOOKS_RETRY_SCHEDULE": None,
+        # How long a worker's claim on a message lasts: more than a delivery's 15 s timeout;
+        # a worker killed mid-delivery leaves its messages to others after this.
+        "WEBHOOKS_LEASE_SECONDS": 60,
+        # How often each worker's sweeper looks for messages due and unclaimed (lost between a
+        # commit and its enqueue, or held by a worker that died), and how long a due message
+        # waits in the queue before the sweeper hands it out again.
+        "WEBHOOKS_SWEEP_SECONDS": 15,
+        "WEBHOOKS_SWEEP_GRACE_SECONDS": 30,
+        "WEBHOOKS_WORKER_THREADS": 8,
+        # The delivery log is kept this long.
+        "WEBHOOKS_LOG_RETENTION_DAYS": 30,
     }
 
 

@@ -205,7 +205,9 @@ def test_one_envelope_component_per_kind_of_answer(document):
                     refs.add(media["schema"]["$ref"].rsplit("/", 1)[1])
     assert refs == {"AccountEnvelope", "EventPage", "EventEnvelope", "AttendeePage", "AttendeeEnvelope",
                     "CheckedInEnvelope", "AdmissionEnvelope", "BatchResults", "CheckInStatusEnvelope", "ScanPage",
-                    "LeakReportAccepted"}
+                    "LeakReportAccepted", "WebhookEndpointList", "WebhookEndpointEnvelope",
+                    "WebhookEndpointCreatedEnvelope", "WebhookSecretEnvelope", "WebhookQueuedEnvelope",
+                    "WebhookRecoveredEnvelope", "WebhookDeliveryPage"}
 
 
 # -- error codes -------------------------------------------------------------------------

@@ -33,7 +33,8 @@ TOKENS = {
 # scopes held (write holds read).
 HOLDS = {
     "read": ("read", {"events:read", "attendees:read"}),
-    "write": ("write", {"events:read", "events:write", "attendees:read", "attendees:write", "check_in:write"}),
+    "write": ("write", {"events:read", "events:write", "attendees:read", "attendees:write", "check_in:write",
+                        "webhooks:read", "webhooks:write"}),
     "check_in": ("write", {"events:read", "check_in:write"}),
     "custom_events_read": ("read", {"events:read"}),
     "custom_attendees_write": ("write", {"attendees:read", "attendees:write"}),
@@ -66,6 +67,9 @@ OPERATIONS = [
     ("POST", "/admin/events/{e}/attendees/{a}/reissue_ticket", None, "attendees:write", 200),
     ("GET", "/admin/events/{e}/check_in_status", None, "events:read", 200),
     ("GET", "/admin/events/{e}/scans", None, "attendees:read", 200),
+    ("GET", "/admin/webhooks", None, "webhooks:read", 200),
+    ("POST", "/admin/webhooks", {"url": "https://hooks.example.com/usetix", "events": ["event.created"]},
+     "webhooks:write", 201),
 ]
 # HEAD is GET without a body: every GET again.
 OPERATIONS += [("HEAD", path, None, needed, status) for method, path, _, needed, status in OPERATIONS
@@ -323,11 +327,13 @@ def test_the_account_shows_the_tokens_permissions_and_events(app, client, orgs):
     acme = orgs["acme"]
     door = issue(app, acme, "check_in", event_ids=[acme.event_ids[1], acme.event_ids[0]])
     token = send(client, "GET", "/admin/account", door).json["data"]["token"]
-    assert token["permissions"] == {"events": "read", "attendees": "none", "check_in": "write"}
+    assert token["permissions"] == {"events": "read", "attendees": "none", "check_in": "write",
+                                    "webhooks": "none"}
     assert token["events"] == sorted(acme.event_ids[:2]) and token["tier"] == "write"
     custom = issue(app, acme, "custom", permissions=Permissions("read", "none", "none"))
     token = send(client, "GET", "/admin/account", custom).json["data"]["token"]
-    assert token["permissions"] == {"events": "read", "attendees": "none", "check_in": "none"}
+    assert token["permissions"] == {"events": "read", "attendees": "none", "check_in": "none",
+                                    "webhooks": "none"}
     assert token["events"] is None and token["tier"] == "read"
 
 
@@ -337,7 +343,7 @@ def test_the_creation_audit_record_keeps_them(app, orgs):
     with app.app_context():
         record = db.session.scalar(sa.select(AuditEvent))
         assert record.action == "token.created"
-        assert record.token_permissions == "events:read attendees:none check_in:write"
+        assert record.token_permissions == "events:read attendees:none check_in:write webhooks:none"
         assert json.loads(record.token_event_ids) == [acme.event_ids[0]]
 
 
@@ -385,7 +391,7 @@ def test_every_route_declares_the_scope_the_document_states(app, client):
             continue
         view = app.view_functions[rule.endpoint]
         assert hasattr(view, "required_scope"), f"{rule.endpoint} declares no permission (@requires)"
-        path = "/admin" + rule.rule.removeprefix("/admin").replace("<row_id:", "{").replace(">", "}")
+        path = "/admin" + re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule.removeprefix("/admin"))
         for method in rule.methods - {"HEAD", "OPTIONS"}:
             declared[(method.lower(), path)] = view.required_scope
     documented = {}

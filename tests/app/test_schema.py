@@ -12,6 +12,7 @@ everywhere else). Generation is bounded so the whole module stays well under a m
 
 from __future__ import annotations
 
+import re
 import uuid
 
 import pytest
@@ -54,7 +55,7 @@ def _operations_of_the_app(app) -> set[tuple[str, str]]:
         if (rule.endpoint.partition(".")[0] != "api" or rule.endpoint.startswith("api.bench")) \
                 and rule.endpoint != "leak_report.report_leaked_credentials":
             continue
-        path = rule.rule.replace("<row_id:", "{").replace(">", "}")
+        path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule)
         operations |= {(method, path) for method in rule.methods - {"HEAD", "OPTIONS"}}
     return operations
 

@@ -20,7 +20,7 @@ def test_write_holds_read_and_check_in_has_nothing_to_read():
     assert perms.granted_scopes("write", "none", "write") == {"events:read", "events:write", "check_in:write"}
     assert perms.granted_scopes("none", "read", "none") == {"attendees:read"}
     assert perms.all_scopes() == ["events:read", "events:write", "attendees:read", "attendees:write",
-                                  "check_in:write"]
+                                  "check_in:write", "webhooks:read", "webhooks:write"]
 
 
 @pytest.mark.parametrize("chosen", [("none", "none", "none"), ("read", "read", "read"), ("admin", "read", "none")])

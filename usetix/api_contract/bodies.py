@@ -26,6 +26,7 @@ from pydantic_core import PydanticCustomError
 
 from ..core.printable_text import PRINTABLE_PATTERN, REFUSAL, refused_character
 from ..core.ticket_codes import MAX_INPUT_LENGTH as MAX_CODE_LENGTH
+from ..core.webhooks import EVENT_TYPES
 
 EVENT_STATUSES = ("draft", "published", "cancelled")
 EventStatus = Literal["draft", "published", "cancelled"]
@@ -178,6 +179,38 @@ class BatchEnvelope(_Body):
     kept as it came, to be that scan's ``invalid`` result (one bad scan never fails the batch)."""
 
     scans: list[BatchScan | Any] = Field(min_length=1, max_length=MAX_BATCH_SCANS)
+WebhookEventType = Literal[EVENT_TYPES]  # type: ignore[valid-type]
+WebhookUrl = Annotated[str, Field(min_length=1, max_length=2048, description=(
+    "An `https` URL without credentials, whose name resolves to public addresses only (checked when saved and "
+    "at every delivery)."))]
+WebhookEvents = Annotated[list[WebhookEventType], Field(min_length=1, max_length=len(EVENT_TYPES))]
+# May be empty (the default): the printable rule's pattern, for zero characters or more.
+WebhookDescription = Annotated[str, Field(max_length=200, json_schema_extra={
+    "pattern": PRINTABLE_PATTERN.removesuffix("+$") + "*$"}),
+                               AfterValidator(_printable)]
+
+
+class WebhookEndpointCreate(_Body):
+    """``POST /admin/webhooks``."""
+
+    url: WebhookUrl
+    events: WebhookEvents
+    description: WebhookDescription = ""
+
+
+class WebhookEndpointPatch(_Body):
+    """``PATCH /admin/webhooks/<id>`` (a merge patch: the fields given change)."""
+
+    url: WebhookUrl = None
+    events: WebhookEvents = None
+    description: WebhookDescription = None
+    enabled: bool = None
+
+
+class WebhookRecover(_Body):
+    """``POST /admin/webhooks/<id>/recover``: re-queue every failed message since this time."""
+
+    since: Timestamp
 
 
 class _Out(BaseModel):
@@ -307,6 +340,7 @@ class TokenPermissions(_Out):
     events: Literal["none", "read", "write"]
     attendees: Literal["none", "read", "write"]
     check_in: Literal["none", "write"]
+    webhooks: Literal["none", "read", "write"]
 
 
 class TokenInfo(_Out):
@@ -337,6 +371,51 @@ class Account(_Out):
     id: int
     name: str
     token: TokenInfo
+
+
+class WebhookEndpoint(_Out):
+    id: int
+    url: str
+    description: str
+    events: list[str]
+    enabled: bool
+    disabled_reason: Literal["failing", "gone"] | None = Field(
+        description="Why the app disabled it: `failing` (three days of failed attempts) or `gone` (a 410); null "
+                    "when enabled, or disabled by an admin.")
+    failing_since: TimestampOut | None = Field(description="The first failed attempt since the last success.")
+    created_at: TimestampOut
+    updated_at: TimestampOut
+
+
+class WebhookEndpointWithSecret(WebhookEndpoint):
+    secret: str = Field(description="`whsec_` and base64: shown this once; verify deliveries with it.")
+
+
+class WebhookSecret(_Out):
+    secret: str = Field(description="The new secret, shown this once; the previous one signs too for 24 hours.")
+    previous_secret_expires_at: TimestampOut
+
+
+class WebhookQueued(_Out):
+    message_id: str = Field(description="The message's `webhook-id`.")
+
+
+class WebhookRecovered(_Out):
+    requeued: int = Field(ge=0)
+
+
+class WebhookDelivery(_Out):
+    """One attempt of one message."""
+
+    id: int
+    message_id: str = Field(description="The message's `webhook-id` (the same on every attempt).")
+    event_type: str
+    attempted_at: TimestampOut
+    succeeded: bool
+    status_code: int | None
+    error: str | None
+    latency_ms: int
+    response_body: str | None = Field(description="The first 2 KB of the answer.")
 
 
 class ListMeta(_Out):
@@ -407,6 +486,42 @@ class EventPage(Page[Event | Tombstone]):
 
 class AttendeePage(Page[Attendee | Tombstone]):
     """A page of an event's attendees; with ``include_deleted=true``, tombstones among them."""
+
+
+class WebhookEndpointEnvelope(Envelope[WebhookEndpoint]):
+    """One webhook endpoint: ``{"data": {...}}``."""
+
+
+class WebhookEndpointCreatedEnvelope(Envelope[WebhookEndpointWithSecret]):
+    """The endpoint just made, with its secret (shown this once): ``{"data": {...}}``."""
+
+
+class WebhookSecretEnvelope(Envelope[WebhookSecret]):
+    """The new secret: ``{"data": {...}}``."""
+
+
+class WebhookQueuedEnvelope(Envelope[WebhookQueued]):
+    """The message queued: ``{"data": {...}}``."""
+
+
+class WebhookRecoveredEnvelope(Envelope[WebhookRecovered]):
+    """How many messages were queued again: ``{"data": {...}}``."""
+
+
+class WebhookEndpointList(_Out):
+    """Every endpoint of the account: ``{"data": [...]}``."""
+
+    data: list[WebhookEndpoint]
+
+
+class WebhookDeliveryPage(Page[WebhookDelivery]):
+    """One page of an endpoint's delivery log."""
+
+
+class FieldError(_Out):
+    field: str = Field(description='The field, dotted for nested ones; "body" for the body as a whole.')
+    code: str = Field(description="pydantic's error type, e.g. missing, extra_forbidden, string_too_long.")
+    message: str
 
 
 class Error(_Out):

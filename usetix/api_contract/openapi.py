@@ -29,10 +29,12 @@ from . import bodies as s
 
 REF = "#/components/schemas/{model}"
 INPUT_MODELS = (s.EventCreate, s.EventPatch, s.AttendeeCreate, s.AttendeePatch, s.CheckIn, s.Redeem, s.BatchScan,
-                s.BatchEnvelope, s.LeakReport)
+                s.BatchEnvelope, s.LeakReport, s.WebhookEndpointCreate, s.WebhookEndpointPatch, s.WebhookRecover)
 OUTPUT_MODELS = (s.EventEnvelope, s.AttendeeEnvelope, s.CheckedInEnvelope, s.AccountEnvelope,
                  s.EventPage, s.AttendeePage, s.Error, s.AdmissionEnvelope, s.BatchResults, s.CheckInStatusEnvelope,
-                 s.ScanPage, s.LeakReportAccepted)
+                 s.ScanPage, s.LeakReportAccepted, s.WebhookEndpointList, s.WebhookEndpointEnvelope,
+                 s.WebhookEndpointCreatedEnvelope, s.WebhookSecretEnvelope, s.WebhookQueuedEnvelope,
+                 s.WebhookRecoveredEnvelope, s.WebhookDeliveryPage)
 ACCEPT_RULE = (
     "**Send `Accept: application/json` on every request.** The API shares its URLs with the dashboard: "
     "a request without it (or whose `Accept` ranks `text/html` higher, or names only `*/*`) is answered "
@@ -136,6 +138,8 @@ TAGS = [
     {"name": "Door", "description": "Scanning tickets at the door: redeem a code, send an offline batch, the live "
                                     "counts, the history of scans; reissuing a ticket."},
     {"name": "Leak reports", "description": "Revoking leaked tokens: for anyone who finds one, no token needed."},
+    {"name": "Webhooks", "description": "Endpoints that receive the account's events as signed Standard Webhooks "
+                                        "(standardwebhooks.com), their secrets and delivery logs."},
 ]
 
 # -- errors ------------------------------------------------------------------------------
@@ -225,6 +229,16 @@ OPERATION_ERRORS: dict[str, dict[int, tuple[str, ...]]] = {
     "undoCheckIn": {**_SCOPE, **_COMMON_WRITE, **_NO_BODY, 404: ("not_found",), 409: ("not_checked_in", _IN_USE)},
     "reportLeakedCredentials": {400: ("invalid_request", "invalid_json"), 413: ("request_entity_too_large",),
                                 422: ("invalid_parameter",), 429: ("rate_limited",), 503: ("unavailable",)},
+    "listWebhooks": {**_SCOPE, **_COMMON_READ},
+    "createWebhook": {**_SCOPE, **_COMMON_WRITE, **_BODY, 409: (_IN_USE,)},
+    "getWebhook": {**_SCOPE, 404: ("not_found",), **_COMMON_READ},
+    "updateWebhook": {**_SCOPE, **_COMMON_WRITE, **_BODY, 404: ("not_found",), 409: (_IN_USE,)},
+    "deleteWebhook": {**_SCOPE, **_COMMON_WRITE, **_NO_BODY, 404: ("not_found",), 409: (_IN_USE,)},
+    "rotateWebhookSecret": {**_SCOPE, **_COMMON_WRITE, **_NO_BODY, 404: ("not_found",), 409: (_IN_USE,)},
+    "testWebhook": {**_SCOPE, **_COMMON_WRITE, **_NO_BODY, 404: ("not_found",), 409: (_IN_USE,)},
+    "listWebhookDeliveries": {**_SCOPE, 400: ("invalid_parameter",), 404: ("not_found",), **_COMMON_READ},
+    "replayWebhookMessage": {**_SCOPE, **_COMMON_WRITE, **_NO_BODY, 404: ("not_found",), 409: (_IN_USE,)},
+    "recoverWebhook": {**_SCOPE, **_COMMON_WRITE, **_BODY, 404: ("not_found",), 409: (_IN_USE,)},
 }
 # The permission each authenticated operation needs, as its bearer requirement's scope
 # (None: any token); tests/app/test_permissions.py holds the views' declarations to it.
@@ -237,6 +251,10 @@ OPERATION_SCOPES: dict[str, str | None] = {
     "checkIn": "check_in:write", "undoCheckIn": "check_in:write",
     "redeemTicket": "check_in:write", "redeemBatch": "check_in:write", "reissueTicket": "attendees:write",
     "getCheckInStatus": "events:read", "listScans": "attendees:read",
+    "listWebhooks": "webhooks:read", "createWebhook": "webhooks:write", "getWebhook": "webhooks:read",
+    "updateWebhook": "webhooks:write", "deleteWebhook": "webhooks:write", "rotateWebhookSecret": "webhooks:write",
+    "testWebhook": "webhooks:write", "listWebhookDeliveries": "webhooks:read",
+    "replayWebhookMessage": "webhooks:write", "recoverWebhook": "webhooks:write",
 }
 # Refused before the app reads the request (usetix/web/trusted_hosts.py, client_address.py): any operation.
 for _errors in OPERATION_ERRORS.values():
@@ -378,7 +396,7 @@ ACCOUNT = {"id": 1, "name": "Acme Events", "token": {"id": 3, "description": "Ma
                                                       "created_at": "2026-05-01T08:00:00Z",
                                                       "expires_at": "2026-05-31T08:00:00Z",
                                                       "permissions": {"events": "read", "attendees": "read",
-                                                                      "check_in": "none"},
+                                                                      "check_in": "none", "webhooks": "none"},
                                                       "events": None}}
 META = {"page": 1, "per_page": DEFAULT_PER_PAGE, "total": 2}
 REQUEST_EXAMPLES = {
@@ -392,7 +410,22 @@ REQUEST_EXAMPLES = {
     "BatchEnvelope": {"scans": [{"nonce": "5f0c9c4e-1b7a-4d7e-9a51-6c1d2e3f4a5b", "code": "7KQ2MX9D4TRB6WZHJ0NCE5PA",
                                  "scanned_at": "2026-09-01T18:42:10+02:00"}]},
     "LeakReport": {"credentials": ["utx_" + "0" * 36]},
+    "WebhookEndpointCreate": {"url": "https://hooks.example.com/usetix",
+                              "events": ["attendee.checked_in", "attendee.check_in_undone"],
+                              "description": "Door dashboard"},
+    "WebhookEndpointPatch": {"enabled": True},
+    "WebhookRecover": {"since": "2026-09-01T00:00:00Z"},
 }
+WEBHOOK = {"id": 5, "url": "https://hooks.example.com/usetix", "description": "Door dashboard",
+           "events": ["attendee.checked_in", "attendee.check_in_undone"], "enabled": True, "disabled_reason": None,
+           "failing_since": None, "created_at": "2026-05-04T09:12:30Z", "updated_at": "2026-05-04T09:12:30Z"}
+WEBHOOK_SECRET = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw" + "AAAAAAAAAAA="
+# An attempt's error is the delivery's, not an API error code: named apart, so that
+# tests/app/test_openapi.py's scan of the codes answered does not take it for one.
+_ATTEMPT_ERROR = "HTTP 500"
+DELIVERY = {"id": 12, "message_id": "msg_2KWPBgLlAfxdpx2AI54pPJ85", "event_type": "attendee.checked_in",
+            "attempted_at": "2026-09-01T16:42:11Z", "succeeded": False, "status_code": 500, "error": _ATTEMPT_ERROR,
+            "latency_ms": 84, "response_body": "Internal Server Error"}
 
 
 def _strip_null_defaults(node: Any) -> Any:
@@ -512,6 +545,113 @@ def _answer(description: str, schema: dict | None = None, example: Any = None, *
     if links:
         answer["links"] = links
     return answer
+
+
+WEBHOOKS_DESCRIPTION = (
+    "Each delivery is a `POST` of `{\"type\", \"timestamp\", \"data\"}` (`data`: the object as this API answers "
+    "it, or `{\"id\", \"deleted\": true}`) with the Standard Webhooks headers `webhook-id` (the same on every "
+    "attempt of a message), `webhook-timestamp` and `webhook-signature` (`v1,<base64 HMAC-SHA256>`): verify it with "
+    "the official `standardwebhooks` library and the endpoint's secret. A `2xx` within 15 s is success; a `410` "
+    "disables the endpoint; anything else is retried for about three days (5 s, 5 min, 30 min, 2 h, 5 h, then every "
+    "10 h). Redirects are not followed."
+)
+
+
+def _webhook_paths(max_row_id: int) -> dict:
+    endpoint_id = _path_id("endpoint_id", max_row_id, "webhook endpoint")
+    message_id = {"name": "message_id", "in": "path", "required": True,
+                  "description": "The message's `webhook-id`.", "schema": {"type": "string", "maxLength": 40}}
+    replayed = ("Idempotent-Replayed",)
+    return {
+        "/admin/webhooks": {
+            "get": _operation(
+                "listWebhooks", "Webhooks", "The account's webhook endpoints",
+                "Every webhook endpoint of the account, oldest first (never their secrets). " + WEBHOOKS_DESCRIPTION,
+                {"200": _answer("The endpoints.", _ref(s.WebhookEndpointList), {"data": [WEBHOOK]})}),
+            "post": _operation(
+                "createWebhook", "Webhooks", "Add a webhook endpoint; its secret is in this answer only",
+                "Adds an endpoint for the event types given. The `url` is `https`, has no credentials and does not "
+                "point at a loopback, private, link-local or multicast address (a refused one is `422` with "
+                "`errors[].field` `url`). The answer carries the `secret` (`whsec_...`) this once." + WRITE_TIER
+                + IDEMPOTENT,
+                {"201": _answer("Created.", _ref(s.WebhookEndpointCreatedEnvelope),
+                                {"data": {**WEBHOOK, "secret": WEBHOOK_SECRET}}, headers=("Location", *replayed))},
+                parameters=[IDEMPOTENCY_KEY], body=_body(s.WebhookEndpointCreate)),
+        },
+        "/admin/webhooks/{endpoint_id}": {
+            "parameters": [endpoint_id],
+            "get": _operation("getWebhook", "Webhooks", "One webhook endpoint", "One endpoint (never its secret).",
+                              {"200": _answer("The endpoint.", _ref(s.WebhookEndpointEnvelope), {"data": WEBHOOK})}),
+            "patch": _operation(
+                "updateWebhook", "Webhooks", "Change an endpoint (a merge patch): url, events, description, enabled",
+                "Changes the fields given. `enabled: true` enables an endpoint again (after a `410` or three days "
+                "of failures) with a fresh start." + WRITE_TIER + IDEMPOTENT,
+                {"200": _answer("The changed endpoint.", _ref(s.WebhookEndpointEnvelope), {"data": WEBHOOK},
+                                headers=replayed)},
+                parameters=[IDEMPOTENCY_KEY], body=_body(s.WebhookEndpointPatch, merge_patch=True)),
+            "delete": _operation(
+                "deleteWebhook", "Webhooks", "Delete an endpoint, its pending messages and its log",
+                "Deletes the endpoint: nothing more is sent to it." + WRITE_TIER + IDEMPOTENT,
+                {"204": _answer("Done.", headers=replayed)}, parameters=[IDEMPOTENCY_KEY]),
+        },
+        "/admin/webhooks/{endpoint_id}/rotate_secret": {
+            "parameters": [endpoint_id],
+            "post": _operation(
+                "rotateWebhookSecret", "Webhooks", "A new secret, shown this once; the old one signs too for 24 h",
+                "Makes a new secret. For 24 hours every delivery carries two signatures, the new secret's and the "
+                "previous one's, so a consumer can switch without missing one." + WRITE_TIER + IDEMPOTENT,
+                {"200": _answer("The new secret.", _ref(s.WebhookSecretEnvelope),
+                                {"data": {"secret": WEBHOOK_SECRET,
+                                          "previous_secret_expires_at": "2026-09-02T16:00:00Z"}},
+                                headers=replayed)},
+                parameters=[IDEMPOTENCY_KEY]),
+        },
+        "/admin/webhooks/{endpoint_id}/test": {
+            "parameters": [endpoint_id],
+            "post": _operation(
+                "testWebhook", "Webhooks", "Send a `webhook.test` event to the endpoint",
+                "Queues a `webhook.test` message for this endpoint, whatever it subscribes to." + WRITE_TIER
+                + IDEMPOTENT,
+                {"202": _answer("Queued.", _ref(s.WebhookQueuedEnvelope),
+                                {"data": {"message_id": DELIVERY["message_id"]}}, headers=replayed)},
+                parameters=[IDEMPOTENCY_KEY]),
+        },
+        "/admin/webhooks/{endpoint_id}/deliveries": {
+            "parameters": [endpoint_id],
+            "get": _operation(
+                "listWebhookDeliveries", "Webhooks", "The endpoint's delivery log: every attempt, oldest first",
+                "Each attempt's time, HTTP status or error, latency and the first 2 KB of the answer; kept 30 "
+                "days. `status=failed` lists the failed attempts only. Paged like the other lists (`Link`, "
+                "`cursor`, `per_page`, `page`); `updated_since` and `include_deleted` do not apply.",
+                {"200": _answer("A page of attempts.", _ref(s.WebhookDeliveryPage),
+                                {"data": [DELIVERY], "meta": {**META, "total": 1}}, headers=("Link",))},
+                parameters=[{"name": "status", "in": "query", "description": "`failed`: failed attempts only.",
+                             "schema": {"type": "string", "enum": ["failed"]}},
+                            *(parameter for parameter in LIST_PARAMETERS
+                              if parameter["name"] in ("cursor", "page", "per_page"))]),
+        },
+        "/admin/webhooks/{endpoint_id}/deliveries/{message_id}/replay": {
+            "parameters": [endpoint_id, message_id],
+            "post": _operation(
+                "replayWebhookMessage", "Webhooks", "Send one message again (same `webhook-id`, fresh signature)",
+                "Queues the message with this `webhook-id` again: the same id and body, a fresh timestamp and "
+                "signature. An id this endpoint never had is `404`." + WRITE_TIER + IDEMPOTENT,
+                {"202": _answer("Queued.", _ref(s.WebhookQueuedEnvelope),
+                                {"data": {"message_id": DELIVERY["message_id"]}}, headers=replayed)},
+                parameters=[IDEMPOTENCY_KEY]),
+        },
+        "/admin/webhooks/{endpoint_id}/recover": {
+            "parameters": [endpoint_id],
+            "post": _operation(
+                "recoverWebhook", "Webhooks", "Queue again every failed message since a time",
+                "Every message to this endpoint that failed (its retries spent, or its endpoint disabled) and was "
+                "made at or after `since` is queued again from the start of the schedule." + WRITE_TIER
+                + IDEMPOTENT,
+                {"202": _answer("Queued.", _ref(s.WebhookRecoveredEnvelope), {"data": {"requeued": 3}},
+                                headers=replayed)},
+                parameters=[IDEMPOTENCY_KEY], body=_body(s.WebhookRecover)),
+        },
+    }
 
 
 def _paths(max_row_id: int) -> dict:
@@ -717,6 +857,7 @@ def _paths(max_row_id: int) -> dict:
                                 authenticated=False)},
                 body=_body(s.LeakReport), security=[]),
         },
+        **_webhook_paths(max_row_id),
     }
 
 

@@ -59,7 +59,7 @@ TOKEN_BY_DIGEST = PreparedSelect(
     sa.select(_tokens.id, _tokens.account_id, _tokens.tier, _tokens.revoked_at.is_not(None),
               sa.type_coerce(_tokens.last_used_at, sa.DateTime), sa.type_coerce(_tokens.expires_at, sa.DateTime),
               _tokens.events_permission, _tokens.attendees_permission, _tokens.check_in_permission,
-              _tokens.event_ids)
+              _tokens.webhooks_permission, _tokens.event_ids)
     .where(_tokens.digest == sa.bindparam("digest"))
 )
 

@@ -28,12 +28,14 @@ class TokenGrant(NamedTuple):
     events_permission: str  # none, read, write (usetix/core/permissions.py)
     attendees_permission: str
     check_in_permission: str
+    webhooks_permission: str
     event_ids: str | None  # the restriction as stored (a JSON array of ids); None: every event
 
     @property
     def scopes(self) -> frozenset[str]:
         """The scopes it holds (``attendees:read``, ...)."""
-        return granted_scopes(self.events_permission, self.attendees_permission, self.check_in_permission)
+        return granted_scopes(self.events_permission, self.attendees_permission, self.check_in_permission,
+                              self.webhooks_permission)
 
 
 class Principal(NamedTuple):

@@ -91,6 +91,7 @@ def issue_token(admin: Admin, description: str, tier: str, client_address: str |
         events_permission=chosen.events,
         attendees_permission=chosen.attendees,
         check_in_permission=chosen.check_in,
+        webhooks_permission=chosen.webhooks,
         event_ids=stored_event_ids,
         digest=token_format.digest(raw),
         form_nonce=form_nonce,
@@ -165,7 +166,8 @@ def revoke_leaked(values: Iterable[str], reporter_address: str | None) -> int:
                sa.or_(table.c.expires_at.is_(None), table.c.expires_at > now))
         .values(revoked_at=now)
         .returning(table.c.id, table.c.account_id, table.c.description, table.c.tier, table.c.events_permission,
-                   table.c.attendees_permission, table.c.check_in_permission, table.c.event_ids)
+                   table.c.attendees_permission, table.c.check_in_permission, table.c.webhooks_permission,
+                   table.c.event_ids)
     ).all()
     if revoked:
         db.session.execute(sa.insert(AuditEvent.__table__), [
@@ -173,7 +175,7 @@ def revoke_leaked(values: Iterable[str], reporter_address: str | None) -> int:
              "action": actions.TOKEN_REPORTED_LEAKED, "token_id": row.id, "token_description": row.description,
              "token_tier": row.tier, "client_address": reporter_address, "created_at": now,
              "token_permissions": Permissions(row.events_permission, row.attendees_permission,
-                                              row.check_in_permission).summary,
+                                              row.check_in_permission, row.webhooks_permission).summary,
              "token_event_ids": row.event_ids}
             for row in revoked
         ])

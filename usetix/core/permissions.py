@@ -15,11 +15,11 @@ from collections.abc import Callable, Iterable
 from functools import lru_cache
 from typing import NamedTuple, TypeVar
 
-RESOURCES = ("events", "attendees", "check_in")
+RESOURCES = ("events", "attendees", "check_in", "webhooks")
 LEVELS = ("none", "read", "write")
 # The levels each resource takes: checking in is an act, there is nothing of it to read.
-RESOURCE_LEVELS = {"events": LEVELS, "attendees": LEVELS, "check_in": ("none", "write")}
-RESOURCE_LABELS = {"events": "Events", "attendees": "Attendees", "check_in": "Check-in"}
+RESOURCE_LEVELS = {"events": LEVELS, "attendees": LEVELS, "check_in": ("none", "write"), "webhooks": LEVELS}
+RESOURCE_LABELS = {"events": "Events", "attendees": "Attendees", "check_in": "Check-in", "webhooks": "Webhooks"}
 LEVEL_LABELS = {"none": "None", "read": "Read", "write": "Write"}
 
 
@@ -27,6 +27,9 @@ class Permissions(NamedTuple):
     events: str
     attendees: str
     check_in: str
+    # The account's webhook endpoints (their secrets, their delivery log): a Read + Write
+    # token's, no other preset's.
+    webhooks: str = "none"
 
     def as_dict(self) -> dict[str, str]:
         return dict(zip(RESOURCES, self))
@@ -42,7 +45,7 @@ class Permissions(NamedTuple):
 
     @property
     def summary(self) -> str:
-        """One line for a page or a log: ``events:read attendees:none check_in:write``."""
+        """One line for a page or a log: ``events:read attendees:none check_in:write webhooks:none``."""
         return " ".join(f"{resource}:{level}" for resource, level in zip(RESOURCES, self))
 
 
@@ -55,9 +58,10 @@ class Preset(NamedTuple):
 # The create form's choices, as values of its ``tier`` field: ``read`` and ``write`` keep
 # the names and meanings the form always had.
 PRESETS = {
-    "read": Preset("Read", "GET and HEAD only: reads events and attendees.", Permissions("read", "read", "none")),
-    "write": Preset("Read + Write", "all methods: reads and changes events and attendees, and checks in.",
-                    Permissions("write", "write", "write")),
+    "read": Preset("Read", "GET and HEAD only: reads events and attendees.",
+                   Permissions("read", "read", "none", "none")),
+    "write": Preset("Read + Write", "all methods: reads and changes events and attendees, checks in, and manages "
+                    "webhooks.", Permissions("write", "write", "write", "write")),
     "check_in": Preset("Check-in only",
                        "for the door: reads events, checks attendees in (and undoes it); never lists "
                        "attendees nor sees their email.", Permissions("read", "none", "write")),
@@ -76,11 +80,11 @@ def scope(resource: str, level: str) -> str:
     return f"{resource}:{level}"
 
 
-@lru_cache(maxsize=64)  # 18 combinations at most: every request asks
-def granted_scopes(events: str, attendees: str, check_in: str) -> frozenset[str]:
+@lru_cache(maxsize=64)  # 54 combinations at most: every request asks
+def granted_scopes(events: str, attendees: str, check_in: str, webhooks: str = "none") -> frozenset[str]:
     """The scopes a token with these permissions holds (``write`` holds ``read`` too)."""
     held = set()
-    for resource, level in zip(RESOURCES, (events, attendees, check_in)):
+    for resource, level in zip(RESOURCES, (events, attendees, check_in, webhooks)):
         if level == "write":
             held.add(scope(resource, "write"))
         if level != "none" and "read" in RESOURCE_LEVELS[resource]:  # write holds read, where there is one
@@ -88,9 +92,9 @@ def granted_scopes(events: str, attendees: str, check_in: str) -> frozenset[str]
     return frozenset(held)
 
 
-def checked_permissions(events: str, attendees: str, check_in: str) -> Permissions:
+def checked_permissions(events: str, attendees: str, check_in: str, webhooks: str = "none") -> Permissions:
     """Checked permissions; raises BadPermissions for an unknown level or none at all."""
-    chosen = Permissions(events, attendees, check_in)
+    chosen = Permissions(events, attendees, check_in, webhooks)
     for resource, level in zip(RESOURCES, chosen):
         if level not in RESOURCE_LEVELS[resource]:
             raise BadPermissions(f"{RESOURCE_LABELS[resource]} takes "
@@ -100,8 +104,8 @@ def checked_permissions(events: str, attendees: str, check_in: str) -> Permissio
     return chosen
 
 
-def preset_permissions(preset: str, custom: tuple[str, str, str] | None = None) -> Permissions:
-    """The permissions a preset of the create form gives (``custom``: the three chosen)."""
+def preset_permissions(preset: str, custom: tuple[str, ...] | None = None) -> Permissions:
+    """The permissions a preset of the create form gives (``custom``: the ones chosen, in RESOURCES' order)."""
     if preset not in PRESETS:
         raise BadPermissions(f"Unknown preset {preset!r}.")
     fixed = PRESETS[preset].permissions

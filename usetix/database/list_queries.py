@@ -61,12 +61,13 @@ class ListStatements:
         self.names = [column.key for column in columns]
         self.selected = [_naive(column).label(column.key) for column in columns]
         list_order = [column.property.columns[0] for column in list_order]
-        known = KNOWN_COLUMNS.get(table.name, {})  # a list without tombstones knows none
-        self.orders = {
-            LIST_ORDER: (list_order, [known.get(column.key) for column in list_order]),
-            SYNC_ORDER: ([table.c.updated_at, table.c.id],
-                         [tombstones_table.c.deleted_at, tombstones_table.c.object_id]),
-        }
+        # A list of rows that leave no tombstones and have no updated_at (the webhooks' delivery
+        # log) has the list order only: the view refuses updated_since and include_deleted.
+        known = KNOWN_COLUMNS.get(table.name, {})
+        self.orders = {LIST_ORDER: (list_order, [known.get(column.key) for column in list_order])}
+        if "updated_at" in table.c:
+            self.orders[SYNC_ORDER] = ([table.c.updated_at, table.c.id],
+                                       [tombstones_table.c.deleted_at, tombstones_table.c.object_id])
         self.key_types = {order: tuple(TIME if isinstance(column.type, UTCDateTime) else NUMBER for column in live)
                           for order, (live, _) in self.orders.items()}
         # Where each order's key sits in a live row of the list (its columns are the list's fields).
@@ -120,7 +121,7 @@ class ListStatements:
 
     def _live(self, order: str, since: bool, way: str) -> Page:
         live_order, _ = self.orders[order]
-        conditions = (*self.where, *self._conditions(live_order, order, self.table.c.updated_at, since, way))
+        conditions = (*self.where, *self._conditions(live_order, order, self.table.c.get("updated_at"), since, way))
         selected = list(self.selected)
         count = None
         if way in (FIRST, NUMBERED):

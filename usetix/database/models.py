@@ -224,6 +224,7 @@ class ApiToken(db.Model):
         sa.CheckConstraint("events_permission IN ('none', 'read', 'write')", name="events_permission"),
         sa.CheckConstraint("attendees_permission IN ('none', 'read', 'write')", name="attendees_permission"),
         sa.CheckConstraint("check_in_permission IN ('none', 'write')", name="check_in_permission"),
+        sa.CheckConstraint("webhooks_permission IN ('none', 'read', 'write')", name="webhooks_permission"),
         NEVER_REUSED_IDS,
     )
 
@@ -241,6 +242,7 @@ class ApiToken(db.Model):
     events_permission: Mapped[str] = mapped_column(sa.String(5), server_default="read")
     attendees_permission: Mapped[str] = mapped_column(sa.String(5), server_default="read")
     check_in_permission: Mapped[str] = mapped_column(sa.String(5), server_default="none")
+    webhooks_permission: Mapped[str] = mapped_column(sa.String(5), server_default="none")
     # The events it is limited to, a JSON array of ids; None: every event, future ones too.
     event_ids: Mapped[str | None] = mapped_column(sa.Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -270,7 +272,7 @@ class ApiToken(db.Model):
     @property
     def permissions(self) -> token_permissions.Permissions:
         return token_permissions.Permissions(self.events_permission, self.attendees_permission,
-                                             self.check_in_permission)
+                                             self.check_in_permission, self.webhooks_permission)
 
     @property
     def restricted_to(self) -> list[int] | None:
@@ -448,8 +450,103 @@ class RateLimitCounter(db.Model):
     expires_at: Mapped[float] = mapped_column(sa.Float, index=True)
 
 
+class WebhookEndpoint(db.Model):
+    """Where an account's webhooks go (Standard Webhooks, usetix/webhooks/). The secret signs
+    every delivery, so it is kept as it was given out (a digest would not sign): it is shown
+    once, never logged, and never answered again (SECURITY.md, "Webhook secrets")."""
+
+    __tablename__ = "webhook_endpoints"
+    __table_args__ = (NEVER_REUSED_IDS,)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(sa.ForeignKey("accounts.id"), index=True)
+    url: Mapped[str] = mapped_column(sa.String(2048))
+    description: Mapped[str] = mapped_column(sa.String(200), default="", server_default="")
+    enabled: Mapped[bool] = mapped_column(default=True, server_default=sa.true())
+    secret: Mapped[str] = mapped_column(sa.String(100))
+    # After a rotation, the secret before it signs too until this time (the spec's
+    # zero-downtime rotation: a delivery carries both signatures).
+    previous_secret: Mapped[str | None] = mapped_column(sa.String(100))
+    previous_secret_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The first failed attempt since the last success (None: not failing); three days of it disable.
+    failing_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Why it was disabled by the app, not by an admin: "failing" (three days) or "gone" (a 410).
+    disabled_reason: Mapped[str | None] = mapped_column(sa.String(20))
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class WebhookSubscription(db.Model):
+    """One event type an endpoint receives: the outbox's INSERT … SELECT joins on it."""
+
+    __tablename__ = "webhook_subscriptions"
+
+    endpoint_id: Mapped[int] = mapped_column(sa.ForeignKey("webhook_endpoints.id", ondelete="CASCADE"),
+                                             primary_key=True)
+    event_type: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+
+
+class WebhookMessage(db.Model):
+    """The outbox: one event for one endpoint, written in the transaction of the change that
+    caused it. ``message_id`` is its ``webhook-id``, the same on every attempt and for every
+    endpoint the event goes to. Workers claim a due row (``lease_until``) before sending."""
+
+    __tablename__ = "webhook_messages"
+    __table_args__ = (
+        sa.CheckConstraint("status IN ('pending', 'delivered', 'failed')", name="status"),
+        sa.UniqueConstraint("endpoint_id", "message_id", name="uq_webhook_messages_endpoint_message"),
+        # What the sweeper reads: the pending rows, by when they are due.
+        sa.Index("ix_webhook_messages_pending_due", "next_attempt_at",
+                 postgresql_where=sa.text("status = 'pending'"), sqlite_where=sa.text("status = 'pending'")),
+        sa.Index("ix_webhook_messages_endpoint_created", "endpoint_id", "created_at"),
+        NEVER_REUSED_IDS,
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(sa.ForeignKey("accounts.id"))
+    endpoint_id: Mapped[int] = mapped_column(sa.ForeignKey("webhook_endpoints.id", ondelete="CASCADE"))
+    message_id: Mapped[str] = mapped_column(sa.String(40))
+    event_type: Mapped[str] = mapped_column(sa.String(40))
+    # The body exactly as it is sent and signed.
+    payload: Mapped[str] = mapped_column(sa.Text)
+    status: Mapped[str] = mapped_column(sa.String(10), default="pending", server_default="pending")
+    # Attempts made since the message was last (re)queued: the step of the retry schedule.
+    attempts: Mapped[int] = mapped_column(default=0, server_default="0")
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # A worker's claim: no other worker sends it before this time (a worker killed mid-delivery
+    # leaves it, and the sweeper hands the message on once it has passed).
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class WebhookAttempt(db.Model):
+    """One try at sending a message: the delivery log (kept 30 days)."""
+
+    __tablename__ = "webhook_attempts"
+    __table_args__ = (
+        sa.Index("ix_webhook_attempts_endpoint_id", "endpoint_id", "id"),
+        sa.Index("ix_webhook_attempts_attempted_at", "attempted_at"),
+        NEVER_REUSED_IDS,
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(sa.ForeignKey("accounts.id"))
+    endpoint_id: Mapped[int] = mapped_column(sa.ForeignKey("webhook_endpoints.id", ondelete="CASCADE"))
+    message_row_id: Mapped[int] = mapped_column(sa.ForeignKey("webhook_messages.id", ondelete="CASCADE"), index=True)
+    message_id: Mapped[str] = mapped_column(sa.String(40))
+    event_type: Mapped[str] = mapped_column(sa.String(40))
+    attempted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    succeeded: Mapped[bool] = mapped_column(default=False)
+    status_code: Mapped[int | None]
+    error: Mapped[str | None] = mapped_column(sa.String(200))
+    latency_ms: Mapped[int] = mapped_column(default=0)
+    response_body: Mapped[str | None] = mapped_column(sa.Text)  # its first 2 KB
+
+
 AccountOwned = TypeVar("AccountOwned", Event, Attendee, ApiToken, AuditEvent, Admin, Tombstone, Scan,
-                        DeviceAuthorization)
+                       DeviceAuthorization, WebhookEndpoint, WebhookMessage, WebhookAttempt)
 
 
 def account_select(model: type[AccountOwned], account_id: int, *columns: Any) -> sa.Select:

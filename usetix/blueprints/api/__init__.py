@@ -1,5 +1,5 @@
 """The JSON API blueprint, one module per resource, each holding its reads and writes:
-``account.py``, ``events.py``, ``attendees.py``, ``check_in.py``.
+``account.py``, ``events.py``, ``attendees.py``, ``check_in.py``, ``webhooks.py``.
 
 Requests reach it only when they ask for JSON (see ``usetix/web/app.py``). Beside the
 resources, under names that say what they are: ``authentication.py`` (the bearer hook),
@@ -11,7 +11,7 @@ resources, under names that say what they are: ``authentication.py`` (the bearer
 
 from __future__ import annotations
 
-from . import account, attendees, authentication, check_in, door, events  # noqa: F401  (they add their hooks and views to bp)
+from . import account, attendees, authentication, check_in, door, events, webhooks  # noqa: F401  (they add their hooks and views to bp)
 from .blueprint import bp
 
 __all__ = ["bp"]

@@ -31,6 +31,6 @@ def account() -> Response:
                   "expires_at": row.expires_at,
                   # As the token's lookup read them for this request: fixed since its creation.
                   "permissions": {"events": token.events_permission, "attendees": token.attendees_permission,
-                                  "check_in": token.check_in_permission},
+                                  "check_in": token.check_in_permission, "webhooks": token.webhooks_permission},
                   "events": listed_event_ids(token.event_ids)},
     }})

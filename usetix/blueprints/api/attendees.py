@@ -17,6 +17,7 @@ from ...core.ticket_codes import new_code
 from ...database.connection import request_connection
 from ...database.models import Attendee, Event, Tombstone, account_select, utcnow
 from ...web.responses import error_response, not_found
+from ...webhooks.outbox import emit_webhook_event
 from .audit import audit
 from .authentication import token_ids
 from .blueprint import bp
@@ -88,6 +89,7 @@ def create_attendee(event_id: int, body: schemas.AttendeeCreate) -> Response:
     except IntegrityError:  # the event was deleted since we looked
         raise Refused(not_found()) from None
     audit(connection, actions.ATTENDEE_CREATED, "attendee", row.id, row.name)
+    emit_webhook_event(connection, account_id, "attendee.created", attendee_json(row))
     location = url_for("api.attendee", event_id=event_id, attendee_id=row.id)
     return json_with_etag(attendee_json(row), row_etag(row), 201, {"Location": location})
 
@@ -123,6 +125,7 @@ def update_attendee(event_id: int, attendee_id: int, body: schemas.AttendeePatch
         ).first()
         if updated is not None:
             audit(connection, actions.ATTENDEE_UPDATED, "attendee", updated.id, updated.name)
+            emit_webhook_event(connection, account_id, "attendee.updated", attendee_json(updated))
             return json_with_etag(attendee_json(updated), row_etag(updated))
         connection.rollback()
     return lost_race()
@@ -148,4 +151,5 @@ def delete_attendee(event_id: int, attendee_id: int) -> Response:
         account_id=account_id, object_type="attendee", object_id=attendee_id, event_id=event_id,
         deleted_at=utcnow()))
     audit(connection, actions.ATTENDEE_DELETED, "attendee", attendee_id, row.name)
+    emit_webhook_event(connection, account_id, "attendee.deleted", {"id": attendee_id, "deleted": True})
     return Response(status=204)

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from flask import request
 
 from ...database.models import ApiToken, AuditEvent, UTCDateTime, utcnow
+from ...webhooks.outbox import emission_cte, emit_webhook_event, queue_after_commit, statement_params
 from .authentication import token_ids
 
 _tokens = ApiToken.__table__
@@ -63,11 +64,17 @@ class AuditedUpdate:
     the audit INSERT of what it changed. Elsewhere (SQLite, which has no data-modifying
     ``WITH``): the UPDATE, then :func:`audit`, in the write's transaction. Built once per
     statement, at import (docs/performance.md).
+
+    ``webhook`` names the webhook event the change emits, with the changed row's
+    ``webhook_fields`` as its data: on PostgreSQL its outbox messages are one more CTE of
+    the same statement (usetix/webhooks/outbox.py), elsewhere ``emit_webhook_event``.
     """
 
-    def __init__(self, update: sa.Update, action: str, object_type: str, label: str) -> None:
+    def __init__(self, update: sa.Update, action: str, object_type: str, label: str, webhook: str | None = None,
+                 webhook_fields: tuple[str, ...] = ()) -> None:
         self.update = update
         self.action, self.object_type, self.label = action, object_type, label
+        self.webhook, self.webhook_fields = webhook, webhook_fields
         token = (sa.select(_tokens.c.id, _tokens.c.account_id, _tokens.c.description, _tokens.c.tier)
                  .where(*TOKEN_STILL_VALID).with_for_update(read=True).cte("valid_token"))
         changed = update.where(sa.exists(token.select())).cte("changed")
@@ -76,8 +83,12 @@ class AuditedUpdate:
             token.c.description, token.c.tier, sa.bindparam("address", type_=sa.String), _at,
             sa.literal(object_type, sa.String), changed.c.id, sa.func.substr(changed.c[label], 1, LABEL_LENGTH),
         ).join_from(token, changed, sa.true())).cte("recorded")
+        emitted = []
+        if webhook is not None:
+            messages = emission_cte(webhook, changed, webhook_fields)
+            emitted = [sa.select(sa.func.array_agg(messages.c.id)).scalar_subquery().label("webhook_message_ids")]
         # One row while the token is valid, with the changed row's columns (NULL if none changed).
-        self.one_statement = (sa.select(token.c.id.label("valid_token_id"), *changed.c)
+        self.one_statement = (sa.select(token.c.id.label("valid_token_id"), *changed.c, *emitted)
                               .select_from(token.outerjoin(changed, sa.true())).add_cte(recorded))
 
     def run(self, connection: sa.Connection, params: dict, now: datetime) -> sa.Row | None:
@@ -87,10 +98,17 @@ class AuditedUpdate:
             row = connection.execute(self.update, params).first()
             if row is not None:
                 audit(connection, self.action, self.object_type, row.id, row._mapping[self.label])
+                if self.webhook is not None:
+                    emit_webhook_event(connection, token_ids()[0], self.webhook,
+                                       {name: row._mapping[name] for name in self.webhook_fields})
             return row
-        _, token_id = token_ids()
+        account_id, token_id = token_ids()
+        if self.webhook is not None:
+            params = {**params, **statement_params(account_id, self.webhook, now)}
         row = connection.execute(self.one_statement, {**params, "by_token_id": token_id,
                                                       "address": request.remote_addr, "at": now}).first()
         if row is None:
             raise TokenNoLongerValid
+        if self.webhook is not None and row.webhook_message_ids:
+            queue_after_commit(list(row.webhook_message_ids))
         return row if row.id is not None else None

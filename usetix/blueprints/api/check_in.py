@@ -19,7 +19,15 @@ from ...core.permissions import requires
 from ...database.connection import request_connection
 from ...database.models import utcnow
 from ...web.responses import error_response, not_found
-from .attendees import ATTENDEE_SELECTED, ATTENDEE_WHERE, attendee_ids, attendee_json, attendee_row, attendees_table
+from .attendees import (
+    ATTENDEE_FIELDS,
+    ATTENDEE_SELECTED,
+    ATTENDEE_WHERE,
+    attendee_ids,
+    attendee_json,
+    attendee_row,
+    attendees_table,
+)
 from .audit import AuditedUpdate
 from .authentication import token_ids
 from .blueprint import bp
@@ -31,14 +39,15 @@ CHECK_IN = AuditedUpdate(
     .values(checked_in=True, checked_in_at=sa.bindparam("when"), updated_at=sa.bindparam("now"),
             version=attendees_table.c.version + 1)
     .returning(*ATTENDEE_SELECTED),
-    actions.ATTENDEE_CHECKED_IN, "attendee", "name",
+    actions.ATTENDEE_CHECKED_IN, "attendee", "name", webhook="attendee.checked_in", webhook_fields=ATTENDEE_FIELDS,
 )
 UNDO_CHECK_IN = AuditedUpdate(
     sa.update(attendees_table).where(*ATTENDEE_WHERE, attendees_table.c.checked_in_at.is_not(None))
     .values(checked_in=False, checked_in_at=None, updated_at=sa.bindparam("now"),
             version=attendees_table.c.version + 1)
-    .returning(attendees_table.c.id, attendees_table.c.name),
-    actions.ATTENDEE_CHECK_IN_UNDONE, "attendee", "name",
+    .returning(*ATTENDEE_SELECTED),
+    actions.ATTENDEE_CHECK_IN_UNDONE, "attendee", "name", webhook="attendee.check_in_undone",
+    webhook_fields=ATTENDEE_FIELDS,
 )
 
 

@@ -20,6 +20,7 @@ from ...database.connection import request_connection
 from ...database.id_lists import in_id_list
 from ...database.models import Attendee, Event, Tombstone, utcnow
 from ...web.responses import error_response, not_found
+from ...webhooks.outbox import emit_webhook_event
 from .audit import audit
 from .authentication import token_ids
 from .blueprint import bp
@@ -79,6 +80,7 @@ def create_event(body: schemas.EventCreate) -> Response:
                                        **body.model_dump()).returning(*EVENT_SELECTED)
     ).one()
     audit(connection, actions.EVENT_CREATED, "event", row.id, row.title)
+    emit_webhook_event(connection, account_id, "event.created", event_json(row))
     # Relative, like the Link header's targets: no Host header a client sends ends up in it.
     return json_with_etag(event_json(row), row_etag(row), 201, {"Location": url_for("api.event", event_id=row.id)})
 
@@ -117,6 +119,7 @@ def update_event(event_id: int, body: schemas.EventPatch) -> Response:
         if updated is not None:
             action = actions.EVENT_CANCELLED if changes.get("status") == "cancelled" else actions.EVENT_UPDATED
             audit(connection, action, "event", updated.id, updated.title)
+            emit_webhook_event(connection, account_id, "event.updated", event_json(updated))
             return json_with_etag(event_json(updated), row_etag(updated))
         connection.rollback()  # another write won the race: judge the patch against its result
     return lost_race()
@@ -149,6 +152,7 @@ def delete_event(event_id: int) -> Response:
         account_id=account_id, object_type="event", object_id=event_id, starts_at=row.starts_at,
         deleted_at=utcnow()))
     audit(connection, actions.EVENT_DELETED, "event", event_id, row.title)
+    emit_webhook_event(connection, account_id, "event.deleted", {"id": event_id, "deleted": True})
     return Response(status=204)
 
 

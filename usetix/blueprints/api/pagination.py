@@ -71,12 +71,12 @@ def _link(query_string: str, rel: str) -> str:
     return f'<{_path()}?{query_string}>; rel="{rel}"'
 
 
-def _numbered_links(query: ListQuery, total: int) -> str | None:
+def _numbered_links(query: ListQuery, total: int, carried: tuple[str, ...] = ()) -> str | None:
     """Page links of a numbered page. Only the list's own parameters are carried over:
     anything else in the query string is the client's and has no say in our links."""
     def link(page: int, rel: str) -> str:
         params = {"per_page": query.per_page, "page": page}
-        for name in ("updated_since", "include_deleted"):
+        for name in ("updated_since", "include_deleted", *carried):
             if name in request.args:
                 params[name] = request.args[name]
         return _link(urlencode(params), rel)
@@ -89,25 +89,28 @@ def _numbered_links(query: ListQuery, total: int) -> str | None:
     return ", ".join(links) or None
 
 
-def _cursor_link(cursor: ListCursor, rel: str) -> str:
-    return _link(urlencode({"cursor": cursors.encode(cursor)}), rel)
+def _cursor_link(cursor: ListCursor, rel: str, carried: tuple[str, ...] = ()) -> str:
+    kept = {name: request.args[name] for name in carried if name in request.args}
+    return _link(urlencode({**kept, "cursor": cursors.encode(cursor)}), rel)
 
 
 class AccountList:
     """One list endpoint over an account-owned table (its statements: ListStatements).
 
     ``scope`` names the URL value that narrows the list (an attendee list's ``event_id``):
-    a cursor is good only for the list it was made for.
+    a cursor is good only for the list it was made for. ``carried`` names the view's own
+    query parameters that choose the list (the delivery log's ``status``): its links keep them.
     """
 
     def __init__(self, name: str, model: Any, columns: Iterable, order_by: Iterable, *criteria: Any,
                  scope: str | None = None, tombstone_criteria: tuple | None = None, newest_first: bool = False,
-                 present: Callable[[list[dict]], list[dict]] | None = None):
+                 present: Callable[[list[dict]], list[dict]] | None = None, carried: tuple[str, ...] = ()):
         """``present`` turns a page's rows (dicts of the columns) into what the list answers
         (a history's rows with the names of what they point to)."""
         self.name = name
         self.scope = scope
         self.present = present
+        self.carried = carried
         self.statements = ListStatements(model, columns, order_by, *criteria, tombstone_criteria=tombstone_criteria,
                                          newest_first=newest_first)
 
@@ -133,13 +136,13 @@ class AccountList:
         data = self._data(rows, query.include_deleted)
         meta: dict[str, Any] = {"page": query.page, "per_page": query.per_page, "total": total}
         if query.numbered:
-            links = _numbered_links(query, total)
+            links = _numbered_links(query, total, self.carried)
         else:
             links = None
             if total > query.per_page and rows:
                 cursor = self._cursor(params, order, query.include_deleted, query.per_page, bounds)
                 links = _cursor_link(cursor(statements.key_of(rows[-1], order, query.include_deleted), AFTER, 2),
-                                     "next")
+                                     "next", self.carried)
             elif order == SYNC_ORDER:
                 cursor = self._cursor(params, order, query.include_deleted, query.per_page, bounds)
                 meta["sync_cursor"] = _sync_cursor(cursor)
@@ -174,11 +177,11 @@ class AccountList:
         last = statements.key_of(rows[-1], at.order, at.include_deleted) if rows else None
         links = []
         if rows and (ordinal > 1 if at.direction == AFTER else more):
-            links.append(_cursor_link(cursor(first, BEFORE, max(ordinal - 1, 1)), "prev"))
+            links.append(_cursor_link(cursor(first, BEFORE, max(ordinal - 1, 1)), "prev", self.carried))
         meta: dict[str, Any] = {"page": ordinal, "per_page": per_page}
         if at.direction == BEFORE or more:
             if rows:
-                links.append(_cursor_link(cursor(last, AFTER, ordinal + 1), "next"))
+                links.append(_cursor_link(cursor(last, AFTER, ordinal + 1), "next", self.carried))
         elif at.order == SYNC_ORDER:
             meta["sync_cursor"] = _sync_cursor(cursor)
         body = {"data": self._data(rows, at.include_deleted), "meta": meta}

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
 from wtforms import HiddenField, RadioField, SelectField, SelectMultipleField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
-from ...core import device_codes, token_lifetime
+from ...core import device_codes, token_lifetime, webhooks
 from ...core import permissions as perms
 from ...database.models import utcnow
 from ...web.form_validators import NoControlCharacters
@@ -75,6 +75,9 @@ class TokenForm(ExpiryFields):
     perm_check_in = RadioField("Check-in", choices=[SelectChoice(level, perms.LEVEL_LABELS[level])
                                                     for level in perms.RESOURCE_LEVELS["check_in"]],
                                default="none", validate_choice=False)
+    perm_webhooks = RadioField("Webhooks", choices=[SelectChoice(level, perms.LEVEL_LABELS[level])
+                                                    for level in perms.RESOURCE_LEVELS["webhooks"]],
+                               default="none", validate_choice=False)
     # The account's events, as checkboxes (choices set by the view); none ticked: every event.
     events = SelectMultipleField("Events", coerce=int, widget=ListWidget(prefix_label=False),
                                  option_widget=CheckboxInput(), validate_choice=True)
@@ -86,7 +89,8 @@ class TokenForm(ExpiryFields):
             return  # the choice's own error says so
         try:
             self.permissions = perms.preset_permissions(
-                field.data, (self.perm_events.data, self.perm_attendees.data, self.perm_check_in.data))
+                field.data, (self.perm_events.data, self.perm_attendees.data, self.perm_check_in.data,
+                             self.perm_webhooks.data))
         except perms.BadPermissions as exc:
             raise ValidationError(str(exc)) from None
 
@@ -121,3 +125,28 @@ class DeviceApprovalForm(ExpiryFields):
                                  validators=[DataRequired("Tick at least one event the device may scan.")])
     # A paired device this one replaces (its token is revoked at once); 0: none. Choices set by the view.
     replaces = SelectField("Replaces", coerce=int, default=0, validate_choice=True)
+
+
+class WebhookEndpointForm(TextForm):
+    """Settings → Webhooks: a new endpoint (its URL's rules are usetix/webhooks/targets.py's)."""
+
+    url = StringField("URL", validators=[DataRequired("Give the endpoint's https URL."), Length(max=2048),
+                                         NoControlCharacters()],
+                      filters=[lambda value: value.strip() if isinstance(value, str) else value],
+                      description="https only; it must not point at a private or local address.")
+    description = StringField("Description", validators=[Length(max=200), NoControlCharacters()],
+                              filters=[lambda value: value.strip() if isinstance(value, str) else value])
+    events = SelectMultipleField("Events", choices=[SelectChoice(name, name) for name in webhooks.EVENT_TYPES],
+                                 widget=ListWidget(prefix_label=False), option_widget=CheckboxInput(),
+                                 validate_choice=True,
+                                 validators=[DataRequired("Choose at least one event type.")])
+
+
+class WebhookRecoverForm(TextForm):
+    since = StringField("Since (UTC date)", validators=[DataRequired("Give a date: YYYY-MM-DD.")])
+
+    def validate_since(self, field) -> None:
+        try:
+            self.since_at = datetime.combine(date.fromisoformat(field.data), datetime.min.time(), UTC)
+        except (TypeError, ValueError):
+            raise ValidationError("A date as YYYY-MM-DD.") from None
