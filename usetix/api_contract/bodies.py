@@ -518,12 +518,6 @@ class WebhookDeliveryPage(Page[WebhookDelivery]):
     """One page of an endpoint's delivery log."""
 
 
-class FieldError(_Out):
-    field: str = Field(description='The field, dotted for nested ones; "body" for the body as a whole.')
-    code: str = Field(description="pydantic's error type, e.g. missing, extra_forbidden, string_too_long.")
-    message: str
-
-
 class Error(_Out):
     """Every error answer. Each response of the document lists the ``error`` codes it can
     carry; the model keeps ``error`` a plain string, so a code added later still reads."""

@@ -43,6 +43,7 @@ from ...database.connection import request_connection
 from ...database.models import ApiToken, Event, ReissuedTicketCode, Scan, utcnow
 from ...database.tickets import check_in_counts, reissue
 from ...web.responses import error_response, json_response, not_found
+from ...webhooks.outbox import emit_webhook_event
 from . import cursors
 from .attendees import (
     ATTENDEE_FIELDS,
@@ -128,14 +129,14 @@ _by_code = (attendees_table.c.id == sa.bindparam("by_attendee_id"),
 ADMIT = AuditedUpdate(
     sa.update(attendees_table).where(*_by_code, attendees_table.c.checked_in_at.is_(None))
     .values(**_check_in_values).returning(*ATTENDEE_SELECTED),
-    actions.ATTENDEE_CHECKED_IN, "attendee", "name",
+    actions.ATTENDEE_CHECKED_IN, "attendee", "name", webhook="attendee.checked_in", webhook_fields=ATTENDEE_FIELDS,
 )
 # An offline admission: also a ticket checked in later than this scan (it takes the check-in over).
 ADMIT_EARLIER = AuditedUpdate(
     sa.update(attendees_table).where(*_by_code, sa.or_(attendees_table.c.checked_in_at.is_(None),
                                                        attendees_table.c.checked_in_at > sa.bindparam("when")))
     .values(**_check_in_values).returning(*ATTENDEE_SELECTED),
-    actions.ATTENDEE_CHECKED_IN, "attendee", "name",
+    actions.ATTENDEE_CHECKED_IN, "attendee", "name", webhook="attendee.checked_in", webhook_fields=ATTENDEE_FIELDS,
 )
 _holder = attendees_table.alias("holder")
 _holder_checked_in_at = (sa.select(_holder.c.checked_in_at).where(_holder.c.id == scans_table.c.attendee_id)
@@ -445,6 +446,7 @@ def reissue_ticket(event_id: int, attendee_id: int) -> Response:
     if row is None:
         raise Refused(lost_race())
     audit(connection, actions.ATTENDEE_TICKET_REISSUED, "attendee", attendee_id, row.name)
+    emit_webhook_event(connection, account_id, "attendee.updated", attendee_json(row))
     return json_with_etag(attendee_json(row), row_etag(row))
 
 

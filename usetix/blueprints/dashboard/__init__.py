@@ -1,11 +1,9 @@
 """The admin dashboard: HTML pages behind a session login.
 
 Every view here belongs to the logged-in admin's account; the pages live in
-``events.py``, ``api_tokens.py`` (Settings → API Tokens and the audit log) and
-``devices.py`` (Settings → Devices: pairing scanners);
-``notices.py`` shows leak reports on every page.
-``events.py`` and ``api_tokens.py`` (Settings → API Tokens and the audit log);
-``notices.py`` shows leak reports on every page; ``webhooks.py`` is Settings → Webhooks.
+``events.py``, ``api_tokens.py`` (Settings → API Tokens and the audit log),
+``devices.py`` (Settings → Devices: pairing scanners) and ``webhooks.py`` (Settings →
+Webhooks); ``notices.py`` shows leak reports on every page.
 """
 
 from __future__ import annotations
@@ -35,5 +33,4 @@ def home():
     return redirect(url_for("dashboard.events"))
 
 
-from . import api_tokens, audit_log, devices, events, notices  # noqa: E402,F401  (they add their views to bp)
-from . import api_tokens, audit_log, events, notices, webhooks  # noqa: E402,F401  (they add their views to bp)
+from . import api_tokens, audit_log, devices, events, notices, webhooks  # noqa: E402,F401  (they add their views to bp)
