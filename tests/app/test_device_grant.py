@@ -136,7 +136,7 @@ def test_pending_then_slow_down_grows_the_interval_then_token_once(app, client, 
         row = db.session.scalar(sa.select(ApiToken))
         assert row.digest == token_format.digest(token["access_token"])
         assert row.description == "Door 1" and row.created_by_id == orgs["acme"].admin_id
-        assert row.permissions == ("read", "none", "write") and row.restricted_to == orgs["acme"].event_ids[:1]
+        assert row.permissions == ("read", "none", "write", "none") and row.restricted_to == orgs["acme"].event_ids[:1]
         assert row.device_authorization.status == "issued"
     assert actions_recorded(app) == [audit_actions.DEVICE_REQUESTED, audit_actions.DEVICE_APPROVED,
                                      audit_actions.DEVICE_TOKEN_ISSUED]

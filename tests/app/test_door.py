@@ -425,16 +425,16 @@ def test_a_batchs_lookups_are_not_one_statement_per_scan(app, client, acme, scan
     kinds = Counter(statement_kind(q) for q in queries)
     # The token's lookup, the nonces seen before, the door and every code: three SELECTs
     # for any batch size; one INSERT of the 100 scans; then each admission's conditional
-    # UPDATE with its audit record (one statement on PostgreSQL, two on SQLite), and one
-    # UPDATE of the history for the check-ins an earlier scan took over.
+    # UPDATE with its audit record and its webhook messages (one statement on PostgreSQL,
+    # three on SQLite), and one UPDATE of the history for the check-ins an earlier scan took over.
     assert kinds["select"] == 3
     assert kinds["insert scans"] == 1
     assert kinds["update scans"] == 1
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
         assert kinds["audited update"] == 100 and kinds["update attendees"] == kinds["insert audit"] == 0
     else:
-        assert kinds["update attendees"] == kinds["insert audit"] == 100
-    assert sum(kinds.values()) == 105 if app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql") else 205
+        assert kinds["update attendees"] == kinds["insert audit"] == kinds["insert webhook_messages"] == 100
+    assert sum(kinds.values()) == 105 if app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql") else 305
 
 
 def test_a_redeem_is_one_lookup_one_insert_and_the_audited_check_in(app, client, acme, scanner):
@@ -444,12 +444,13 @@ def test_a_redeem_is_one_lookup_one_insert_and_the_audited_check_in(app, client,
         assert redeem(client, scanner, acme.event_ids[0], code).status_code == 201
     kinds = Counter(statement_kind(q) for q in queries)
     # The token's lookup; the door's event and the code, in one SELECT; the scan; the
-    # conditional UPDATE with its audit record (one statement on PostgreSQL).
+    # conditional UPDATE with its audit record and its webhook messages (one statement on PostgreSQL).
     assert kinds["select"] == 2 and kinds["insert scans"] == 1
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
         assert kinds["audited update"] == 1 and sum(kinds.values()) == 4
     else:
-        assert kinds["update attendees"] == kinds["insert audit"] == 1 and sum(kinds.values()) == 5
+        assert kinds["update attendees"] == kinds["insert audit"] == kinds["insert webhook_messages"] == 1
+        assert sum(kinds.values()) == 6
 
 
 def statement_kind(sql: str) -> str:
