@@ -645,3 +645,21 @@ def test_another_accounts_attendee_page_is_404(app, client, logged_in, orgs):
     # An attendee through another event's path is 404 too.
     acme = orgs["acme"]
     assert logged_in.get(f"/admin/events/{acme.event_ids[1]}/attendees/{acme.attendee_ids[0]}").status_code == 404
+
+
+def test_a_restricted_token_never_learns_of_an_attendee_outside_its_events(app, client, acme):
+    """A wrong_event scan at its door names an attendee of another event: a token limited to
+    this event sees neither that attendee in the history nor in a replay of the nonce."""
+    event, other = acme.event_ids[0], acme.attendee_ids[2]  # the second event's attendee
+    everywhere = issue(app, acme, "write")
+    code = code_of(app, other)
+    first = batch(client, everywhere, event, [{"nonce": "w-1", "code": code, "scanned_at": iso(ago(2))}])
+    assert first.json["data"][0]["result"] == "wrong_event"
+    restricted = issue(app, acme, "write", event_ids=[event])
+    replay = batch(client, restricted, event, [{"nonce": "w-1", "code": code, "scanned_at": iso(ago(2))}])
+    assert replay.json["data"][0]["result"] == "unknown_code" and replay.json["data"][0]["attendee"] is None
+    assert "event" not in replay.json["data"][0]
+    history = client.get(f"/admin/events/{event}/scans", headers=bearer(restricted)).json["data"]
+    assert [(row["result"], row["attendee"]) for row in history] == [("wrong_event", None)]
+    assert client.get(f"/admin/events/{event}/scans", headers=bearer(everywhere)).json["data"][0]["attendee"]["id"] \
+        == other

@@ -253,10 +253,17 @@ def _replay(each: Scanned, seen: Any, event_id: int) -> None:
         return
     each.replayed = True
     each.result, each.checked_in_at = seen.result, seen.scan_checked_in_at
-    if seen.attendee_id is not None and seen.id is not None:
-        each.attendee = seen
+    if seen.attendee_id is None or seen.id is None:
+        return
+    if not _visible(seen.found_event_id):
+        # Recorded for a token that sees more (the nonce is the account's): this one gets
+        # what it would have got itself, a code it may not see.
         if seen.result == WRONG_EVENT:
-            each.event = {"id": seen.found_event_id, "title": seen.event_title}
+            each.result, each.checked_in_at = UNKNOWN_CODE, None
+        return
+    each.attendee = seen
+    if seen.result == WRONG_EVENT:
+        each.event = {"id": seen.found_event_id, "title": seen.event_title}
 
 
 def scan(connection: sa.Connection, event_id: int, scans: list[Scanned], source: str) -> list[Scanned] | None:
@@ -473,8 +480,10 @@ def _present_scans(rows: list[dict]) -> list[dict]:
     wanted = sorted({row["attendee_id"] for row in rows if row["attendee_id"] is not None})
     if wanted:
         attendee_names = {row.id: row for row in connection.execute(
-            sa.select(attendees_table.c.id, attendees_table.c.name, attendees_table.c.ticket_type)
-            .where(attendees_table.c.id.in_(wanted), attendees_table.c.account_id == g.principal.account_id))}
+            sa.select(attendees_table.c.id, attendees_table.c.event_id, attendees_table.c.name,
+                      attendees_table.c.ticket_type)
+            .where(attendees_table.c.id.in_(wanted), attendees_table.c.account_id == g.principal.account_id))
+            if _visible(row.event_id)}  # a wrong_event scan's attendee of an event outside the token's: not named
     tokens = {}
     if rows:
         tokens = {row.id: row.description for row in connection.execute(
