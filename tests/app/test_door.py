@@ -663,3 +663,20 @@ def test_a_restricted_token_never_learns_of_an_attendee_outside_its_events(app, 
     assert [(row["result"], row["attendee"]) for row in history] == [("wrong_event", None)]
     assert client.get(f"/admin/events/{event}/scans", headers=bearer(everywhere)).json["data"][0]["attendee"]["id"] \
         == other
+
+
+def test_a_nonce_is_still_known_a_month_later(app, client, acme, scanner):
+    """Scanners come back online late: a nonce is kept with its scan (never purged), so a batch
+    sent again 31 days later (the Idempotency-Keys of the same requests long expired) replays."""
+    from freezegun import freeze_time
+
+    scans = [{"nonce": "late-1", "code": code_of(app, acme.attendee_ids[0]), "scanned_at": iso(ago(60))}]
+    headers = {"Idempotency-Key": "late-batch"}
+    assert batch(client, scanner, acme.event_ids[0], scans, **headers).json["data"][0]["result"] == "admitted"
+    with freeze_time(datetime.now(UTC) + timedelta(days=31)):
+        runner = app.test_cli_runner()
+        assert runner.invoke(args=["purge-idempotency-keys"]).exit_code == 0
+        again = batch(client, scanner, acme.event_ids[0], scans, **headers)
+    assert "Idempotent-Replayed" not in again.headers  # not the 24-hour key: the nonce
+    assert again.json["data"][0]["result"] == "admitted" and again.json["data"][0]["replayed"] is True
+    assert len(scans_of(app)) == 1
