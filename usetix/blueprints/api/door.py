@@ -57,7 +57,7 @@ from .audit import AuditedUpdate, audit
 from .authentication import token_ids
 from .blueprint import bp
 from .check_in import door_view
-from .conditional_requests import json_with_etag, lost_race, row_etag
+from .conditional_requests import json_with_etag, lost_race, not_modified, row_etag
 from .pagination import AccountList
 from .refused import Refused
 from .transaction import write_view
@@ -467,9 +467,7 @@ def check_in_status(event_id: int) -> Response:
     if exists is None:
         return not_found()
     counts, tag = check_in_counts(connection, account_id, event_id)
-    if request.if_none_match.contains_weak(tag):
-        return Response(status=304, headers={"ETag": f'"{tag}"'})
-    return json_with_etag(counts, tag)
+    return not_modified(tag) or json_with_etag(counts, tag)
 
 
 def _present_scans(rows: list[dict]) -> list[dict]:
