@@ -646,3 +646,38 @@ def test_another_accounts_attendee_page_is_404(app, client, logged_in, orgs):
     # An attendee through another event's path is 404 too.
     acme = orgs["acme"]
     assert logged_in.get(f"/admin/events/{acme.event_ids[1]}/attendees/{acme.attendee_ids[0]}").status_code == 404
+
+
+def test_a_restricted_token_never_learns_of_an_attendee_outside_its_events(app, client, acme):
+    """A wrong_event scan at its door names an attendee of another event: a token limited to
+    this event sees neither that attendee in the history nor in a replay of the nonce."""
+    event, other = acme.event_ids[0], acme.attendee_ids[2]  # the second event's attendee
+    everywhere = issue(app, acme, "write")
+    code = code_of(app, other)
+    first = batch(client, everywhere, event, [{"nonce": "w-1", "code": code, "scanned_at": iso(ago(2))}])
+    assert first.json["data"][0]["result"] == "wrong_event"
+    restricted = issue(app, acme, "write", event_ids=[event])
+    replay = batch(client, restricted, event, [{"nonce": "w-1", "code": code, "scanned_at": iso(ago(2))}])
+    assert replay.json["data"][0]["result"] == "unknown_code" and replay.json["data"][0]["attendee"] is None
+    assert "event" not in replay.json["data"][0]
+    history = client.get(f"/admin/events/{event}/scans", headers=bearer(restricted)).json["data"]
+    assert [(row["result"], row["attendee"]) for row in history] == [("wrong_event", None)]
+    assert client.get(f"/admin/events/{event}/scans", headers=bearer(everywhere)).json["data"][0]["attendee"]["id"] \
+        == other
+
+
+def test_a_nonce_is_still_known_a_month_later(app, client, acme, scanner):
+    """Scanners come back online late: a nonce is kept with its scan (never purged), so a batch
+    sent again 31 days later (the Idempotency-Keys of the same requests long expired) replays."""
+    from freezegun import freeze_time
+
+    scans = [{"nonce": "late-1", "code": code_of(app, acme.attendee_ids[0]), "scanned_at": iso(ago(60))}]
+    headers = {"Idempotency-Key": "late-batch"}
+    assert batch(client, scanner, acme.event_ids[0], scans, **headers).json["data"][0]["result"] == "admitted"
+    with freeze_time(datetime.now(UTC) + timedelta(days=31)):
+        runner = app.test_cli_runner()
+        assert runner.invoke(args=["purge-idempotency-keys"]).exit_code == 0
+        again = batch(client, scanner, acme.event_ids[0], scans, **headers)
+    assert "Idempotent-Replayed" not in again.headers  # not the 24-hour key: the nonce
+    assert again.json["data"][0]["result"] == "admitted" and again.json["data"][0]["replayed"] is True
+    assert len(scans_of(app)) == 1

@@ -557,4 +557,28 @@ def test_pairing_a_scanner_approve_and_deny(browser, own_server):
     page.wait_for_url("**/admin/settings/devices")
     assert poll_for_the_token(server, denied_codes).json()["error"] == "access_denied"
     assert page.locator("#devices tr[data-token-id]").count() == 1
+def test_an_attendees_ticket_and_its_reissue_without_script(browser, server):
+    """The door on the dashboard, in a browser that runs no script: an event's counts, an
+    attendee's ticket drawn as a QR code (nothing the page's CSP refuses), Reissue."""
+    context = browser.new_context(java_script_enabled=False)
+    page = context.new_page()
+    refused: list[str] = []
+    page.on("console", lambda message: refused.append(message.text)
+            if "Content Security Policy" in message.text else None)
+    log_in(page, server)
+    page.locator("table a").first.click()  # the soonest event
+    page.wait_for_selector("#check-in-count")
+    assert "checked in" in page.locator("#check-in-count").inner_text()
+    page.locator("tr[data-attendee-id] a").first.click()
+    page.wait_for_selector("svg.ticket-qr")
+    box = page.locator("svg.ticket-qr").bounding_box()
+    assert box is not None and box["width"] > 100 and box["height"] == box["width"]  # drawn, square
+    before = page.locator("#ticket-code").inner_text()
+    screenshot(page, "attendee-ticket")
+    page.get_by_role("button", name="Reissue ticket").click()
+    page.wait_for_selector(".flash")
+    assert "Reissued the ticket" in page.locator(".flash").first.inner_text()
+    after = page.locator("#ticket-code").inner_text()
+    assert after != before and len(after.replace(" ", "")) == 24
+    assert refused == []
     context.close()

@@ -58,7 +58,7 @@ from .audit import AuditedUpdate, audit
 from .authentication import token_ids
 from .blueprint import bp
 from .check_in import door_view
-from .conditional_requests import json_with_etag, lost_race, row_etag
+from .conditional_requests import json_with_etag, lost_race, not_modified, row_etag
 from .pagination import AccountList
 from .refused import Refused
 from .transaction import write_view
@@ -254,10 +254,17 @@ def _replay(each: Scanned, seen: Any, event_id: int) -> None:
         return
     each.replayed = True
     each.result, each.checked_in_at = seen.result, seen.scan_checked_in_at
-    if seen.attendee_id is not None and seen.id is not None:
-        each.attendee = seen
+    if seen.attendee_id is None or seen.id is None:
+        return
+    if not _visible(seen.found_event_id):
+        # Recorded for a token that sees more (the nonce is the account's): this one gets
+        # what it would have got itself, a code it may not see.
         if seen.result == WRONG_EVENT:
-            each.event = {"id": seen.found_event_id, "title": seen.event_title}
+            each.result, each.checked_in_at = UNKNOWN_CODE, None
+        return
+    each.attendee = seen
+    if seen.result == WRONG_EVENT:
+        each.event = {"id": seen.found_event_id, "title": seen.event_title}
 
 
 def scan(connection: sa.Connection, event_id: int, scans: list[Scanned], source: str) -> list[Scanned] | None:
@@ -462,9 +469,7 @@ def check_in_status(event_id: int) -> Response:
     if exists is None:
         return not_found()
     counts, tag = check_in_counts(connection, account_id, event_id)
-    if request.if_none_match.contains_weak(tag):
-        return Response(status=304, headers={"ETag": f'"{tag}"'})
-    return json_with_etag(counts, tag)
+    return not_modified(tag) or json_with_etag(counts, tag)
 
 
 def _present_scans(rows: list[dict]) -> list[dict]:
@@ -475,8 +480,10 @@ def _present_scans(rows: list[dict]) -> list[dict]:
     wanted = sorted({row["attendee_id"] for row in rows if row["attendee_id"] is not None})
     if wanted:
         attendee_names = {row.id: row for row in connection.execute(
-            sa.select(attendees_table.c.id, attendees_table.c.name, attendees_table.c.ticket_type)
-            .where(attendees_table.c.id.in_(wanted), attendees_table.c.account_id == g.principal.account_id))}
+            sa.select(attendees_table.c.id, attendees_table.c.event_id, attendees_table.c.name,
+                      attendees_table.c.ticket_type)
+            .where(attendees_table.c.id.in_(wanted), attendees_table.c.account_id == g.principal.account_id))
+            if _visible(row.event_id)}  # a wrong_event scan's attendee of an event outside the token's: not named
     tokens = {}
     if rows:
         tokens = {row.id: row.description for row in connection.execute(
