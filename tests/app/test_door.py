@@ -637,6 +637,11 @@ def test_reissue_from_the_dashboard_needs_csrf_and_makes_the_old_code_refused(ap
     assert new != old
     assert qr_modules(logged_in.get(path).text) == expected_modules(new)
     assert redeem(client, scanner, acme.event_ids[0], old).json["error"] == "ticket_reissued"
+    # In the audit log, by the admin who pressed the button (no token acted).
+    with app.app_context():
+        record = db.session.scalars(sa.select(AuditEvent).where(AuditEvent.action == "attendee.ticket_reissued")).one()
+        assert (record.account_id, record.admin_id, record.token_id, record.object_id) == \
+            (acme.account_id, acme.admin_id, None, acme.attendee_ids[0])
 
 
 def test_another_accounts_attendee_page_is_404(app, client, logged_in, orgs):
