@@ -12,6 +12,10 @@ ATTENDEE_UPDATED = "attendee.updated"
 ATTENDEE_DELETED = "attendee.deleted"
 ATTENDEE_CHECKED_IN = "attendee.checked_in"
 ATTENDEE_CHECK_IN_UNDONE = "attendee.check_in_undone"
+WEBHOOK_CREATED = "webhook.created"
+WEBHOOK_UPDATED = "webhook.updated"
+WEBHOOK_DELETED = "webhook.deleted"
+WEBHOOK_SECRET_ROTATED = "webhook.secret_rotated"
 
 # How the log names the actions it knows; any other shows as recorded.
 LABELS = {
@@ -27,4 +31,8 @@ LABELS = {
     ATTENDEE_DELETED: "Deleted attendee",
     ATTENDEE_CHECKED_IN: "Checked in",
     ATTENDEE_CHECK_IN_UNDONE: "Undid check-in",
+    WEBHOOK_CREATED: "Added webhook endpoint",
+    WEBHOOK_UPDATED: "Changed webhook endpoint",
+    WEBHOOK_DELETED: "Deleted webhook endpoint",
+    WEBHOOK_SECRET_ROTATED: "Rotated webhook secret",
 }
