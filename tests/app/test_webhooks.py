@@ -469,3 +469,25 @@ def test_a_write_adds_one_statement_whatever_the_number_of_endpoints(app, client
         assert len([s for s in after_check_in if "webhook_messages" in s]) == 2  # the check-in and its undo
         assert all("UPDATE attendees" in s for s in after_check_in if "webhook_messages" in s)
     assert len(messages(app)) == 2 * 3  # three writes, two endpoints each
+
+
+def test_the_delivery_log_keeps_thirty_days(app, client, orgs, write_token, receiver):
+    endpoint = add_endpoint(client, write_token, receiver.url)
+    client.post(check_in_path(orgs["acme"]), headers=bearer(write_token))
+    client.delete(check_in_path(orgs["acme"]), headers=bearer(write_token))
+    client.patch(f"/admin/webhooks/{endpoint['id']}", json={"events": ["attendee.check_in_undone"]},
+                 headers={**bearer(write_token), **MERGE})
+    client.post(check_in_path(orgs["acme"]), headers=bearer(write_token))
+    client.delete(check_in_path(orgs["acme"]), headers=bearer(write_token))
+    run_due(app)
+    with app.app_context(), db.engine.begin() as connection:  # the first attempt and message, 31 days old
+        first = connection.scalar(sa.select(sa.func.min(WebhookAttempt.id)))
+        old = utcnow() - timedelta(days=31)
+        connection.execute(sa.update(WebhookAttempt.__table__).where(WebhookAttempt.id == first)
+                           .values(attempted_at=old))
+        connection.execute(sa.update(WebhookMessage.__table__).where(WebhookMessage.id == 1).values(finished_at=old))
+    with app.app_context():
+        assert delivery.purge_old_attempts() == 1
+    log = client.get(f"/admin/webhooks/{endpoint['id']}/deliveries", headers=bearer(write_token)).json
+    assert len(log["data"]) == 1 and log["data"][0]["id"] != first
+    assert len(messages(app)) == 1
