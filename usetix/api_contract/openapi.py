@@ -751,7 +751,7 @@ def build_document(max_row_id: int) -> dict:
     )
     return _strip_null_defaults({
         "openapi": "3.1.0",
-        "info": {"title": "Usetix Admin API", "version": "1.2.0", "description": DESCRIPTION},
+        "info": {"title": "Usetix Admin API", "version": "1.3.0", "description": DESCRIPTION},
         "servers": [{"url": "/", "description": "The server that serves this document."}],
         "security": [{"bearerAuth": []}],
         "tags": TAGS,
