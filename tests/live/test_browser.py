@@ -486,3 +486,27 @@ def test_a_door_token_made_without_script(browser, own_server):
     page.goto(server + "/admin/settings/api_tokens")
     assert page.locator("tr[data-token-id]").count() == 1
     context.close()
+
+
+def test_a_webhook_secret_is_revealed_once_like_a_token(browser, own_server):
+    """Settings → Webhooks → Add endpoint: the secret shows for ten seconds, counted down,
+    then leaves the page, which moves on to the list; the list never shows it."""
+    server = own_server
+    page = browser.new_context().new_page()
+    log_in(page, server)
+    page.get_by_role("link", name="Settings → Webhooks").click()
+    page.wait_for_url("**/admin/settings/webhooks")
+    page.get_by_label("URL").fill("https://hooks.example.com/usetix")
+    page.get_by_label("attendee.checked_in").check()
+    page.get_by_role("button", name="Add endpoint").click()
+    page.wait_for_selector("#token-value")
+    secret = page.locator("#token-value").inner_text()
+    assert secret.startswith("whsec_")
+    screenshot(page, "webhook-secret-reveal")
+    with page.expect_navigation(url=server + "/admin/settings/webhooks", timeout=(REVEAL_SECONDS + 5) * 1000):
+        pass
+    assert secret not in page.content()
+    assert page.locator("tr[data-endpoint-id]").count() == 1
+    assert "hooks.example.com/usetix" in page.locator("tr[data-endpoint-id]").inner_text()
+    page.go_back()  # the reveal replaced its own history entry: back never shows the secret again
+    assert secret not in page.content()
