@@ -233,7 +233,8 @@ def test_the_pages_that_take_a_form_and_a_get_are_known(app):
     POST: each has its HEAD-and-GET test (above, and test_a_head_with_credentials_logs_nobody_in)."""
     both = {rule.endpoint for rule in app.url_map.iter_rules()
             if rule.endpoint.startswith(("dashboard.", "login.")) and {"GET", "POST"} <= rule.methods}
-    assert both == {"dashboard.revoke_api_token", "login.login"}
+    # (delete_webhook's test is in tests/app/test_dashboard_webhooks.py)
+    assert both == {"dashboard.revoke_api_token", "dashboard.delete_webhook", "login.login"}
 
 
 @pytest.mark.parametrize("method", ["HEAD", "GET"])
