@@ -34,8 +34,11 @@ instance/config.py:
 run: $(STAMP) instance/config.py
 	$(BIN)/usetix init-db
 	$(BIN)/usetix seed-demo
-	@echo "Serving on http://127.0.0.1:5000 (Ctrl-C to stop)"
-	$(BIN)/flask run --host 127.0.0.1 --port 5000
+	@echo "Serving on http://127.0.0.1:5000, with a webhook worker beside it (Ctrl-C stops both)"
+	@# The worker delivers webhooks from the embedded queue (instance/webhook-queue.sqlite3);
+	@# the trap ends it with the dev server.
+	@$(BIN)/usetix worker & worker=$$!; trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
+	  $(BIN)/flask run --host 127.0.0.1 --port 5000
 
 RUFF_PATHS := usetix tests bench wsgi.py gunicorn.conf.py
 

@@ -709,10 +709,15 @@ def test_a_check_in_is_one_update_and_one_audit_insert_that_also_checks_the_toke
     if dialect == "postgresql":
         assert [s.split()[0] for s in statements] == ["SELECT", "WITH"], statements
         assert all(part in statements[-1] for part in ("FOR SHARE", "UPDATE attendees", "INSERT INTO audit_events"))
+        assert "INSERT INTO webhook_messages" in statements[-1]  # its outbox too (issue 25), in the same statement
+        audit = statements[-1]
     else:
         written = [s.split()[0] for s in statements if not s.lstrip().upper().startswith("SELECT")]
-        assert written == ["UPDATE", "INSERT"], statements
-    assert "revoked_at IS NULL" in statements[-1] and "expires_at" in statements[-1]
+        # The change, its audit record, and its outbox messages' one INSERT … SELECT (issue 25).
+        assert written == ["UPDATE", "INSERT", "INSERT"], statements
+        [audit] = [s for s in statements if "INSERT INTO audit_events" in s]
+        assert "INSERT INTO webhook_messages" in statements[-1]
+    assert "revoked_at IS NULL" in audit and "expires_at" in audit
 
 
 @pytest.mark.parametrize("ends", ["revoked", "expired"])

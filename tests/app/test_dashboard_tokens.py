@@ -234,8 +234,9 @@ def test_the_pages_that_take_a_form_and_a_get_are_known(app):
     tests/app/test_device_activation.py's for the device pages)."""
     both = {rule.endpoint for rule in app.url_map.iter_rules()
             if rule.endpoint.startswith(("dashboard.", "login.")) and {"GET", "POST"} <= rule.methods}
+    # (delete_webhook's test is in tests/app/test_dashboard_webhooks.py)
     assert both == {"dashboard.revoke_api_token", "login.login", "dashboard.activate_device",
-                    "dashboard.unpair_device"}
+                    "dashboard.unpair_device", "dashboard.delete_webhook"}
 
 
 @pytest.mark.parametrize("method", ["HEAD", "GET"])

@@ -125,3 +125,12 @@ def test_another_accounts_endpoint_is_a_404(app, client, auth, orgs):
         answer = client.open(path, method=method, data={"csrf_token": token, "confirm": "yes"})
         assert answer.status_code == 404, path
     assert "hooks.example.com/g" not in client.get(PAGE).get_data(as_text=True)
+
+
+def test_a_get_or_head_of_the_delete_page_never_deletes(app, logged_in, receiver):
+    add(logged_in, receiver.url)
+    eid = endpoint_id(app)
+    assert logged_in.head(f"{PAGE}/{eid}/delete?confirm=yes").status_code == 200
+    assert logged_in.get(f"{PAGE}/{eid}/delete?confirm=yes").status_code == 200
+    with app.app_context():
+        assert db.session.get(WebhookEndpoint, eid) is not None

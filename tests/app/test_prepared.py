@@ -66,7 +66,7 @@ def test_the_token_lookup_reads_the_same_on_the_cursor(app, orgs, read_token):
     assert (account_id, tier, revoked) == (orgs["acme"].account_id, "read", False)
     assert last_used_at == datetime(2026, 1, 2, 3, 4, 5)  # naive UTC, as stored
     assert expires_at is None
-    assert permissions == ["read", "read", "none"] and event_ids is None  # the read preset, every event
+    assert permissions == ["read", "read", "none", "none"] and event_ids is None  # the read preset, every event
 
 
 def test_statement_listeners_get_sqlalchemys_context(app, client, read_token):

@@ -39,7 +39,7 @@ def test_the_token_page_shows_who_when_expiry_and_usage(app, client, logged_in):
         page = client.get(f"{LIST}/{token_id}").text
         assert facts(page) == {
             "Status": "Live", "Tier": "Read + Write",
-            "Permissions": "Read + Write: Events: Write · Attendees: Write · Check-in: Write",
+            "Permissions": "Read + Write: Events: Write · Attendees: Write · Check-in: Write · Webhooks: Write",
             "Events": "All events, future ones too", "Created by": "admin@acme.example",
             "Created": "2026-12-01 09:00 UTC", "Expiry": "Expires in 30 days", "Last used": "Never",
             "Last used from": "—", "Last used with": "—", "Uses": "0",

@@ -424,3 +424,70 @@ def test_deleting_an_endpoint_stops_its_messages(app, client, orgs, write_token,
     client.post(check_in_path(orgs["acme"]), headers=bearer(write_token))
     assert client.delete(f"/admin/webhooks/{endpoint['id']}", headers=bearer(write_token)).status_code == 204
     assert run_due(app) == 0 and receiver.count() == 0 and messages(app) == []
+
+
+def test_a_write_adds_one_statement_whatever_the_number_of_endpoints(app, client, orgs, write_token, receiver):
+    """The outbox is one INSERT … SELECT per write (on PostgreSQL a check-in's is inside its
+    one statement): the statements a write sends are the same for no endpoint and for two."""
+    acme = orgs["acme"]
+    with app.app_context():
+        engine = db.engine
+    sent: list[str] = []
+
+    def record(conn, cursor, statement, *args):
+        sent.append(statement)
+
+    def statements_of(write):
+        sent.clear()
+        sa.event.listen(engine, "before_cursor_execute", record)
+        try:
+            write()
+        finally:
+            sa.event.remove(engine, "before_cursor_execute", record)
+        return [statement for statement in sent if not statement.lstrip().upper().startswith(("BEGIN", "COMMIT"))]
+
+    attendees = f"/admin/events/{acme.event_ids[0]}/attendees"
+
+    def create():
+        answer = client.post(attendees, json={"name": "Ada", "email": "ada@example.com", "ticket_type": "VIP"},
+                             headers=bearer(write_token))
+        assert answer.status_code == 201
+
+    def check_in():
+        assert client.post(check_in_path(acme, 1), headers=bearer(write_token)).status_code == 201
+        assert client.delete(check_in_path(acme, 1), headers=bearer(write_token)).status_code == 204
+
+    create(), check_in()  # warm: the token's last use written, the statements built
+    before = [len(statements_of(create)), len(statements_of(check_in))]
+    add_endpoint(client, write_token, receiver.url, ALL_TYPES)
+    add_endpoint(client, write_token, receiver.url, ALL_TYPES)
+    after_create = statements_of(create)
+    after_check_in = statements_of(check_in)
+    assert [len(after_create), len(after_check_in)] == before
+    assert sum("INTO webhook_messages" in statement for statement in after_create) == 1
+    if engine.dialect.name == "postgresql":  # in the check-in's one statement, with its audit record
+        assert len([s for s in after_check_in if "webhook_messages" in s]) == 2  # the check-in and its undo
+        assert all("UPDATE attendees" in s for s in after_check_in if "webhook_messages" in s)
+    assert len(messages(app)) == 2 * 3  # three writes, two endpoints each
+
+
+def test_the_delivery_log_keeps_thirty_days(app, client, orgs, write_token, receiver):
+    endpoint = add_endpoint(client, write_token, receiver.url)
+    client.post(check_in_path(orgs["acme"]), headers=bearer(write_token))
+    client.delete(check_in_path(orgs["acme"]), headers=bearer(write_token))
+    client.patch(f"/admin/webhooks/{endpoint['id']}", json={"events": ["attendee.check_in_undone"]},
+                 headers={**bearer(write_token), **MERGE})
+    client.post(check_in_path(orgs["acme"]), headers=bearer(write_token))
+    client.delete(check_in_path(orgs["acme"]), headers=bearer(write_token))
+    run_due(app)
+    with app.app_context(), db.engine.begin() as connection:  # the first attempt and message, 31 days old
+        first = connection.scalar(sa.select(sa.func.min(WebhookAttempt.id)))
+        old = utcnow() - timedelta(days=31)
+        connection.execute(sa.update(WebhookAttempt.__table__).where(WebhookAttempt.id == first)
+                           .values(attempted_at=old))
+        connection.execute(sa.update(WebhookMessage.__table__).where(WebhookMessage.id == 1).values(finished_at=old))
+    with app.app_context():
+        assert delivery.purge_old_attempts() == 1
+    log = client.get(f"/admin/webhooks/{endpoint['id']}/deliveries", headers=bearer(write_token)).json
+    assert len(log["data"]) == 1 and log["data"][0]["id"] != first
+    assert len(messages(app)) == 1

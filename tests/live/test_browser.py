@@ -463,7 +463,7 @@ def test_a_door_token_made_without_script(browser, own_server):
     page.wait_for_selector("#token-value")
     raw = page.locator("#token-value").inner_text()
     token = api_get(server, "/admin/account", raw).json()["data"]["token"]
-    assert token["permissions"] == {"events": "read", "attendees": "none", "check_in": "write"}
+    assert token["permissions"] == {"events": "read", "attendees": "none", "check_in": "write", "webhooks": "none"}
     assert token["events"] == [event_id]
     events = api_get(server, "/admin/events", raw).json()["data"]
     assert [event["id"] for event in events] == [event_id]
@@ -546,7 +546,7 @@ def test_pairing_a_scanner_approve_and_deny(browser, own_server):
     screenshot(page, "devices")
     token = api_get(server, "/admin/account", granted.json()["access_token"]).json()["data"]["token"]
     assert token["events"] == [event_id]
-    assert token["permissions"] == {"events": "read", "attendees": "none", "check_in": "write"}
+    assert token["permissions"] == {"events": "read", "attendees": "none", "check_in": "write", "webhooks": "none"}
 
     # From the complete URI the code is filled in, and still shown to be checked: deny it.
     denied_codes = ask_for_a_code(server, "Stranger's phone")
@@ -582,3 +582,25 @@ def test_an_attendees_ticket_and_its_reissue_without_script(browser, server):
     assert after != before and len(after.replace(" ", "")) == 24
     assert refused == []
     context.close()
+def test_a_webhook_secret_is_revealed_once_like_a_token(browser, own_server):
+    """Settings → Webhooks → Add endpoint: the secret shows for ten seconds, counted down,
+    then leaves the page, which moves on to the list; the list never shows it."""
+    server = own_server
+    page = browser.new_context().new_page()
+    log_in(page, server)
+    page.get_by_role("link", name="Settings → Webhooks").click()
+    page.wait_for_url("**/admin/settings/webhooks")
+    page.get_by_label("URL").fill("https://hooks.example.com/usetix")
+    page.get_by_label("attendee.checked_in").check()
+    page.get_by_role("button", name="Add endpoint").click()
+    page.wait_for_selector("#token-value")
+    secret = page.locator("#token-value").inner_text()
+    assert secret.startswith("whsec_")
+    screenshot(page, "webhook-secret-reveal")
+    with page.expect_navigation(url=server + "/admin/settings/webhooks", timeout=(REVEAL_SECONDS + 5) * 1000):
+        pass
+    assert secret not in page.content()
+    assert page.locator("tr[data-endpoint-id]").count() == 1
+    assert "hooks.example.com/usetix" in page.locator("tr[data-endpoint-id]").inner_text()
+    page.go_back()  # the reveal replaced its own history entry: back never shows the secret again
+    assert secret not in page.content()

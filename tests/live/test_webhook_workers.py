@@ -142,3 +142,20 @@ def test_two_workers_never_send_one_attempt_twice(queue_app, client, orgs, write
     assert len(sent) == expected and set(sent.values()) == {1}
     with app.app_context():
         assert db.session.scalar(sa.select(sa.func.count()).select_from(WebhookAttempt)) == expected
+
+
+@pytest.mark.parametrize("app", QUEUES[:1], indirect=True)
+def test_a_message_never_enqueued_is_found_by_the_sweeper(queue_app, client, orgs, write_token, receiver, tmp_path,
+                                                          monkeypatch):
+    """The web process dies between its commit and the enqueue (here: the enqueue is lost):
+    the worker's sweeper finds the message in the outbox and delivers it."""
+    from usetix.webhooks import queue
+
+    app = queue_app
+    endpoint = add_endpoint(client, write_token, receiver.url)
+    monkeypatch.setattr(queue, "enqueue_deliveries", lambda *args, **kwargs: None)
+    check_in(client, write_token, orgs["acme"])
+    assert statuses(app) == {"pending": 1}
+    with worker(app, tmp_path, "sweeping"):
+        wait_until(lambda: receiver.count() == 1, timeout=30, message="the swept message delivered")
+    assert receiver.received[0].verified(endpoint["secret"])["type"] == "attendee.checked_in"

@@ -8,9 +8,10 @@ from usetix.core import permissions as perms
 
 
 def test_the_presets_are_the_issues():
-    assert perms.PRESETS["read"].permissions == ("read", "read", "none")
-    assert perms.PRESETS["write"].permissions == ("write", "write", "write")
-    assert perms.PRESETS["check_in"].permissions == ("read", "none", "write")
+    # (events, attendees, check_in, webhooks): only Read + Write manages webhooks (issue 25).
+    assert perms.PRESETS["read"].permissions == ("read", "read", "none", "none")
+    assert perms.PRESETS["write"].permissions == ("write", "write", "write", "write")
+    assert perms.PRESETS["check_in"].permissions == ("read", "none", "write", "none")
     assert perms.PRESETS["custom"].permissions is None
     assert [perms.PRESETS[name].permissions.tier for name in ("read", "write", "check_in")] == ["read", "write",
                                                                                               "write"]
@@ -56,3 +57,12 @@ def test_requires_takes_only_real_scopes():
     for wrong in ("check_in:read", "attendees", "tokens:write"):
         with pytest.raises(ValueError):
             perms.requires(wrong)
+
+
+def test_the_webhooks_permission_has_read_and_write():
+    assert perms.granted_scopes("none", "none", "none", "write") == {"webhooks:read", "webhooks:write"}
+    assert perms.granted_scopes("none", "none", "none", "read") == {"webhooks:read"}
+    assert perms.Permissions("read", "none", "none", "read").summary == \
+        "events:read attendees:none check_in:none webhooks:read"
+    with pytest.raises(perms.BadPermissions):
+        perms.checked_permissions("none", "none", "none", "admin")

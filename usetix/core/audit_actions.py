@@ -20,6 +20,10 @@ DEVICE_DENIED = "device.denied"
 DEVICE_TOKEN_ISSUED = "device.token_issued"
 DEVICE_UNPAIRED = "device.unpaired"
 DEVICE_SIGNED_OUT = "device.signed_out"
+WEBHOOK_CREATED = "webhook.created"
+WEBHOOK_UPDATED = "webhook.updated"
+WEBHOOK_DELETED = "webhook.deleted"
+WEBHOOK_SECRET_ROTATED = "webhook.secret_rotated"
 
 # How the log names the actions it knows; any other shows as recorded.
 LABELS = {
@@ -42,4 +46,8 @@ LABELS = {
     DEVICE_TOKEN_ISSUED: "Issued token to device",
     DEVICE_UNPAIRED: "Unpaired device",
     DEVICE_SIGNED_OUT: "Device signed out",
+    WEBHOOK_CREATED: "Added webhook endpoint",
+    WEBHOOK_UPDATED: "Changed webhook endpoint",
+    WEBHOOK_DELETED: "Deleted webhook endpoint",
+    WEBHOOK_SECRET_ROTATED: "Rotated webhook secret",
 }

@@ -461,7 +461,7 @@ class WebhookEndpoint(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     account_id: Mapped[int] = mapped_column(sa.ForeignKey("accounts.id"), index=True)
     url: Mapped[str] = mapped_column(sa.String(2048))
-    description: Mapped[str] = mapped_column(sa.String(200), default="", server_default="")
+    description: Mapped[str] = mapped_column(sa.String(200), default="")
     enabled: Mapped[bool] = mapped_column(default=True, server_default=sa.true())
     secret: Mapped[str] = mapped_column(sa.String(100))
     # After a rotation, the secret before it signs too until this time (the spec's

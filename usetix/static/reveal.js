@@ -1,4 +1,4 @@
-// The ten-second reveal of a new API token: count down, offer a copy button, then remove
+// The ten-second reveal of a new API token (and of a webhook secret): count down, offer a copy button, then remove
 // the value from the page and move on to the token list (replacing this history entry,
 // so Back never comes here again). Without script, the page's meta refresh moves on too.
 (function () {
@@ -32,7 +32,9 @@
     value.textContent = "";
     value.remove();
     copyButton.remove();
-    reveal.querySelector(".warning").textContent = "The token is hidden now. Only its description and tier remain visible.";
+    // The page may say what is hidden (a webhook secret's reveal does); a token's says nothing.
+    reveal.querySelector(".warning").textContent = reveal.dataset.hidden ||
+      "The token is hidden now. Only its description and tier remain visible.";
     window.location.replace(next);
   }
 

@@ -51,7 +51,8 @@ def deliver(message_row_id: int) -> None:
         ).first()
         endpoint = None if claimed is None else connection.execute(
             sa.select(_endpoints.c.url, _endpoints.c.enabled, _endpoints.c.secret, _endpoints.c.previous_secret,
-                      _endpoints.c.previous_secret_expires_at).where(_endpoints.c.id == claimed.endpoint_id)
+                      _endpoints.c.previous_secret_expires_at, _endpoints.c.failing_since)
+            .where(_endpoints.c.id == claimed.endpoint_id)
         ).first()
     if claimed is None or endpoint is None:
         return
@@ -64,14 +65,16 @@ def deliver(message_row_id: int) -> None:
             secrets.append(endpoint.previous_secret)
         outcome = send(endpoint.url, claimed.message_id, claimed.payload, secrets,
                        allow_private=bool(config["WEBHOOKS_ALLOW_PRIVATE_TARGETS"]))
-    retry_in = _record(message_row_id, claimed, lease, outcome, sent=endpoint.enabled)
+    retry_in = _record(message_row_id, claimed, lease, outcome, sent=endpoint.enabled,
+                       was_failing=endpoint.failing_since is not None)
     if retry_in is not None:
         from .queue import enqueue_deliveries
 
         enqueue_deliveries(current_app._get_current_object(), [message_row_id], delay=retry_in)
 
 
-def _record(message_row_id: int, claimed: sa.Row, lease: datetime, outcome: Outcome, sent: bool) -> float | None:
+def _record(message_row_id: int, claimed: sa.Row, lease: datetime, outcome: Outcome, sent: bool,
+            was_failing: bool) -> float | None:
     """Log the attempt and move the message on, in one transaction; the seconds until the
     next attempt, or None."""
     now = utcnow()
@@ -88,8 +91,8 @@ def _record(message_row_id: int, claimed: sa.Row, lease: datetime, outcome: Outc
         if outcome.succeeded:
             connection.execute(sa.update(_messages).where(*ours).values(
                 status="delivered", attempts=attempts, lease_until=None, finished_at=now))
-            connection.execute(sa.update(_endpoints).where(endpoint_row, _endpoints.c.failing_since.is_not(None))
-                               .values(failing_since=None))
+            if was_failing:  # as the claim read it: most deliveries skip this statement
+                connection.execute(sa.update(_endpoints).where(endpoint_row).values(failing_since=None))
             return None
         if not sent:  # its endpoint is disabled: failed, until a recover after it is enabled again
             connection.execute(sa.update(_messages).where(*ours).values(status="failed", lease_until=None,

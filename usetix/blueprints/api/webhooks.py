@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from flask import Response, current_app, request, url_for
 
 from ...api_contract import bodies as schemas
+from ...core import audit_actions as actions
 from ...core.list_query import BadParameter
 from ...core.permissions import requires
 from ...core.webhooks import RefusedTarget
@@ -23,11 +24,6 @@ from .pagination import AccountList
 from .refused import Refused
 from .request_body import invalid_body
 from .transaction import write_view
-
-WEBHOOK_CREATED = "webhook.created"
-WEBHOOK_UPDATED = "webhook.updated"
-WEBHOOK_DELETED = "webhook.deleted"
-WEBHOOK_SECRET_ROTATED = "webhook.secret_rotated"
 
 DELIVERY_FIELDS = tuple(schemas.WebhookDelivery.model_fields)
 _delivery_columns = [getattr(WebhookAttempt, name) for name in DELIVERY_FIELDS]
@@ -65,7 +61,7 @@ def create_webhook(body: schemas.WebhookEndpointCreate) -> Response:
                                                    body.description, _allow_private())
     except RefusedTarget as refused:
         raise _refused_url(refused) from None
-    audit(connection, WEBHOOK_CREATED, "webhook", endpoint["id"], endpoint["url"])
+    audit(connection, actions.WEBHOOK_CREATED, "webhook", endpoint["id"], endpoint["url"])
     return json_response({"data": {**endpoint, "secret": secret}}, 201,
                          {"Location": url_for("api.webhook", endpoint_id=endpoint["id"])})
 
@@ -91,7 +87,7 @@ def update_webhook(endpoint_id: int, body: schemas.WebhookEndpointPatch) -> Resp
         raise _refused_url(refused) from None
     if endpoint is None:
         return not_found()
-    audit(connection, WEBHOOK_UPDATED, "webhook", endpoint_id, endpoint["url"])
+    audit(connection, actions.WEBHOOK_UPDATED, "webhook", endpoint_id, endpoint["url"])
     return json_response({"data": endpoint})
 
 
@@ -104,7 +100,7 @@ def delete_webhook(endpoint_id: int) -> Response:
     endpoint = service.delete_endpoint(connection, account_id, endpoint_id)
     if endpoint is None:
         return not_found()
-    audit(connection, WEBHOOK_DELETED, "webhook", endpoint_id, endpoint["url"])
+    audit(connection, actions.WEBHOOK_DELETED, "webhook", endpoint_id, endpoint["url"])
     return Response(status=204)
 
 
@@ -117,7 +113,7 @@ def rotate_webhook_secret(endpoint_id: int) -> Response:
     rotated = service.rotate_secret(connection, account_id, endpoint_id)
     if rotated is None:
         return not_found()
-    audit(connection, WEBHOOK_SECRET_ROTATED, "webhook", endpoint_id, f"endpoint {endpoint_id}")
+    audit(connection, actions.WEBHOOK_SECRET_ROTATED, "webhook", endpoint_id, f"endpoint {endpoint_id}")
     secret, previous_expires = rotated
     return json_response({"data": {"secret": secret, "previous_secret_expires_at": previous_expires}})
 

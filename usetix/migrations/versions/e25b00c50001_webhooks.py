@@ -22,7 +22,7 @@ def upgrade():
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('account_id', sa.Integer(), nullable=False),
     sa.Column('url', sa.String(length=2048), nullable=False),
-    sa.Column('description', sa.String(length=200), server_default='', nullable=False),
+    sa.Column('description', sa.String(length=200), nullable=False),
     sa.Column('enabled', sa.Boolean(), server_default=sa.true(), nullable=False),
     sa.Column('secret', sa.String(length=100), nullable=False),
     sa.Column('previous_secret', sa.String(length=100), nullable=True),
