@@ -152,16 +152,18 @@ def test_documented_bounds_are_the_apps(app, client):
 # The stateful run sends the test's real token wherever schemathesis would put generated
 # credentials, so its "invalid credentials accepted" check would misfire; the tests above
 # check refused credentials for every operation.
-# It starts from creating an event: the lists, the account, the door's counts and batch,
-# the webhook operations (which have no links; the tests above send them generated
-# requests) and deleting an event (which ends every chain under it; the tests above call
-# it) are left out, so the bounded run goes deep along the write links rather than wide.
+# It starts from creating an event: the lists and the account are left out, so the
+# bounded run goes deep along the write links rather than wide; so are the webhook
+# operations, which have no links (the tests above send them generated requests).
 stateful_schema = schemathesis.openapi.from_wsgi("/admin/openapi.json", _document_app).exclude(
-    operation_id=["getAccount", "listEvents", "listAttendees", "listScans", "reportLeakedCredentials",
-                  "getCheckInStatus", "redeemBatch", "deleteEvent"]).exclude(tag="Webhooks")
+    operation_id=["getAccount", "listEvents", "listAttendees", "listScans", "reportLeakedCredentials"]).exclude(
+    tag="Webhooks")
 # Valid data only, so that chains go on: invalid input is the tests above's business.
 stateful_schema.config.generation.update(with_security_parameters=False, modes=[GenerationMode.POSITIVE])
 stateful_schema.config.checks.update(excluded_check_names=["ignored_auth"])
+# Only the document's own links: links inferred from Location headers would send an event's
+# id where an attendee's belongs (their calls are 404s that end a chain).
+stateful_schema.config.phases.stateful.inference.algorithms = []
 stateful_schema.config.checks.positive_data_acceptance = schema.config.checks.positive_data_acceptance
 
 
