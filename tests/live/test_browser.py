@@ -463,7 +463,8 @@ def test_a_door_token_made_without_script(browser, own_server):
     page.wait_for_selector("#token-value")
     raw = page.locator("#token-value").inner_text()
     token = api_get(server, "/admin/account", raw).json()["data"]["token"]
-    assert token["permissions"] == {"events": "read", "attendees": "none", "check_in": "write"}
+    assert token["permissions"] == {"events": "read", "attendees": "none", "check_in": "write",
+                                    "webhooks": "none"}
     assert token["events"] == [event_id]
     events = api_get(server, "/admin/events", raw).json()["data"]
     assert [event["id"] for event in events] == [event_id]
