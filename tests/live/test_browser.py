@@ -463,7 +463,8 @@ def test_a_door_token_made_without_script(browser, own_server):
     page.wait_for_selector("#token-value")
     raw = page.locator("#token-value").inner_text()
     token = api_get(server, "/admin/account", raw).json()["data"]["token"]
-    assert token["permissions"] == {"events": "read", "attendees": "none", "check_in": "write", "webhooks": "none"}
+    assert token["permissions"] == {"events": "read", "attendees": "none", "check_in": "write",
+                                    "webhooks": "none"}
     assert token["events"] == [event_id]
     events = api_get(server, "/admin/events", raw).json()["data"]
     assert [event["id"] for event in events] == [event_id]
@@ -546,7 +547,8 @@ def test_pairing_a_scanner_approve_and_deny(browser, own_server):
     screenshot(page, "devices")
     token = api_get(server, "/admin/account", granted.json()["access_token"]).json()["data"]["token"]
     assert token["events"] == [event_id]
-    assert token["permissions"] == {"events": "read", "attendees": "none", "check_in": "write", "webhooks": "none"}
+    assert token["permissions"] == {"events": "read", "attendees": "none", "check_in": "write",
+                                    "webhooks": "none"}
 
     # From the complete URI the code is filled in, and still shown to be checked: deny it.
     denied_codes = ask_for_a_code(server, "Stranger's phone")
