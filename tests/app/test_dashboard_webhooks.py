@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from standardwebhooks.webhooks import Webhook
 
 from usetix.database.engine import db
-from usetix.database.models import WebhookEndpoint, WebhookMessage
+from usetix.database.models import AuditEvent, WebhookEndpoint, WebhookMessage
 from usetix.webhooks import delivery
 
 from ..helpers import bearer, csrf_token_from, issue
@@ -84,7 +84,7 @@ def test_every_form_needs_the_csrf_token(app, logged_in, receiver):
         assert db.session.scalar(sa.select(sa.func.count()).select_from(WebhookEndpoint)) == 1
 
 
-def test_rotate_test_disable_and_delete(app, logged_in, receiver):
+def test_rotate_test_disable_and_delete(app, logged_in, receiver, orgs):
     first = SECRET.search(add(logged_in, receiver.url).get_data(as_text=True)).group(1)
     eid = endpoint_id(app)
     rotated = logged_in.post(f"{PAGE}/{eid}/rotate_secret", data={"csrf_token": csrf(logged_in)})
@@ -112,6 +112,12 @@ def test_rotate_test_disable_and_delete(app, logged_in, receiver):
     with app.app_context():
         assert db.session.get(WebhookEndpoint, eid) is None
         assert db.session.scalar(sa.select(sa.func.count()).select_from(WebhookMessage)) == 0
+        # Each change is in the audit log, by the admin who made it (no token acted).
+        records = db.session.execute(sa.select(AuditEvent.action, AuditEvent.admin_id, AuditEvent.token_id)
+                                     .where(AuditEvent.object_type == "webhook", AuditEvent.object_id == eid)
+                                     .order_by(AuditEvent.id)).all()
+        changes = ("webhook.created", "webhook.secret_rotated", "webhook.updated", "webhook.deleted")
+        assert records == [(action, orgs["acme"].admin_id, None) for action in changes]
 
 
 def test_another_accounts_endpoint_is_a_404(app, client, auth, orgs):

@@ -14,9 +14,10 @@ from markupsafe import Markup
 from ...core import audit_actions as actions
 from ...core.list_query import page_number
 from ...database.engine import db
-from ...database.models import Attendee, AuditEvent, Event, account_select, get_for_account, utcnow
+from ...database.models import Attendee, Event, account_select, get_for_account, utcnow
 from ...database.tickets import check_in_counts, refused_scans, reissue
 from . import bp
+from .admin_audit import record_admin_action
 
 # How many refused scans the event page shows (the API's history has them all).
 REFUSED_SCANS_SHOWN = 10
@@ -84,10 +85,7 @@ def reissue_ticket(event_id: int, attendee_id: int):
     changed = reissue(db.session.connection(), Attendee.__table__.c.id == found.id, found.id,
                       current_user.account_id, found.ticket_code, utcnow(), [Attendee.__table__.c.id])
     if changed is not None:
-        db.session.add(AuditEvent(account_id=current_user.account_id, admin_id=current_user.id,
-                                  actor=current_user.email, action=actions.ATTENDEE_TICKET_REISSUED,
-                                  client_address=request.remote_addr, object_type="attendee", object_id=found.id,
-                                  object_label=found.name))
+        record_admin_action(actions.ATTENDEE_TICKET_REISSUED, "attendee", found.id, found.name)
     db.session.commit()
     if changed is None:
         flash("The ticket was reissued by someone else meanwhile: this is the new one.", "info")

@@ -11,11 +11,13 @@ import sqlalchemy as sa
 from flask import abort, current_app, flash, g, make_response, redirect, render_template, request, url_for
 from flask_login import current_user
 
+from ...core import audit_actions as actions
 from ...core.webhooks import DISABLE_AFTER_HOURS, WARN_AFTER_HOURS, RefusedTarget
 from ...database.engine import db
 from ...database.models import WebhookAttempt, WebhookEndpoint, utcnow
 from ...webhooks import endpoints as service
 from . import bp
+from .admin_audit import record_admin_action
 from .api_tokens import REVEAL_SECONDS
 from .forms import WebhookEndpointForm, WebhookRecoverForm
 
@@ -87,6 +89,7 @@ def create_webhook():
         db.session.rollback()
         form.url.errors = [*form.url.errors, str(refused)]
         return _list_page(form, 400)
+    record_admin_action(actions.WEBHOOK_CREATED, "webhook", endpoint["id"], endpoint["url"])
     db.session.commit()
     return _reveal(endpoint, secret, "Copy the signing secret of your new endpoint now")
 
@@ -95,6 +98,7 @@ def create_webhook():
 def rotate_webhook_secret(endpoint_id: int):
     endpoint = _endpoint_or_404(endpoint_id)
     secret, _ = service.rotate_secret(_connection(), current_user.account_id, endpoint_id)
+    record_admin_action(actions.WEBHOOK_SECRET_ROTATED, "webhook", endpoint_id, endpoint["url"])
     db.session.commit()
     return _reveal(endpoint, secret, "Copy the new signing secret now (the previous one signs too for 24 hours)")
 
@@ -114,6 +118,7 @@ def set_webhook_enabled(endpoint_id: int):
     enabled = request.form.get("enabled") == "yes"
     service.update_endpoint(_connection(), current_user.account_id, endpoint_id, {"enabled": enabled},
                             bool(current_app.config["WEBHOOKS_ALLOW_PRIVATE_TARGETS"]))
+    record_admin_action(actions.WEBHOOK_UPDATED, "webhook", endpoint_id, endpoint["url"])
     db.session.commit()
     flash(f"{endpoint['url']} is {'enabled' if enabled else 'disabled'}.", "success")
     return redirect(url_for("dashboard.webhooks"))
@@ -127,6 +132,7 @@ def delete_webhook(endpoint_id: int):
     if request.method != "POST" or request.form.get("confirm") != "yes":
         return render_template("dashboard/webhook_delete.html", endpoint=endpoint)
     service.delete_endpoint(_connection(), current_user.account_id, endpoint_id)
+    record_admin_action(actions.WEBHOOK_DELETED, "webhook", endpoint_id, endpoint["url"])
     db.session.commit()
     flash(f"Endpoint {endpoint['url']} was deleted: nothing more is sent to it.", "success")
     return redirect(url_for("dashboard.webhooks"))
