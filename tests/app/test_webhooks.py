@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import socket
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
+from freezegun import freeze_time
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from usetix.blueprints.api import events as events_api
@@ -204,11 +205,12 @@ def test_replay_sends_the_same_webhook_id_with_a_fresh_signature(app, client, or
     client.post(check_in_path(orgs["acme"]), headers=bearer(write_token))
     run_due(app)
     [first] = receiver.received
-    time.sleep(1.05)  # the next whole second: a fresh webhook-timestamp (seconds) can only differ after it
-    replayed = client.post(f"/admin/webhooks/{endpoint['id']}/deliveries/{first.message_id}/replay",
-                           headers=bearer(write_token))
-    assert replayed.status_code == 202 and replayed.json["data"]["message_id"] == first.message_id
-    run_due(app)
+    # A minute on: a webhook-timestamp is in whole seconds, so a fresh one differs only from the next second.
+    with freeze_time(datetime.now(UTC) + timedelta(minutes=1), tick=True):
+        replayed = client.post(f"/admin/webhooks/{endpoint['id']}/deliveries/{first.message_id}/replay",
+                               headers=bearer(write_token))
+        assert replayed.status_code == 202 and replayed.json["data"]["message_id"] == first.message_id
+        run_due(app)
     second = receiver.received[1]
     assert second.message_id == first.message_id and second.body == first.body
     assert second.headers["webhook-timestamp"] != first.headers["webhook-timestamp"]
