@@ -7,15 +7,22 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import requests
+import sqlalchemy as sa
 
-from .helpers import free_port, wait_until
+from usetix.auth.token_service import issue_token
+from usetix.database.engine import db
+from usetix.database.models import Admin
+
+from .helpers import free_port, seeded_database, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 GUNICORN = str(Path(sys.executable).with_name("gunicorn"))
@@ -140,3 +147,62 @@ def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
                     "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
                    check=True, capture_output=True)
     return cert, key
+
+
+@dataclass
+class SeededServer:
+    """gunicorn serving a database seeded by tests/helpers.py's ``seeded_database``, with
+    the app on the same database for issuing tokens and counting rows directly."""
+
+    base: str
+    app: object
+    log: Path
+    org: object
+
+    def token(self, description: str = "scanner", preset: str = "write") -> tuple[int, str]:
+        """(id, raw value) of a new token of the seeded account's admin."""
+        with self.app.app_context():
+            token, raw = issue_token(db.session.get(Admin, self.org.admin_id), description, preset, "127.0.0.1")
+            return token.id, raw
+
+    def count(self, model, *where) -> int:
+        with self.app.app_context():
+            n = db.session.scalar(sa.select(sa.func.count()).select_from(model).where(*where))
+            db.session.remove()
+            return n
+
+
+@contextmanager
+def seeded_server(directory: Path, name: str, workers: int, events: int, attendees_per_event: int,
+                  server_class: type[SeededServer] = SeededServer):
+    """A seeded database served by gunicorn with the API's rate limits out of the way (the
+    concurrency tests send more than a client may)."""
+    with seeded_database(directory, name, events=events, attendees_per_event=attendees_per_event) as (url, app, org):
+        limits = {"API_RATE_LIMIT": "1000000 per minute", "API_FAILED_AUTH_LIMIT": "1000000 per minute"}
+        log = directory / "server.log"
+        with gunicorn(url, workers=workers, log_path=log, **limits) as base:
+            yield server_class(base, app, log, org)
+
+
+def at_once(count: int, work, timeout: float = 20) -> list:
+    """Run ``work(n, http)`` in ``count`` threads released together, each with its own
+    requests session; their responses, in order."""
+    barrier = threading.Barrier(count)
+    results: list = [None] * count
+
+    def run(n: int) -> None:
+        with requests.Session() as http:
+            barrier.wait(timeout=timeout)
+            try:
+                results[n] = work(n, http)
+            except requests.RequestException as exc:  # reported by the assertion below
+                results[n] = exc
+
+    threads = [threading.Thread(target=run, args=(n,), daemon=True) for n in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not any(thread.is_alive() for thread in threads), "a request hung"
+    assert all(isinstance(result, requests.Response) for result in results), results
+    return results

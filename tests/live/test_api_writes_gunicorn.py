@@ -14,22 +14,20 @@ import random
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
 import requests
 import sqlalchemy as sa
 
-from usetix.auth.token_service import issue_token, revoke_token
+from usetix.auth.token_service import revoke_token
 from usetix.database.engine import db
-from usetix.database.models import Admin, ApiToken, Attendee, AuditEvent, IdempotencyKey
+from usetix.database.models import ApiToken, Attendee, AuditEvent, IdempotencyKey
 
 from ..databases import database_kind
-from ..helpers import NONCE_FIELD, PASSWORD, csrf_token_from, seeded_database, wait_until
-from ..servers import HeldRequest, gunicorn
+from ..helpers import NONCE_FIELD, PASSWORD, csrf_token_from, wait_until
+from ..servers import HeldRequest, SeededServer, at_once, seeded_server
 
 pytestmark = pytest.mark.gunicorn
 
@@ -37,33 +35,11 @@ TIMEOUT = 20  # seconds, for every HTTP request
 WORKERS = 4
 
 
-@dataclass
-class Server:
-    base: str
-    app: object
-    log: Path
-    org: object
-
-    def token(self, description: str = "scanner") -> tuple[int, str]:
-        with self.app.app_context():
-            token, raw = issue_token(db.session.get(Admin, self.org.admin_id), description, "write", "127.0.0.1")
-            return token.id, raw
-
-    def count(self, *where) -> int:
-        with self.app.app_context():
-            n = db.session.scalar(sa.select(sa.func.count()).select_from(Attendee).where(*where))
-            db.session.remove()
-            return n
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("writes")
-    with seeded_database(directory, "writes", events=4, attendees_per_event=40) as (url, app, org):
-        limits = {"API_RATE_LIMIT": "1000000 per minute", "API_FAILED_AUTH_LIMIT": "1000000 per minute"}
-        log = directory / "server.log"
-        with gunicorn(url, workers=WORKERS, log_path=log, **limits) as base:
-            yield Server(base, app, log, org)
+    with seeded_server(tmp_path_factory.mktemp("writes"), "writes", WORKERS, events=4,
+                       attendees_per_event=40) as served:
+        yield served
 
 
 def call(method: str, url: str, token: str, http=requests, **kwargs) -> requests.Response:
@@ -71,29 +47,7 @@ def call(method: str, url: str, token: str, http=requests, **kwargs) -> requests
     return http.request(method, url, headers=headers, timeout=TIMEOUT, **kwargs)
 
 
-def at_once(count: int, work) -> list:
-    """Run ``work(n)`` in ``count`` threads released together; their results, in order."""
-    barrier = threading.Barrier(count)
-    results: list = [None] * count
-
-    def run(n: int) -> None:
-        with requests.Session() as http:
-            barrier.wait(timeout=TIMEOUT)
-            try:
-                results[n] = work(n, http)
-            except requests.RequestException as exc:  # reported by the caller's assertions
-                results[n] = exc
-
-    threads = [threading.Thread(target=run, args=(n,), daemon=True) for n in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not any(thread.is_alive() for thread in threads), "a request hung"
-    return results
-
-
-def assert_clean_log(server: Server) -> None:
+def assert_clean_log(server: SeededServer) -> None:
     # Recording a token's use is best-effort (usetix/auth/usage.py): a write it skips under
     # a lock is logged as a warning and is no failure. Every other line must be clean.
     log = "\n".join(line for line in server.log.read_text().splitlines()
@@ -126,7 +80,7 @@ def test_eight_retries_with_one_key_make_one_attendee(server):
         answers = at_once(8, lambda n, http, body=body, key=key: call("POST", url, token, http, json=body,
                                                                       headers=key))
         assert all(isinstance(a, requests.Response) for a in answers), answers
-        assert server.count(Attendee.name == name) == 1
+        assert server.count(Attendee, Attendee.name == name) == 1
         created = [a for a in answers if a.status_code == 201 and "Idempotent-Replayed" not in a.headers]
         replayed = [a for a in answers if a.status_code == 201 and a.headers.get("Idempotent-Replayed") == "true"]
         busy = [a for a in answers if a.status_code == 409]
@@ -226,7 +180,7 @@ def test_writes_and_revocations_under_load(server):
 
 # -- a credential that ends while a request is in flight -----------------------------------
 
-def slow_write(server: Server, token: str, name: str) -> HeldRequest:
+def slow_write(server: SeededServer, token: str, name: str) -> HeldRequest:
     """An attendee POST whose body is still arriving: authenticated, waiting for the rest."""
     body = json.dumps({"name": name, "email": "slow@example.com", "ticket_type": "GA"}).encode()
     headers = {"Authorization": f"Bearer {token}", "Accept": "application/json", "Content-Type": "application/json",
@@ -235,8 +189,8 @@ def slow_write(server: Server, token: str, name: str) -> HeldRequest:
                        body_sent=10)
 
 
-def nothing_written_by(server: Server, token_id: int, name: str) -> None:
-    assert server.count(Attendee.name == name) == 0
+def nothing_written_by(server: SeededServer, token_id: int, name: str) -> None:
+    assert server.count(Attendee, Attendee.name == name) == 0
     with server.app.app_context():
         writes = db.session.scalar(sa.select(sa.func.count()).select_from(AuditEvent)
                                    .where(AuditEvent.token_id == token_id, AuditEvent.object_type.is_not(None)))

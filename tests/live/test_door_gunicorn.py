@@ -8,23 +8,18 @@ on one SQLite file. The schema is made by the migrations, as in production.
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 import requests
 import sqlalchemy as sa
 
-from usetix.auth.token_service import issue_token
 from usetix.database.engine import db
-from usetix.database.models import Admin, Attendee, AuditEvent, Scan
+from usetix.database.models import Attendee, AuditEvent, Scan
 
 from ..databases import database_kind
-from ..helpers import seeded_database
-from ..servers import gunicorn
+from ..servers import SeededServer, at_once, seeded_server
 
 pytestmark = pytest.mark.gunicorn
 
@@ -32,16 +27,9 @@ TIMEOUT = 20  # seconds, for every HTTP request
 WORKERS = 4
 
 
-@dataclass
-class Door:
-    base: str
-    app: object
-    log: Path
-    org: object
-
+class Door(SeededServer):
     def scanner(self) -> str:
-        with self.app.app_context():
-            return issue_token(db.session.get(Admin, self.org.admin_id), "scanner", "check_in", "127.0.0.1")[1]
+        return self.token("scanner", "check_in")[1]
 
     def codes(self, event_index: int) -> list[tuple[int, str]]:
         with self.app.app_context():
@@ -51,49 +39,17 @@ class Door:
             db.session.remove()
             return [tuple(row) for row in rows]
 
-    def count(self, model, *where) -> int:
-        with self.app.app_context():
-            n = db.session.scalar(sa.select(sa.func.count()).select_from(model).where(*where))
-            db.session.remove()
-            return n
-
 
 @pytest.fixture(scope="module")
 def door(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("door")
-    with seeded_database(directory, "door", events=3, attendees_per_event=40) as (url, app, org):
-        limits = {"API_RATE_LIMIT": "1000000 per minute", "API_FAILED_AUTH_LIMIT": "1000000 per minute"}
-        log = directory / "server.log"
-        with gunicorn(url, workers=WORKERS, log_path=log, **limits) as base:
-            yield Door(base, app, log, org)
+    with seeded_server(tmp_path_factory.mktemp("door"), "door", WORKERS, events=3, attendees_per_event=40,
+                       server_class=Door) as served:
+        yield served
 
 
 def post(url: str, token: str, body: dict, http=requests, **headers: str) -> requests.Response:
     return http.post(url, json=body, timeout=TIMEOUT,
                      headers={"Authorization": f"Bearer {token}", "Accept": "application/json", **headers})
-
-
-def at_once(count: int, work) -> list:
-    """Run ``work(n, http)`` in ``count`` threads released together; their results, in order."""
-    barrier = threading.Barrier(count)
-    results: list = [None] * count
-
-    def run(n: int) -> None:
-        with requests.Session() as http:
-            barrier.wait(timeout=TIMEOUT)
-            try:
-                results[n] = work(n, http)
-            except requests.RequestException as exc:  # reported by the caller's assertions
-                results[n] = exc
-
-    threads = [threading.Thread(target=run, args=(n,), daemon=True) for n in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not any(thread.is_alive() for thread in threads), "a request hung"
-    assert all(isinstance(result, requests.Response) for result in results), results
-    return results
 
 
 def assert_clean_log(door: Door) -> None:
