@@ -10,6 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from usetix.core import token_format
+from usetix.database import idempotency
 from usetix.database.engine import db
 from usetix.database.round_trips import count_round_trips
 
@@ -69,15 +70,14 @@ def test_check_in_and_its_undo_are_two_round_trips_each(app, client, orgs, write
     assert checked_in <= 2 and undone <= 2
 
 
-def test_a_check_in_with_an_idempotency_key_is_six_round_trips(app, client, orgs, write_token):
-    """The token and the key's claim in autocommit (the claim commits on its own), then
-    BEGIN, the check-in, its stored answer, COMMIT."""
+def _check_in_with_keys(app, client, orgs, write_token, prefix="scan"):
+    """A check-in with a new Idempotency-Key each time, after six of them (as ``_steady``)."""
     org = orgs["acme"]
     path = f"/admin/events/{org.event_ids[0]}/attendees/{org.attendee_ids[0]}/check_in"
     keys = iter(range(100))
 
     def check_in():
-        return client.post(path, headers={**bearer(write_token), "Idempotency-Key": f"scan-{next(keys)}"})
+        return client.post(path, headers={**bearer(write_token), "Idempotency-Key": f"{prefix}-{next(keys)}"})
 
     for _ in range(6):
         assert check_in().status_code == 201
@@ -86,7 +86,23 @@ def test_a_check_in_with_an_idempotency_key_is_six_round_trips(app, client, orgs
         engine = db.engine
     count, response = count_round_trips(engine, check_in)
     assert response.status_code == 201 and "Idempotent-Replayed" not in response.headers
-    assert count <= 6
+    assert client.delete(path, headers=bearer(write_token)).status_code == 204
+    return count
+
+
+def test_a_check_in_with_an_idempotency_key_is_six_round_trips(app, client, orgs, write_token, monkeypatch):
+    """The token and the key's claim in autocommit (the claim commits on its own), then
+    BEGIN, the check-in, its stored answer, COMMIT. The claim's occasional sweep of expired
+    keys is held off: it is drawn at random (pytest-randomly's seed decides the draw)."""
+    monkeypatch.setattr(idempotency, "SWEEP_PROBABILITY", 0.0)
+    assert _check_in_with_keys(app, client, orgs, write_token) <= 6
+
+
+def test_a_claim_that_sweeps_expired_keys_adds_one_round_trip(app, client, orgs, write_token, monkeypatch):
+    monkeypatch.setattr(idempotency, "SWEEP_PROBABILITY", 0.0)
+    without = _check_in_with_keys(app, client, orgs, write_token, prefix="quiet")
+    monkeypatch.setattr(idempotency, "SWEEP_PROBABILITY", 1.0)
+    assert _check_in_with_keys(app, client, orgs, write_token, prefix="sweeping") == without + 1
 
 
 def _terminate_pooled_connection(app) -> None:
