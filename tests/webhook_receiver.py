@@ -20,6 +20,7 @@ class Received:
     headers: dict[str, str]
     body: bytes
     at: float  # time.monotonic() when it arrived
+    peer: tuple = ()  # the sender's address and port: one per connection
 
     @property
     def message_id(self) -> str:
@@ -47,7 +48,7 @@ class Receiver:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 with receiver.lock:
                     receiver.received.append(Received({k.lower(): v for k, v in self.headers.items()}, body,
-                                                      time.monotonic()))
+                                                      time.monotonic(), tuple(self.client_address)))
                     status = receiver.script.pop(0) if receiver.script else 200
                 if status == HOLD:
                     receiver.released.wait(60)

@@ -89,6 +89,9 @@ def defaults(instance_path: str) -> dict:
         "WEBHOOKS_SWEEP_SECONDS": 15,
         "WEBHOOKS_SWEEP_GRACE_SECONDS": 30,
         "WEBHOOKS_WORKER_THREADS": 8,
+        # At most this many due messages per claim: one UPDATE claims them, one transaction
+        # logs them, and those to one target share a kept-alive connection.
+        "WEBHOOKS_BATCH_SIZE": 32,
         # The delivery log is kept this long.
         "WEBHOOKS_LOG_RETENTION_DAYS": 30,
     }

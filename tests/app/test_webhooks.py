@@ -493,3 +493,109 @@ def test_the_delivery_log_keeps_thirty_days(app, client, orgs, write_token, rece
     log = client.get(f"/admin/webhooks/{endpoint['id']}/deliveries", headers=bearer(write_token)).json
     assert len(log["data"]) == 1 and log["data"][0]["id"] != first
     assert len(messages(app)) == 1
+
+
+def check_ins_and_undos(client, token, org) -> int:
+    """A check-in and its undoing per attendee of the org: two messages each; how many."""
+    for n, attendee_id in enumerate(org.attendee_ids):  # two attendees per event, in event order
+        path = f"/admin/events/{org.event_ids[n // 2]}/attendees/{attendee_id}/check_in"
+        assert client.post(path, headers=bearer(token)).status_code == 201
+        assert client.delete(path, headers=bearer(token)).status_code == 204
+    return 2 * len(org.attendee_ids)
+
+
+def test_one_task_delivers_a_batch_with_four_statements_over_one_connection(app, client, orgs, write_token,
+                                                                             receiver):
+    """A worker's task claims every due message (up to WEBHOOKS_BATCH_SIZE) with one UPDATE,
+    reads their endpoint with one SELECT, logs the attempts with one INSERT and marks them
+    delivered with one UPDATE, whatever their number; those to one target share one kept-alive
+    connection. The tasks of the messages it took find nothing left to send."""
+    from usetix.webhooks.queue import queue_for
+
+    endpoint = add_endpoint(client, write_token, receiver.url, ["attendee.checked_in", "attendee.check_in_undone"])
+    expected = check_ins_and_undos(client, write_token, orgs["acme"])  # 12: fewer than a batch (32)
+    task = queue_for(app).usetix_deliver
+    with app.app_context():
+        engine = db.engine
+    sent: list[str] = []
+
+    def record(conn, cursor, statement, *args):
+        if not statement.lstrip().upper().startswith(("BEGIN", "COMMIT", "ROLLBACK")):
+            sent.append(statement)
+
+    first, *others = [message.id for message in messages(app)]
+    sa.event.listen(engine, "before_cursor_execute", record)
+    try:
+        with app.app_context():  # (the web request built the queue with current_app)
+            task.call_local(first)
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", record)
+    assert receiver.count() == expected
+    assert len(sent) == 4, sent
+    assert len({got.peer for got in receiver.received}) == 1
+    assert {got.message_id for got in receiver.received} == {message.message_id for message in messages(app)}
+    for got in receiver.received:
+        got.verified(endpoint["secret"])
+    assert {(message.status, message.attempts) for message in messages(app)} == {("delivered", 1)}
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(WebhookAttempt)) == expected
+    with app.app_context():
+        for row_id in others:  # their tasks come later: nothing is sent twice
+            task.call_local(row_id)
+    assert receiver.count() == expected
+
+
+def test_a_batch_takes_neither_a_retry_before_it_is_due_nor_another_workers_claim(app, client, orgs, write_token,
+                                                                                  receiver):
+    add_endpoint(client, write_token, receiver.url, ["attendee.checked_in", "attendee.check_in_undone"])
+    expected = check_ins_and_undos(client, write_token, orgs["acme"])
+    retry, held, *_ = messages(app)
+    held_until = utcnow() + timedelta(seconds=30)
+    with app.app_context(), db.engine.begin() as connection:
+        table = WebhookMessage.__table__
+        connection.execute(sa.update(table).where(table.c.id == retry.id)
+                           .values(next_attempt_at=utcnow() + timedelta(hours=1), attempts=1))
+        connection.execute(sa.update(table).where(table.c.id == held.id).values(lease_until=held_until))
+    [held_before] = messages(app, id=held.id)
+    with app.app_context():
+        assert delivery.deliver_due(limit=4) == 4  # no more than asked, on PostgreSQL too
+        assert delivery.deliver_due() == expected - 6
+    assert receiver.count() == expected - 2
+    assert {got.message_id for got in receiver.received}.isdisjoint({retry.message_id, held.message_id})
+    after = {message.id: message for message in messages(app)}
+    assert (after[retry.id].status, after[retry.id].attempts) == ("pending", 1)
+    assert (after[held.id].status, after[held.id].lease_until) == ("pending", held_before.lease_until)
+
+
+def test_a_batch_gives_back_what_its_claim_has_no_time_left_to_send(app, client, orgs, write_token, receiver,
+                                                                      monkeypatch):
+    """A later message of a batch is sent only with two delivery timeouts of the claim left
+    (a send in flight never outlives its claim); the rest are given back, and queued again.
+    A claim too short for that (the live tests' 3 s) takes one message."""
+    from usetix.webhooks import queue
+
+    add_endpoint(client, write_token, receiver.url, ["attendee.checked_in", "attendee.check_in_undone"])
+    expected = check_ins_and_undos(client, write_token, orgs["acme"])
+    queued: list[int] = []
+    monkeypatch.setattr(queue, "enqueue_deliveries", lambda app, ids, delay=None: queued.extend(ids))
+
+    class Clock:  # each reading 20 s later: a 60 s claim has room for two sends, not three
+        now = 0.0
+
+        def monotonic(self) -> float:
+            self.now += 20
+            return self.now
+
+    monkeypatch.setattr(delivery, "time", Clock())
+    app.config["WEBHOOKS_LEASE_SECONDS"] = 60
+    with app.app_context():
+        assert delivery.deliver_due() == expected
+    assert receiver.count() == 2
+    left = [message for message in messages(app) if message.status == "pending"]
+    assert len(left) == expected - 2 and sorted(queued) == [message.id for message in left]
+    assert all(message.lease_until is None and message.attempts == 0 for message in left)
+    monkeypatch.undo()
+    app.config["WEBHOOKS_LEASE_SECONDS"] = 3
+    with app.app_context():
+        assert delivery.deliver_due() == 1
+    assert receiver.count() == 3

@@ -46,10 +46,12 @@ def receiver():
 
 
 @contextmanager
-def worker(app, tmp_path, name: str):
+def worker(app, tmp_path, name: str, lease: str = "3"):
+    """A worker; its 3 s claim (a killed worker's messages go out soon) takes one message a
+    claim, a claim of more than two delivery timeouts a batch."""
     env = server_env(app.config["DATABASE_URL"], WEBHOOKS_QUEUE_URL=app.config["WEBHOOKS_QUEUE_URL"],
                      WEBHOOKS_ALLOW_PRIVATE_TARGETS="true", WEBHOOKS_RETRY_SCHEDULE=json.dumps(SCHEDULE),
-                     WEBHOOKS_LEASE_SECONDS="3", WEBHOOKS_SWEEP_SECONDS="0.5", WEBHOOKS_SWEEP_GRACE_SECONDS="1")
+                     WEBHOOKS_LEASE_SECONDS=lease, WEBHOOKS_SWEEP_SECONDS="0.5", WEBHOOKS_SWEEP_GRACE_SECONDS="1")
     log = (tmp_path / f"{name}.log").open("wb")
     process = subprocess.Popen([USETIX, "worker", "--threads", "4"], env=env, stdout=log, stderr=subprocess.STDOUT,
                                start_new_session=True)
@@ -142,6 +144,33 @@ def test_two_workers_never_send_one_attempt_twice(queue_app, client, orgs, write
     assert len(sent) == expected and set(sent.values()) == {1}
     with app.app_context():
         assert db.session.scalar(sa.select(sa.func.count()).select_from(WebhookAttempt)) == expected
+
+
+@pytest.mark.parametrize("app", QUEUES, indirect=True)
+def test_two_workers_claiming_batches_of_a_backlog_never_send_one_attempt_twice(queue_app, client, orgs, write_token,
+                                                                                receiver, tmp_path):
+    """A backlog written before any worker runs, every message queued three times, then two
+    workers whose claims take batches race for it."""
+    app = queue_app
+    acme = orgs["acme"]
+    add_endpoint(client, write_token, receiver.url)
+    for _ in range(4):
+        for n in range(len(acme.attendee_ids)):
+            check_in(client, write_token, acme, n)
+            check_in(client, write_token, acme, n, undo=True)
+    expected = 8 * len(acme.attendee_ids)
+    with app.app_context():
+        ids = list(db.session.scalars(sa.select(WebhookMessage.id)))
+    assert len(ids) == expected
+    enqueue_deliveries(app, ids)
+    enqueue_deliveries(app, ids)
+    with worker(app, tmp_path, "one", lease="40"), worker(app, tmp_path, "two", lease="40"):
+        wait_until(lambda: statuses(app) == {"delivered": expected}, timeout=60, message="every message delivered")
+    sent = Counter(got.message_id for got in receiver.received)
+    assert len(sent) == expected and set(sent.values()) == {1}
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(WebhookAttempt)) == expected
+        assert set(db.session.scalars(sa.select(WebhookMessage.attempts))) == {1}
 
 
 @pytest.mark.parametrize("app", QUEUES[:1], indirect=True)

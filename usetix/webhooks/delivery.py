@@ -1,27 +1,31 @@
-"""What a worker does with a message: claim it, send it, log the attempt, decide what next.
+"""What a worker does with messages: claim them, send them, log the attempts, decide what next.
 
-A worker claims a message with one conditional ``UPDATE`` (due, pending, and no other
-worker's claim still running), which exactly one worker wins, on PostgreSQL and SQLite
-alike; only the winner sends, so two workers never send one attempt. The claim lasts
-``WEBHOOKS_LEASE_SECONDS``: a worker killed mid-delivery holds the message until then, and
-the sweeper then hands it to the queue again. After the attempt, one transaction logs it
-and moves the message on: delivered; retried after the schedule's next delay (a task
-scheduled on the queue); failed when the schedule is spent; or, with its endpoint
-disabled, on a ``410 Gone`` or after three days of failures.
+A worker claims messages with one conditional ``UPDATE`` (due, pending, and no other
+worker's claim still running; up to ``WEBHOOKS_BATCH_SIZE`` of them), and each message is
+won by exactly one worker, on PostgreSQL and SQLite alike; only the winner sends, so two
+workers never send one attempt. The claim lasts ``WEBHOOKS_LEASE_SECONDS``: a worker
+killed mid-delivery holds the messages until then, and the sweeper then hands them to the
+queue again; a batch's later messages are only sent while the claim has time to spare
+(:data:`LEASE_MARGIN_TIMEOUTS`). After the attempts, one transaction logs them and moves
+each message on: delivered (one statement for all of them); retried after the schedule's
+next delay (a task scheduled on the queue); failed when the schedule is spent; or, with
+its endpoint disabled, on a ``410 Gone`` or after three days of failures.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from datetime import datetime, timedelta
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from flask import current_app
 
-from ..core.webhooks import DISABLE_AFTER_HOURS, retry_delay
+from ..core.webhooks import DELIVERY_TIMEOUT_SECONDS, DISABLE_AFTER_HOURS, retry_delay
 from ..database.engine import db
-from ..database.models import WebhookAttempt, WebhookEndpoint, WebhookMessage, utcnow
-from .sender import Outcome, send
+from ..database.models import UTCDateTime, WebhookAttempt, WebhookEndpoint, WebhookMessage, utcnow
+from .sender import Connections, Outcome, send
 
 logger = logging.getLogger("usetix.webhooks")
 _messages = WebhookMessage.__table__
@@ -29,7 +33,7 @@ _endpoints = WebhookEndpoint.__table__
 _attempts = WebhookAttempt.__table__
 
 
-def _claimable(now: datetime) -> tuple:
+def _claimable(now: Any) -> tuple:
     # Due by this host's clock: a retry's task run early (another host's clock ahead) or a
     # second task for a message that has just failed finds nothing; the sweeper hands the
     # message out once it is due.
@@ -37,88 +41,175 @@ def _claimable(now: datetime) -> tuple:
             sa.or_(_messages.c.lease_until.is_(None), _messages.c.lease_until < now))
 
 
+_CLAIMED = (_messages.c.id, _messages.c.endpoint_id, _messages.c.message_id, _messages.c.event_type,
+            _messages.c.payload, _messages.c.attempts, _messages.c.account_id)
+_now = sa.bindparam("claim_now", type_=UTCDateTime)
+# Built once (docs/performance.md): a worker runs them for every task.
+CLAIM_ONE = (sa.update(_messages).where(_messages.c.id == sa.bindparam("claim_first"), *_claimable(_now))
+             .values(lease_until=sa.bindparam("claim_lease", type_=UTCDateTime)).returning(*_CLAIMED))
+# The longest due first (the pending index's order), chosen once: a MATERIALIZED CTE, as
+# PostgreSQL may run an IN (subquery) again for each row it updates, and a LIMIT would
+# then not bound the claim. SKIP LOCKED (PostgreSQL; SQLite writes one at a time): two
+# claims at once take different rows instead of waiting for each other; the outer
+# conditions are checked again on the row the UPDATE gets, so one claim only wins a message.
+_DUE = (sa.select(_messages.c.id).where(*_claimable(_now))
+        .order_by(_messages.c.next_attempt_at, _messages.c.id)
+        .limit(sa.bindparam("claim_limit", type_=sa.Integer)).with_for_update(skip_locked=True)
+        .cte("due").prefix_with("MATERIALIZED", dialect="postgresql"))
+CLAIM_DUE = (sa.update(_messages).where(_messages.c.id.in_(sa.select(_DUE.c.id)), *_claimable(_now))
+             .values(lease_until=sa.bindparam("claim_lease", type_=UTCDateTime)).returning(*_CLAIMED))
+
+
+# A claim's later messages are sent only while at least this many delivery timeouts of its
+# lease are left, so none is still in flight when the claim runs out and another worker
+# may take it; the rest are given back.
+LEASE_MARGIN_TIMEOUTS = 2
+
+
 def deliver(message_row_id: int) -> None:
     """Send one message if it is still due and no other worker has it."""
+    _deliver_claimed(CLAIM_ONE, {"claim_first": message_row_id})
+
+
+def deliver_due(limit: int | None = None) -> int:
+    """Claim the due messages no worker has, the longest due first, up to ``limit``
+    (``WEBHOOKS_BATCH_SIZE``), with one statement; send them, over one connection per
+    target; log them with one transaction. How many were claimed."""
     config = current_app.config
+    limit = int(limit or config["WEBHOOKS_BATCH_SIZE"])
+    if float(config["WEBHOOKS_LEASE_SECONDS"]) <= LEASE_MARGIN_TIMEOUTS * DELIVERY_TIMEOUT_SECONDS:
+        limit = 1  # a claim too short for a second send (tests' 3 s): one message a claim
+    return _deliver_claimed(CLAIM_DUE, {"claim_limit": limit})
+
+
+class _Sent(NamedTuple):
+    claimed: sa.Row
+    outcome: Outcome
+    sent: bool  # False: its endpoint is disabled, nothing went out
+    was_failing: bool
+
+
+def _deliver_claimed(claim: sa.Update, params: dict) -> int:
+    config = current_app.config
+    lease_seconds = float(config["WEBHOOKS_LEASE_SECONDS"])
     now = utcnow()
-    lease = now + timedelta(seconds=float(config["WEBHOOKS_LEASE_SECONDS"]))
+    lease = now + timedelta(seconds=lease_seconds)
+    claimed_at = time.monotonic()
     with db.engine.begin() as connection:
-        claimed = connection.execute(
-            sa.update(_messages).where(_messages.c.id == message_row_id, *_claimable(now))
-            .values(lease_until=lease)
-            .returning(_messages.c.endpoint_id, _messages.c.message_id, _messages.c.event_type, _messages.c.payload,
-                       _messages.c.attempts, _messages.c.account_id)
-        ).first()
-        endpoint = None if claimed is None else connection.execute(
-            sa.select(_endpoints.c.url, _endpoints.c.enabled, _endpoints.c.secret, _endpoints.c.previous_secret,
-                      _endpoints.c.previous_secret_expires_at, _endpoints.c.failing_since)
-            .where(_endpoints.c.id == claimed.endpoint_id)
-        ).first()
-    if claimed is None or endpoint is None:
-        return
-    if not endpoint.enabled:
-        outcome = Outcome(False, None, "endpoint disabled: not sent", 0, None)
-    else:
-        secrets = [endpoint.secret]
-        rotated_until = endpoint.previous_secret_expires_at
-        if endpoint.previous_secret and rotated_until is not None and rotated_until > now:
-            secrets.append(endpoint.previous_secret)
-        outcome = send(endpoint.url, claimed.message_id, claimed.payload, secrets,
-                       allow_private=bool(config["WEBHOOKS_ALLOW_PRIVATE_TARGETS"]))
-    retry_in = _record(message_row_id, claimed, lease, outcome, sent=endpoint.enabled,
-                       was_failing=endpoint.failing_since is not None)
-    if retry_in is not None:
-        from .queue import enqueue_deliveries
+        claimed = sorted(connection.execute(claim, {**params, "claim_now": now, "claim_lease": lease}),
+                         key=lambda row: row.id)
+        if not claimed:
+            return 0
+        endpoints = {row.id: row for row in connection.execute(
+            sa.select(_endpoints.c.id, _endpoints.c.url, _endpoints.c.enabled, _endpoints.c.secret,
+                      _endpoints.c.previous_secret, _endpoints.c.previous_secret_expires_at,
+                      _endpoints.c.failing_since)
+            .where(_endpoints.c.id.in_({row.endpoint_id for row in claimed})))}
+    allow_private = bool(config["WEBHOOKS_ALLOW_PRIVATE_TARGETS"])
+    budget = lease_seconds - LEASE_MARGIN_TIMEOUTS * DELIVERY_TIMEOUT_SECONDS
+    done: list[_Sent] = []
+    released: list[int] = []
+    try:
+        with Connections() as connections:
+            for position, message in enumerate(claimed):
+                if position and time.monotonic() - claimed_at > budget:
+                    released = [row.id for row in claimed[position:]]
+                    break
+                endpoint = endpoints.get(message.endpoint_id)
+                if endpoint is None:  # deleted since: its messages went with it
+                    continue
+                if not endpoint.enabled:
+                    done.append(_Sent(message, Outcome(False, None, "endpoint disabled: not sent", 0, None), False,
+                                      endpoint.failing_since is not None))
+                    continue
+                secrets = [endpoint.secret]
+                rotated_until = endpoint.previous_secret_expires_at
+                if endpoint.previous_secret and rotated_until is not None and rotated_until > now:
+                    secrets.append(endpoint.previous_secret)
+                outcome = send(endpoint.url, message.message_id, message.payload, secrets,
+                               allow_private=allow_private, connections=connections)
+                done.append(_Sent(message, outcome, True, endpoint.failing_since is not None))
+    finally:  # what went out is logged even if a later send raised
+        retries = _record(done, lease, released)
+    from .queue import enqueue_deliveries
 
-        enqueue_deliveries(current_app._get_current_object(), [message_row_id], delay=retry_in)
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    for row_id, retry_in in retries:
+        enqueue_deliveries(app, [row_id], delay=retry_in)
+    if released:  # their claim given back: tasks take them now, not the sweeper later
+        enqueue_deliveries(app, released)
+    return len(claimed)
 
 
-def _record(message_row_id: int, claimed: sa.Row, lease: datetime, outcome: Outcome, sent: bool,
-            was_failing: bool) -> float | None:
-    """Log the attempt and move the message on, in one transaction; the seconds until the
-    next attempt, or None."""
+def _record(done: list[_Sent], lease: datetime, released: list[int]) -> list[tuple[int, float]]:
+    """Log the attempts and move the messages on, in one transaction: one INSERT for the
+    attempts and one UPDATE for the delivered messages, whatever their number; a failure
+    costs its own statements. The (message, seconds until its next attempt) to schedule."""
     now = utcnow()
-    attempts = claimed.attempts + (1 if sent else 0)
-    ours = (_messages.c.id == message_row_id, _messages.c.lease_until == lease)
+    retries: list[tuple[int, float]] = []
+    if not done and not released:
+        return retries
+    ours = _messages.c.lease_until == lease
+    with db.engine.begin() as connection:
+        if done:
+            connection.execute(_attempts.insert(), [{
+                "account_id": item.claimed.account_id, "endpoint_id": item.claimed.endpoint_id,
+                "message_row_id": item.claimed.id, "message_id": item.claimed.message_id,
+                "event_type": item.claimed.event_type, "attempted_at": now, "succeeded": item.outcome.succeeded,
+                "status_code": item.outcome.status_code, "error": item.outcome.error,
+                "latency_ms": item.outcome.latency_ms, "response_body": item.outcome.response_body,
+            } for item in done])
+        delivered = [item for item in done if item.outcome.succeeded]
+        if delivered:
+            connection.execute(sa.update(_messages).where(
+                _messages.c.id.in_([item.claimed.id for item in delivered]), ours).values(
+                status="delivered", attempts=_messages.c.attempts + 1, lease_until=None, finished_at=now))
+            recovered = {item.claimed.endpoint_id for item in delivered if item.was_failing}
+            if recovered:  # as the claim read them: most deliveries skip this statement
+                connection.execute(sa.update(_endpoints).where(_endpoints.c.id.in_(recovered))
+                                   .values(failing_since=None))
+        if released:
+            connection.execute(sa.update(_messages).where(_messages.c.id.in_(released), ours)
+                               .values(lease_until=None))
+        for item in done:
+            if not item.outcome.succeeded:
+                retry_in = _record_failure(connection, item, lease, now)
+                if retry_in is not None:
+                    retries.append((item.claimed.id, retry_in))
+    return retries
+
+
+def _record_failure(connection: sa.Connection, item: _Sent, lease: datetime, now: datetime) -> float | None:
+    claimed, outcome = item.claimed, item.outcome
+    attempts = claimed.attempts + (1 if item.sent else 0)
+    ours = (_messages.c.id == claimed.id, _messages.c.lease_until == lease)
+    if not item.sent:  # its endpoint is disabled: failed, until a recover after it is enabled again
+        connection.execute(sa.update(_messages).where(*ours).values(status="failed", lease_until=None,
+                                                                     finished_at=now))
+        return None
+    endpoint_row = _endpoints.c.id == claimed.endpoint_id
+    failing_since = connection.execute(
+        sa.update(_endpoints).where(endpoint_row)
+        .values(failing_since=sa.func.coalesce(_endpoints.c.failing_since, now))
+        .returning(_endpoints.c.failing_since)).scalar_one()
+    disable = None
     retry_in = None
-    with db.engine.begin() as connection:
-        connection.execute(_attempts.insert().values(
-            account_id=claimed.account_id, endpoint_id=claimed.endpoint_id, message_row_id=message_row_id,
-            message_id=claimed.message_id, event_type=claimed.event_type, attempted_at=now,
-            succeeded=outcome.succeeded, status_code=outcome.status_code, error=outcome.error,
-            latency_ms=outcome.latency_ms, response_body=outcome.response_body))
-        endpoint_row = _endpoints.c.id == claimed.endpoint_id
-        if outcome.succeeded:
-            connection.execute(sa.update(_messages).where(*ours).values(
-                status="delivered", attempts=attempts, lease_until=None, finished_at=now))
-            if was_failing:  # as the claim read it: most deliveries skip this statement
-                connection.execute(sa.update(_endpoints).where(endpoint_row).values(failing_since=None))
-            return None
-        if not sent:  # its endpoint is disabled: failed, until a recover after it is enabled again
-            connection.execute(sa.update(_messages).where(*ours).values(status="failed", lease_until=None,
-                                                                         finished_at=now))
-            return None
-        failing_since = connection.execute(
-            sa.update(_endpoints).where(endpoint_row)
-            .values(failing_since=sa.func.coalesce(_endpoints.c.failing_since, now))
-            .returning(_endpoints.c.failing_since)).scalar_one()
-        disable = None
-        if outcome.status_code == 410:
-            disable = "gone"
-        elif failing_since <= now - timedelta(hours=DISABLE_AFTER_HOURS):
-            disable = "failing"
-        if disable is not None:
-            connection.execute(sa.update(_endpoints).where(endpoint_row, _endpoints.c.enabled.is_(True)).values(
-                enabled=False, disabled_reason=disable, disabled_at=now))
-            logger.warning("webhooks: endpoint %s disabled (%s)", claimed.endpoint_id, disable)
-        else:
-            retry_in = retry_delay(attempts, current_app.config["WEBHOOKS_RETRY_SCHEDULE"])
-        if retry_in is None:
-            connection.execute(sa.update(_messages).where(*ours).values(
-                status="failed", attempts=attempts, lease_until=None, finished_at=now))
-        else:
-            connection.execute(sa.update(_messages).where(*ours).values(
-                attempts=attempts, lease_until=None, next_attempt_at=now + timedelta(seconds=retry_in)))
+    if outcome.status_code == 410:
+        disable = "gone"
+    elif failing_since <= now - timedelta(hours=DISABLE_AFTER_HOURS):
+        disable = "failing"
+    if disable is not None:
+        connection.execute(sa.update(_endpoints).where(endpoint_row, _endpoints.c.enabled.is_(True)).values(
+            enabled=False, disabled_reason=disable, disabled_at=now))
+        logger.warning("webhooks: endpoint %s disabled (%s)", claimed.endpoint_id, disable)
+    else:
+        retry_in = retry_delay(attempts, current_app.config["WEBHOOKS_RETRY_SCHEDULE"])
+    if retry_in is None:
+        connection.execute(sa.update(_messages).where(*ours).values(
+            status="failed", attempts=attempts, lease_until=None, finished_at=now))
+    else:
+        connection.execute(sa.update(_messages).where(*ours).values(
+            attempts=attempts, lease_until=None, next_attempt_at=now + timedelta(seconds=retry_in)))
     return retry_in
 
 

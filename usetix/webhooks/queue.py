@@ -5,7 +5,11 @@ instance folder (no extra service); ``redis://…`` or ``postgresql://…`` for 
 several hosts. A task carries a message's row id only: what to send, and whether it is
 still to be sent, is read from the database, where a worker claims it first
 (usetix/webhooks/delivery.py). So a task queued twice (by the sweeper, by a replay) never
-sends one attempt twice, whatever the queue does.
+sends one attempt twice, whatever the queue does. A task is a call to work more than an
+order: it claims the longest due messages, up to ``WEBHOOKS_BATCH_SIZE`` of them, its own
+or others (each claim takes at least one due message, so there are never fewer tasks to
+come than messages waiting), so a backlog goes out in batches and the tasks of messages
+already taken find nothing to do.
 """
 
 from __future__ import annotations
@@ -49,7 +53,7 @@ def _build(app: Flask) -> Huey:
     @queue.task(name="deliver")
     def deliver(message_row_id: int) -> None:
         with app.app_context():
-            delivery.deliver(message_row_id)
+            delivery.deliver_due()  # its message, or others due, or nothing left
 
     queue.usetix_deliver = deliver
     return queue

@@ -5,11 +5,16 @@ library the consumers verify with. Sent with the standard library's ``http.clien
 connected to the address usetix/webhooks/targets.py checked (the name is not resolved
 again, so it cannot be rebound in between), with the URL's host as Host and TLS server
 name. It never follows a redirect (a 3xx is a failed attempt) and gives the endpoint 15 s.
+A worker's batch of messages shares :class:`Connections`: one kept-alive connection per
+target (scheme, host, port and the address checked for this very message), so each message
+is still checked against what its name resolves to, and only the TCP (and TLS) set-up is
+saved.
 """
 
 from __future__ import annotations
 
 import http.client
+import select
 import socket
 import ssl
 import time
@@ -50,28 +55,86 @@ def headers_for(message_id: str, body: str, secrets: list[str], now: float | Non
 
 
 class _PinnedHTTPConnection(http.client.HTTPConnection):
+    opened: socket.socket | None = None  # the socket connect() made, for Connections
+
     def __init__(self, target: Target, timeout: float) -> None:
         super().__init__(target.host, target.port, timeout=timeout)
         self._address = target.address
 
     def connect(self) -> None:
-        self.sock = socket.create_connection((self._address, self.port), self.timeout)
+        self.sock = self.opened = socket.create_connection((self._address, self.port), self.timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 class _PinnedHTTPSConnection(http.client.HTTPSConnection):
+    opened: socket.socket | None = None
+
     def __init__(self, target: Target, timeout: float) -> None:
         super().__init__(target.host, target.port, timeout=timeout, context=ssl.create_default_context())
         self._address = target.address
 
     def connect(self) -> None:
         raw = socket.create_connection((self._address, self.port), self.timeout)
-        self.sock = self._context.wrap_socket(raw, server_hostname=self.host)
+        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # headers and body: two writes
+        self.sock = self.opened = self._context.wrap_socket(raw, server_hostname=self.host)
+
+
+# An answer longer than this is not read to its end: its connection is closed instead.
+DRAINED_BYTES = 64 * 1024
+# A connection idle longer than this is not used again (servers close idle ones, from 2 s).
+IDLE_SECONDS = 1.0
+
+
+class Connections:
+    """Kept-alive connections for one batch of sends; closed with it."""
+
+    def __init__(self) -> None:
+        self._idle: dict[tuple, tuple[_PinnedHTTPConnection | _PinnedHTTPSConnection, float]] = {}
+
+    def __enter__(self) -> Connections:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for connection, _ in self._idle.values():
+            connection.close()
+        self._idle.clear()
+
+    def take(self, target: Target, timeout: float) -> _PinnedHTTPConnection | _PinnedHTTPSConnection:
+        """A connection to ``target``'s checked address: an idle one still open, or a new one."""
+        idle = self._idle.pop(_key(target, timeout), None)
+        if idle is not None:
+            connection, since = idle
+            if time.monotonic() - since <= IDLE_SECONDS and _still_open(connection.opened):
+                return connection
+            connection.close()
+        return (_PinnedHTTPSConnection if target.https else _PinnedHTTPConnection)(target, timeout)
+
+    def give_back(self, target: Target, timeout: float,
+                  connection: _PinnedHTTPConnection | _PinnedHTTPSConnection) -> None:
+        self._idle[_key(target, timeout)] = (connection, time.monotonic())
+
+
+def _key(target: Target, timeout: float) -> tuple:
+    return (target.https, target.host, target.port, target.address, timeout)
+
+
+def _still_open(opened: socket.socket | None) -> bool:
+    # An idle connection that is readable is one the server closed (or wrote to unasked).
+    if opened is None or opened.fileno() == -1:
+        return False
+    readable, _, _ = select.select([opened], [], [], 0)
+    return not readable
+
+
+def _keeps_alive(response: http.client.HTTPResponse) -> bool:
+    tokens = (response.getheader("Connection") or "").lower()
+    return response.isclosed() and response.version == 11 and "close" not in tokens
 
 
 def send(url: str, message_id: str, body: str, secrets: list[str], allow_private: bool = False,
-         timeout: float = DELIVERY_TIMEOUT_SECONDS) -> Outcome:
-    """POST ``body`` to ``url``: success is a 2xx within ``timeout`` seconds."""
+         timeout: float = DELIVERY_TIMEOUT_SECONDS, connections: Connections | None = None) -> Outcome:
+    """POST ``body`` to ``url``: success is a 2xx within ``timeout`` seconds. With
+    ``connections``, over a kept-alive connection to the address checked now."""
     started = time.monotonic()
 
     def failed(error: str, status: int | None = None, answer: str | None = None) -> Outcome:
@@ -81,20 +144,37 @@ def send(url: str, message_id: str, body: str, secrets: list[str], allow_private
         target = resolve(url, allow_private)
     except RefusedTarget as refused:
         return failed(f"refused target: {refused}")
-    connection_class = _PinnedHTTPSConnection if target.https else _PinnedHTTPConnection
-    connection = connection_class(target, timeout)
+    if connections is None:
+        with Connections() as own:
+            return _post(target, message_id, body, secrets, timeout, own, started)
+    return _post(target, message_id, body, secrets, timeout, connections, started)
+
+
+def _post(target: Target, message_id: str, body: str, secrets: list[str], timeout: float, connections: Connections,
+          started: float) -> Outcome:
+    def failed(error: str, status: int | None = None, answer: str | None = None) -> Outcome:
+        return Outcome(False, status, error[:200], int((time.monotonic() - started) * 1000), answer)
+
+    connection = connections.take(target, timeout)
+    reusable = False
     try:
         connection.request("POST", target.path, body=body.encode(), headers={
             "Host": target.host_header, **headers_for(message_id, body, secrets)})
         response = connection.getresponse()
         answer = response.read(RESPONSE_KEPT_BYTES).decode("utf-8", "replace")
         status = response.status
+        if not response.isclosed():
+            response.read(DRAINED_BYTES)
+        reusable = _keeps_alive(response)
     except TimeoutError:
         return failed(f"timed out after {timeout:g} s")
     except (OSError, http.client.HTTPException) as error:
         return failed(f"{type(error).__name__}: {error}")
     finally:
-        connection.close()
+        if reusable:
+            connections.give_back(target, timeout, connection)
+        else:
+            connection.close()
     latency = int((time.monotonic() - started) * 1000)
     if latency > timeout * 1000:
         return Outcome(False, status, f"answered after {timeout:g} s", latency, answer)
