@@ -122,6 +122,10 @@ def _still_open(opened: socket.socket | None) -> bool:
     # An idle connection that is readable is one the server closed (or wrote to unasked).
     if opened is None or opened.fileno() == -1:
         return False
+    if hasattr(select, "poll"):  # select() cannot watch a descriptor above 1023
+        poller = select.poll()
+        poller.register(opened, select.POLLIN)
+        return not poller.poll(0)
     readable, _, _ = select.select([opened], [], [], 0)
     return not readable
 
