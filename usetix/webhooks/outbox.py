@@ -90,7 +90,7 @@ def queue_after_commit(message_row_ids: list[int]) -> None:
         def hand_over(response: Any) -> Any:
             from .queue import enqueue_deliveries  # the queue is built from the app's settings
 
-            enqueue_deliveries(current_app, pending)
+            enqueue_deliveries(current_app._get_current_object(), pending)  # the task keeps the app, not the proxy
             return response
     pending.extend(message_row_ids)
 
