@@ -3,7 +3,9 @@ statement), and only while the request's token is still valid."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from flask import request
@@ -74,10 +76,14 @@ class AuditedUpdate:
     ``webhook`` names the webhook event the change emits, with the changed row's
     ``webhook_fields`` as its data: on PostgreSQL its outbox messages are one more CTE of
     the same statement (usetix/webhooks/outbox.py), elsewhere ``emit_webhook_event``.
+
+    ``also_insert`` (PostgreSQL only) builds, from the CTE of the changed row, one more
+    ``INSERT … SELECT … RETURNING id`` of the same statement: a row that exists only if the
+    UPDATE changed one (the door's scan of an admission); its id is the result's ``also_id``.
     """
 
     def __init__(self, update: sa.Update, action: str, object_type: str, label: str, webhook: str | None = None,
-                 webhook_fields: tuple[str, ...] = ()) -> None:
+                 webhook_fields: tuple[str, ...] = (), also_insert: Callable[[Any], sa.Insert] | None = None) -> None:
         self.update = update
         self.action, self.object_type, self.label = action, object_type, label
         self.webhook, self.webhook_fields = webhook, webhook_fields
@@ -93,6 +99,9 @@ class AuditedUpdate:
         if webhook is not None:
             messages = emission_cte(webhook, changed, webhook_fields)
             emitted = [sa.select(sa.func.array_agg(messages.c.id)).scalar_subquery().label("webhook_message_ids")]
+        if also_insert is not None:
+            also = also_insert(changed).cte("also_inserted")
+            emitted.append(sa.select(also.c.id).scalar_subquery().label("also_id"))
         # One row while the token is valid, with the changed row's columns (NULL if none changed).
         self.one_statement = (sa.select(token.c.id.label("valid_token_id"), *changed.c, *emitted)
                               .select_from(token.outerjoin(changed, sa.true())).add_cte(recorded))

@@ -10,7 +10,8 @@ A redeem and a batch run the same steps (:func:`scan`), a redeem being a batch o
 3. each scan's result, decided in the order of ``scanned_at`` (a batch that holds two scans
    of one ticket admits the earlier);
 4. the scans recorded, one INSERT for the batch that claims their nonces (a twin batch sent
-   at once finds them claimed and replays them);
+   at once finds them claimed and replays them); a redeem without a nonce on PostgreSQL
+   that admits records its scan in the admission's statement (ADMIT_RECORDED);
 5. the admissions written as the conditional UPDATE of a check-in (``checked_in_at IS NULL``
    online: of many scanners at once exactly one admits; an offline scan also takes the
    check-in over from a later one: the earliest ``scanned_at`` is the check-in), with their
@@ -42,7 +43,7 @@ from ...core import ticket_codes
 from ...core.list_query import BadParameter
 from ...core.permissions import event_ids, requires
 from ...database.connection import request_connection
-from ...database.models import ApiToken, Event, ReissuedTicketCode, Scan, utcnow
+from ...database.models import ApiToken, Event, ReissuedTicketCode, Scan, UTCDateTime, utcnow
 from ...database.tickets import check_in_counts, reissue
 from ...web.responses import error_response, json_response, not_found
 from ...webhooks.outbox import emit_webhook_event
@@ -128,11 +129,31 @@ _by_code = (attendees_table.c.id == sa.bindparam("by_attendee_id"),
             attendees_table.c.account_id == sa.bindparam("by_account_id"),
             attendees_table.c.ticket_code == sa.bindparam("by_code"))
 # An online admission: only a ticket not checked in yet.
-ADMIT = AuditedUpdate(
-    sa.update(attendees_table).where(*_by_code, attendees_table.c.checked_in_at.is_(None))
-    .values(**_check_in_values).returning(*ATTENDEE_SELECTED),
-    actions.ATTENDEE_CHECKED_IN, "attendee", "name", webhook="attendee.checked_in", webhook_fields=ATTENDEE_FIELDS,
-)
+_admit_online = (sa.update(attendees_table).where(*_by_code, attendees_table.c.checked_in_at.is_(None))
+                 .values(**_check_in_values).returning(*ATTENDEE_SELECTED))
+ADMIT = AuditedUpdate(_admit_online, actions.ATTENDEE_CHECKED_IN, "attendee", "name", webhook="attendee.checked_in",
+                      webhook_fields=ATTENDEE_FIELDS)
+_SCAN_OF_ADMISSION = ["account_id", "event_id", "token_id", "source", "result", "code_tail", "code_digest",
+                      "scanned_at", "received_at", "updated_at", "attendee_id", "checked_in_at"]
+
+
+def _scan_of_admission(changed: Any) -> sa.Insert:
+    return scans_table.insert().from_select(_SCAN_OF_ADMISSION, sa.select(
+        sa.bindparam("scan_account_id", type_=sa.Integer), sa.bindparam("scan_event_id", type_=sa.Integer),
+        sa.bindparam("scan_token_id", type_=sa.Integer), sa.literal("online", sa.String),
+        sa.literal(ADMITTED, sa.String), sa.bindparam("scan_code_tail", type_=sa.String),
+        sa.bindparam("scan_code_digest", type_=sa.String), sa.bindparam("scan_at", type_=UTCDateTime),
+        sa.bindparam("scan_received_at", type_=UTCDateTime), sa.bindparam("scan_received_at", type_=UTCDateTime),
+        changed.c.id, changed.c.checked_in_at,
+    )).returning(scans_table.c.id)
+
+
+# A redeem without a nonce on PostgreSQL: the admission and its scan in one statement (the
+# scan only if the ticket was admitted); the connection is in autocommit (write_view's
+# one_statement), so the redeem is the token's lookup, the door's, and this statement.
+ADMIT_RECORDED = AuditedUpdate(_admit_online, actions.ATTENDEE_CHECKED_IN, "attendee", "name",
+                               webhook="attendee.checked_in", webhook_fields=ATTENDEE_FIELDS,
+                               also_insert=_scan_of_admission)
 # A batch's offline admissions, one statement for all: each recorded scan's ticket (by the
 # attendee and the code it was found by) at the scan's time, if not checked in yet or checked
 # in later than the scan (it takes the check-in over). The tickets are locked first in id
@@ -330,8 +351,12 @@ def scan(connection: sa.Connection, event_id: int, scans: list[Scanned], source:
     checked_in: dict[int, datetime | None] = {}
     for each in sorted(fresh, key=lambda scanned: (scanned.scanned_at, scanned.index)):
         _decide(door, each, checked_in)
-    recorded = _record(connection, account_id, token_id, event_id, fresh, source, now)
-    _admit(connection, account_id, [each for each in recorded if each.result == ADMITTED], now)
+    if (connection.dialect.name == "postgresql" and len(fresh) == 1 and fresh[0].result == ADMITTED
+            and fresh[0].nonce is None and not fresh[0].offline):
+        _admit_and_record(connection, account_id, token_id, event_id, fresh[0], now)
+    else:
+        recorded = _record(connection, account_id, token_id, event_id, fresh, source, now)
+        _admit(connection, account_id, [each for each in recorded if each.result == ADMITTED], now)
     for each in pending:
         first = each.copy_of
         if first is not None:
@@ -395,22 +420,43 @@ def _admit(connection: sa.Connection, account_id: int, admitted: list[Scanned], 
         else:
             each.attendee = row
     if lost:
-        current = {row.id: row for row in connection.execute(
-            sa.select(*ATTENDEE_SELECTED).where(attendees_table.c.id.in_([each.attendee.id for each in lost])))}
-        for each in lost:
-            row = current.get(each.attendee.id)
-            if row is None:
-                each.result, each.checked_in_at = UNKNOWN_CODE, None
-            elif row.ticket_code != each.code:
-                each.result, each.checked_in_at = TICKET_REISSUED, None
-            else:  # checked in by another scan meanwhile (or undone since: it was a moment ago)
-                each.result, each.checked_in_at = ALREADY_CHECKED_IN, row.checked_in_at or now
-            each.attendee = row
+        _refused_after_all(connection, lost, now)
         connection.execute(SCAN_REFUSED_AFTER_ALL, [
             {"scan_id": each.scan_id, "new_result": each.result, "new_checked_in_at": each.checked_in_at}
             for each in lost])
     if offline and changed:
         connection.execute(SUPERSEDED, {"attendee_ids": sorted(changed), "now": now})
+
+
+def _refused_after_all(connection: sa.Connection, lost: list[Scanned], now: datetime) -> None:
+    """The result of scans that lost their race, from what their tickets are now."""
+    current = {row.id: row for row in connection.execute(
+        sa.select(*ATTENDEE_SELECTED).where(attendees_table.c.id.in_([each.attendee.id for each in lost])))}
+    for each in lost:
+        row = current.get(each.attendee.id)
+        if row is None:
+            each.result, each.checked_in_at = UNKNOWN_CODE, None
+        elif row.ticket_code != each.code:
+            each.result, each.checked_in_at = TICKET_REISSUED, None
+        else:  # checked in by another scan meanwhile (or undone since: it was a moment ago)
+            each.result, each.checked_in_at = ALREADY_CHECKED_IN, row.checked_in_at or now
+        each.attendee = row
+
+
+def _admit_and_record(connection: sa.Connection, account_id: int, token_id: int, event_id: int, each: Scanned,
+                      now: datetime) -> None:
+    """A redeem's admission and its scan in one statement (ADMIT_RECORDED); if it lost its
+    race, its scan recorded refused (nothing was written before)."""
+    row = ADMIT_RECORDED.run(connection, {
+        "by_attendee_id": each.attendee.id, "by_account_id": account_id, "by_code": each.code,
+        "when": each.scanned_at, "now": now, "scan_account_id": account_id, "scan_event_id": event_id,
+        "scan_token_id": token_id, "scan_code_tail": ticket_codes.tail(each.code),
+        "scan_code_digest": code_digest(each.code), "scan_at": each.scanned_at, "scan_received_at": now}, now)
+    if row is not None:
+        each.attendee, each.scan_id = row, row.also_id
+        return
+    _refused_after_all(connection, [each], now)
+    _record(connection, account_id, token_id, event_id, [each], "online", now)
 
 
 # -- redeem ------------------------------------------------------------------------------------
@@ -441,7 +487,7 @@ def _redeem_answer(each: Scanned) -> Response:
 
 @bp.post("/events/<row_id:event_id>/check_ins")
 @requires("check_in:write")
-@write_view(schemas.Redeem)
+@write_view(schemas.Redeem, one_statement=True)  # on PostgreSQL without a nonce: see ADMIT_RECORDED
 def redeem(event_id: int, body: schemas.Redeem) -> Response:
     each = Scanned(0, request.headers.get("Idempotency-Key"), ticket_codes.normalized(body.code),
                    body.scanned_at or utcnow())
