@@ -468,6 +468,19 @@ def test_a_redeem_is_one_lookup_one_insert_and_the_audited_check_in(app, client,
         assert sum(kinds.values()) == 6
 
 
+def test_a_redeems_scan_insert_is_compiled_once(app, client, acme, scanner, caplog):
+    """Without a nonce the scan's INSERT has no ON CONFLICT, which SQLAlchemy would compile
+    anew for every redeem (it caches no such statement): SQLAlchemy's log says "cached"."""
+    for n in range(2):
+        redeem(client, scanner, acme.event_ids[0], f"NOPE{n}")
+    with caplog.at_level(logging.INFO, logger="sqlalchemy.engine.Engine"):
+        assert redeem(client, scanner, acme.event_ids[0], "NOPE2").status_code == 404
+    lines = [record.getMessage() for record in caplog.records if record.name.startswith("sqlalchemy.engine")]
+    inserted = [n for n, line in enumerate(lines) if line.startswith("INSERT INTO scans")]
+    assert len(inserted) == 1
+    assert "cached since" in lines[inserted[0] + 1], lines[inserted[0]:inserted[0] + 2]
+
+
 def statement_kind(sql: str) -> str:
     words = sql.split()
     if words[0] == "WITH":  # the audited UPDATE of one statement (PostgreSQL), or an UPDATE with its CTE

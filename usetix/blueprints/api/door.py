@@ -209,6 +209,9 @@ def _insert_scans(dialect: str) -> Any:
 # ("insertmanyvalues") from the one compiled statement, where a statement of their VALUES
 # was compiled anew for each batch.
 INSERT_SCANS = {dialect: _insert_scans(dialect) for dialect in ("postgresql", "sqlite")}
+# Scans without a nonce (a redeem without Idempotency-Key) claim nothing, and a plain INSERT
+# is compiled once: SQLAlchemy caches no statement with ON CONFLICT.
+INSERT_SCANS_WITHOUT_NONCE = sa.insert(scans_table).returning(scans_table.c.id, scans_table.c.nonce)
 
 
 def code_digest(code: str) -> str:
@@ -377,7 +380,9 @@ def _record(connection: sa.Connection, account_id: int, token_id: int, event_id:
              "code_tail": ticket_codes.tail(each.code), "code_digest": code_digest(each.code), "nonce": each.nonce,
              "scanned_at": each.scanned_at, "received_at": now, "updated_at": now,
              "checked_in_at": each.checked_in_at} for each in ordered]
-    inserted = connection.execute(INSERT_SCANS[connection.dialect.name], rows).all()
+    claims = any(each.nonce is not None for each in ordered)
+    inserted = connection.execute(INSERT_SCANS[connection.dialect.name] if claims else INSERT_SCANS_WITHOUT_NONCE,
+                                  rows).all()
     by_nonce = {row.nonce: row.id for row in inserted}
     recorded, lost = [], []
     for each in ordered:
