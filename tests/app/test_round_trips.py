@@ -70,6 +70,29 @@ def test_check_in_and_its_undo_are_two_round_trips_each(app, client, orgs, write
     assert checked_in <= 2 and undone <= 2
 
 
+def test_a_door_redeem_is_three_round_trips(app, client, orgs):
+    """The token, the door's event and the code, then the admission with its scan, audit
+    record and webhook messages as one statement, in autocommit: no BEGIN, no COMMIT."""
+    from usetix.database.models import Attendee
+
+    org = orgs["acme"]
+    scanner = issue(app, org, "check_in")
+    with app.app_context():
+        tickets = db.session.execute(sa.select(Attendee.id, Attendee.ticket_code)
+                                     .where(Attendee.event_id == org.event_ids[0])).all()
+    base = f"/admin/events/{org.event_ids[0]}"
+    attendee_id, code = tickets[0]
+    for _ in range(6):  # as _steady: past the prepare threshold, last_used_at written
+        assert client.post(f"{base}/check_ins", json={"code": code}, headers=bearer(scanner)).status_code == 201
+        assert client.delete(f"{base}/attendees/{attendee_id}/check_in", headers=bearer(scanner)).status_code == 204
+    with app.app_context():
+        engine = db.engine
+    count, response = count_round_trips(
+        engine, lambda: client.post(f"{base}/check_ins", json={"code": code}, headers=bearer(scanner)))
+    assert response.status_code == 201 and response.json["data"]["result"] == "admitted"
+    assert count <= 3
+
+
 def _check_in_with_keys(app, client, orgs, write_token, prefix="scan"):
     """A check-in with a new Idempotency-Key each time, after six of them (as ``_steady``)."""
     org = orgs["acme"]

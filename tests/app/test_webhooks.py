@@ -98,6 +98,31 @@ def test_a_check_in_sends_one_signed_attendee_checked_in(app, client, orgs, writ
     assert message.status == "delivered" and message.attempts == 1
 
 
+def test_a_door_batchs_admissions_send_one_attendee_checked_in_each(app, client, orgs, write_token, receiver):
+    """A batch writes its admissions' messages in one statement: one message per admitted
+    ticket, each its own webhook-id, each the attendee as the API answers it."""
+    acme = orgs["acme"]
+    endpoint = add_endpoint(client, write_token, receiver.url)
+    add_endpoint(client, write_token, receiver.url, events=("event.created",))  # not subscribed: gets none
+    event = acme.event_ids[0]
+    codes = [client.get(f"/admin/events/{event}/attendees/{attendee}", headers=bearer(write_token))
+             .json["data"]["ticket_code"] for attendee in acme.attendee_ids[:2]]
+    scanned = (datetime.now(UTC) - timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    answer = client.post(f"/admin/events/{event}/check_ins/batch", headers=bearer(write_token), json={"scans": [
+        {"nonce": f"wh-{n}", "code": code, "scanned_at": scanned} for n, code in enumerate([*codes, "NOPE"])]})
+    assert [r["result"] for r in answer.json["data"]] == ["admitted", "admitted", "unknown_code"]
+    written = messages(app)
+    assert [(m.endpoint_id, m.event_type) for m in written] == [(endpoint["id"], "attendee.checked_in")] * 2
+    assert len({m.message_id for m in written}) == 2
+    assert run_due(app) == 2
+    payloads = sorted((got.verified(endpoint["secret"]) for got in receiver.received),
+                      key=lambda payload: payload["data"]["id"])
+    for attendee, payload in zip(acme.attendee_ids[:2], payloads, strict=True):
+        answered = client.get(f"/admin/events/{event}/attendees/{attendee}", headers=bearer(write_token)).json["data"]
+        assert payload["type"] == "attendee.checked_in" and payload["data"] == answered
+        assert payload["data"]["checked_in_at"] == scanned
+
+
 def test_a_tampered_body_or_an_old_timestamp_is_rejected_by_the_library(app, client, orgs, write_token, receiver):
     endpoint = add_endpoint(client, write_token, receiver.url)
     client.post(check_in_path(orgs["acme"]), headers=bearer(write_token))

@@ -3,7 +3,8 @@
 :func:`emit_webhook_event` is the one call a write path makes: one ``INSERT … SELECT``
 over the account's enabled endpoints subscribed to the type, one message row each (none
 when there are none), in the write's transaction, so a rolled-back write sends nothing and
-a committed one is never lost. After the request (its commit), the new messages are handed
+a committed one is never lost (:func:`emit_webhook_events`: the messages of many events of
+one type, in one statement too). After the request (its commit), the new messages are handed
 to the task queue; a crash before that only delays them until the sweeper finds them
 (usetix/webhooks/delivery.py). A write that is one statement on PostgreSQL (a check-in)
 carries its messages in that statement instead: :func:`emission_cte`.
@@ -11,11 +12,13 @@ carries its messages in that statement instead: :func:`emission_cte`.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from flask import after_this_request, current_app, g, has_request_context
+from sqlalchemy.dialects import postgresql
 
 from ..core.webhooks import TEST_EVENT, new_message_id
 from ..database.models import UTCDateTime, WebhookEndpoint, WebhookMessage, WebhookSubscription, utcnow
@@ -32,8 +35,10 @@ _SUBSCRIBED = (_endpoints.c.account_id == sa.bindparam("webhook_account_id"), _e
                _subscriptions.c.event_type == sa.bindparam("webhook_type", type_=sa.String))
 
 
-def _fan_out(payload: Any) -> sa.Select:
-    return (sa.select(_endpoints.c.account_id, _endpoints.c.id, sa.bindparam("webhook_message_id", type_=sa.String),
+def _fan_out(payload: Any, message_id: Any = None) -> sa.Select:
+    if message_id is None:
+        message_id = sa.bindparam("webhook_message_id", type_=sa.String)
+    return (sa.select(_endpoints.c.account_id, _endpoints.c.id, message_id,
                       sa.bindparam("webhook_type", type_=sa.String), payload, sa.literal("pending", sa.String),
                       sa.literal(0, sa.Integer), _at, _at)
             .join_from(_endpoints, _subscriptions, _subscriptions.c.endpoint_id == _endpoints.c.id)
@@ -45,6 +50,28 @@ EMIT = (_messages.insert()
         .from_select(_MESSAGE_COLUMNS, _fan_out(sa.bindparam("webhook_payload", type_=sa.Text)))
         .returning(_messages.c.id))
 _QUEUED_KEY = "usetix_webhook_messages"
+
+
+def _emit_many(dialect: str) -> sa.Insert:
+    """EMIT for many events: their [message id, payload] pairs bound as one JSON array, so
+    that the statement is the same whatever their number (built once per dialect)."""
+    pairs = sa.bindparam("webhook_events", type_=sa.Text)
+    if dialect == "postgresql":
+        each = sa.func.json_array_elements(sa.cast(pairs, postgresql.JSON)).table_valued(
+            "value", with_ordinality="position").render_derived("each_event")
+        message_id, payload = (each.c.value.op("->>")(sa.literal_column(str(n))) for n in (0, 1))
+        position = each.c.position
+    else:
+        each = sa.func.json_each(pairs).table_valued("value", "key").alias("each_event")
+        message_id, payload = (sa.func.json_extract(each.c.value, f"$[{n}]") for n in (0, 1))
+        position = each.c.key
+    fan_out = _fan_out(sa.type_coerce(payload, sa.Text), sa.type_coerce(message_id, sa.String)).join(each, sa.true())
+    return (_messages.insert()
+            .from_select(_MESSAGE_COLUMNS, fan_out.order_by(position, _endpoints.c.id))
+            .returning(_messages.c.id))
+
+
+EMIT_MANY = {dialect: _emit_many(dialect) for dialect in ("postgresql", "sqlite")}
 
 
 def payload_body(event_type: str, at: datetime, data: dict) -> str:
@@ -59,6 +86,19 @@ def emit_webhook_event(connection: sa.Connection, account_id: int, event_type: s
     ids = connection.execute(EMIT, {
         "webhook_account_id": account_id, "webhook_type": event_type, "webhook_message_id": new_message_id(),
         "webhook_payload": payload_body(event_type, at, data), "webhook_at": at,
+    }).scalars().all()
+    queue_after_commit(ids)
+
+
+def emit_webhook_events(connection: sa.Connection, account_id: int, event_type: str, data: list[dict]) -> None:
+    """:func:`emit_webhook_event` for each of ``data`` (the same type): one statement for all."""
+    if not data:
+        return
+    at = utcnow()
+    pairs = [[new_message_id(), payload_body(event_type, at, each)] for each in data]
+    ids = connection.execute(EMIT_MANY[connection.dialect.name], {
+        "webhook_account_id": account_id, "webhook_type": event_type, "webhook_events": json.dumps(pairs),
+        "webhook_at": at,
     }).scalars().all()
     queue_after_commit(ids)
 

@@ -3,13 +3,21 @@ statement), and only while the request's token is still valid."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from flask import request
 
 from ...database.models import ApiToken, AuditEvent, UTCDateTime, utcnow
-from ...webhooks.outbox import emission_cte, emit_webhook_event, queue_after_commit, statement_params
+from ...webhooks.outbox import (
+    emission_cte,
+    emit_webhook_event,
+    emit_webhook_events,
+    queue_after_commit,
+    statement_params,
+)
 from .authentication import token_ids
 
 _tokens = ApiToken.__table__
@@ -68,10 +76,14 @@ class AuditedUpdate:
     ``webhook`` names the webhook event the change emits, with the changed row's
     ``webhook_fields`` as its data: on PostgreSQL its outbox messages are one more CTE of
     the same statement (usetix/webhooks/outbox.py), elsewhere ``emit_webhook_event``.
+
+    ``also_insert`` (PostgreSQL only) builds, from the CTE of the changed row, one more
+    ``INSERT … SELECT … RETURNING id`` of the same statement: a row that exists only if the
+    UPDATE changed one (the door's scan of an admission); its id is the result's ``also_id``.
     """
 
     def __init__(self, update: sa.Update, action: str, object_type: str, label: str, webhook: str | None = None,
-                 webhook_fields: tuple[str, ...] = ()) -> None:
+                 webhook_fields: tuple[str, ...] = (), also_insert: Callable[[Any], sa.Insert] | None = None) -> None:
         self.update = update
         self.action, self.object_type, self.label = action, object_type, label
         self.webhook, self.webhook_fields = webhook, webhook_fields
@@ -87,6 +99,9 @@ class AuditedUpdate:
         if webhook is not None:
             messages = emission_cte(webhook, changed, webhook_fields)
             emitted = [sa.select(sa.func.array_agg(messages.c.id)).scalar_subquery().label("webhook_message_ids")]
+        if also_insert is not None:
+            also = also_insert(changed).cte("also_inserted")
+            emitted.append(sa.select(also.c.id).scalar_subquery().label("also_id"))
         # One row while the token is valid, with the changed row's columns (NULL if none changed).
         self.one_statement = (sa.select(token.c.id.label("valid_token_id"), *changed.c, *emitted)
                               .select_from(token.outerjoin(changed, sa.true())).add_cte(recorded))
@@ -112,3 +127,46 @@ class AuditedUpdate:
         if self.webhook is not None and row.webhook_message_ids:
             queue_after_commit(list(row.webhook_message_ids))
         return row if row.id is not None else None
+
+
+class AuditedBulkUpdate:
+    """An ``UPDATE … RETURNING`` of any number of rows of ``table``, an audit record for each
+    row it changed and their webhook messages, written only while the request's token is
+    still valid: three statements whatever the number of rows, on either database (the
+    UPDATE; one ``INSERT … SELECT`` of the audit records, which reads the token as
+    :data:`AUDIT` does and raises TokenNoLongerValid when it finds it no longer valid; one
+    outbox INSERT, :func:`emit_webhook_events`). Run it in the write's transaction.
+    """
+
+    def __init__(self, update: sa.Update, table: sa.Table, action: str, object_type: str, label: str,
+                 webhook: str | None = None, webhook_fields: tuple[str, ...] = ()) -> None:
+        self.update = update
+        self.webhook, self.webhook_fields = webhook, webhook_fields
+        self.audit = AuditEvent.__table__.insert().from_select(AUDIT_COLUMNS, (
+            sa.select(_tokens.c.account_id, _tokens.c.description + " (API token)", sa.literal(action, sa.String),
+                      _tokens.c.id, _tokens.c.description, _tokens.c.tier, sa.bindparam("address", type_=sa.String),
+                      _at, sa.literal(object_type, sa.String), table.c.id,
+                      sa.func.substr(table.c[label], 1, LABEL_LENGTH))
+            .join_from(_tokens, table, sa.and_(table.c.id.in_(sa.bindparam("audited_ids", expanding=True)),
+                                               table.c.account_id == _tokens.c.account_id))
+            .where(*TOKEN_STILL_VALID).order_by(table.c.id)
+            .with_for_update(read=True, of=_tokens)  # see TOKEN_STILL_VALID
+        )).execution_options(preserve_rowcount=True)
+
+    def run(self, connection: sa.Connection, params: dict, now: datetime) -> list[sa.Row]:
+        """The changed rows; raises TokenNoLongerValid when the token is no longer valid
+        (the caller rolls the write back)."""
+        rows = connection.execute(self.update, params).all()
+        if not rows:
+            return rows
+        account_id, token_id = token_ids()
+        recorded = connection.execute(self.audit, {
+            "by_account_id": account_id, "by_token_id": token_id, "address": request.remote_addr, "at": now,
+            "audited_ids": [row.id for row in rows]}).rowcount
+        if recorded != len(rows):
+            raise TokenNoLongerValid
+        if self.webhook is not None:
+            fields = self.webhook_fields
+            emit_webhook_events(connection, account_id, self.webhook,
+                                [{name: row._mapping[name] for name in fields} for row in rows])
+        return rows

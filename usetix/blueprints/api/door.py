@@ -10,11 +10,14 @@ A redeem and a batch run the same steps (:func:`scan`), a redeem being a batch o
 3. each scan's result, decided in the order of ``scanned_at`` (a batch that holds two scans
    of one ticket admits the earlier);
 4. the scans recorded, one INSERT for the batch that claims their nonces (a twin batch sent
-   at once finds them claimed and replays them);
-5. each admission written as the conditional UPDATE of a check-in (``checked_in_at IS NULL``
+   at once finds them claimed and replays them); a redeem without a nonce on PostgreSQL
+   that admits records its scan in the admission's statement (ADMIT_RECORDED);
+5. the admissions written as the conditional UPDATE of a check-in (``checked_in_at IS NULL``
    online: of many scanners at once exactly one admits; an offline scan also takes the
-   check-in over from a later one: the earliest ``scanned_at`` is the check-in), with its
-   audit record; a scan that lost its race is refused after all;
+   check-in over from a later one: the earliest ``scanned_at`` is the check-in), with their
+   audit records and webhook messages: a redeem's one as one audited UPDATE, a batch's all
+   as one UPDATE, one audit INSERT and one outbox INSERT, whatever its size (tickets
+   locked in id order); a scan that lost its race is refused after all;
 6. the scans whose check-in an earlier offline scan took over become ``already_checked_in``.
 
 A code the token may not see (another account's, or of an event outside its restriction)
@@ -40,7 +43,7 @@ from ...core import ticket_codes
 from ...core.list_query import BadParameter
 from ...core.permissions import event_ids, requires
 from ...database.connection import request_connection
-from ...database.models import ApiToken, Event, ReissuedTicketCode, Scan, utcnow
+from ...database.models import ApiToken, Event, ReissuedTicketCode, Scan, UTCDateTime, utcnow
 from ...database.tickets import check_in_counts, reissue
 from ...web.responses import error_response, json_response, not_found
 from ...webhooks.outbox import emit_webhook_event
@@ -54,7 +57,7 @@ from .attendees import (
     attendee_row,
     attendees_table,
 )
-from .audit import AuditedUpdate, audit
+from .audit import AuditedBulkUpdate, AuditedUpdate, audit
 from .authentication import token_ids
 from .blueprint import bp
 from .check_in import door_view
@@ -126,26 +129,68 @@ _by_code = (attendees_table.c.id == sa.bindparam("by_attendee_id"),
             attendees_table.c.account_id == sa.bindparam("by_account_id"),
             attendees_table.c.ticket_code == sa.bindparam("by_code"))
 # An online admission: only a ticket not checked in yet.
-ADMIT = AuditedUpdate(
-    sa.update(attendees_table).where(*_by_code, attendees_table.c.checked_in_at.is_(None))
-    .values(**_check_in_values).returning(*ATTENDEE_SELECTED),
-    actions.ATTENDEE_CHECKED_IN, "attendee", "name", webhook="attendee.checked_in", webhook_fields=ATTENDEE_FIELDS,
-)
-# An offline admission: also a ticket checked in later than this scan (it takes the check-in over).
-ADMIT_EARLIER = AuditedUpdate(
-    sa.update(attendees_table).where(*_by_code, sa.or_(attendees_table.c.checked_in_at.is_(None),
-                                                       attendees_table.c.checked_in_at > sa.bindparam("when")))
-    .values(**_check_in_values).returning(*ATTENDEE_SELECTED),
-    actions.ATTENDEE_CHECKED_IN, "attendee", "name", webhook="attendee.checked_in", webhook_fields=ATTENDEE_FIELDS,
+_admit_online = (sa.update(attendees_table).where(*_by_code, attendees_table.c.checked_in_at.is_(None))
+                 .values(**_check_in_values).returning(*ATTENDEE_SELECTED))
+ADMIT = AuditedUpdate(_admit_online, actions.ATTENDEE_CHECKED_IN, "attendee", "name", webhook="attendee.checked_in",
+                      webhook_fields=ATTENDEE_FIELDS)
+_SCAN_OF_ADMISSION = ["account_id", "event_id", "token_id", "source", "result", "code_tail", "code_digest",
+                      "scanned_at", "received_at", "updated_at", "attendee_id", "checked_in_at"]
+
+
+def _scan_of_admission(changed: Any) -> sa.Insert:
+    return scans_table.insert().from_select(_SCAN_OF_ADMISSION, sa.select(
+        sa.bindparam("scan_account_id", type_=sa.Integer), sa.bindparam("scan_event_id", type_=sa.Integer),
+        sa.bindparam("scan_token_id", type_=sa.Integer), sa.literal("online", sa.String),
+        sa.literal(ADMITTED, sa.String), sa.bindparam("scan_code_tail", type_=sa.String),
+        sa.bindparam("scan_code_digest", type_=sa.String), sa.bindparam("scan_at", type_=UTCDateTime),
+        sa.bindparam("scan_received_at", type_=UTCDateTime), sa.bindparam("scan_received_at", type_=UTCDateTime),
+        changed.c.id, changed.c.checked_in_at,
+    )).returning(scans_table.c.id)
+
+
+# A redeem without a nonce on PostgreSQL: the admission and its scan in one statement (the
+# scan only if the ticket was admitted); the connection is in autocommit (write_view's
+# one_statement), so the redeem is the token's lookup, the door's, and this statement.
+ADMIT_RECORDED = AuditedUpdate(_admit_online, actions.ATTENDEE_CHECKED_IN, "attendee", "name",
+                               webhook="attendee.checked_in", webhook_fields=ATTENDEE_FIELDS,
+                               also_insert=_scan_of_admission)
+# A batch's offline admissions, one statement for all: each recorded scan's ticket (by the
+# attendee and the code it was found by) at the scan's time, if not checked in yet or checked
+# in later than the scan (it takes the check-in over). The tickets are locked first in id
+# order (on PostgreSQL; one lock order for concurrent batches).
+# The tickets to lock are found by id alone: the lookup found them in the account, and by
+# the account SQLite would read all of its attendees (a prefix of a unique index).
+_locked = (sa.select(attendees_table.c.id)
+           .where(attendees_table.c.id.in_(sa.bindparam("attendee_ids", expanding=True)))
+           .order_by(attendees_table.c.id).with_for_update().cte("locked"))
+# The batch's admitted scans, read first (materialized: each then finds its attendee by id).
+_admitted = (sa.select(scans_table.c.attendee_id, scans_table.c.scanned_at)
+             .where(scans_table.c.id.in_(sa.bindparam("scan_ids", expanding=True)))
+             .cte("admitted").prefix_with("MATERIALIZED"))
+ADMIT_EARLIER = AuditedBulkUpdate(
+    sa.update(attendees_table)
+    .where(attendees_table.c.id == _admitted.c.attendee_id,
+           attendees_table.c.account_id == sa.bindparam("by_account_id"),
+           attendees_table.c.id.in_(sa.select(_locked.c.id)),
+           sa.tuple_(attendees_table.c.id, attendees_table.c.ticket_code).in_(
+               sa.bindparam("attendee_codes", expanding=True)),
+           sa.or_(attendees_table.c.checked_in_at.is_(None),
+                  attendees_table.c.checked_in_at > _admitted.c.scanned_at))
+    .values(checked_in=True, checked_in_at=_admitted.c.scanned_at, updated_at=sa.bindparam("now"),
+            version=attendees_table.c.version + 1)
+    .returning(*ATTENDEE_SELECTED),
+    attendees_table, actions.ATTENDEE_CHECKED_IN, "attendee", "name", webhook="attendee.checked_in",
+    webhook_fields=ATTENDEE_FIELDS,
 )
 _holder = attendees_table.alias("holder")
 _holder_checked_in_at = (sa.select(_holder.c.checked_in_at).where(_holder.c.id == scans_table.c.attendee_id)
                          .scalar_subquery())
-# The admitted scans whose check-in an earlier scan took over: refused after all, by that check-in.
+# The admitted scans whose check-in an earlier scan took over: refused after all, by that
+# check-in. By the attendees alone (the account's, just admitted): by the account SQLite
+# would read every scan of the account.
 SUPERSEDED = (
     sa.update(scans_table)
-    .where(scans_table.c.account_id == sa.bindparam("by_account_id"),
-           scans_table.c.attendee_id.in_(sa.bindparam("attendee_ids", expanding=True)),
+    .where(scans_table.c.attendee_id.in_(sa.bindparam("attendee_ids", expanding=True)),
            scans_table.c.result == ADMITTED, scans_table.c.checked_in_at > _holder_checked_in_at)
     .values(result=ALREADY_CHECKED_IN, checked_in_at=_holder_checked_in_at, updated_at=sa.bindparam("now"))
 )
@@ -156,7 +201,17 @@ SCAN_REFUSED_AFTER_ALL = (sa.update(scans_table).where(scans_table.c.id == sa.bi
 def _insert_scans(dialect: str) -> Any:
     """INSERT of scans that skips a nonce already recorded (a twin's), on either database."""
     insert = (postgresql if dialect == "postgresql" else sqlite).insert(scans_table)
-    return insert.on_conflict_do_nothing(index_elements=["account_id", "nonce"])
+    return (insert.on_conflict_do_nothing(index_elements=["account_id", "nonce"])
+            .returning(scans_table.c.id, scans_table.c.nonce))
+
+
+# Executed with the list of a batch's rows: SQLAlchemy sends them as one multi-row INSERT
+# ("insertmanyvalues") from the one compiled statement, where a statement of their VALUES
+# was compiled anew for each batch.
+INSERT_SCANS = {dialect: _insert_scans(dialect) for dialect in ("postgresql", "sqlite")}
+# Scans without a nonce (a redeem without Idempotency-Key) claim nothing, and a plain INSERT
+# is compiled once: SQLAlchemy caches no statement with ON CONFLICT.
+INSERT_SCANS_WITHOUT_NONCE = sa.insert(scans_table).returning(scans_table.c.id, scans_table.c.nonce)
 
 
 def code_digest(code: str) -> str:
@@ -299,8 +354,12 @@ def scan(connection: sa.Connection, event_id: int, scans: list[Scanned], source:
     checked_in: dict[int, datetime | None] = {}
     for each in sorted(fresh, key=lambda scanned: (scanned.scanned_at, scanned.index)):
         _decide(door, each, checked_in)
-    recorded = _record(connection, account_id, token_id, event_id, fresh, source, now)
-    _admit(connection, account_id, [each for each in recorded if each.result == ADMITTED], now)
+    if (connection.dialect.name == "postgresql" and len(fresh) == 1 and fresh[0].result == ADMITTED
+            and fresh[0].nonce is None and not fresh[0].offline):
+        _admit_and_record(connection, account_id, token_id, event_id, fresh[0], now)
+    else:
+        recorded = _record(connection, account_id, token_id, event_id, fresh, source, now)
+        _admit(connection, account_id, [each for each in recorded if each.result == ADMITTED], now)
     for each in pending:
         first = each.copy_of
         if first is not None:
@@ -321,8 +380,9 @@ def _record(connection: sa.Connection, account_id: int, token_id: int, event_id:
              "code_tail": ticket_codes.tail(each.code), "code_digest": code_digest(each.code), "nonce": each.nonce,
              "scanned_at": each.scanned_at, "received_at": now, "updated_at": now,
              "checked_in_at": each.checked_in_at} for each in ordered]
-    inserted = connection.execute(_insert_scans(connection.dialect.name).values(rows)
-                                  .returning(scans_table.c.id, scans_table.c.nonce)).all()
+    claims = any(each.nonce is not None for each in ordered)
+    inserted = connection.execute(INSERT_SCANS[connection.dialect.name] if claims else INSERT_SCANS_WITHOUT_NONCE,
+                                  rows).all()
     by_nonce = {row.nonce: row.id for row in inserted}
     recorded, lost = [], []
     for each in ordered:
@@ -342,32 +402,66 @@ def _record(connection: sa.Connection, account_id: int, token_id: int, event_id:
 
 
 def _admit(connection: sa.Connection, account_id: int, admitted: list[Scanned], now: datetime) -> None:
-    """Write the admissions (in attendee order: one lock order for concurrent batches); a
-    scan that lost its race is refused after all, by what it met."""
-    taken_over = set()
-    for each in sorted(admitted, key=lambda scanned: (scanned.attendee.id, scanned.scanned_at)):
-        statement = ADMIT_EARLIER if each.offline else ADMIT
-        row = statement.run(connection, {"by_attendee_id": each.attendee.id, "by_account_id": account_id,
-                                         "by_code": each.code, "when": each.scanned_at, "now": now}, now)
-        if row is not None:
+    """Write the admissions: a redeem's one, or a batch's all in one statement (see
+    ADMIT_EARLIER); a scan that lost its race is refused after all, by what it met."""
+    if not admitted:
+        return
+    offline = admitted[0].offline  # a batch's scans all are, a redeem's is not
+    if offline:
+        changed = {row.id: row for row in ADMIT_EARLIER.run(connection, {
+            "by_account_id": account_id, "scan_ids": [each.scan_id for each in admitted],
+            "attendee_ids": sorted(each.attendee.id for each in admitted),
+            "attendee_codes": [(each.attendee.id, each.code) for each in admitted], "now": now}, now)}
+    else:
+        [each] = admitted
+        row = ADMIT.run(connection, {"by_attendee_id": each.attendee.id, "by_account_id": account_id,
+                                     "by_code": each.code, "when": each.scanned_at, "now": now}, now)
+        changed = {} if row is None else {row.id: row}
+    lost = []
+    for each in admitted:
+        row = changed.get(each.attendee.id)
+        if row is None:
+            lost.append(each)
+        else:
             each.attendee = row
-            if each.offline:
-                taken_over.add(row.id)
-            continue
-        current = connection.execute(sa.select(*ATTENDEE_SELECTED).where(attendees_table.c.id == each.attendee.id)
-                                     ).first()
-        if current is None:
+    if lost:
+        _refused_after_all(connection, lost, now)
+        connection.execute(SCAN_REFUSED_AFTER_ALL, [
+            {"scan_id": each.scan_id, "new_result": each.result, "new_checked_in_at": each.checked_in_at}
+            for each in lost])
+    if offline and changed:
+        connection.execute(SUPERSEDED, {"attendee_ids": sorted(changed), "now": now})
+
+
+def _refused_after_all(connection: sa.Connection, lost: list[Scanned], now: datetime) -> None:
+    """The result of scans that lost their race, from what their tickets are now."""
+    current = {row.id: row for row in connection.execute(
+        sa.select(*ATTENDEE_SELECTED).where(attendees_table.c.id.in_([each.attendee.id for each in lost])))}
+    for each in lost:
+        row = current.get(each.attendee.id)
+        if row is None:
             each.result, each.checked_in_at = UNKNOWN_CODE, None
-        elif current.ticket_code != each.code:
+        elif row.ticket_code != each.code:
             each.result, each.checked_in_at = TICKET_REISSUED, None
         else:  # checked in by another scan meanwhile (or undone since: it was a moment ago)
-            each.result, each.checked_in_at = ALREADY_CHECKED_IN, current.checked_in_at or now
-        each.attendee = current
-        connection.execute(SCAN_REFUSED_AFTER_ALL, {"scan_id": each.scan_id, "new_result": each.result,
-                                                    "new_checked_in_at": each.checked_in_at})
-    if taken_over:
-        connection.execute(SUPERSEDED, {"by_account_id": account_id, "attendee_ids": sorted(taken_over),
-                                        "now": now})
+            each.result, each.checked_in_at = ALREADY_CHECKED_IN, row.checked_in_at or now
+        each.attendee = row
+
+
+def _admit_and_record(connection: sa.Connection, account_id: int, token_id: int, event_id: int, each: Scanned,
+                      now: datetime) -> None:
+    """A redeem's admission and its scan in one statement (ADMIT_RECORDED); if it lost its
+    race, its scan recorded refused (nothing was written before)."""
+    row = ADMIT_RECORDED.run(connection, {
+        "by_attendee_id": each.attendee.id, "by_account_id": account_id, "by_code": each.code,
+        "when": each.scanned_at, "now": now, "scan_account_id": account_id, "scan_event_id": event_id,
+        "scan_token_id": token_id, "scan_code_tail": ticket_codes.tail(each.code),
+        "scan_code_digest": code_digest(each.code), "scan_at": each.scanned_at, "scan_received_at": now}, now)
+    if row is not None:
+        each.attendee, each.scan_id = row, row.also_id
+        return
+    _refused_after_all(connection, [each], now)
+    _record(connection, account_id, token_id, event_id, [each], "online", now)
 
 
 # -- redeem ------------------------------------------------------------------------------------
@@ -398,7 +492,7 @@ def _redeem_answer(each: Scanned) -> Response:
 
 @bp.post("/events/<row_id:event_id>/check_ins")
 @requires("check_in:write")
-@write_view(schemas.Redeem)
+@write_view(schemas.Redeem, one_statement=True)  # on PostgreSQL without a nonce: see ADMIT_RECORDED
 def redeem(event_id: int, body: schemas.Redeem) -> Response:
     each = Scanned(0, request.headers.get("Idempotency-Key"), ticket_codes.normalized(body.code),
                    body.scanned_at or utcnow())
