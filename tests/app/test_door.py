@@ -571,6 +571,23 @@ def test_the_history_pages_keep_the_filter_and_sync_by_updated_since(app, client
         == 400
 
 
+def test_the_history_numbered_pages_keep_the_filter(app, client, acme, scanner):
+    event = acme.event_ids[0]
+    for n in range(5):
+        redeem(client, scanner, event, f"NOPE{n}")
+    redeem(client, scanner, event, code_of(app, acme.attendee_ids[0]))
+    office = issue(app, acme, "read")
+    seen = []
+    path = f"/admin/events/{event}/scans?result=unknown_code&per_page=2&page=1"
+    while path:
+        page = client.get(path, headers=bearer(office))
+        assert page.status_code == 200, page.json
+        assert page.json["meta"]["total"] == 5
+        seen += page.json["data"]
+        path = links(page).get("next")
+    assert [r["result"] for r in seen] == ["unknown_code"] * 5
+
+
 def test_a_scan_keeps_the_codes_last_4_characters_only(app, client, acme, scanner):
     code = code_of(app, acme.attendee_ids[0])
     redeem(client, scanner, acme.event_ids[0], code)

@@ -836,7 +836,7 @@ def _paths(max_row_id: int) -> dict:
                 "listScans", "Door", "Every scan at the event's door, admitted or refused, newest first",
                 "The history: each scan's `result`, `scanned_at`, `received_at`, source (online or batch), "
                 "attendee (when the code was known), token, and the code's last 4 characters only. Paged by "
-                "the `Link` header; `result` filters (the cursor keeps the filter); `updated_since` walks in "
+                "the `Link` header; `result` filters (the page links keep it); `updated_since` walks in "
                 "the order of change (a scan changes when an earlier offline scan takes its check-in over).",
                 {"200": _answer("A page of scans.", _ref(s.ScanPage),
                                 {"data": [SCAN], "meta": {**META, "total": 1}}, headers=("Link",))},

@@ -11,7 +11,6 @@ same ``400 invalid_parameter``.
 from __future__ import annotations
 
 import functools
-from collections.abc import Collection
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
@@ -77,15 +76,6 @@ def _signed(serializer: URLSafeSerializer, cursor: ListCursor) -> str:
     for name in ("horizon", "until"):
         fields[name] = _encode_value(fields[name])
     return serializer.dumps(fields)
-
-
-def list_of(raw: str, *, list_names: Collection[str], account: int, scope: int | None) -> str:
-    """Which of ``list_names`` the cursor in ``raw`` was made for (a filtered list's filter
-    is its list, so a Link followed without the filter keeps it); else BadParameter."""
-    cursor = _decoded(raw)
-    if cursor.list not in list_names or (cursor.account, cursor.scope) != (account, scope):
-        raise invalid_cursor()
-    return cursor.list
 
 
 def decode(raw: str, *, list_name: str, account: int, scope: int | None) -> ListCursor:

@@ -47,7 +47,6 @@ from ...database.models import ApiToken, Event, ReissuedTicketCode, Scan, UTCDat
 from ...database.tickets import check_in_counts, reissue
 from ...web.responses import error_response, json_response, not_found
 from ...webhooks.outbox import emit_webhook_event
-from . import cursors
 from .attendees import (
     ATTENDEE_FIELDS,
     ATTENDEE_SELECTED,
@@ -603,14 +602,14 @@ _SCAN_COLUMNS = [Scan.id, Scan.event_id, Scan.result, Scan.source, Scan.code_tai
                  Scan.updated_at, Scan.checked_in_at, Scan.attendee_id, Scan.token_id]
 
 
-def _scan_list(name: str, *criteria: Any) -> AccountList:
+def _scan_list(name: str, *criteria: Any, carried: tuple[str, ...] = ()) -> AccountList:
     return AccountList(name, Scan, _SCAN_COLUMNS, (Scan.id,), scans_table.c.event_id == sa.bindparam("event_id"),
-                       *criteria, scope="event_id", newest_first=True, present=_present_scans)
+                       *criteria, scope="event_id", newest_first=True, present=_present_scans, carried=carried)
 
 
-# One list per filter: a cursor names its list, so a Link followed keeps the filter.
+# One list per filter (a cursor is good only for its own list), whose links carry the filter.
 SCANS = {None: _scan_list("scans")} | {
-    result: _scan_list(f"scans.{result}", scans_table.c.result == sa.bindparam("result"))
+    result: _scan_list(f"scans.{result}", scans_table.c.result == sa.bindparam("result"), carried=("result",))
     for result in schemas.SCAN_RESULTS}
 
 
@@ -624,12 +623,6 @@ def scans(event_id: int) -> Response:
     result = args.get("result")
     if result is not None and result not in schemas.SCAN_RESULTS:
         raise BadParameter("result", f"result must be one of {', '.join(schemas.SCAN_RESULTS)}.")
-    cursor = args.get("cursor")
-    if cursor is not None:
-        if result is not None:
-            raise BadParameter("result", "result cannot be given with cursor: the cursor holds it.")
-        names = {listing.name: key for key, listing in SCANS.items()}
-        result = names[cursors.list_of(cursor, list_names=names, account=account_id, scope=event_id)]
     connection = request_connection()
     exists = connection.scalar(sa.select(events_table.c.id).where(events_table.c.id == event_id,
                                                                   events_table.c.account_id == account_id))

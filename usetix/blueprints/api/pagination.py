@@ -99,7 +99,8 @@ class AccountList:
 
     ``scope`` names the URL value that narrows the list (an attendee list's ``event_id``):
     a cursor is good only for the list it was made for. ``carried`` names the view's own
-    query parameters that choose the list (the delivery log's ``status``): its links keep them.
+    query parameters that choose the list (the delivery log's ``status``, the scans'
+    ``result``): its links, numbered or by cursor, keep them.
     """
 
     def __init__(self, name: str, model: Any, columns: Iterable, order_by: Iterable, *criteria: Any,
