@@ -673,6 +673,26 @@ def test_a_send_that_raises_is_one_failed_attempt_and_the_batch_goes_on(app, cli
     assert broken["secret"] not in caplog.text
 
 
+def test_a_non_ascii_url_is_saved_idna_and_percent_encoded(app, client, orgs, write_token, receiver):
+    """An IRI as a browser would send it: the host IDNA-encoded, the path and query
+    percent-encoded as UTF-8; one saved before is sent so too."""
+    named = add_endpoint(client, write_token, "https://b\u00fccher.example/caf\u00e9?q=\u00fc", ["event.created"])
+    assert named["url"] == "https://xn--bcher-kva.example/caf%C3%A9?q=%C3%BC"
+    endpoint = add_endpoint(client, write_token, receiver.url + "/caf\u00e9")
+    assert endpoint["url"] == receiver.url + "/caf%C3%A9"
+    answer = client.post("/admin/webhooks", json={"url": "https://a..\u00e9/x", "events": ["event.created"]},
+                         headers=bearer(write_token))
+    assert answer.status_code == 422 and [error["field"] for error in answer.json["errors"]] == ["url"]
+    with app.app_context(), db.engine.begin() as connection:  # saved as typed, before
+        connection.execute(sa.update(WebhookEndpoint.__table__).where(WebhookEndpoint.id == endpoint["id"])
+                           .values(url=receiver.url + "/caf\u00e9"))
+    client.post(check_in_path(orgs["acme"]), headers=bearer(write_token))
+    run_due(app)
+    [got] = receiver.received
+    assert got.verified(endpoint["secret"])["type"] == "attendee.checked_in"
+    assert messages(app, endpoint_id=endpoint["id"])[0].status == "delivered"
+
+
 def test_a_410_stops_the_rest_of_the_batch_to_its_endpoint(app, client, orgs, write_token, receiver, other_receiver):
     """As when each message was claimed on its own and found its endpoint disabled: the
     later ones are not sent, and fail; the batch's other endpoints are not affected."""
