@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -22,7 +23,7 @@ from usetix.database.engine import db
 from usetix.database.models import WebhookAttempt, WebhookEndpoint, WebhookMessage, utcnow
 from usetix.webhooks import delivery
 from usetix.webhooks.endpoints import delete_endpoint
-from usetix.webhooks.sender import headers_for
+from usetix.webhooks.sender import headers_for, send
 from usetix.webhooks.worker import sweep_once
 
 from ..helpers import NEW_EVENT, bearer, issue
@@ -743,3 +744,32 @@ def test_an_endpoint_is_left_failing_or_not_by_its_last_attempt_of_the_batch(app
     failing_since = endpoint_of(app, endpoint["id"]).failing_since
     assert failing_since is not None and failing_since > failing_before + timedelta(hours=1)
 
+
+def test_a_send_ends_at_its_deadline_however_its_answer_drips(app):
+    """The timeout bounds the whole send, not each read: an answer a byte at a time, each
+    within the timeout, is cut off at the deadline."""
+    server = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def drip():
+        connection, _ = server.accept()
+        with connection:
+            connection.recv(65536)
+            for byte in b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n":
+                if stop.wait(0.08):
+                    break
+                try:
+                    connection.sendall(bytes([byte]))
+                except OSError:  # the sender gave up
+                    break
+
+    dripping = threading.Thread(target=drip, daemon=True)
+    dripping.start()
+    try:
+        outcome = send(f"http://127.0.0.1:{server.getsockname()[1]}/hooks", "msg_drip", "{}",
+                       ["whsec_" + "A" * 32], allow_private=True, timeout=0.5)
+    finally:
+        stop.set()
+        dripping.join()
+        server.close()
+    assert (outcome.succeeded, outcome.status_code, outcome.error) == (False, None, "timed out after 0.5 s")

@@ -62,7 +62,9 @@ CLAIM_DUE = (sa.update(_messages).where(_messages.c.id.in_(sa.select(_DUE.c.id))
 
 # A claim's later messages are sent only while at least this many delivery timeouts of its
 # lease are left, so none is still in flight when the claim runs out and another worker
-# may take it; the rest are given back.
+# may take it; the rest are given back. A send ends within one timeout (the sender's
+# deadline); the other is for resolving the target's name, which that deadline cannot
+# interrupt, and for logging the batch.
 LEASE_MARGIN_TIMEOUTS = 2
 
 
