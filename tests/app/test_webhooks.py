@@ -23,7 +23,7 @@ from usetix.database.engine import db
 from usetix.database.models import WebhookAttempt, WebhookEndpoint, WebhookMessage, utcnow
 from usetix.webhooks import delivery
 from usetix.webhooks.endpoints import delete_endpoint
-from usetix.webhooks.sender import headers_for, send
+from usetix.webhooks.sender import Connections, headers_for, send
 from usetix.webhooks.worker import sweep_once
 
 from ..helpers import NEW_EVENT, bearer, issue
@@ -773,3 +773,39 @@ def test_a_send_ends_at_its_deadline_however_its_answer_drips(app):
         dripping.join()
         server.close()
     assert (outcome.succeeded, outcome.status_code, outcome.error) == (False, None, "timed out after 0.5 s")
+
+
+def test_a_kept_alive_connection_closed_by_the_server_is_retried_once_on_a_fresh_one(app):
+    """The server closes its idle connection as the next request arrives, before any
+    answer: the request goes again on a new connection, and succeeds."""
+    server = socket.create_server(("127.0.0.1", 0))
+    requests: list[tuple[int, bytes]] = []  # (connection, request)
+    answer = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+
+    def read_request(connection: socket.socket) -> bytes:
+        got = b""
+        while not got.endswith(b"\r\n\r\n{}"):
+            got += connection.recv(65536)
+        return got
+
+    def serve():
+        with server.accept()[0] as first:
+            requests.append((1, read_request(first)))
+            first.sendall(answer)
+            requests.append((1, read_request(first)))  # closed with no answer
+        with server.accept()[0] as second:
+            requests.append((2, read_request(second)))
+            second.sendall(answer)
+
+    serving = threading.Thread(target=serve, daemon=True)
+    serving.start()
+    url = f"http://127.0.0.1:{server.getsockname()[1]}/hooks"
+    try:
+        with Connections() as connections:
+            outcomes = [send(url, f"msg_{n}", "{}", ["whsec_" + "A" * 32], allow_private=True, timeout=5,
+                             connections=connections) for n in range(2)]
+    finally:
+        serving.join(5)
+        server.close()
+    assert [(outcome.succeeded, outcome.status_code) for outcome in outcomes] == [(True, 200), (True, 200)]
+    assert [(n, b"webhook-id: msg_1" in request) for n, request in requests] == [(1, False), (1, True), (2, True)]

@@ -11,7 +11,10 @@ time cannot stretch it).
 A worker's batch of messages shares :class:`Connections`: one kept-alive connection per
 target (scheme, host, port and the address checked for this very message), so each message
 is still checked against what its name resolves to, and only the TCP (and TLS) set-up is
-saved.
+saved. A kept-alive connection the server closed as the request went out (reset, or closed
+before the answer's status line) is not the endpoint's failure: the request is sent again,
+once, on a fresh connection within the same deadline (the same webhook-id, which consumers
+deduplicate on, should the server have taken the first).
 """
 
 from __future__ import annotations
@@ -194,12 +197,27 @@ def send(url: str, message_id: str, body: str, secrets: list[str], allow_private
     return _post(target, message_id, body, secrets, timeout, connections, started)
 
 
+class _ClosedWhileIdle(Exception):
+    """A kept-alive connection failed before the answer's status line: the server closed it."""
+
+
 def _post(target: Target, message_id: str, body: str, secrets: list[str], timeout: float, connections: Connections,
           started: float) -> Outcome:
+    connection = connections.take(target, timeout)
+    if connection.sock is not None:  # kept alive: the server may close it as the request goes out
+        try:
+            return _exchange(connection, target, message_id, body, secrets, timeout, connections, started, True)
+        except _ClosedWhileIdle:  # once, on a fresh connection, within the same deadline
+            connection = connections.take(target, timeout)
+    return _exchange(connection, target, message_id, body, secrets, timeout, connections, started, False)
+
+
+def _exchange(connection: _PinnedHTTPConnection | _PinnedHTTPSConnection, target: Target, message_id: str,
+              body: str, secrets: list[str], timeout: float, connections: Connections, started: float,
+              kept_alive: bool) -> Outcome:
     def failed(error: str, status: int | None = None, answer: str | None = None) -> Outcome:
         return Outcome(False, status, error[:200], int((time.monotonic() - started) * 1000), answer)
 
-    connection = connections.take(target, timeout)
     connection.deadline = started + timeout
     left = max(connection.deadline - time.monotonic(), 0.001)  # resolving the name took some
     if connection.sock is None:
@@ -208,9 +226,14 @@ def _post(target: Target, message_id: str, body: str, secrets: list[str], timeou
         connection.sock.settimeout(left)
     reusable = False
     try:
-        connection.request("POST", target.path, body=body.encode(), headers={
-            "Host": target.host_header, **headers_for(message_id, body, secrets)})
-        response = connection.getresponse()
+        try:
+            connection.request("POST", target.path, body=body.encode(), headers={
+                "Host": target.host_header, **headers_for(message_id, body, secrets)})
+            response = connection.getresponse()
+        except ConnectionError:  # reset, broken pipe, or closed with no status line
+            if kept_alive:
+                raise _ClosedWhileIdle from None
+            raise
         answer = response.read(RESPONSE_KEPT_BYTES).decode("utf-8", "replace")
         status = response.status
         if not response.isclosed():
