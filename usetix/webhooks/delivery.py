@@ -6,10 +6,13 @@ won by exactly one worker, on PostgreSQL and SQLite alike; only the winner sends
 workers never send one attempt. The claim lasts ``WEBHOOKS_LEASE_SECONDS``: a worker
 killed mid-delivery holds the messages until then, and the sweeper then hands them to the
 queue again; a batch's later messages are only sent while the claim has time to spare
-(:data:`LEASE_MARGIN_TIMEOUTS`). After the attempts, one transaction logs them and moves
+(:data:`LEASE_MARGIN_TIMEOUTS`). After the attempts, one transaction logs those of the
+messages still claimed (one deleted meanwhile, with its endpoint, is left out) and moves
 each message on: delivered (one statement for all of them); retried after the schedule's
 next delay (a task scheduled on the queue); failed when the schedule is spent; or, with
-its endpoint disabled, on a ``410 Gone`` or after three days of failures.
+its endpoint disabled, on a ``410 Gone`` or after three days of failures (the batch's
+later messages to it are then not sent). A send that raises is its message's failed
+attempt; whatever the batch did not send is given back.
 """
 
 from __future__ import annotations
