@@ -6,7 +6,9 @@ real ``usetix worker`` processes."""
 
 from __future__ import annotations
 
+import logging
 import socket
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -20,7 +22,8 @@ from usetix.blueprints.api.refused import Refused
 from usetix.database.engine import db
 from usetix.database.models import WebhookAttempt, WebhookEndpoint, WebhookMessage, utcnow
 from usetix.webhooks import delivery
-from usetix.webhooks.sender import headers_for
+from usetix.webhooks.endpoints import delete_endpoint
+from usetix.webhooks.sender import Connections, headers_for, send
 from usetix.webhooks.worker import sweep_once
 
 from ..helpers import NEW_EVENT, bearer, issue
@@ -36,6 +39,13 @@ ALL_TYPES = ["event.created", "event.updated", "event.deleted", "attendee.create
 
 @pytest.fixture
 def receiver():
+    made = Receiver()
+    yield made
+    made.close()
+
+
+@pytest.fixture
+def other_receiver():
     made = Receiver()
     yield made
     made.close()
@@ -623,3 +633,204 @@ def test_a_batch_gives_back_what_its_claim_has_no_time_left_to_send(app, client,
     with app.app_context():
         assert delivery.deliver_due() == 1
     assert receiver.count() == 3
+
+
+BOTH_WAYS = ["attendee.checked_in", "attendee.check_in_undone"]
+
+
+def endpoint_of(app, endpoint_id):
+    with app.app_context():
+        endpoint = db.session.get(WebhookEndpoint, endpoint_id)
+        db.session.expunge_all()
+        return endpoint
+
+
+def test_an_endpoint_deleted_mid_batch_loses_only_its_own_messages(app, client, orgs, write_token, receiver,
+                                                                   other_receiver, monkeypatch):
+    """Its messages went with it (their attempts would break a foreign key): the batch's
+    log leaves them out, and keeps every other message's attempt and its delivery."""
+    kept = add_endpoint(client, write_token, receiver.url, BOTH_WAYS)
+    deleted = add_endpoint(client, write_token, other_receiver.url, BOTH_WAYS)
+    expected = check_ins_and_undos(client, write_token, orgs["acme"])
+    real_send = delivery.send
+
+    def send_then_delete(*args, **kwargs):
+        if receiver.count() + other_receiver.count() == 1:  # the account deletes it while the batch is sent
+            with db.engine.begin() as connection:
+                delete_endpoint(connection, orgs["acme"].account_id, deleted["id"])
+        return real_send(*args, **kwargs)
+
+    monkeypatch.setattr(delivery, "send", send_then_delete)
+    with app.app_context():
+        assert delivery.deliver_due() == 2 * expected
+    of_kept = messages(app, endpoint_id=kept["id"])
+    assert receiver.count() == len(of_kept) == expected and messages(app, endpoint_id=deleted["id"]) == []
+    assert {(message.status, message.attempts, message.lease_until) for message in of_kept} == {("delivered", 1, None)}
+    with app.app_context():
+        assert db.session.scalars(sa.select(WebhookAttempt.endpoint_id)).all() == [kept["id"]] * expected
+        assert delivery.deliver_due() == 0  # nothing left claimed, nothing sent again
+
+
+def test_a_send_that_raises_is_one_failed_attempt_and_the_batch_goes_on(app, client, orgs, write_token, receiver,
+                                                                        other_receiver, monkeypatch, caplog):
+    """Anything a send raises is its message's failed attempt, retried on the schedule; the
+    batch's other messages are sent and logged, and none stays claimed."""
+    good = add_endpoint(client, write_token, receiver.url, BOTH_WAYS)
+    broken = add_endpoint(client, write_token, other_receiver.url, BOTH_WAYS)
+    expected = check_ins_and_undos(client, write_token, orgs["acme"])
+    real_send = delivery.send
+
+    def send_or_raise(url, *args, **kwargs):
+        if url == other_receiver.url:
+            raise UnicodeEncodeError("ascii", url, 0, 1, "ordinal not in range(128)")
+        return real_send(url, *args, **kwargs)
+
+    monkeypatch.setattr(delivery, "send", send_or_raise)
+    caplog.set_level(logging.ERROR, logger="usetix.webhooks")
+    with app.app_context():
+        assert delivery.deliver_due() == 2 * expected
+    assert receiver.count() == expected
+    assert {message.status for message in messages(app, endpoint_id=good["id"])} == {"delivered"}
+    of_broken = messages(app, endpoint_id=broken["id"])
+    assert {(message.status, message.attempts, message.lease_until) for message in of_broken} == {("pending", 1, None)}
+    log = client.get(f"/admin/webhooks/{broken['id']}/deliveries", headers=bearer(write_token)).json["data"]
+    assert [row["error"] for row in log] == ["internal error: UnicodeEncodeError"] * expected
+    assert len([r for r in caplog.records if r.name == "usetix.webhooks" and r.exc_info]) == expected
+    assert broken["secret"] not in caplog.text
+
+
+def test_a_non_ascii_url_is_saved_idna_and_percent_encoded(app, client, orgs, write_token, receiver):
+    """An IRI as a browser would send it: the host IDNA-encoded, the path and query
+    percent-encoded as UTF-8; one saved before is sent so too."""
+    named = add_endpoint(client, write_token, "https://b\u00fccher.example/caf\u00e9?q=\u00fc", ["event.created"])
+    assert named["url"] == "https://xn--bcher-kva.example/caf%C3%A9?q=%C3%BC"
+    endpoint = add_endpoint(client, write_token, receiver.url + "/caf\u00e9")
+    assert endpoint["url"] == receiver.url + "/caf%C3%A9"
+    answer = client.post("/admin/webhooks", json={"url": "https://a..\u00e9/x", "events": ["event.created"]},
+                         headers=bearer(write_token))
+    assert answer.status_code == 422 and [error["field"] for error in answer.json["errors"]] == ["url"]
+    with app.app_context(), db.engine.begin() as connection:  # saved as typed, before
+        connection.execute(sa.update(WebhookEndpoint.__table__).where(WebhookEndpoint.id == endpoint["id"])
+                           .values(url=receiver.url + "/caf\u00e9"))
+    client.post(check_in_path(orgs["acme"]), headers=bearer(write_token))
+    run_due(app)
+    [got] = receiver.received
+    assert got.verified(endpoint["secret"])["type"] == "attendee.checked_in"
+    assert messages(app, endpoint_id=endpoint["id"])[0].status == "delivered"
+
+
+def test_a_410_stops_the_rest_of_the_batch_to_its_endpoint(app, client, orgs, write_token, receiver, other_receiver):
+    """As when each message was claimed on its own and found its endpoint disabled: the
+    later ones are not sent, and fail; the batch's other endpoints are not affected."""
+    gone = add_endpoint(client, write_token, receiver.url, BOTH_WAYS)
+    other = add_endpoint(client, write_token, other_receiver.url, BOTH_WAYS)
+    receiver.script[:] = [410]
+    expected = check_ins_and_undos(client, write_token, orgs["acme"])
+    with app.app_context():
+        assert delivery.deliver_due() == 2 * expected
+    assert receiver.count() == 1 and other_receiver.count() == expected
+    assert endpoint_of(app, gone["id"]).disabled_reason == "gone"
+    log = client.get(f"/admin/webhooks/{gone['id']}/deliveries", headers=bearer(write_token)).json["data"]
+    assert sorted(row["error"] for row in log) == ["HTTP 410"] + ["endpoint disabled: not sent"] * (expected - 1)
+    assert {message.status for message in messages(app, endpoint_id=gone["id"])} == {"failed"}
+    assert {message.status for message in messages(app, endpoint_id=other["id"])} == {"delivered"}
+
+
+def test_three_days_of_failures_stop_the_rest_of_the_batch_to_its_endpoint(app, client, orgs, write_token,
+                                                                          receiver):
+    receiver.script[:] = [500]
+    endpoint = add_endpoint(client, write_token, receiver.url, BOTH_WAYS)
+    with app.app_context(), db.engine.begin() as connection:
+        connection.execute(sa.update(WebhookEndpoint.__table__).values(failing_since=utcnow() - timedelta(hours=73)))
+    check_ins_and_undos(client, write_token, orgs["acme"])
+    with app.app_context():
+        delivery.deliver_due()
+    assert receiver.count() == 1 and endpoint_of(app, endpoint["id"]).disabled_reason == "failing"
+    assert {message.status for message in messages(app)} == {"failed"}
+
+
+def test_an_endpoint_is_left_failing_or_not_by_its_last_attempt_of_the_batch(app, client, orgs, write_token,
+                                                                             receiver):
+    endpoint = add_endpoint(client, write_token, receiver.url, BOTH_WAYS)
+    receiver.script[:] = [500]  # then successes
+    expected = check_ins_and_undos(client, write_token, orgs["acme"])
+    with app.app_context():
+        delivery.deliver_due()
+    assert receiver.count() == expected and endpoint_of(app, endpoint["id"]).failing_since is None
+    # Failing for two and a half days; a success, then a failure: failing from that failure.
+    failing_before = utcnow() - timedelta(hours=60)
+    with app.app_context(), db.engine.begin() as connection:
+        connection.execute(sa.update(WebhookEndpoint.__table__).values(failing_since=failing_before))
+    receiver.script[:] = [200, 500]
+    client.post(check_in_path(orgs["acme"]), headers=bearer(write_token))
+    client.delete(check_in_path(orgs["acme"]), headers=bearer(write_token))
+    with app.app_context():
+        assert delivery.deliver_due() == 2
+    failing_since = endpoint_of(app, endpoint["id"]).failing_since
+    assert failing_since is not None and failing_since > failing_before + timedelta(hours=1)
+
+
+def test_a_send_ends_at_its_deadline_however_its_answer_drips(app):
+    """The timeout bounds the whole send, not each read: an answer a byte at a time, each
+    within the timeout, is cut off at the deadline."""
+    server = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def drip():
+        connection, _ = server.accept()
+        with connection:
+            connection.recv(65536)
+            for byte in b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n":
+                if stop.wait(0.08):
+                    break
+                try:
+                    connection.sendall(bytes([byte]))
+                except OSError:  # the sender gave up
+                    break
+
+    dripping = threading.Thread(target=drip, daemon=True)
+    dripping.start()
+    try:
+        outcome = send(f"http://127.0.0.1:{server.getsockname()[1]}/hooks", "msg_drip", "{}",
+                       ["whsec_" + "A" * 32], allow_private=True, timeout=0.5)
+    finally:
+        stop.set()
+        dripping.join()
+        server.close()
+    assert (outcome.succeeded, outcome.status_code, outcome.error) == (False, None, "timed out after 0.5 s")
+
+
+def test_a_kept_alive_connection_closed_by_the_server_is_retried_once_on_a_fresh_one(app):
+    """The server closes its idle connection as the next request arrives, before any
+    answer: the request goes again on a new connection, and succeeds."""
+    server = socket.create_server(("127.0.0.1", 0))
+    requests: list[tuple[int, bytes]] = []  # (connection, request)
+    answer = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+
+    def read_request(connection: socket.socket) -> bytes:
+        got = b""
+        while not got.endswith(b"\r\n\r\n{}"):
+            got += connection.recv(65536)
+        return got
+
+    def serve():
+        with server.accept()[0] as first:
+            requests.append((1, read_request(first)))
+            first.sendall(answer)
+            requests.append((1, read_request(first)))  # closed with no answer
+        with server.accept()[0] as second:
+            requests.append((2, read_request(second)))
+            second.sendall(answer)
+
+    serving = threading.Thread(target=serve, daemon=True)
+    serving.start()
+    url = f"http://127.0.0.1:{server.getsockname()[1]}/hooks"
+    try:
+        with Connections() as connections:
+            outcomes = [send(url, f"msg_{n}", "{}", ["whsec_" + "A" * 32], allow_private=True, timeout=5,
+                             connections=connections) for n in range(2)]
+    finally:
+        serving.join(5)
+        server.close()
+    assert [(outcome.succeeded, outcome.status_code) for outcome in outcomes] == [(True, 200), (True, 200)]
+    assert [(n, b"webhook-id: msg_1" in request) for n, request in requests] == [(1, False), (1, True), (2, True)]

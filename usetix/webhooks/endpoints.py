@@ -63,7 +63,7 @@ def _subscribe(connection: sa.Connection, endpoint_id: int, events: list[str]) -
 def create_endpoint(connection: sa.Connection, account_id: int, url: str, events: list[str], description: str,
                     allow_private: bool) -> tuple[dict, str]:
     """The new endpoint and its secret; RefusedTarget for a URL webhooks may not go to."""
-    check_url(url, allow_private)
+    url = check_url(url, allow_private)
     secret = new_secret()
     now = utcnow()
     endpoint_id = connection.execute(sa.insert(_endpoints).values(
@@ -77,7 +77,7 @@ def update_endpoint(connection: sa.Connection, account_id: int, endpoint_id: int
                     allow_private: bool) -> dict | None:
     """Apply ``changes`` (url, events, description, enabled); RefusedTarget for a refused URL."""
     if "url" in changes:
-        check_url(changes["url"], allow_private)
+        changes = {**changes, "url": check_url(changes["url"], allow_private)}
     values: dict[str, Any] = {name: changes[name] for name in ("url", "description", "enabled") if name in changes}
     if changes.get("enabled") is True:  # enabled again by an admin: a fresh start
         values.update(disabled_reason=None, disabled_at=None, failing_since=None)

@@ -4,16 +4,23 @@ Signed with the official ``standardwebhooks`` package's public API (``Webhook.si
 library the consumers verify with. Sent with the standard library's ``http.client``,
 connected to the address usetix/webhooks/targets.py checked (the name is not resolved
 again, so it cannot be rebound in between), with the URL's host as Host and TLS server
-name. It never follows a redirect (a 3xx is a failed attempt) and gives the endpoint 15 s.
+name. It never follows a redirect (a 3xx is a failed attempt) and gives the endpoint 15 s
+in all: a deadline for the connection, the request and the answer together, each socket
+operation waiting no longer than the time left (a server dripping its answer a byte at a
+time cannot stretch it).
 A worker's batch of messages shares :class:`Connections`: one kept-alive connection per
 target (scheme, host, port and the address checked for this very message), so each message
 is still checked against what its name resolves to, and only the TCP (and TLS) set-up is
-saved.
+saved. A kept-alive connection the server closed as the request went out (reset, or closed
+before the answer's status line) is not the endpoint's failure: the request is sent again,
+once, on a fresh connection within the same deadline (the same webhook-id, which consumers
+deduplicate on, should the server have taken the first).
 """
 
 from __future__ import annotations
 
 import http.client
+import io
 import select
 import socket
 import ssl
@@ -54,8 +61,42 @@ def headers_for(message_id: str, body: str, secrets: list[str], now: float | Non
     }
 
 
+class _ReaderUntil(io.RawIOBase):
+    """A socket's reads, each waiting no longer than the time left before ``deadline``."""
+
+    def __init__(self, sock: socket.socket, deadline: float) -> None:
+        super().__init__()
+        self._sock = sock
+        self._deadline = deadline
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[no-untyped-def,override]
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("the delivery's deadline passed")
+        self._sock.settimeout(left)
+        return self._sock.recv_into(buffer)
+
+
+class _SocketUntil:
+    """What an HTTPResponse reads its answer from: the socket, read with a deadline."""
+
+    def __init__(self, sock: socket.socket, deadline: float) -> None:
+        self._sock = sock
+        self._deadline = deadline
+
+    def makefile(self, mode: str) -> io.BufferedReader:
+        return io.BufferedReader(_ReaderUntil(self._sock, self._deadline))
+
+
 class _PinnedHTTPConnection(http.client.HTTPConnection):
     opened: socket.socket | None = None  # the socket connect() made, for Connections
+    deadline = float("inf")  # time.monotonic()'s, set for each request
+
+    def response_class(self, sock: socket.socket, **kwargs: object) -> http.client.HTTPResponse:
+        return http.client.HTTPResponse(_SocketUntil(sock, self.deadline), **kwargs)  # type: ignore[arg-type]
 
     def __init__(self, target: Target, timeout: float) -> None:
         super().__init__(target.host, target.port, timeout=timeout)
@@ -68,6 +109,8 @@ class _PinnedHTTPConnection(http.client.HTTPConnection):
 
 class _PinnedHTTPSConnection(http.client.HTTPSConnection):
     opened: socket.socket | None = None
+    deadline = float("inf")
+    response_class = _PinnedHTTPConnection.response_class
 
     def __init__(self, target: Target, timeout: float) -> None:
         super().__init__(target.host, target.port, timeout=timeout, context=ssl.create_default_context())
@@ -154,17 +197,43 @@ def send(url: str, message_id: str, body: str, secrets: list[str], allow_private
     return _post(target, message_id, body, secrets, timeout, connections, started)
 
 
+class _ClosedWhileIdle(Exception):
+    """A kept-alive connection failed before the answer's status line: the server closed it."""
+
+
 def _post(target: Target, message_id: str, body: str, secrets: list[str], timeout: float, connections: Connections,
           started: float) -> Outcome:
+    connection = connections.take(target, timeout)
+    if connection.sock is not None:  # kept alive: the server may close it as the request goes out
+        try:
+            return _exchange(connection, target, message_id, body, secrets, timeout, connections, started, True)
+        except _ClosedWhileIdle:  # once, on a fresh connection, within the same deadline
+            connection = connections.take(target, timeout)
+    return _exchange(connection, target, message_id, body, secrets, timeout, connections, started, False)
+
+
+def _exchange(connection: _PinnedHTTPConnection | _PinnedHTTPSConnection, target: Target, message_id: str,
+              body: str, secrets: list[str], timeout: float, connections: Connections, started: float,
+              kept_alive: bool) -> Outcome:
     def failed(error: str, status: int | None = None, answer: str | None = None) -> Outcome:
         return Outcome(False, status, error[:200], int((time.monotonic() - started) * 1000), answer)
 
-    connection = connections.take(target, timeout)
+    connection.deadline = started + timeout
+    left = max(connection.deadline - time.monotonic(), 0.001)  # resolving the name took some
+    if connection.sock is None:
+        connection.timeout = left
+    else:
+        connection.sock.settimeout(left)
     reusable = False
     try:
-        connection.request("POST", target.path, body=body.encode(), headers={
-            "Host": target.host_header, **headers_for(message_id, body, secrets)})
-        response = connection.getresponse()
+        try:
+            connection.request("POST", target.path, body=body.encode(), headers={
+                "Host": target.host_header, **headers_for(message_id, body, secrets)})
+            response = connection.getresponse()
+        except ConnectionError:  # reset, broken pipe, or closed with no status line
+            if kept_alive:
+                raise _ClosedWhileIdle from None
+            raise
         answer = response.read(RESPONSE_KEPT_BYTES).decode("utf-8", "replace")
         status = response.status
         if not response.isclosed():

@@ -6,8 +6,9 @@ to the very address checked here, never resolving the name a second time."""
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from ..core.webhooks import RefusedTarget, refused_address
 
@@ -21,14 +22,42 @@ def _literal_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address
         return None
 
 
+_NON_ASCII = re.compile(r"[^\x00-\x7f]+")
+
+
+def _as_ascii(url: str) -> str:
+    # An IRI as a browser sends it (RFC 3987, 3.1): the host's name IDNA-encoded, the rest's
+    # non-ASCII characters percent-encoded as UTF-8, so the request line and the Host header
+    # are ASCII (http.client cannot send anything else) and the endpoint routes it as typed.
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if _NON_ASCII.search(netloc):
+        host, colon, port = netloc.rpartition(":") if netloc.rpartition(":")[2].isdigit() else (netloc, "", "")
+        try:
+            netloc = host.encode("idna").decode("ascii") + colon + port
+        except UnicodeError:
+            raise RefusedTarget("This host name is not a valid internationalised domain name.") from None
+    def encoded(text: str) -> str:
+        return _NON_ASCII.sub(lambda found: quote(found.group(), safe=""), text)
+
+    return urlunsplit((parts.scheme, netloc, encoded(parts.path), encoded(parts.query), parts.fragment))
+
+
 def check_url(url: str, allow_private: bool = False) -> str:
     """The URL as it will be used, or RefusedTarget: ``https`` only (``http`` to a
     loopback address when ``allow_private``: development and tests), no credentials, a
-    host, and no address the sender would refuse when the host is a literal address."""
+    host, and no address the sender would refuse when the host is a literal address. A
+    non-ASCII host is IDNA-encoded and a non-ASCII path or query percent-encoded."""
     if not isinstance(url, str) or not url or len(url) > 2048:
         raise RefusedTarget("A webhook URL is an https URL of at most 2048 characters.")
     if any(ord(character) < 33 or ord(character) == 127 for character in url):
         raise RefusedTarget("A webhook URL has no spaces or control characters.")
+    try:
+        url = _as_ascii(url)
+    except ValueError:  # urlsplit's, on a malformed host
+        raise RefusedTarget("This is not a valid URL.") from None
+    if len(url) > 2048:
+        raise RefusedTarget("A webhook URL is an https URL of at most 2048 characters.")
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -76,7 +105,7 @@ def resolve(url: str, allow_private: bool = False) -> Target:
     """The URL checked again (the rules may have changed since it was saved) and its name
     resolved: RefusedTarget if it does not resolve, or if any address it resolves to is
     refused."""
-    check_url(url, allow_private)
+    url = check_url(url, allow_private)  # an endpoint saved before URLs were made ASCII too
     parts = urlsplit(url)
     host = parts.hostname or ""
     port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
