@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from usetix.core import ticket_codes
 from usetix.database.engine import db
-from usetix.database.models import Attendee, AuditEvent, Event, ReissuedTicketCode, Scan
+from usetix.database.models import ApiToken, Attendee, AuditEvent, Event, ReissuedTicketCode, Scan, utcnow
 
 from ..helpers import bearer, inline_problems, issue, links, make_org
 from ..queries import recorded_queries
@@ -731,3 +731,36 @@ def test_a_nonce_is_still_known_a_month_later(app, client, acme, scanner):
     assert "Idempotent-Replayed" not in again.headers  # not the 24-hour key: the nonce
     assert again.json["data"][0]["result"] == "admitted" and again.json["data"][0]["replayed"] is True
     assert len(scans_of(app)) == 1
+
+
+def test_a_batch_whose_admissions_all_lost_is_refused_if_the_token_was_revoked_meanwhile(app, client, acme,
+                                                                                           scanner):
+    """As the batch writes its scans, the token is revoked and its ticket checked in earlier by
+    another writer: its admission changes nothing, so no audit record checks the token; the
+    batch is still rolled back and refused, nothing of it kept."""
+    event, attendee = acme.event_ids[0], acme.attendee_ids[0]
+    code = code_of(app, attendee)
+    with app.app_context():
+        engine = db.engine
+    other = sa.create_engine(engine.url, poolclass=sa.pool.NullPool)
+    meddled = []
+
+    def meddle(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().startswith("INSERT INTO scans") and not meddled:
+            meddled.append(statement)
+            with other.begin() as connection:  # before the batch's first write: nothing of it locked yet
+                connection.execute(sa.update(ApiToken.__table__).where(ApiToken.description == "Door A scanner")
+                                   .values(revoked_at=utcnow()))
+                connection.execute(sa.update(Attendee.__table__).where(Attendee.id == attendee)
+                                   .values(checked_in=True, checked_in_at=utcnow() - timedelta(days=1)))
+
+    sa.event.listen(engine, "before_cursor_execute", meddle)
+    try:
+        answer = batch(client, scanner, event, [{"nonce": "late-1", "code": code, "scanned_at": iso(ago(1))}])
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", meddle)
+        other.dispose()
+    assert meddled
+    assert answer.status_code == 401 and answer.json["error"] == "revoked_token", answer.json
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Scan)) == 0

@@ -30,6 +30,8 @@ AUDIT_COLUMNS = ["account_id", "actor", "action", "token_id", "token_description
 # of a token ever follows its revocation. SQLite's writers take turns anyway.
 TOKEN_STILL_VALID = (_tokens.c.id == sa.bindparam("by_token_id"), _tokens.c.account_id == sa.bindparam("by_account_id"),
                      _tokens.c.revoked_at.is_(None), sa.or_(_tokens.c.expires_at.is_(None), _tokens.c.expires_at > _at))
+# The token, read as AUDIT reads it, for a write that has no audit record to check it with.
+TOKEN_CHECK = sa.select(_tokens.c.id).where(*TOKEN_STILL_VALID).with_for_update(read=True)
 LABEL_LENGTH = 200  # AuditEvent.object_label
 # The token's description and tier as they are now, copied in, if the token is still valid
 # now: the write's own transaction checks the token again, at no extra statement. A write
@@ -135,7 +137,8 @@ class AuditedBulkUpdate:
     still valid: three statements whatever the number of rows, on either database (the
     UPDATE; one ``INSERT … SELECT`` of the audit records, which reads the token as
     :data:`AUDIT` does and raises TokenNoLongerValid when it finds it no longer valid; one
-    outbox INSERT, :func:`emit_webhook_events`). Run it in the write's transaction.
+    outbox INSERT, :func:`emit_webhook_events`). When it changed no row, the token is read
+    instead (:data:`TOKEN_CHECK`). Run it in the write's transaction.
     """
 
     def __init__(self, update: sa.Update, table: sa.Table, action: str, object_type: str, label: str,
@@ -157,9 +160,14 @@ class AuditedBulkUpdate:
         """The changed rows; raises TokenNoLongerValid when the token is no longer valid
         (the caller rolls the write back)."""
         rows = connection.execute(self.update, params).all()
-        if not rows:
-            return rows
         account_id, token_id = token_ids()
+        if not rows:
+            # No audit INSERT to check the token: the write (what the caller wrote before,
+            # such as the door's scans) stands only if it is still valid.
+            if connection.execute(TOKEN_CHECK, {"by_account_id": account_id, "by_token_id": token_id,
+                                                "at": now}).first() is None:
+                raise TokenNoLongerValid
+            return rows
         recorded = connection.execute(self.audit, {
             "by_account_id": account_id, "by_token_id": token_id, "address": request.remote_addr, "at": now,
             "audited_ids": [row.id for row in rows]}).rowcount
