@@ -764,3 +764,38 @@ def test_a_batch_whose_admissions_all_lost_is_refused_if_the_token_was_revoked_m
     assert answer.status_code == 401 and answer.json["error"] == "revoked_token", answer.json
     with app.app_context():
         assert db.session.scalar(sa.select(sa.func.count()).select_from(Scan)) == 0
+
+
+def test_the_later_scans_of_a_batch_follow_its_admission_that_lost_its_race(app, client, acme, scanner):
+    """A batch scans a ticket twice; as it writes, another writer checks that ticket in
+    earlier still: the first scan is refused by that check-in, and so is the second, which
+    the first's admission would have refused."""
+    event, attendee = acme.event_ids[0], acme.attendee_ids[0]
+    code = code_of(app, attendee)
+    earlier = utcnow().replace(microsecond=0) - timedelta(days=1)
+    with app.app_context():
+        engine = db.engine
+    other = sa.create_engine(engine.url, poolclass=sa.pool.NullPool)
+    meddled = []
+
+    def meddle(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().startswith("INSERT INTO scans") and not meddled:
+            meddled.append(statement)
+            with other.begin() as connection:
+                connection.execute(sa.update(Attendee.__table__).where(Attendee.id == attendee)
+                                   .values(checked_in=True, checked_in_at=earlier))
+
+    sa.event.listen(engine, "before_cursor_execute", meddle)
+    try:
+        answer = batch(client, scanner, event, [{"nonce": "twice-1", "code": code, "scanned_at": iso(ago(10))},
+                                                {"nonce": "twice-2", "code": code, "scanned_at": iso(ago(5))}])
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", meddle)
+        other.dispose()
+    assert meddled and answer.status_code == 200, answer.json
+    expected = iso(earlier)
+    assert [(one["result"], one["checked_in_at"]) for one in answer.json["data"]] == \
+        [("already_checked_in", expected)] * 2
+    with app.app_context():
+        stored = db.session.execute(sa.select(Scan.result, Scan.checked_in_at).order_by(Scan.id)).all()
+    assert [(result, iso(at.replace(tzinfo=UTC))) for result, at in stored] == [("already_checked_in", expected)] * 2

@@ -358,7 +358,7 @@ def scan(connection: sa.Connection, event_id: int, scans: list[Scanned], source:
         _admit_and_record(connection, account_id, token_id, event_id, fresh[0], now)
     else:
         recorded = _record(connection, account_id, token_id, event_id, fresh, source, now)
-        _admit(connection, account_id, [each for each in recorded if each.result == ADMITTED], now)
+        _admit(connection, account_id, recorded, now)
     for each in pending:
         first = each.copy_of
         if first is not None:
@@ -400,9 +400,11 @@ def _record(connection: sa.Connection, account_id: int, token_id: int, event_id:
     return recorded
 
 
-def _admit(connection: sa.Connection, account_id: int, admitted: list[Scanned], now: datetime) -> None:
-    """Write the admissions: a redeem's one, or a batch's all in one statement (see
-    ADMIT_EARLIER); a scan that lost its race is refused after all, by what it met."""
+def _admit(connection: sa.Connection, account_id: int, recorded: list[Scanned], now: datetime) -> None:
+    """Write the admissions of the ``recorded`` scans: a redeem's one, or a batch's all in one
+    statement (see ADMIT_EARLIER); a scan that lost its race is refused after all, by what it
+    met, and so are the later scans of its ticket in the batch, refused by it."""
+    admitted = [each for each in recorded if each.result == ADMITTED]
     if not admitted:
         return
     offline = admitted[0].offline  # a batch's scans all are, a redeem's is not
@@ -424,7 +426,13 @@ def _admit(connection: sa.Connection, account_id: int, admitted: list[Scanned], 
         else:
             each.attendee = row
     if lost:
+        lost_by_attendee = {each.attendee.id: each for each in lost}
         _refused_after_all(connection, lost, now)
+        for each in recorded:  # refused by a lost admission's time: refused by what it met instead
+            first = lost_by_attendee.get(each.attendee.id) if each.result == ALREADY_CHECKED_IN else None
+            if first is not None and first is not each:
+                each.result, each.checked_in_at, each.attendee = first.result, first.checked_in_at, first.attendee
+                lost.append(each)
         connection.execute(SCAN_REFUSED_AFTER_ALL, [
             {"scan_id": each.scan_id, "new_result": each.result, "new_checked_in_at": each.checked_in_at}
             for each in lost])
