@@ -52,6 +52,15 @@ class TokenNoLongerValid(Exception):
     """The request's token was revoked or expired after it was authenticated."""
 
 
+def check_token(connection: sa.Connection, now: datetime) -> None:
+    """Raise TokenNoLongerValid unless the request's token is still valid, for a write that
+    has no audit record to check it with (what it wrote stands only if the token does)."""
+    account_id, token_id = token_ids()
+    if connection.execute(TOKEN_CHECK, {"by_account_id": account_id, "by_token_id": token_id,
+                                        "at": now}).first() is None:
+        raise TokenNoLongerValid
+
+
 def audit(connection: sa.Connection, action: str, object_type: str, object_id: int, label: str) -> None:
     """Record this write with its token (as it is now), object, time and client address;
     raises TokenNoLongerValid when the token is no longer valid."""
@@ -160,14 +169,10 @@ class AuditedBulkUpdate:
         """The changed rows; raises TokenNoLongerValid when the token is no longer valid
         (the caller rolls the write back)."""
         rows = connection.execute(self.update, params).all()
-        account_id, token_id = token_ids()
         if not rows:
-            # No audit INSERT to check the token: the write (what the caller wrote before,
-            # such as the door's scans) stands only if it is still valid.
-            if connection.execute(TOKEN_CHECK, {"by_account_id": account_id, "by_token_id": token_id,
-                                                "at": now}).first() is None:
-                raise TokenNoLongerValid
+            check_token(connection, now)  # no audit INSERT to check it with
             return rows
+        account_id, token_id = token_ids()
         recorded = connection.execute(self.audit, {
             "by_account_id": account_id, "by_token_id": token_id, "address": request.remote_addr, "at": now,
             "audited_ids": [row.id for row in rows]}).rowcount

@@ -56,7 +56,7 @@ from .attendees import (
     attendee_row,
     attendees_table,
 )
-from .audit import AuditedBulkUpdate, AuditedUpdate, audit
+from .audit import AuditedBulkUpdate, AuditedUpdate, audit, check_token
 from .authentication import token_ids
 from .blueprint import bp
 from .check_in import door_view
@@ -406,6 +406,8 @@ def _admit(connection: sa.Connection, account_id: int, recorded: list[Scanned], 
     met, and so are the later scans of its ticket in the batch, refused by it."""
     admitted = [each for each in recorded if each.result == ADMITTED]
     if not admitted:
+        if recorded:  # refused scans only: no admission's audit record checks the token
+            check_token(connection, now)
         return
     offline = admitted[0].offline  # a batch's scans all are, a redeem's is not
     if offline:
