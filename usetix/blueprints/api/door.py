@@ -208,7 +208,9 @@ _admitted = (sa.select(scans_table.c.attendee_id, scans_table.c.scanned_at)
 ADMIT_EARLIER = AuditedBulkUpdate(
     sa.update(attendees_table)
     .where(attendees_table.c.id == _admitted.c.attendee_id,
-           attendees_table.c.account_id == sa.bindparam("by_account_id"),
+           # Not an equality: PostgreSQL would read the account's attendees (all of them) by
+           # the prefix of an index, not each scan's attendee by its id.
+           attendees_table.c.account_id.is_not_distinct_from(sa.bindparam("by_account_id")),
            attendees_table.c.id.in_(sa.select(_locked.c.id)),
            sa.tuple_(attendees_table.c.id, attendees_table.c.ticket_code).in_(
                sa.bindparam("attendee_codes", expanding=True)),
