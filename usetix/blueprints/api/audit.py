@@ -159,8 +159,11 @@ class AuditedBulkUpdate:
                       _tokens.c.id, _tokens.c.description, _tokens.c.tier, sa.bindparam("address", type_=sa.String),
                       _at, sa.literal(object_type, sa.String), table.c.id,
                       sa.func.substr(table.c[label], 1, LABEL_LENGTH))
+            # The rows by id, in the token's account; not by an equality of the accounts: from
+            # it PostgreSQL derives table.account_id = :by_account_id and may read all of the
+            # account's rows by the prefix of an index.
             .join_from(_tokens, table, sa.and_(table.c.id.in_(sa.bindparam("audited_ids", expanding=True)),
-                                               table.c.account_id == _tokens.c.account_id))
+                                               table.c.account_id.is_not_distinct_from(_tokens.c.account_id)))
             .where(*TOKEN_STILL_VALID).order_by(table.c.id)
             .with_for_update(read=True, of=_tokens)  # see TOKEN_STILL_VALID
         )).execution_options(preserve_rowcount=True)

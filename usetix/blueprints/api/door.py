@@ -90,37 +90,75 @@ MESSAGES = {
 
 # -- the lookups -----------------------------------------------------------------------------
 
-_ATTENDEE_LABELS = [attendees_table.c[name].label(name) for name in (*ATTENDEE_FIELDS, "version")]
 _EVENT_LABELS = [events_table.c.id.label("found_event_id"), events_table.c.status.label("event_status"),
                  events_table.c.title.label("event_title")]
-_codes = sa.bindparam("codes", expanding=True)
 _account = sa.bindparam("account_id")
-# The door's event, each code's attendee (by its code, or by a code a reissue replaced), in
-# one statement: the first branch's columns type the rest.
-LOOKUP = sa.union_all(
-    sa.select(sa.literal("current").label("kind"), attendees_table.c.ticket_code.label("code"),
-              *_ATTENDEE_LABELS, *_EVENT_LABELS)
-    .join_from(attendees_table, events_table, events_table.c.id == attendees_table.c.event_id)
-    .where(attendees_table.c.account_id == _account, attendees_table.c.ticket_code.in_(_codes)),
-    sa.select(sa.literal("reissued"), reissued_table.c.code, *_ATTENDEE_LABELS, *_EVENT_LABELS)
-    .join_from(reissued_table, attendees_table, sa.and_(attendees_table.c.id == reissued_table.c.attendee_id,
-                                                        attendees_table.c.account_id == reissued_table.c.account_id))
-    .join(events_table, events_table.c.id == attendees_table.c.event_id)
-    .where(reissued_table.c.account_id == _account, reissued_table.c.code.in_(_codes)),
-    sa.select(sa.literal("door"), sa.cast(sa.null(), sa.String),
-              *(sa.cast(sa.null(), column.type).label(column.name) for column in _ATTENDEE_LABELS), *_EVENT_LABELS)
-    .where(events_table.c.id == sa.bindparam("event_id"), events_table.c.account_id == _account),
-)
-# The scans of nonces seen before, with their attendee as it is now (and its event).
-SEEN_NONCES = (
-    sa.select(scans_table.c.nonce, scans_table.c.code_digest, scans_table.c.event_id.label("door_id"),
-              scans_table.c.result, scans_table.c.checked_in_at.label("scan_checked_in_at"),
-              scans_table.c.attendee_id, *_ATTENDEE_LABELS, *_EVENT_LABELS)
-    .select_from(scans_table)
-    .outerjoin(attendees_table, attendees_table.c.id == scans_table.c.attendee_id)
-    .outerjoin(events_table, events_table.c.id == attendees_table.c.event_id)
-    .where(scans_table.c.account_id == _account, scans_table.c.nonce.in_(sa.bindparam("nonces", expanding=True)))
-)
+
+
+def _attendee_labels(attendees: Any) -> list:
+    return [attendees.c[name].label(name) for name in (*ATTENDEE_FIELDS, "version")]
+
+
+def _keyed(table: sa.Table, key: str, values: str, dialect: str) -> tuple[Any, Any, Any]:
+    """The account's rows of ``table`` whose ``key`` (unique in the account) is one of the
+    list bound as ``values``: (what to select from, its columns, the conditions).
+
+    On PostgreSQL each value is looked up alone in the (account_id, key) index: the list as
+    one array, each of its values a LIMIT 1 subquery. Planned as ``key IN (...)``, a fresh
+    table (no statistics) or a generic plan read all of the account's rows and filtered
+    them; and one statement serves every batch size."""
+    if dialect != "postgresql":
+        return table, table, [table.c.account_id == _account, table.c[key].in_(sa.bindparam(values, expanding=True))]
+    wanted = (sa.func.unnest(sa.bindparam(values, type_=postgresql.ARRAY(sa.String)))
+              .table_valued("value").render_derived(name=f"wanted_{table.name}"))
+    found = (sa.select(table).where(table.c.account_id == _account, table.c[key] == wanted.c.value)
+             .limit(1).lateral(f"found_{table.name}"))
+    return sa.join(wanted, found, sa.true()), found, []
+
+
+def _lookup(dialect: str) -> sa.CompoundSelect:
+    """The door's event, each code's attendee (by its code, or by a code a reissue replaced), in
+    one statement: the first branch's columns type the rest."""
+    by_code, attendees, code_found = _keyed(attendees_table, "ticket_code", "codes", dialect)
+    by_reissued, reissued, reissued_found = _keyed(reissued_table, "code", "codes", dialect)
+    # The reissue's attendee by its id. Its account checked, but on PostgreSQL not by an
+    # equality: the planner would derive attendees.account_id = :account_id from it and may
+    # start from the account's attendees (all of them) by the prefix of an index.
+    same_account = (attendees_table.c.account_id.is_not_distinct_from(reissued.c.account_id)
+                    if dialect == "postgresql" else attendees_table.c.account_id == reissued.c.account_id)
+    return sa.union_all(
+        sa.select(sa.literal("current").label("kind"), attendees.c.ticket_code.label("code"),
+                  *_attendee_labels(attendees), *_EVENT_LABELS)
+        .select_from(by_code).join(events_table, events_table.c.id == attendees.c.event_id)
+        .where(*code_found),
+        sa.select(sa.literal("reissued"), reissued.c.code, *_attendee_labels(attendees_table), *_EVENT_LABELS)
+        .select_from(by_reissued)
+        .join(attendees_table, sa.and_(attendees_table.c.id == reissued.c.attendee_id, same_account))
+        .join(events_table, events_table.c.id == attendees_table.c.event_id)
+        .where(*reissued_found),
+        sa.select(sa.literal("door"), sa.cast(sa.null(), sa.String),
+                  *(sa.cast(sa.null(), column.type).label(column.name)
+                    for column in _attendee_labels(attendees_table)), *_EVENT_LABELS)
+        .where(events_table.c.id == sa.bindparam("event_id"), events_table.c.account_id == _account),
+    )
+
+
+def _seen_nonces(dialect: str) -> sa.Select:
+    """The scans of nonces seen before, with their attendee as it is now (and its event)."""
+    by_nonce, scans, nonce_found = _keyed(scans_table, "nonce", "nonces", dialect)
+    return (
+        sa.select(scans.c.nonce, scans.c.code_digest, scans.c.event_id.label("door_id"),
+                  scans.c.result, scans.c.checked_in_at.label("scan_checked_in_at"),
+                  scans.c.attendee_id, *_attendee_labels(attendees_table), *_EVENT_LABELS)
+        .select_from(by_nonce)
+        .outerjoin(attendees_table, attendees_table.c.id == scans.c.attendee_id)
+        .outerjoin(events_table, events_table.c.id == attendees_table.c.event_id)
+        .where(*nonce_found)
+    )
+
+
+LOOKUP = {dialect: _lookup(dialect) for dialect in ("postgresql", "sqlite")}
+SEEN_NONCES = {dialect: _seen_nonces(dialect) for dialect in ("postgresql", "sqlite")}
 
 _check_in_values = {"checked_in": True, "checked_in_at": sa.bindparam("when"), "updated_at": sa.bindparam("now"),
                     "version": attendees_table.c.version + 1}
@@ -169,7 +207,9 @@ _admitted = (sa.select(scans_table.c.attendee_id, scans_table.c.scanned_at)
 ADMIT_EARLIER = AuditedBulkUpdate(
     sa.update(attendees_table)
     .where(attendees_table.c.id == _admitted.c.attendee_id,
-           attendees_table.c.account_id == sa.bindparam("by_account_id"),
+           # Not an equality: PostgreSQL would read the account's attendees (all of them) by
+           # the prefix of an index, not each scan's attendee by its id.
+           attendees_table.c.account_id.is_not_distinct_from(sa.bindparam("by_account_id")),
            attendees_table.c.id.in_(sa.select(_locked.c.id)),
            sa.tuple_(attendees_table.c.id, attendees_table.c.ticket_code).in_(
                sa.bindparam("attendee_codes", expanding=True)),
@@ -268,7 +308,8 @@ def _visible(event_id: int) -> bool:
 
 def _look_up(connection: sa.Connection, account_id: int, event_id: int, codes: list[str]) -> Door | None:
     door = Door(None)
-    for row in connection.execute(LOOKUP, {"account_id": account_id, "event_id": event_id, "codes": codes}):
+    lookup = LOOKUP[connection.dialect.name]
+    for row in connection.execute(lookup, {"account_id": account_id, "event_id": event_id, "codes": codes}):
         if row.kind == "door":
             door.event = row
         elif _visible(row.found_event_id):  # outside the token's events: as if it did not exist
@@ -330,8 +371,8 @@ def scan(connection: sa.Connection, event_id: int, scans: list[Scanned], source:
     nonces = [each.nonce for each in pending if each.nonce is not None]
     seen = {}
     if nonces:
-        seen = {row.nonce: row for row in connection.execute(SEEN_NONCES, {"account_id": account_id,
-                                                                           "nonces": nonces})}
+        seen = {row.nonce: row for row in connection.execute(SEEN_NONCES[connection.dialect.name],
+                                                             {"account_id": account_id, "nonces": nonces})}
     door = _look_up(connection, account_id, event_id, sorted({each.code for each in pending}))
     if door is None:
         return None
@@ -393,7 +434,7 @@ def _record(connection: sa.Connection, account_id: int, token_id: int, event_id:
             recorded.append(each)
     if lost:
         seen = {row.nonce: row for row in connection.execute(
-            SEEN_NONCES, {"account_id": account_id, "nonces": [each.nonce for each in lost]})}
+            SEEN_NONCES[connection.dialect.name], {"account_id": account_id, "nonces": [each.nonce for each in lost]})}
         for each in lost:
             each.attendee, each.event, each.checked_in_at = None, None, None
             _replay(each, seen[each.nonce], event_id)

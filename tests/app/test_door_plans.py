@@ -1,0 +1,134 @@
+"""On PostgreSQL, a batch's lookups by nonce and by code find each value in the
+(account_id, key) index, and its admissions and their audit records find the attendees by
+id, never by reading the account's scans or attendees: on tables without statistics
+(fresh) as after ANALYZE, in a custom plan and in the generic plan a prepared statement
+switches to (usetix/blueprints/api/door.py: SEEN_NONCES, LOOKUP, ADMIT_EARLIER)."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+import psycopg.sql
+import pytest
+import sqlalchemy as sa
+
+from usetix.blueprints.api.door import ADMIT_EARLIER, LOOKUP, SEEN_NONCES
+from usetix.database.engine import db
+
+from ..databases import TEST_DATABASE_URL
+
+POSTGRES_ONLY = pytest.mark.skipif(not (TEST_DATABASE_URL or "").startswith("postgresql"),
+                                   reason="query plans of PostgreSQL")
+SCANS = 200_000
+ATTENDEES = 100_000
+REISSUED = 20_000
+BATCH = 100
+# The unique index of each looked-up table, and the column after account_id.
+KEYS = {"uq_scans_account_nonce": "nonce", "uq_attendees_account_ticket_code": "ticket_code",
+        "uq_reissued_ticket_codes_account_code": "code"}
+
+
+@pytest.fixture
+def grown(app, orgs, write_token):  # PostgreSQL's SQL
+    """Acme with 100,000 attendees (20,000 of them reissued) and 200,000 scans, not analyzed."""
+    acme = orgs["acme"]
+    with app.app_context():
+        params = {"account": acme.account_id, "event": acme.event_ids[0]}
+        db.session.execute(sa.text(
+            "INSERT INTO attendees (account_id, event_id, name, email, ticket_type, checked_in, created_at, "
+            "updated_at, version, ticket_code) SELECT :account, :event, 'Guest ' || n, 'guest' || n || "
+            "'@example.com', 'General', false, now(), now(), 1, upper(substr(md5('code' || n), 1, 24)) "
+            "FROM generate_series(1, :rows) AS n"), {**params, "rows": ATTENDEES})
+        db.session.execute(sa.text(
+            "INSERT INTO scans (account_id, event_id, token_id, result, code_tail, code_digest, nonce, source, "
+            "scanned_at, received_at, updated_at) SELECT :account, :event, "
+            "(SELECT min(id) FROM api_tokens WHERE account_id = :account), 'unknown_code', 'ABCD', md5('d' || n), "
+            "'nonce-' || n, 'batch', now(), now(), now() FROM generate_series(1, :rows) AS n"),
+            {**params, "rows": SCANS})
+        db.session.execute(sa.text(
+            "INSERT INTO reissued_ticket_codes (account_id, attendee_id, code, reissued_at) "
+            "SELECT account_id, id, upper(substr(md5('old' || id), 1, 24)), now() FROM attendees "
+            "WHERE account_id = :account ORDER BY id LIMIT :rows"), {**params, "rows": REISSUED})
+        db.session.commit()
+    return acme
+
+
+def explain(connection: sa.Connection, statement, params: dict, generic: bool) -> str:
+    """The plan of ``statement`` as a prepared statement's custom plan, or its generic plan."""
+    # As executed (an expanding IN's values as parameters of their own); the test's
+    # transaction is rolled back.
+    executed = {}
+
+    def capture(conn, cursor, sql, parameters, context, executemany):
+        executed.update(sql=sql, values=parameters)
+
+    sa.event.listen(connection.engine, "before_cursor_execute", capture)
+    try:
+        connection.execute(statement, params)
+    finally:
+        sa.event.remove(connection.engine, "before_cursor_execute", capture)
+    names: list[str] = []
+
+    def numbered(match: re.Match) -> str:
+        if match.group(1) not in names:
+            names.append(match.group(1))
+        return f"${names.index(match.group(1)) + 1}"
+
+    connection.exec_driver_sql("PREPARE door_lookup AS " + re.sub(r"%\((\w+)\)s", numbered, executed["sql"]))
+    values = executed["values"]
+    driver = connection.connection.driver_connection
+    arguments = ", ".join(psycopg.sql.Literal(values[name]).as_string(driver) for name in names)
+    try:
+        mode = "force_generic_plan" if generic else "force_custom_plan"
+        connection.exec_driver_sql(f"SET plan_cache_mode = {mode}")
+        rows = connection.exec_driver_sql(f"EXPLAIN (COSTS OFF) EXECUTE door_lookup({arguments})").all()
+    finally:
+        connection.exec_driver_sql("DEALLOCATE door_lookup")
+        connection.exec_driver_sql("RESET plan_cache_mode")
+    return "\n".join(row[0] for row in rows)
+
+
+def index_conditions(plan: str) -> dict[str, list[str]]:
+    """Each of KEYS' indexes the plan scans, with the conditions it scans them by."""
+    found: dict[str, list[str]] = {}
+    lines = plan.splitlines()
+    for number, line in enumerate(lines):
+        index = next((name for name in KEYS if re.search(rf"(using|on) {name}\b", line)), None)
+        if index is not None:
+            found.setdefault(index, []).append(lines[number + 1].strip())
+    return found
+
+
+@POSTGRES_ONLY
+def test_the_batchs_lookups_seek_each_nonce_and_code(app, grown):
+    codes = [f"{n:024X}" for n in range(BATCH)]
+    attendee_ids = list(range(1000, 1000 + BATCH))
+    with app.app_context():
+        token_id = db.session.execute(sa.text("SELECT min(id) FROM api_tokens")).scalar()
+    nonces = [f"nonce-{n}" for n in range(1, BATCH // 2 + 1)] + [f"new-{n}" for n in range(BATCH // 2)]
+    cases = [(SEEN_NONCES["postgresql"], {"account_id": grown.account_id, "nonces": nonces},
+              {"uq_scans_account_nonce"}),
+             (LOOKUP["postgresql"], {"account_id": grown.account_id, "event_id": grown.event_ids[0], "codes": codes},
+              {"uq_attendees_account_ticket_code", "uq_reissued_ticket_codes_account_code"}),
+             # The admissions and their audit records: the attendees by id, never by the account.
+             (ADMIT_EARLIER.update, {"by_account_id": grown.account_id, "scan_ids": list(range(1, BATCH + 1)),
+                                     "attendee_ids": attendee_ids, "now": datetime.now(UTC),
+                                     "attendee_codes": list(zip(attendee_ids, codes, strict=True))}, set()),
+             (ADMIT_EARLIER.audit, {"by_account_id": grown.account_id, "by_token_id": token_id, "address": "::1",
+                                    "at": datetime.now(UTC), "audited_ids": attendee_ids}, set())]
+    with app.app_context(), db.engine.connect() as connection:
+        for analyzed in (False, True):
+            if analyzed:
+                for table in ("scans", "attendees", "reissued_ticket_codes"):
+                    connection.exec_driver_sql(f"ANALYZE {table}")
+            for statement, params, indexes in cases:
+                for generic in (False, True):
+                    plan = explain(connection, statement, params, generic)
+                    case = (sorted(indexes), "analyzed" if analyzed else "fresh", "generic" if generic else "custom")
+                    conditions = index_conditions(plan)
+                    assert set(conditions) == indexes, (case, plan)
+                    for index, scanned_by in conditions.items():
+                        assert all(re.match(rf"Index Cond: \(\(account_id = .*\) AND \(\({KEYS[index]}\)", each)
+                                   for each in scanned_by), (case, plan)
+                    assert "Seq Scan on scans" not in plan and "Seq Scan on attendees" not in plan, (case, plan)
