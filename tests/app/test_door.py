@@ -554,14 +554,15 @@ def test_the_history_pages_keep_the_filter_and_sync_by_updated_since(app, client
         redeem(client, scanner, event, f"NOPE{n}")
     redeem(client, scanner, event, code_of(app, acme.attendee_ids[0]))
     office = issue(app, acme, "read")
-    seen = []
-    path = f"/admin/events/{event}/scans?result=unknown_code&per_page=2"
-    while path:
-        page = client.get(path, headers=bearer(office))
-        assert page.status_code == 200, page.json
-        seen += page.json["data"]
-        path = links(page).get("next")
-    assert [r["code_last4"] for r in seen] == ["0PE4", "0PE3", "0PE2", "0PE1", "0PE0"]  # O read as 0
+    for paging in ("", "&page=1"):  # by cursor, then numbered pages
+        seen = []
+        path = f"/admin/events/{event}/scans?result=unknown_code&per_page=2{paging}"
+        while path:
+            page = client.get(path, headers=bearer(office))
+            assert page.status_code == 200, page.json
+            seen += page.json["data"]
+            path = links(page).get("next")
+        assert [r["code_last4"] for r in seen] == ["0PE4", "0PE3", "0PE2", "0PE1", "0PE0"], paging  # O read as 0
     since = client.get(f"/admin/events/{event}/scans?updated_since=2000-01-01T00:00:00Z", headers=bearer(office))
     assert since.status_code == 200 and len(since.json["data"]) == 6
     assert since.json["data"][0]["code_last4"] == "0PE0"  # the order of change: oldest first
@@ -569,23 +570,6 @@ def test_the_history_pages_keep_the_filter_and_sync_by_updated_since(app, client
         == "result"
     assert client.get(f"/admin/events/{event}/scans?include_deleted=true", headers=bearer(office)).status_code \
         == 400
-
-
-def test_the_history_numbered_pages_keep_the_filter(app, client, acme, scanner):
-    event = acme.event_ids[0]
-    for n in range(5):
-        redeem(client, scanner, event, f"NOPE{n}")
-    redeem(client, scanner, event, code_of(app, acme.attendee_ids[0]))
-    office = issue(app, acme, "read")
-    seen = []
-    path = f"/admin/events/{event}/scans?result=unknown_code&per_page=2&page=1"
-    while path:
-        page = client.get(path, headers=bearer(office))
-        assert page.status_code == 200, page.json
-        assert page.json["meta"]["total"] == 5
-        seen += page.json["data"]
-        path = links(page).get("next")
-    assert [r["result"] for r in seen] == ["unknown_code"] * 5
 
 
 def test_a_scan_keeps_the_codes_last_4_characters_only(app, client, acme, scanner):
