@@ -717,14 +717,9 @@ def test_a_nonce_is_still_known_a_month_later(app, client, acme, scanner):
     assert len(scans_of(app)) == 1
 
 
-@pytest.mark.parametrize("scanned", ["admitted, then lost", "refused"])
-def test_a_batch_with_no_admission_is_refused_if_its_token_was_revoked_meanwhile(app, client, acme, scanner,
-                                                                                 scanned):
-    """As the batch writes its scans, the token is revoked (and the ticket checked in earlier
-    by another writer): no admission changes a row, so no audit record checks the token; the
-    batch is still rolled back and refused, nothing of it kept."""
-    event, attendee = acme.event_ids[0], acme.attendee_ids[0]
-    code = code_of(app, attendee) if scanned == "admitted, then lost" else "NOT-A-TICKET-0000"
+def batch_meanwhile(app, client, token, event_id, scans, *changes):
+    """Send a batch; as it is about to insert its scans (its first write: nothing of it
+    locked yet), another connection commits ``changes`` (statements). The answer."""
     with app.app_context():
         engine = db.engine
     other = sa.create_engine(engine.url, poolclass=sa.pool.NullPool)
@@ -733,19 +728,38 @@ def test_a_batch_with_no_admission_is_refused_if_its_token_was_revoked_meanwhile
     def meddle(conn, cursor, statement, parameters, context, executemany):
         if statement.lstrip().startswith("INSERT INTO scans") and not meddled:
             meddled.append(statement)
-            with other.begin() as connection:  # before the batch's first write: nothing of it locked yet
-                connection.execute(sa.update(ApiToken.__table__).where(ApiToken.description == "Door A scanner")
-                                   .values(revoked_at=utcnow()))
-                connection.execute(sa.update(Attendee.__table__).where(Attendee.id == attendee)
-                                   .values(checked_in=True, checked_in_at=utcnow() - timedelta(days=1)))
+            with other.begin() as connection:
+                for change in changes:
+                    connection.execute(change)
 
     sa.event.listen(engine, "before_cursor_execute", meddle)
     try:
-        answer = batch(client, scanner, event, [{"nonce": "late-1", "code": code, "scanned_at": iso(ago(1))}])
+        answer = batch(client, token, event_id, scans)
     finally:
         sa.event.remove(engine, "before_cursor_execute", meddle)
         other.dispose()
-    assert meddled
+    assert meddled, "the batch inserted no scan"
+    return answer
+
+
+def checked_in_at(attendee_id: int, moment: datetime) -> sa.Update:
+    return (sa.update(Attendee.__table__).where(Attendee.id == attendee_id)
+            .values(checked_in=True, checked_in_at=moment))
+
+
+@pytest.mark.parametrize("scanned", ["admitted, then lost", "refused"])
+def test_a_batch_with_no_admission_is_refused_if_its_token_was_revoked_meanwhile(app, client, acme, scanner,
+                                                                                 scanned):
+    """As the batch writes its scans, the token is revoked (and the ticket checked in earlier
+    by another writer): no admission changes a row, so no audit record checks the token; the
+    batch is still rolled back and refused, nothing of it kept."""
+    event, attendee = acme.event_ids[0], acme.attendee_ids[0]
+    code = code_of(app, attendee) if scanned == "admitted, then lost" else "NOT-A-TICKET-0000"
+    revoked = (sa.update(ApiToken.__table__).where(ApiToken.description == "Door A scanner")
+               .values(revoked_at=utcnow()))
+    answer = batch_meanwhile(app, client, scanner, event, [{"nonce": "late-1", "code": code,
+                                                            "scanned_at": iso(ago(1))}],
+                             revoked, checked_in_at(attendee, utcnow() - timedelta(days=1)))
     assert answer.status_code == 401 and answer.json["error"] == "revoked_token", answer.json
     with app.app_context():
         assert db.session.scalar(sa.select(sa.func.count()).select_from(Scan)) == 0
@@ -758,26 +772,11 @@ def test_the_later_scans_of_a_batch_follow_its_admission_that_lost_its_race(app,
     event, attendee = acme.event_ids[0], acme.attendee_ids[0]
     code = code_of(app, attendee)
     earlier = utcnow().replace(microsecond=0) - timedelta(days=1)
-    with app.app_context():
-        engine = db.engine
-    other = sa.create_engine(engine.url, poolclass=sa.pool.NullPool)
-    meddled = []
-
-    def meddle(conn, cursor, statement, parameters, context, executemany):
-        if statement.lstrip().startswith("INSERT INTO scans") and not meddled:
-            meddled.append(statement)
-            with other.begin() as connection:
-                connection.execute(sa.update(Attendee.__table__).where(Attendee.id == attendee)
-                                   .values(checked_in=True, checked_in_at=earlier))
-
-    sa.event.listen(engine, "before_cursor_execute", meddle)
-    try:
-        answer = batch(client, scanner, event, [{"nonce": "twice-1", "code": code, "scanned_at": iso(ago(10))},
-                                                {"nonce": "twice-2", "code": code, "scanned_at": iso(ago(5))}])
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", meddle)
-        other.dispose()
-    assert meddled and answer.status_code == 200, answer.json
+    answer = batch_meanwhile(app, client, scanner, event,
+                             [{"nonce": "twice-1", "code": code, "scanned_at": iso(ago(10))},
+                              {"nonce": "twice-2", "code": code, "scanned_at": iso(ago(5))}],
+                             checked_in_at(attendee, earlier))
+    assert answer.status_code == 200, answer.json
     expected = iso(earlier)
     assert [(one["result"], one["checked_in_at"]) for one in answer.json["data"]] == \
         [("already_checked_in", expected)] * 2
