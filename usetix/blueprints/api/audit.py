@@ -33,17 +33,23 @@ TOKEN_STILL_VALID = (_tokens.c.id == sa.bindparam("by_token_id"), _tokens.c.acco
 # The token, read as AUDIT reads it, for a write that has no audit record to check it with.
 TOKEN_CHECK = sa.select(_tokens.c.id).where(*TOKEN_STILL_VALID).with_for_update(read=True)
 LABEL_LENGTH = 200  # AuditEvent.object_label
+def _audit_values(token: Any, action: Any, object_type: Any, object_id: Any, label: Any) -> tuple:
+    """An audit record's values in AUDIT_COLUMNS' order: the token's account, description and
+    tier (``token``: its table, or a CTE of it), the client's address and the write's time
+    (bound), and what was done to which object."""
+    return (token.c.account_id, token.c.description + " (API token)", action, token.c.id, token.c.description,
+            token.c.tier, sa.bindparam("address", type_=sa.String), _at, object_type, object_id, label)
+
+
 # The token's description and tier as they are now, copied in, if the token is still valid
 # now: the write's own transaction checks the token again, at no extra statement. A write
 # whose token was revoked or expired while it ran (a slow body) inserts no audit record,
 # and is rolled back and refused (TokenNoLongerValid). Built once (docs/performance.md).
 AUDIT = AuditEvent.__table__.insert().from_select(
     AUDIT_COLUMNS,
-    sa.select(_tokens.c.account_id, _tokens.c.description + " (API token)",
-              sa.bindparam("action_name", type_=sa.String), _tokens.c.id, _tokens.c.description, _tokens.c.tier,
-              sa.bindparam("address", type_=sa.String), _at,
-              sa.bindparam("kind", type_=sa.String), sa.bindparam("target_id", type_=sa.Integer),
-              sa.bindparam("label", type_=sa.String))
+    sa.select(*_audit_values(_tokens, sa.bindparam("action_name", type_=sa.String),
+                             sa.bindparam("kind", type_=sa.String), sa.bindparam("target_id", type_=sa.Integer),
+                             sa.bindparam("label", type_=sa.String)))
     .where(*TOKEN_STILL_VALID).with_for_update(read=True),  # see TOKEN_STILL_VALID; nothing on SQLite
 ).execution_options(preserve_rowcount=True)  # else SQLAlchemy keeps no rowcount of an INSERT
 
@@ -101,11 +107,10 @@ class AuditedUpdate:
         token = (sa.select(_tokens.c.id, _tokens.c.account_id, _tokens.c.description, _tokens.c.tier)
                  .where(*TOKEN_STILL_VALID).with_for_update(read=True).cte("valid_token"))
         changed = update.where(sa.exists(token.select())).cte("changed")
-        recorded = AuditEvent.__table__.insert().from_select(AUDIT_COLUMNS, sa.select(
-            token.c.account_id, token.c.description + " (API token)", sa.literal(action, sa.String), token.c.id,
-            token.c.description, token.c.tier, sa.bindparam("address", type_=sa.String), _at,
-            sa.literal(object_type, sa.String), changed.c.id, sa.func.substr(changed.c[label], 1, LABEL_LENGTH),
-        ).join_from(token, changed, sa.true())).cte("recorded")
+        recorded = AuditEvent.__table__.insert().from_select(AUDIT_COLUMNS, sa.select(*_audit_values(
+            token, sa.literal(action, sa.String), sa.literal(object_type, sa.String), changed.c.id,
+            sa.func.substr(changed.c[label], 1, LABEL_LENGTH),
+        )).join_from(token, changed, sa.true())).cte("recorded")
         emitted = []
         if webhook is not None:
             messages = emission_cte(webhook, changed, webhook_fields)
@@ -155,10 +160,8 @@ class AuditedBulkUpdate:
         self.update = update
         self.webhook, self.webhook_fields = webhook, webhook_fields
         self.audit = AuditEvent.__table__.insert().from_select(AUDIT_COLUMNS, (
-            sa.select(_tokens.c.account_id, _tokens.c.description + " (API token)", sa.literal(action, sa.String),
-                      _tokens.c.id, _tokens.c.description, _tokens.c.tier, sa.bindparam("address", type_=sa.String),
-                      _at, sa.literal(object_type, sa.String), table.c.id,
-                      sa.func.substr(table.c[label], 1, LABEL_LENGTH))
+            sa.select(*_audit_values(_tokens, sa.literal(action, sa.String), sa.literal(object_type, sa.String),
+                                     table.c.id, sa.func.substr(table.c[label], 1, LABEL_LENGTH)))
             # The rows by id, in the token's account; not by an equality of the accounts: from
             # it PostgreSQL derives table.account_id = :by_account_id and may read all of the
             # account's rows by the prefix of an index.
