@@ -3,6 +3,7 @@ statement), and only while the request's token is still valid."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import request
 
+from ...database.id_lists import in_id_list
 from ...database.models import ApiToken, AuditEvent, UTCDateTime, utcnow
 from ...webhooks.outbox import (
     emission_cte,
@@ -165,7 +167,7 @@ class AuditedBulkUpdate:
             # The rows by id, in the token's account; not by an equality of the accounts: from
             # it PostgreSQL derives table.account_id = :by_account_id and may read all of the
             # account's rows by the prefix of an index.
-            .join_from(_tokens, table, sa.and_(table.c.id.in_(sa.bindparam("audited_ids", expanding=True)),
+            .join_from(_tokens, table, sa.and_(in_id_list(table.c.id, sa.bindparam("audited_ids", type_=sa.Text)),
                                                table.c.account_id.is_not_distinct_from(_tokens.c.account_id)))
             .where(*TOKEN_STILL_VALID).order_by(table.c.id)
             .with_for_update(read=True, of=_tokens)  # see TOKEN_STILL_VALID
@@ -181,7 +183,7 @@ class AuditedBulkUpdate:
         account_id, token_id = token_ids()
         recorded = connection.execute(self.audit, {
             "by_account_id": account_id, "by_token_id": token_id, "address": request.remote_addr, "at": now,
-            "audited_ids": [row.id for row in rows]}).rowcount
+            "audited_ids": json.dumps([row.id for row in rows])}).rowcount
         if recorded != len(rows):
             raise TokenNoLongerValid
         if self.webhook is not None:

@@ -20,25 +20,35 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-from flask import Response, request
+import sqlalchemy as sa
+from flask import Response, current_app, request
 from pydantic import BaseModel
 
 from ...database.connection import autocommit_write, request_connection, transaction_from_now
+from ...database.writer_queue import writer_turn
 from . import idempotency_key
 from .audit import TokenNoLongerValid
 from .authentication import refuse_again
 from .refused import Refused
 from .request_body import parse_body
 
+# A view's answer built once its write has committed and its writer's turn is over (on SQLite
+# the next writer writes meanwhile): a door batch's answer, a few hundred bytes a scan.
+AnswerLater = Callable[[], Response]
+
 
 def write_view(body: type[BaseModel] | None = None, *, optional: bool = False,
-               merge_patch: bool = False, one_statement: bool = False) -> Callable:
+               merge_patch: bool = False, one_statement: bool = False, reads_first: bool = False) -> Callable:
     """Wrap a write view: body, Idempotency-Key, one transaction (see the module docstring).
 
     The view gets ``body=`` (the validated model) when ``body`` is given, and its URL values.
     ``one_statement``: on PostgreSQL the view writes one statement, whose own atomicity is enough.
+    ``reads_first``: on SQLite the view reads before it writes, and calls
+    ``writer_queue.take_turn`` before its first write (without an Idempotency-Key, whose claim
+    is a write). A view may return, instead of its Response, a function that builds it
+    (:data:`AnswerLater`).
     """
-    def decorate(view: Callable[..., Response]) -> Callable[..., Response]:
+    def decorate(view: Callable[..., Response | AnswerLater]) -> Callable[..., Response]:
         @functools.wraps(view)
         def wrapper(**values: Any) -> Response:
             if body is not None:
@@ -47,34 +57,46 @@ def write_view(body: type[BaseModel] | None = None, *, optional: bool = False,
                     return parsed
                 values["body"] = parsed
             connection = request_connection()
-            claimed = None
+            # On SQLite, queued behind the host's other API writers (usetix/database/writer_queue.py).
             key = request.headers.get("Idempotency-Key")
-            if key is not None:
-                outcome = idempotency_key.claim(connection, key)
-                if isinstance(outcome, Response):
-                    return outcome
-                claimed = outcome
-                transaction_from_now(connection)  # the write and its stored answer commit together
-            try:
-                try:
-                    response = view(**values)
-                except Refused as refused:
-                    connection.rollback()
-                    response = refused.response
-                except TokenNoLongerValid:
-                    connection.rollback()
-                    response = refuse_again()
-                if claimed is None:
-                    connection.commit()
-                else:
-                    idempotency_key.settle(connection, claimed, response)
-            except BaseException as failure:
-                connection.rollback()
-                if claimed is not None:
-                    idempotency_key.give_up(connection, claimed, failure)
-                raise
-            return response
+            with writer_turn(connection, current_app.config["SQLITE_BUSY_TIMEOUT_MS"] / 1000,
+                             reads_first=reads_first and key is None):
+                answer = _transaction(view, values, connection, key)
+            return answer if isinstance(answer, Response) else answer()
 
         return autocommit_write(wrapper, one_statement)
 
     return decorate
+
+
+def _transaction(view: Callable[..., Response | AnswerLater], values: dict[str, Any], connection: sa.Connection,
+                 key: str | None) -> Response | AnswerLater:
+    """The Idempotency-Key's claim, the view, and the commit (or rollback)."""
+    claimed = None
+    if key is not None:
+        outcome = idempotency_key.claim(connection, key)
+        if isinstance(outcome, Response):
+            return outcome
+        claimed = outcome
+        transaction_from_now(connection)  # the write and its stored answer commit together
+    try:
+        try:
+            response = view(**values)
+        except Refused as refused:
+            connection.rollback()
+            response = refused.response
+        except TokenNoLongerValid:
+            connection.rollback()
+            response = refuse_again()
+        if claimed is None:
+            connection.commit()
+        else:
+            if not isinstance(response, Response):
+                response = response()  # stored with the write
+            idempotency_key.settle(connection, claimed, response)
+    except BaseException as failure:
+        connection.rollback()
+        if claimed is not None:
+            idempotency_key.give_up(connection, claimed, failure)
+        raise
+    return response
