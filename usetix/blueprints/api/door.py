@@ -102,14 +102,19 @@ def _attendee_labels(attendees: Any) -> list:
     return [attendees.c[name].label(name) for name in (*ATTENDEE_FIELDS, "version")]
 
 
-def _keyed(table: sa.Table, key: str, values: str, dialect: str) -> tuple[Any, Any, Any]:
+def _keyed(table: sa.Table, key: str, values: str, dialect: str, one: bool) -> tuple[Any, Any, Any]:
     """The account's rows of ``table`` whose ``key`` (unique in the account) is one of the
-    list bound as ``values``: (what to select from, its columns, the conditions).
+    list bound as ``values`` (``one``: the one value bound as ``values``): (what to select
+    from, its columns, the conditions).
 
-    On PostgreSQL each value is looked up alone in the (account_id, key) index: the list as
-    one array, each of its values a LIMIT 1 subquery. Planned as ``key IN (...)``, a fresh
-    table (no statistics) or a generic plan read all of the account's rows and filtered
-    them; and one statement serves every batch size."""
+    On PostgreSQL each value of a list is looked up alone in the (account_id, key) index: the
+    list as one array, each of its values a LIMIT 1 subquery. Planned as ``key IN (...)``, a
+    fresh table (no statistics) or a generic plan read all of the account's rows and filtered
+    them; and one statement serves every batch size. One value is an equality: PostgreSQL
+    keeps the generic plan of its prepared statement, where it plans the array's anew at
+    every execution (0.4 ms: a generic plan's unnest is costed at more rows than one)."""
+    if one:
+        return table, table, [table.c.account_id == _account, table.c[key] == sa.bindparam(values)]
     if dialect != "postgresql":
         return table, table, [table.c.account_id == _account, table.c[key].in_(sa.bindparam(values, expanding=True))]
     wanted = (sa.func.unnest(sa.bindparam(values, type_=postgresql.ARRAY(sa.String)))
@@ -119,11 +124,11 @@ def _keyed(table: sa.Table, key: str, values: str, dialect: str) -> tuple[Any, A
     return sa.join(wanted, found, sa.true()), found, []
 
 
-def _lookup(dialect: str) -> sa.CompoundSelect:
+def _lookup(dialect: str, one: bool) -> sa.CompoundSelect:
     """The door's event, each code's attendee (by its code, or by a code a reissue replaced), in
     one statement: the first branch's columns type the rest."""
-    by_code, attendees, code_found = _keyed(attendees_table, "ticket_code", "codes", dialect)
-    by_reissued, reissued, reissued_found = _keyed(reissued_table, "code", "codes", dialect)
+    by_code, attendees, code_found = _keyed(attendees_table, "ticket_code", "codes", dialect, one)
+    by_reissued, reissued, reissued_found = _keyed(reissued_table, "code", "codes", dialect, one)
     # The reissue's attendee by its id. Its account checked, but on PostgreSQL not by an
     # equality: the planner would derive attendees.account_id = :account_id from it and may
     # start from the account's attendees (all of them) by the prefix of an index.
@@ -146,9 +151,9 @@ def _lookup(dialect: str) -> sa.CompoundSelect:
     )
 
 
-def _seen_nonces(dialect: str) -> sa.Select:
+def _seen_nonces(dialect: str, one: bool) -> sa.Select:
     """The scans of nonces seen before, with their attendee as it is now (and its event)."""
-    by_nonce, scans, nonce_found = _keyed(scans_table, "nonce", "nonces", dialect)
+    by_nonce, scans, nonce_found = _keyed(scans_table, "nonce", "nonces", dialect, one)
     return (
         sa.select(scans.c.nonce, scans.c.code_digest, scans.c.event_id.label("door_id"),
                   scans.c.result, scans.c.checked_in_at.label("scan_checked_in_at"),
@@ -160,8 +165,16 @@ def _seen_nonces(dialect: str) -> sa.Select:
     )
 
 
-LOOKUP = {dialect: _lookup(dialect) for dialect in ("postgresql", "sqlite")}
-SEEN_NONCES = {dialect: _seen_nonces(dialect) for dialect in ("postgresql", "sqlite")}
+# By dialect and whether they look up one value (bound alone) or a list: :func:`_by_keys`.
+_VARIANTS = [(dialect, one) for dialect in ("postgresql", "sqlite") for one in (False, True)]
+LOOKUP = {variant: _lookup(*variant) for variant in _VARIANTS}
+SEEN_NONCES = {variant: _seen_nonces(*variant) for variant in _VARIANTS}
+
+
+def _by_keys(connection: sa.Connection, statements: dict, values: list[str]) -> tuple[Any, Any]:
+    """Which of ``statements`` (LOOKUP or SEEN_NONCES) looks up ``values``, and the value to bind."""
+    one = len(values) == 1
+    return statements[connection.dialect.name, one], values[0] if one else values
 
 _check_in_values = {"checked_in": True, "checked_in_at": sa.bindparam("when"), "updated_at": sa.bindparam("now"),
                     "version": attendees_table.c.version + 1}
@@ -338,8 +351,8 @@ def _visible(event_id: int) -> bool:
 
 def _look_up(connection: sa.Connection, account_id: int, event_id: int, codes: list[str]) -> Door | None:
     door = Door(None)
-    lookup = LOOKUP[connection.dialect.name]
-    for row in connection.execute(lookup, {"account_id": account_id, "event_id": event_id, "codes": codes}):
+    lookup, bound = _by_keys(connection, LOOKUP, codes)
+    for row in connection.execute(lookup, {"account_id": account_id, "event_id": event_id, "codes": bound}).all():
         if row.kind == "door":
             door.event = row
         elif _visible(row.found_event_id):  # outside the token's events: as if it did not exist
@@ -401,8 +414,8 @@ def scan(connection: sa.Connection, event_id: int, scans: list[Scanned], source:
     nonces = [each.nonce for each in pending if each.nonce is not None]
     seen = {}
     if nonces:
-        seen = {row.nonce: row for row in connection.execute(SEEN_NONCES[connection.dialect.name],
-                                                             {"account_id": account_id, "nonces": nonces})}
+        statement, bound = _by_keys(connection, SEEN_NONCES, nonces)
+        seen = {row.nonce: row for row in connection.execute(statement, {"account_id": account_id, "nonces": bound})}
     door = _look_up(connection, account_id, event_id, sorted({each.code for each in pending}))
     if door is None:
         return None
@@ -463,8 +476,8 @@ def _record(connection: sa.Connection, account_id: int, token_id: int, event_id:
             each.scan_id = scan_id
             recorded.append(each)
     if lost:
-        seen = {row.nonce: row for row in connection.execute(
-            SEEN_NONCES[connection.dialect.name], {"account_id": account_id, "nonces": [each.nonce for each in lost]})}
+        statement, bound = _by_keys(connection, SEEN_NONCES, [each.nonce for each in lost])
+        seen = {row.nonce: row for row in connection.execute(statement, {"account_id": account_id, "nonces": bound})}
         for each in lost:
             each.attendee, each.event, each.checked_in_at = None, None, None
             _replay(each, seen[each.nonce], event_id)
