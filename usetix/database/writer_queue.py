@@ -40,6 +40,17 @@ _WAITING = "usetix_writer_waiting"
 _HELD = "usetix_writer_held"
 
 
+class _Descriptors(dict):
+    """Lock files by path, open file descriptors closed with the thread that opened them: a
+    server that starts a thread per request (``flask run``) would otherwise leave one open
+    for each of its writes."""
+
+    def __del__(self, close=os.close) -> None:  # close bound now: at exit the module may be gone
+        for descriptor in self.values():
+            with contextlib.suppress(OSError):
+                close(descriptor)
+
+
 class _Opened(threading.local):
     """This thread's open lock files, by path; a file description of its own for each thread
     and process (``flock`` is per open file description: one shared with a sibling process
@@ -47,7 +58,8 @@ class _Opened(threading.local):
 
     def __init__(self) -> None:
         self.pid = os.getpid()
-        self.files: dict[str, int] = {}
+        self.files = _Descriptors()
+        self.turns = 0  # writer_turns under way in this thread
 
 
 _opened = _Opened()
@@ -63,15 +75,22 @@ def lock_path(connection: sa.Connection) -> str | None:
 
 
 def _descriptor(path: str) -> int | None:
-    if _opened.pid != os.getpid():  # a forked child: the parent's descriptions are shared with it
-        _opened.pid, _opened.files = os.getpid(), {}
-    descriptor = _opened.files.get(path)
+    if _opened.pid != os.getpid():
+        # A forked child: the parent's descriptions are shared with it (closing the child's
+        # copies leaves the parent's locks alone).
+        _opened.pid, _opened.files, _opened.turns = os.getpid(), _Descriptors(), 0
+    files = _opened.files
+    descriptor = files.get(path)
     if descriptor is None:
+        if not _opened.turns:  # another database's lock file, not in use: a process writes one (a test run, many)
+            for other in list(files):
+                with contextlib.suppress(OSError):
+                    os.close(files.pop(other))
         try:
             descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         except OSError:
             return None
-        _opened.files[path] = descriptor
+        files[path] = descriptor
     return descriptor
 
 
@@ -106,12 +125,14 @@ def writer_turn(connection: sa.Connection, timeout: float, reads_first: bool = F
         return
     info = connection.info
     info[_WAITING] = (descriptor, timeout)
+    _opened.turns += 1
     try:
         if not reads_first:
             take_turn(connection)
         yield
     finally:
-        del info[_WAITING]
+        _opened.turns -= 1
+        info.pop(_WAITING, None)
         if info.pop(_HELD, False):
             fcntl.flock(descriptor, fcntl.LOCK_UN)
 

@@ -409,7 +409,6 @@ def scan(connection: sa.Connection, event_id: int, scans: list[Scanned], source:
     """Decide and record ``scans`` at the door of ``event_id`` (see the module docstring);
     None when the event is not one the token may see."""
     account_id, token_id = token_ids()
-    now = utcnow()
     pending = [each for each in scans if each.result is None]
     nonces = [each.nonce for each in pending if each.nonce is not None]
     seen = {}
@@ -438,6 +437,9 @@ def scan(connection: sa.Connection, event_id: int, scans: list[Scanned], source:
     for each in sorted(fresh, key=lambda scanned: (scanned.scanned_at, scanned.index)):
         _decide(door, each, checked_in)
     take_turn(connection)  # the reads are done (write_view's reads_first)
+    # After the wait for the writer's turn: a sync's horizon covers the wait for SQLite's
+    # lock only, between a write's timestamp and its commit (list_queries.sync_bounds).
+    now = utcnow()
     if (connection.dialect.name == "postgresql" and len(fresh) == 1 and fresh[0].result == ADMITTED
             and fresh[0].nonce is None and not fresh[0].offline):
         _admit_and_record(connection, account_id, token_id, event_id, fresh[0], now)
