@@ -78,17 +78,17 @@ def executed(connection: sa.Connection, statement, params: dict) -> tuple[str, A
     return sent["sql"], sent["values"]
 
 
+def positional(sql: str) -> tuple[str, list[str]]:
+    """``sql``'s named parameters numbered as psycopg numbers them (in order of first use), and their names."""
+    names = list(dict.fromkeys(re.findall(r"%\((\w+)\)s", sql)))
+    return re.sub(r"%\((\w+)\)s", lambda match: f"${names.index(match.group(1)) + 1}", sql), names
+
+
 def explain(connection: sa.Connection, statement, params: dict, generic: bool) -> str:
     """The plan of ``statement`` as a prepared statement's custom plan, or its generic plan."""
     sql, values = executed(connection, statement, params)
-    names: list[str] = []
-
-    def numbered(match: re.Match) -> str:
-        if match.group(1) not in names:
-            names.append(match.group(1))
-        return f"${names.index(match.group(1)) + 1}"
-
-    connection.exec_driver_sql("PREPARE door_lookup AS " + re.sub(r"%\((\w+)\)s", numbered, sql))
+    numbered, names = positional(sql)
+    connection.exec_driver_sql("PREPARE door_lookup AS " + numbered)
     driver = connection.connection.driver_connection
     arguments = ", ".join(psycopg.sql.Literal(values[name]).as_string(driver) for name in names)
     try:
@@ -203,8 +203,7 @@ def test_a_redeems_lookups_are_planned_once(app, grown):
             for _ in range(12):  # psycopg prepares a statement at its fifth execution
                 connection.execute(statement, params).all()
             sql, _ = executed(connection, statement, params)
-            names = list(dict.fromkeys(re.findall(r"%\((\w+)\)s", sql)))  # psycopg's $n: in order of first use
             generic, custom = connection.execute(sa.text(
                 "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement = :sql"),
-                {"sql": re.sub(r"%\((\w+)\)s", lambda match: f"${names.index(match.group(1)) + 1}", sql)}).one()
+                {"sql": positional(sql)[0]}).one()
             assert generic > 0 and custom <= 5, (generic, custom)

@@ -1,6 +1,6 @@
 """SQLite's API writers queued on a file lock (usetix/database/writer_queue.py): a write waits
-for the lock another writer holds and goes on once it is free, or after the busy timeout
-without it; the lock is let go after every write, however it ended; each process and
+for the lock another writer holds and goes on once it is free, or answers 503 after the
+busy timeout; the lock is let go after every write, however it ended; each process and
 thread has its own open file description; the door reads before it takes its turn, and
 takes its timestamp after. On PostgreSQL (and a database in memory) there is no lock."""
 
@@ -129,15 +129,19 @@ def test_a_write_waits_while_another_writer_holds_the_lock_and_goes_on_once_it_i
 
 @sqlite_only
 @pytest.mark.app_config(SQLITE_BUSY_TIMEOUT_MS=300)
-def test_a_writer_that_waited_the_busy_timeout_for_the_lock_goes_on_without_it(app, write_token, orgs):
+def test_a_writer_that_waited_the_busy_timeout_for_the_lock_answers_503(app, write_token, orgs):
+    """As one that waited that long for SQLite's own lock: not a second busy timeout more."""
     acme = orgs["acme"]
     path = lock_file(app)
     with held(path):
         thread, answered = in_thread(app, lambda c: c.post(check_in_path(acme), headers=bearer(write_token)))
         thread.join(10)  # a bound on a hang, not what is tested
         assert not thread.is_alive()
-        assert answered["response"].status_code == 201
-        assert checked_in(app, acme.attendee_ids[0])
+        response = answered["response"]
+        assert response.status_code == 503, response.get_data()
+        assert response.headers["Retry-After"] == "5"
+        assert response.get_json()["error"] == "unavailable"
+        assert not checked_in(app, acme.attendee_ids[0])
         assert not free(path)  # still the test's
 
 

@@ -12,8 +12,9 @@ that takes it (a SQLite database has one host). A writer that finds it taken tri
 within a tenth of a millisecond or so, rising to half a millisecond.
 
 The lock only shortens the waits; SQLite's own lock still decides. A writer that has waited
-the busy timeout for it goes on without it, to SQLite's busy handler and its 503, as
-before; so does one that cannot open the file. The dashboard's writes and the webhook
+the busy timeout for it fails as one that waited that long for SQLite's lock (503, usetix/web/database_failures.py):
+going on would wait a busy timeout more behind a writer that is itself stuck. One that
+cannot open the file goes on without it. The dashboard's writes and the webhook
 worker's do not take it (they are rare beside the API's).
 
 Why not the ``filelock`` library: it polls every 50 ms, longer than the busy handler's
@@ -30,6 +31,8 @@ import time
 from collections.abc import Iterator
 
 import sqlalchemy as sa
+
+from .locks import WriterQueueTimedOut
 
 # The first pause between tries, and the longest (seconds): the pause doubles up to it.
 FIRST_PAUSE = 0.00005
@@ -142,5 +145,8 @@ def take_turn(connection: sa.Connection) -> None:
     (nothing if it holds it already, or is not in one)."""
     info = connection.info
     waiting = info.get(_WAITING)
-    if waiting is not None and _HELD not in info and _acquire(*waiting):
-        info[_HELD] = True
+    if waiting is None or _HELD in info:
+        return
+    if not _acquire(*waiting):
+        raise WriterQueueTimedOut("the writer lock was held by other writers past the busy timeout")
+    info[_HELD] = True
