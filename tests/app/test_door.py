@@ -378,6 +378,21 @@ def test_the_earliest_scan_is_the_check_in_whatever_arrives_first(app, client, a
     assert third.json["data"][0]["checked_in_at"] == iso(earlier)
 
 
+def test_an_offline_scan_earlier_than_an_online_redeem_takes_its_check_in_over(app, client, acme, scanner):
+    """The online check-in's time and the batch's, as each statement stores them, compare as
+    times (on SQLite, text: a batch's timestamps once went in another format, which sorted
+    after every online one and never took a check-in over)."""
+    event, attendee = acme.event_ids[0], acme.attendee_ids[0]
+    code = code_of(app, attendee)
+    assert redeem(client, scanner, event, code).status_code == 201
+    earlier = ago(30)
+    answer = batch(client, scanner, event, [{"nonce": "late-1", "code": code, "scanned_at": iso(earlier)}])
+    assert answer.json["data"][0]["result"] == "admitted"
+    with app.app_context():
+        assert db.session.get(Attendee, attendee).checked_in_at == earlier
+    assert [s.result for s in scans_of(app, attendee_id=attendee)] == ["already_checked_in", "admitted"]
+
+
 def test_a_batch_interleaved_with_online_redeems(app, client, acme, scanner):
     event = acme.event_ids[0]
     online, offline = code_of(app, acme.attendee_ids[0]), code_of(app, acme.attendee_ids[1])

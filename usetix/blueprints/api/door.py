@@ -292,8 +292,9 @@ INSERT_SCANS = {dialect: _insert_scans(dialect) for dialect in ("postgresql", "s
 
 
 def _stored_times(dialect: sa.Dialect) -> Any:
-    """A timestamp as ``dialect`` stores it (SQLAlchemy's own conversion): on SQLite its text."""
-    return scans_table.c.scanned_at.type.bind_processor(dialect)
+    """A timestamp as ``dialect`` stores it: SQLAlchemy's conversion for the dialect's own type (on
+    SQLite its text, in the one format that compares as times; the generic type's gives a datetime)."""
+    return scans_table.c.scanned_at.type.dialect_impl(dialect).bind_processor(dialect)
 
 
 def code_digest(code: str) -> str:
