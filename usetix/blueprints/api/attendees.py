@@ -43,7 +43,8 @@ ATTENDEE_BY_ID = sa.select(*ATTENDEE_SELECTED).where(*ATTENDEE_WHERE)
 
 
 def attendee_json(row: Any) -> dict:
-    return {name: row._mapping[name] for name in ATTENDEE_FIELDS}
+    mapping = row._mapping
+    return {name: mapping[name] for name in ATTENDEE_FIELDS}
 
 
 def attendee_ids(account_id: int, event_id: int, attendee_id: int) -> dict[str, int]:

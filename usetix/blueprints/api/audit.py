@@ -187,7 +187,7 @@ class AuditedBulkUpdate:
         if recorded != len(rows):
             raise TokenNoLongerValid
         if self.webhook is not None:
-            fields = self.webhook_fields
+            fields, mappings = self.webhook_fields, (row._mapping for row in rows)
             emit_webhook_events(connection, account_id, self.webhook,
-                                [{name: row._mapping[name] for name in fields} for row in rows])
+                                [{name: mapping[name] for name in fields} for mapping in mappings])
         return rows

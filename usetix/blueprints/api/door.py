@@ -437,15 +437,17 @@ def scan(connection: sa.Connection, event_id: int, scans: list[Scanned], source:
     checked_in: dict[int, datetime | None] = {}
     for each in sorted(fresh, key=lambda scanned: (scanned.scanned_at, scanned.index)):
         _decide(door, each, checked_in)
+    one_statement = (connection.dialect.name == "postgresql" and len(fresh) == 1 and fresh[0].result == ADMITTED
+                     and fresh[0].nonce is None and not fresh[0].offline)
+    rows = None if one_statement else _scan_rows(connection.dialect, fresh)  # nothing in them waits on the turn
     take_turn(connection)  # the reads are done (write_view's reads_first)
     # After the wait for the writer's turn: a sync's horizon covers the wait for SQLite's
     # lock only, between a write's timestamp and its commit (list_queries.sync_bounds).
     now = utcnow()
-    if (connection.dialect.name == "postgresql" and len(fresh) == 1 and fresh[0].result == ADMITTED
-            and fresh[0].nonce is None and not fresh[0].offline):
+    if rows is None:
         _admit_and_record(connection, account_id, token_id, event_id, fresh[0], now)
     else:
-        recorded = _record(connection, account_id, token_id, event_id, fresh, source, now)
+        recorded = _record(connection, account_id, token_id, event_id, rows, source, now)
         _admit(connection, account_id, recorded, now)
     for each in pending:
         first = each.copy_of
@@ -455,20 +457,27 @@ def scan(connection: sa.Connection, event_id: int, scans: list[Scanned], source:
     return scans
 
 
-def _record(connection: sa.Connection, account_id: int, token_id: int, event_id: int, fresh: list[Scanned],
-            source: str, now: datetime) -> list[Scanned]:
-    """Insert the fresh scans in one statement; the ones whose nonce a twin claimed meanwhile
-    replay the twin's result. Returns the scans recorded here."""
-    if not fresh:
+def _scan_rows(dialect: sa.Dialect, fresh: list[Scanned]) -> tuple[list[Scanned], list[dict]]:
+    """The fresh scans in their lock order (by nonce: one order for twins sent at once), and
+    their own values for INSERT_SCANS."""
+    ordered = sorted(fresh, key=lambda each: each.nonce or "")
+    stored = _stored_times(dialect)
+    return ordered, [{"attendee_id": None if each.attendee is None else each.attendee.id, "result": each.result,
+                      "code_tail": ticket_codes.tail(each.code), "code_digest": code_digest(each.code),
+                      "nonce": each.nonce, "scanned_at": stored(each.scanned_at),
+                      "checked_in_at": stored(each.checked_in_at)} for each in ordered]
+
+
+def _record(connection: sa.Connection, account_id: int, token_id: int, event_id: int,
+            rows: tuple[list[Scanned], list[dict]], source: str, now: datetime) -> list[Scanned]:
+    """Insert the fresh scans (:func:`_scan_rows`) in one statement; the ones whose nonce a twin
+    claimed meanwhile replay the twin's result. Returns the scans recorded here."""
+    ordered, values = rows
+    if not ordered:
         return []
-    ordered = sorted(fresh, key=lambda each: each.nonce or "")  # one lock order for twins sent at once
-    stored = _stored_times(connection.dialect)
-    rows = [{"attendee_id": None if each.attendee is None else each.attendee.id, "result": each.result,
-             "code_tail": ticket_codes.tail(each.code), "code_digest": code_digest(each.code), "nonce": each.nonce,
-             "scanned_at": stored(each.scanned_at), "checked_in_at": stored(each.checked_in_at)} for each in ordered]
     inserted = connection.execute(INSERT_SCANS[connection.dialect.name], {
         "account_id": account_id, "event_id": event_id, "token_id": token_id, "source": source, "now": now,
-        "scan_rows": orjson.dumps(rows).decode()}).all()
+        "scan_rows": orjson.dumps(values).decode()}).all()
     by_nonce = {row.nonce: row.id for row in inserted}
     recorded, lost = [], []
     for each in ordered:
@@ -557,7 +566,7 @@ def _admit_and_record(connection: sa.Connection, account_id: int, token_id: int,
         each.attendee, each.scan_id = row, row.also_id
         return
     _refused_after_all(connection, [each], now)
-    _record(connection, account_id, token_id, event_id, [each], "online", now)
+    _record(connection, account_id, token_id, event_id, _scan_rows(connection.dialect, [each]), "online", now)
 
 
 # -- redeem ------------------------------------------------------------------------------------
