@@ -117,7 +117,7 @@ def test_a_write_waits_while_another_writer_holds_the_lock_and_goes_on_once_it_i
     with held(path):
         thread, answered = in_thread(app, lambda c: c.post(check_in_path(acme), headers=bearer(write_token)))
         assert waiting.wait(10)
-        for _ in range(5):
+        for _ in range(5):  # a wait that must go on: nothing to poll for, so a few looks apart
             time.sleep(0.02)
             assert thread.is_alive() and not checked_in(app, acme.attendee_ids[0])
     thread.join(10)
@@ -296,7 +296,7 @@ def test_the_door_takes_its_timestamp_once_its_turn_came(app, orgs, monkeypatch)
         thread, answered = in_thread(app, lambda c: c.post(f"/admin/events/{acme.event_ids[0]}/check_ins",
                                                            headers=bearer(scanner), json={"code": code}))
         assert waiting.wait(10)
-        time.sleep(0.01)
+        time.sleep(0.01)  # the clock past any timestamp the writer took before it waited
         turn_given = datetime.now(UTC)
     thread.join(10)
     assert answered["response"].status_code == 201
