@@ -12,6 +12,7 @@ import gc
 import os
 import threading
 import time
+import types
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -61,9 +62,18 @@ def free(path: str) -> bool:
     return True
 
 
-def waiting_for_the_lock(monkeypatch) -> threading.Event:
-    """Set once a writer has found the lock taken and waits for it."""
-    waiting = threading.Event()
+class Waiting:
+    """What the test sees of a writer waiting for the lock: ``found`` is set once it found the
+    lock taken (at ``since``); ``pauses`` counts its pauses between tries since."""
+
+    def __init__(self) -> None:
+        self.found = threading.Event()
+        self.since: datetime | None = None
+        self.pauses = 0
+
+
+def waiting_for_the_lock(monkeypatch) -> Waiting:
+    waiting = Waiting()
     real_acquire = writer_queue._acquire
 
     def acquire(descriptor, timeout):
@@ -71,10 +81,16 @@ def waiting_for_the_lock(monkeypatch) -> threading.Event:
             fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
             return True
         except BlockingIOError:
-            waiting.set()
+            waiting.since = datetime.now(UTC)
+            waiting.found.set()
         return real_acquire(descriptor, timeout)
 
+    def pause(seconds: float) -> None:
+        waiting.pauses += 1
+        time.sleep(seconds)
+
     monkeypatch.setattr(writer_queue, "_acquire", acquire)
+    monkeypatch.setattr(writer_queue, "time", types.SimpleNamespace(monotonic=time.monotonic, sleep=pause))
     return waiting
 
 
@@ -116,10 +132,12 @@ def test_a_write_waits_while_another_writer_holds_the_lock_and_goes_on_once_it_i
     waiting = waiting_for_the_lock(monkeypatch)
     with held(path):
         thread, answered = in_thread(app, lambda c: c.post(check_in_path(acme), headers=bearer(write_token)))
-        assert waiting.wait(10)
-        for _ in range(5):  # a wait that must go on: nothing to poll for, so a few looks apart
-            time.sleep(0.02)
+        assert waiting.found.wait(10)
+        deadline = time.monotonic() + 10
+        while waiting.pauses < 5:  # the writer tried five times more, and still waits
+            assert time.monotonic() < deadline
             assert thread.is_alive() and not checked_in(app, acme.attendee_ids[0])
+        assert thread.is_alive() and not checked_in(app, acme.attendee_ids[0])
     thread.join(10)
     assert not thread.is_alive()
     assert answered["response"].status_code == 201
@@ -295,9 +313,8 @@ def test_the_door_takes_its_timestamp_once_its_turn_came(app, orgs, monkeypatch)
     with held(path):
         thread, answered = in_thread(app, lambda c: c.post(f"/admin/events/{acme.event_ids[0]}/check_ins",
                                                            headers=bearer(scanner), json={"code": code}))
-        assert waiting.wait(10)
-        time.sleep(0.01)  # the clock past any timestamp the writer took before it waited
-        turn_given = datetime.now(UTC)
+        assert waiting.found.wait(10)
+        turn_given = waiting.since  # any timestamp taken before the wait is earlier
     thread.join(10)
     assert answered["response"].status_code == 201
     with app.app_context():
